@@ -1,0 +1,172 @@
+//! Token ids and manage secrets: random values from the OS CSPRNG, and the stored hash of a secret.
+
+use std::fmt;
+
+use data_encoding::BASE32_NOPAD;
+use rand::{rngs::OsRng, RngCore};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::Invalid;
+
+/// A token's public id: 128 random bits as 26 lower-case base32 characters. It appears in URLs,
+/// so it carries no meaning and cannot be guessed from another token's id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenId(String);
+
+impl TokenId {
+    pub const LEN: usize = 26;
+
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        OsRng.fill_bytes(&mut bytes);
+        Self(BASE32_NOPAD.encode(&bytes).to_ascii_lowercase())
+    }
+
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let ok = s.len() == Self::LEN
+            && s.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+            && BASE32_NOPAD
+                .decode(s.to_ascii_uppercase().as_bytes())
+                .is_ok_and(|v| v.len() == 16);
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Invalid::new("not a token id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenId({})", self.0)
+    }
+}
+
+/// The bearer secret that lets a token's owner manage it. 256 random bits, base64url. It is
+/// shown once and stored only as a hash; `Debug` and `Display` never print it.
+#[derive(Clone)]
+pub struct ManageSecret(String);
+
+impl ManageSecret {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self(data_encoding::BASE64URL_NOPAD.encode(&bytes))
+    }
+
+    /// Accepts what `generate` makes; anything else cannot match a stored hash anyway, and
+    /// refusing it early keeps junk out of the hash comparison.
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let ok = s.len() == 43
+            && data_encoding::BASE64URL_NOPAD
+                .decode(s.as_bytes())
+                .is_ok_and(|v| v.len() == 32);
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(Invalid::new("not a manage secret"))
+        }
+    }
+
+    /// The value itself, for the one response that hands it out.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The secret has 256 bits of entropy, so a plain SHA-256 is enough: there is nothing for a
+    /// slow password hash to protect against.
+    pub fn hash(&self) -> ManageSecretHash {
+        ManageSecretHash(Sha256::digest(self.0.as_bytes()).into())
+    }
+
+    /// Constant-time comparison with a stored hash.
+    pub fn verify(&self, stored: &ManageSecretHash) -> bool {
+        self.hash().0.ct_eq(&stored.0).into()
+    }
+}
+
+impl fmt::Debug for ManageSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ManageSecret(<redacted>)")
+    }
+}
+
+/// The SHA-256 of a manage secret, as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ManageSecretHash([u8; 32]);
+
+impl ManageSecretHash {
+    pub fn to_hex(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self, Invalid> {
+        let bytes = data_encoding::HEXLOWER
+            .decode(s.as_bytes())
+            .map_err(|_| Invalid::new("not a secret hash"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Invalid::new("not a secret hash"))?;
+        Ok(Self(arr))
+    }
+}
+
+impl fmt::Debug for ManageSecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ManageSecretHash(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_round_trip_and_differ() {
+        let a = TokenId::generate();
+        let b = TokenId::generate();
+        assert_ne!(a, b);
+        assert_eq!(TokenId::parse(a.as_str()).unwrap(), a);
+        assert_eq!(a.as_str().len(), TokenId::LEN);
+    }
+
+    #[test]
+    fn token_id_rejects_junk() {
+        for bad in ["", "abc", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "aaaaaaaaaaaaaaaaaaaaaaaaa1", "../../etc/passwd"] {
+            assert!(TokenId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn manage_secret_verifies_only_itself() {
+        let s = ManageSecret::generate();
+        let h = s.hash();
+        assert!(s.verify(&h));
+        assert!(!ManageSecret::generate().verify(&h));
+        let parsed = ManageSecret::parse(s.expose()).unwrap();
+        assert!(parsed.verify(&ManageSecretHash::from_hex(&h.to_hex()).unwrap()));
+    }
+
+    #[test]
+    fn manage_secret_never_prints() {
+        let s = ManageSecret::generate();
+        assert!(!format!("{s:?}").contains(s.expose()));
+    }
+
+    #[test]
+    fn manage_secret_rejects_junk() {
+        assert!(ManageSecret::parse("short").is_err());
+        assert!(ManageSecret::parse(&"a".repeat(44)).is_err());
+    }
+}

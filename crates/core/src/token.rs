@@ -1,0 +1,144 @@
+//! What a token is and the rules for creating one: its kind, its memo and its alert channels.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Email, FieldError, Invalid, Memo, WebhookUrl};
+
+/// The kinds of token the server can make. Only AWS keys today; the UI lists `ALL`, so a new
+/// kind appears in the form when it is added here.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum TokenKind {
+    AwsKeys,
+}
+
+impl TokenKind {
+    pub const ALL: [Self; 1] = [Self::AwsKeys];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwsKeys => "aws_keys",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AwsKeys => "AWS API keys",
+        }
+    }
+}
+
+impl FromStr for TokenKind {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Invalid::new("unknown token kind; known: aws_keys"))
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A create request as it arrives (form, JSON or CLI), before any rule is applied.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct NewTokenInput {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub memo: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+/// A create request that passed every rule.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub kind: TokenKind,
+    pub memo: Memo,
+    pub email: Option<Email>,
+    pub webhook: Option<WebhookUrl>,
+}
+
+impl NewToken {
+    /// Applies every rule and reports every problem at once, each tied to its field, so a form
+    /// can show them all. Empty strings count as "not given" (that is what forms send).
+    pub fn parse(input: &NewTokenInput) -> Result<Self, Vec<FieldError>> {
+        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut errors = Vec::new();
+        let kind = match given(&input.kind) {
+            None => Some(TokenKind::AwsKeys),
+            Some(k) => k.parse().map_err(|e| errors.push(FieldError::new("kind", e))).ok(),
+        };
+        let memo = Memo::parse(input.memo.as_deref().unwrap_or(""))
+            .map_err(|e| errors.push(FieldError::new("memo", e)))
+            .ok();
+        let email = given(&input.email).and_then(|e| {
+            Email::parse(&e).map_err(|err| errors.push(FieldError::new("email", err))).ok()
+        });
+        let webhook = given(&input.webhook_url).and_then(|w| {
+            WebhookUrl::parse(&w)
+                .map_err(|err| errors.push(FieldError::new("webhook_url", err)))
+                .ok()
+        });
+        if given(&input.email).is_none() && given(&input.webhook_url).is_none() {
+            errors.push(FieldError::new(
+                "email",
+                "give an email address or a webhook URL (or both) so alerts have somewhere to go",
+            ));
+        }
+        match (kind, memo, errors.is_empty()) {
+            (Some(kind), Some(memo), true) => Ok(Self { kind, memo, email, webhook }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(memo: &str, email: &str, hook: &str) -> NewTokenInput {
+        NewTokenInput {
+            kind: Some("aws_keys".into()),
+            memo: Some(memo.into()),
+            email: Some(email.into()),
+            webhook_url: Some(hook.into()),
+        }
+    }
+
+    #[test]
+    fn accepts_either_channel() {
+        assert!(NewToken::parse(&input("m", "a@b.co", "")).is_ok());
+        let t = NewToken::parse(&input("m", "", "https://x.example/h")).unwrap();
+        assert!(t.email.is_none() && t.webhook.is_some());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_field() {
+        let mut i = input("", "nope", "ftp://x");
+        i.kind = Some("gcp".into());
+        let errs = NewToken::parse(&i).unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["kind", "memo", "email", "webhook_url"]);
+    }
+
+    #[test]
+    fn needs_a_channel() {
+        let errs = NewToken::parse(&input("m", " ", "")).unwrap_err();
+        assert_eq!(errs[0].field, "email");
+    }
+
+    #[test]
+    fn kind_defaults_to_aws_keys() {
+        let mut i = input("m", "a@b.co", "");
+        i.kind = None;
+        assert_eq!(NewToken::parse(&i).unwrap().kind, TokenKind::AwsKeys);
+    }
+}

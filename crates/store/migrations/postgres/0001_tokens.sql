@@ -1,0 +1,41 @@
+-- Tokens, their alert channels, the hits recorded against them, and installation settings.
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE tokens (
+    id                TEXT PRIMARY KEY NOT NULL,
+    kind              TEXT NOT NULL,
+    memo              TEXT NOT NULL,
+    email             TEXT,
+    email_enabled     BIGINT NOT NULL DEFAULT 1,
+    webhook_url       TEXT,
+    webhook_enabled   BIGINT NOT NULL DEFAULT 1,
+    manage_hash       TEXT NOT NULL,
+    minter            TEXT NOT NULL,
+    access_key_id     TEXT NOT NULL UNIQUE,
+    secret_sealed     TEXT NOT NULL,
+    username          TEXT NOT NULL,
+    account_id        TEXT NOT NULL,
+    region            TEXT NOT NULL,
+    output            TEXT NOT NULL,
+    created_at        BIGINT NOT NULL
+);
+CREATE INDEX tokens_created_at ON tokens (created_at);
+
+CREATE TABLE hits (
+    id            TEXT PRIMARY KEY NOT NULL,
+    token_id      TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    event_id      TEXT NOT NULL UNIQUE,
+    event_time    BIGINT NOT NULL,
+    received_at   BIGINT NOT NULL,
+    event_name    TEXT NOT NULL,
+    event_source  TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    source_ip     TEXT NOT NULL,
+    user_agent    TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    raw           TEXT NOT NULL
+);
+CREATE INDEX hits_token_time ON hits (token_id, event_time);
