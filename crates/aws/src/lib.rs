@@ -1,1 +1,41 @@
-//! placeholder
+//! Key minting: the `Minter` trait every way of making a decoy key implements, and the `local`
+//! minter, which makes keys in AWS's exact format without calling AWS.
+
+mod local;
+
+use async_trait::async_trait;
+use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SecretAccessKey};
+
+pub use local::LocalMinter;
+
+/// A freshly minted key and the identity it belongs to.
+#[derive(Clone, Debug)]
+pub struct MintedKey {
+    pub access_key_id: AccessKeyId,
+    pub secret_access_key: SecretAccessKey,
+    pub username: IamUserName,
+    pub account_id: AccountId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// AWS (or the minting service) could not be reached or kept failing; worth retrying later.
+    #[error("the minting service is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request was refused for a reason that retrying will not fix.
+    #[error("minting was refused: {0}")]
+    Refused(String),
+}
+
+/// Makes and destroys decoy keys. Implementations must leave nothing behind when `mint` fails:
+/// no user without a key, no key without a caller that knows of it.
+#[async_trait]
+pub trait Minter: Send + Sync + 'static {
+    /// Short name recorded with each token (`local`, `iam`, `gateway`).
+    fn name(&self) -> &'static str;
+    /// Whether keys from this minter work at AWS. The UI and API say so plainly when not.
+    fn keys_valid_at_aws(&self) -> bool;
+    async fn mint(&self) -> Result<MintedKey, MintError>;
+    /// Destroys the key and its user. Destroying what is already gone is not an error.
+    async fn revoke(&self, key: &AccessKeyId, username: &IamUserName) -> Result<(), MintError>;
+}

@@ -1,1 +1,146 @@
-//! placeholder
+//! The canarykeys server as a library: `Application::build(config)` wires storage, sealing and
+//! minting to the HTTP routes. `main` and the tests both start it this way.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod render;
+pub mod services;
+mod templates;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use canarykeys_aws::{LocalMinter, Minter};
+use canarykeys_core::{AccountId, OutputFormat, Region};
+use canarykeys_store::{SqlStore, Store, StoreError};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+use crypto::{CryptoError, Sealer};
+use services::TokenService;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("invalid setting {key}: {problem}")]
+    Setting { key: &'static str, problem: String },
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The parts every entry point (server, CLI) shares: storage, sealing, minting.
+pub struct Services {
+    pub tokens: TokenService,
+    pub store: Arc<SqlStore>,
+}
+
+impl Services {
+    pub async fn open(config: &Config) -> Result<Self, StartError> {
+        create_data_dir(config)?;
+        let store = Arc::new(SqlStore::connect(&config.database_url()).await?);
+        let sealer = match &config.encryption_key {
+            Some(key) => Sealer::from_base64(key)?,
+            None => Sealer::load_or_create(&config.encryption_key_file())?,
+        };
+        let setting = |key: &'static str| move |e: canarykeys_core::Invalid| StartError::Setting { key, problem: e.to_string() };
+        let account = match &config.minter.account_id {
+            Some(id) => AccountId::parse(id).map_err(setting("minter.account_id"))?,
+            // Chosen once per installation, so every local key encodes the same account and no
+            // two installations share one.
+            None => {
+                let stored = store
+                    .setting_or_insert("local_minter_account_id", &AccountId::random().to_string())
+                    .await?;
+                AccountId::parse(&stored).map_err(setting("minter.account_id"))?
+            }
+        };
+        let region = Region::parse(&config.minter.region).map_err(setting("minter.region"))?;
+        let output: OutputFormat = config.minter.output.parse().map_err(setting("minter.output"))?;
+        let minter: Arc<dyn Minter> = Arc::new(LocalMinter::new(account));
+        let tokens = TokenService::new(store.clone() as Arc<dyn Store>, minter, sealer, region, output);
+        Ok(Self { tokens, store })
+    }
+}
+
+fn create_data_dir(config: &Config) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = &config.data_dir;
+    if dir.exists() {
+        return Ok(());
+    }
+    // 0700: the directory holds the sealing key and the database.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    address: SocketAddr,
+    public_url: String,
+    limiter: http::client::CreateLimiter,
+}
+
+impl Application {
+    /// Opens storage and binds the listener (port 0 picks a free port), ready to `run`.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let services = Services::open(&config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let limiter = http::client::CreateLimiter::new(&config.rate_limit);
+        let state = http::AppState {
+            tokens: services.tokens,
+            templates: Arc::new(templates::environment()),
+            secure_cookies: public_url.starts_with("https://"),
+            public_url: public_url.clone().into(),
+            limiter: limiter.clone(),
+        };
+        let router = http::router(state, config.max_body_bytes);
+        Ok(Self { listener, router, address, public_url, limiter })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let pruner = tokio::spawn(self.limiter.prune_forever());
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        pruner.abort();
+        result
+    }
+}

@@ -1,0 +1,93 @@
+//! The command line: `serve`, and `token create|list|show|delete`, which work on the configured
+//! database directly (for scripts that plant keys in bulk).
+
+mod token;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::Application;
+
+#[derive(Parser, Debug)]
+#[command(name = "canarykeys", version, about = "Decoy AWS API keys that alert when used")]
+pub struct Cli {
+    /// TOML configuration file (default: ./canarykeys.toml if present).
+    #[arg(long, global = true, env = "CANARYKEYS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and the encryption key.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web UI and API.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Create, list, show and delete tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+}
+
+impl Cli {
+    fn config(&self) -> anyhow::Result<Config> {
+        let listen = match &self.command {
+            Command::Serve { listen } => *listen,
+            Command::Token(_) => None,
+        };
+        let overrides = Overrides { listen, data_dir: self.data_dir.clone() };
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+/// Runs the parsed command. Errors come back to `main`, which prints them and exits non-zero.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config()?;
+    match cli.command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Token(cmd) => token::run(cmd, &config).await,
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(&config.log);
+    let data_dir = config.data_dir.display().to_string();
+    let app = Application::build(config).await?;
+    tracing::info!(
+        "canarykeys is running: open {}/ (listening on {}, data in {data_dir})",
+        app.public_url(),
+        app.address()
+    );
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

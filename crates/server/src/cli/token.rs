@@ -1,0 +1,147 @@
+//! `canarykeys token …`: token management from scripts, straight on the configured database.
+
+use clap::{Subcommand, ValueEnum};
+use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::render::{human_time, token_json};
+use crate::services::ServiceError;
+use crate::Services;
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print its keys.
+    Create {
+        /// Where the key will be planted (required).
+        #[arg(long)]
+        memo: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        webhook_url: Option<String>,
+        #[arg(long, default_value = "aws_keys")]
+        kind: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+    /// List all tokens.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// Show one token.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+    /// Delete a token (and, for real minters, its key).
+    Delete { id: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Json,
+    Credentials,
+    Config,
+    Csv,
+    Env,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
+impl Format {
+    fn file_format(self) -> Option<CredentialsFormat> {
+        match self {
+            Self::Json => None,
+            Self::Credentials => Some(CredentialsFormat::Credentials),
+            Self::Config => Some(CredentialsFormat::Config),
+            Self::Csv => Some(CredentialsFormat::Csv),
+            Self::Env => Some(CredentialsFormat::Env),
+        }
+    }
+}
+
+fn describe(e: ServiceError) -> anyhow::Error {
+    match e {
+        ServiceError::Invalid(fields) => {
+            let lines: Vec<String> = fields.iter().map(|f| format!("  --{}: {}", f.field.replace('_', "-"), f.problem)).collect();
+            anyhow::anyhow!("invalid input:\n{}", lines.join("\n"))
+        }
+        ServiceError::NotFound => anyhow::anyhow!("no such token"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
+    let services = Services::open(config).await?;
+    let tokens = &services.tokens;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    match cmd {
+        TokenCommand::Create { memo, email, webhook_url, kind, format } => {
+            let input = NewTokenInput { kind: Some(kind), memo: Some(memo), email, webhook_url };
+            let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
+            let created = tokens.create(new).await.map_err(describe)?;
+            match format.file_format() {
+                Some(f) => print!("{}", f.render(&created.credentials)),
+                None => {
+                    let mut v = token_json(&created.token, &created.credentials, tokens.minter(), 0);
+                    let secret = created.manage_secret.expose();
+                    v["manage_secret"] = json!(secret);
+                    v["manage_url"] = json!(format!("{}/manage/{}?s={secret}", public_url.trim_end_matches('/'), created.token.id));
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+            }
+        }
+        TokenCommand::List { format } => {
+            let all = tokens.list().await.map_err(describe)?;
+            match format {
+                ListFormat::Json => {
+                    let items: Vec<_> = all
+                        .iter()
+                        .map(|t| json!({
+                            "id": t.id.as_str(), "kind": t.kind.as_str(), "memo": t.memo.as_str(),
+                            "access_key_id": t.access_key_id.as_str(), "username": t.username.as_str(),
+                            "account_id": t.account_id.to_string(), "minter": t.minter,
+                            "created_at": crate::render::rfc3339(t.created_at),
+                        }))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&items)?);
+                }
+                ListFormat::Text => {
+                    for t in &all {
+                        // Memos may hold line breaks; keep one token per line.
+                        let memo = t.memo.as_str().replace(['\n', '\r', '\t'], " ");
+                        println!("{}\t{}\t{}\t{}", t.id, t.access_key_id, human_time(t.created_at), memo);
+                    }
+                }
+            }
+        }
+        TokenCommand::Show { id, format } => {
+            let token = tokens.get(&id).await.map_err(describe)?;
+            let creds = tokens.credentials(&token).map_err(describe)?;
+            match format.file_format() {
+                Some(f) => print!("{}", f.render(&creds)),
+                None => {
+                    let total = tokens.hit_count(&token).await.map_err(describe)?;
+                    println!("{}", serde_json::to_string_pretty(&token_json(&token, &creds, tokens.minter(), total))?);
+                }
+            }
+        }
+        TokenCommand::Delete { id } => {
+            let token = tokens.get(&id).await.map_err(describe)?;
+            tokens.delete(&token).await.map_err(describe)?;
+            println!("deleted {}", token.id);
+        }
+    }
+    services.store.close().await;
+    Ok(())
+}

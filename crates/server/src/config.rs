@@ -1,0 +1,178 @@
+//! Settings: one declaration per setting, layered defaults < TOML file < environment < flags.
+//! Every key `a.b` can be set by the variable `CANARYKEYS_A__B`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid setting: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid setting {key}: {problem}")]
+    Value { key: &'static str, problem: String },
+}
+
+/// The whole configuration. Field docs are the reference the README repeats.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the web UI and API listen on.
+    pub listen: SocketAddr,
+    /// Where state lives: the SQLite file and the encryption key file.
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `postgres://…`; default `sqlite:<data_dir>/canarykeys.db`.
+    pub database_url: Option<String>,
+    /// Base of the links the server prints and mails; default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// The key that seals secret access keys at rest: 32 bytes, base64. Overrides the key file.
+    pub encryption_key: Option<String>,
+    /// Where the sealing key is kept; created with mode 0600 on first start.
+    pub encryption_key_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+    pub minter: MinterConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MinterConfig {
+    /// Which minter makes keys. Only `local` exists so far.
+    pub kind: String,
+    /// The account the local minter's keys encode; default: one chosen at random on first
+    /// start and kept in the database.
+    pub account_id: Option<String>,
+    /// The region written into downloaded `config` files and shown with the keys.
+    pub region: String,
+    /// The AWS CLI `output` written into downloaded `config` files.
+    pub output: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Token creations allowed per client address per minute (web and API); 0 turns it off.
+    pub create_per_minute: u32,
+    /// How many creations may come at once before the per-minute rate applies.
+    pub create_burst: u32,
+    /// Take the client address from the last `X-Forwarded-For` entry (set only behind a proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            encryption_key: None,
+            encryption_key_file: None,
+            max_body_bytes: 64 * 1024,
+            log: "info".into(),
+            minter: MinterConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+        }
+    }
+}
+
+impl Default for MinterConfig {
+    fn default() -> Self {
+        Self {
+            kind: "local".into(),
+            account_id: None,
+            region: "us-east-1".into(),
+            output: "json".into(),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            create_per_minute: 10,
+            create_burst: 5,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// Values given as command-line flags; they beat every other layer.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Builds the configuration from the layers. A named file must exist; without one,
+    /// `canarykeys.toml` in the working directory is read if present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None if Path::new("canarykeys.toml").exists() => {
+                fig = fig.merge(Toml::file_exact("canarykeys.toml"))
+            }
+            None => {}
+        }
+        let fig = fig
+            .merge(Env::prefixed("CANARYKEYS_").split("__").ignore(&["config"]))
+            .merge(Serialized::globals(overrides));
+        let config: Config = fig.extract().map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).map_err(|e| ConfigError::Value {
+                key: "public_url",
+                problem: e.to_string(),
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::Value {
+                    key: "public_url",
+                    problem: "must be an http or https URL".into(),
+                });
+            }
+        }
+        if self.minter.kind != "local" {
+            return Err(ConfigError::Value {
+                key: "minter.kind",
+                problem: format!("unknown minter {:?}; this build knows \"local\"", self.minter.kind),
+            });
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Value {
+                key: "max_body_bytes",
+                problem: "must be at least 1024".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("canarykeys.db").display()))
+    }
+
+    pub fn encryption_key_file(&self) -> PathBuf {
+        self.encryption_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+}

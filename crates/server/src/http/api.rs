@@ -1,0 +1,180 @@
+//! The JSON API under `/api/v1`. Each token is managed with its own secret, sent as
+//! `Authorization: Bearer <manage_secret>`; an unknown id and a wrong secret both answer 404.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
+use canarykeys_store::{ChannelSwitches, HitRecord, TokenRecord};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::client::ClientAddr;
+use super::{ApiError, AppState};
+use crate::render::{rfc3339, token_json};
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/tokens", post(create))
+        .route("/tokens/{id}", get(show).patch(update).delete(remove))
+        .route("/tokens/{id}/alerts", get(alerts))
+        .route("/tokens/{id}/credentials", get(credentials))
+}
+
+/// JSON bodies with our error mapping (400 / 413 / 415 / 422 as JSON) instead of axum's text.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+struct ApiJson<T>(T);
+
+/// The bearer secret from the `Authorization` header.
+struct Bearer(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|s| Self(s.trim().to_owned()))
+            .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    ApiJson(input): ApiJson<NewTokenInput>,
+) -> Result<Response, ApiError> {
+    state.limiter.check(client)?;
+    let new = NewToken::parse(&input).map_err(ApiError::Invalid)?;
+    let created = state.tokens.create(new).await?;
+    let manage_url = state.manage_url(&created.token.id, created.manage_secret.expose());
+    let mut body = token_json(&created.token, &created.credentials, state.tokens.minter(), 0);
+    body["manage_url"] = json!(manage_url);
+    body["manage_secret"] = json!(created.manage_secret.expose());
+    let location = format!("/api/v1/tokens/{}", created.token.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(body)).into_response())
+}
+
+async fn authorized(state: &AppState, id: &str, bearer: &Bearer) -> Result<TokenRecord, ApiError> {
+    Ok(state.tokens.authorize(id, &bearer.0).await?)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+) -> Result<axum::Json<Value>, ApiError> {
+    let token = authorized(&state, &id, &bearer).await?;
+    let creds = state.tokens.credentials(&token)?;
+    let total = state.tokens.hit_count(&token).await?;
+    Ok(axum::Json(token_json(&token, &creds, state.tokens.minter(), total)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    email_enabled: Option<bool>,
+    webhook_enabled: Option<bool>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+    ApiJson(patch): ApiJson<Patch>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let token = authorized(&state, &id, &bearer).await?;
+    let switches = ChannelSwitches { email: patch.email_enabled, webhook: patch.webhook_enabled };
+    let token = state.tokens.set_channels(&token, switches).await?;
+    let creds = state.tokens.credentials(&token)?;
+    let total = state.tokens.hit_count(&token).await?;
+    Ok(axum::Json(token_json(&token, &creds, state.tokens.minter(), total)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+) -> Result<StatusCode, ApiError> {
+    let token = authorized(&state, &id, &bearer).await?;
+    state.tokens.delete(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+fn hit_json(h: &HitRecord) -> Value {
+    json!({
+        "id": h.id,
+        "event_id": h.event_id,
+        "event_time": rfc3339(h.event_time),
+        "received_at": rfc3339(h.received_at),
+        "event_name": h.event_name,
+        "event_source": h.event_source,
+        "region": h.region,
+        "source_ip": h.source_ip,
+        "user_agent": h.user_agent,
+        "path": h.path,
+    })
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(page) = page?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit is between 1 and 500".into()));
+    }
+    let offset = page.offset.unwrap_or(0);
+    let token = authorized(&state, &id, &bearer).await?;
+    let (hits, total) = state.tokens.hits(&token, limit, offset).await?;
+    Ok(axum::Json(json!({
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "alerts": hits.iter().map(hit_json).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+async fn credentials(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+    q: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let format: CredentialsFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("credentials")
+        .parse()
+        .map_err(|e: canarykeys_core::Invalid| ApiError::BadRequest(e.to_string()))?;
+    let token = authorized(&state, &id, &bearer).await?;
+    Ok(crate::render::download(format, &state.tokens.credentials(&token)?))
+}

@@ -1,0 +1,166 @@
+//! The one mapping from every error the server can meet to an HTTP status and a body that reveals
+//! nothing internal. Causes of 5xx errors are logged here, once, with their whole chain.
+
+use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use canarykeys_aws::MintError;
+use canarykeys_core::FieldError;
+use serde_json::json;
+
+use crate::services::ServiceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("send the token's manage secret as `Authorization: Bearer <manage_secret>`")]
+    Unauthenticated,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    #[error("too many tokens created from this address; try again in a minute")]
+    RateLimited,
+    #[error("the form expired or came from another site; reload the page and try again")]
+    Csrf,
+    #[error("not found")]
+    NoRoute,
+    /// A bug of ours (a template that does not render, say). The text is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Exhaustive on purpose: a new error variant does not compile until it has a status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Service(e) => match e {
+                ServiceError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                ServiceError::NotFound => StatusCode::NOT_FOUND,
+                ServiceError::Mint(MintError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Mint(MintError::Refused(_)) => StatusCode::BAD_GATEWAY,
+                ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::SERVICE_UNAVAILABLE => "minter_unavailable",
+            StatusCode::BAD_GATEWAY => "minter_refused",
+            _ => "internal",
+        }
+    }
+
+    /// The message a client may see. Server errors say only that something failed.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Service(ServiceError::Invalid(_)) | Self::Invalid(_) => {
+                "some fields are invalid; see `fields`".into()
+            }
+            Self::Service(ServiceError::NotFound) | Self::NoRoute => "not found".into(),
+            Self::Service(ServiceError::Mint(MintError::Unavailable(_))) => {
+                "the key minting service is unavailable; nothing was created, try again later".into()
+            }
+            Self::Service(ServiceError::Mint(MintError::Refused(_))) => {
+                "the key minting service refused the request; nothing was created".into()
+            }
+            Self::Service(ServiceError::Store(_) | ServiceError::Crypto(_)) | Self::Internal(_) => {
+                "internal error".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    pub fn fields(&self) -> &[FieldError] {
+        match self {
+            Self::Service(ServiceError::Invalid(f)) | Self::Invalid(f) => f,
+            _ => &[],
+        }
+    }
+
+    /// Logs the full cause chain of server-side failures; client errors are not logged as errors.
+    pub fn log(&self) {
+        if self.status().is_server_error() {
+            let mut chain = self.to_string();
+            let mut source = std::error::Error::source(self);
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!(error = %chain, "request failed");
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let fields: Vec<_> = self
+            .fields()
+            .iter()
+            .map(|f| json!({"field": f.field, "message": f.problem}))
+            .collect();
+        let mut error = json!({"code": self.code(), "message": self.public_message()});
+        if !fields.is_empty() {
+            error["fields"] = json!(fields);
+        }
+        let mut resp = (self.status(), axum::Json(json!({ "error": error }))).into_response();
+        if matches!(self, Self::Unauthenticated) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::JsonDataError(e) => Self::BadRequest(format!("the JSON does not fit the schema: {}", e.body_text())),
+            JsonRejection::JsonSyntaxError(_) => Self::BadRequest("the body is not valid JSON".into()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            other => Self::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<FormRejection> for ApiError {
+    fn from(r: FormRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::BadRequest("the form could not be read".into())
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(format!("bad query string: {}", r.body_text()))
+    }
+}

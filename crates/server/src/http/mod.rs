@@ -1,0 +1,64 @@
+//! The HTTP side: shared state, the router, and the layers every response passes through
+//! (security headers, body limit, request logging that never records query strings).
+
+pub mod api;
+pub mod client;
+pub mod csrf;
+pub mod error;
+pub mod ui;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::services::TokenService;
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub tokens: TokenService,
+    pub templates: Arc<minijinja::Environment<'static>>,
+    pub public_url: Arc<str>,
+    pub limiter: client::CreateLimiter,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn manage_url(&self, id: &canarykeys_core::TokenId, secret: &str) -> String {
+        format!("{}/manage/{id}?s={secret}", self.public_url)
+    }
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let headers = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let mut app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(ui::routes())
+        .nest("/api/v1", api::routes())
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    for (name, value) in headers {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
+    }
+    // Log the path only: manage links carry their secret in the query string.
+    app.layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+    }))
+}

@@ -1,0 +1,324 @@
+//! The web UI: the create form, the one-time result page, the manage page reached by the secret
+//! link, and downloads. Templates auto-escape everything; forms carry a CSRF token.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use canarykeys_core::{AwsCredentials, CredentialsFormat, FieldError, NewToken, NewTokenInput, TokenKind};
+use canarykeys_store::{ChannelSwitches, TokenRecord};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::client::ClientAddr;
+use super::{csrf, ApiError, AppState};
+use crate::render::{human_time, user_arn, LOCAL_KEYS_NOTICE};
+
+const HISTORY_PAGE: u32 = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/tokens", post(create))
+        .route("/manage/{id}", get(manage))
+        .route("/manage/{id}/channels", post(channels))
+        .route("/manage/{id}/delete", post(delete))
+        .route("/manage/{id}/download", get(download))
+        .route("/static/app.css", get(|| static_file("text/css", include_str!("../../static/app.css"))))
+        .route("/static/app.js", get(|| static_file("text/javascript", include_str!("../../static/app.js"))))
+}
+
+async fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")],
+        body,
+    )
+        .into_response()
+}
+
+/// An error shown as an HTML page, with the status the one mapping in `error.rs` gives it.
+struct UiError {
+    templates: Arc<minijinja::Environment<'static>>,
+    error: ApiError,
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        self.error.log();
+        let status = self.error.status();
+        let body = self
+            .templates
+            .get_template("error.html")
+            .and_then(|t| t.render(context! { status => status.as_u16(), message => self.error.public_message() }))
+            .unwrap_or_else(|_| "error".into());
+        (status, Html(body)).into_response()
+    }
+}
+
+fn fail(state: &AppState, e: impl Into<ApiError>) -> UiError {
+    UiError { templates: state.templates.clone(), error: e.into() }
+}
+
+fn render(state: &AppState, name: &str, ctx: minijinja::Value) -> Result<String, UiError> {
+    state
+        .templates
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| fail(state, ApiError::Internal(format!("template {name}: {e:#}"))))
+}
+
+fn page(html: String, status: StatusCode, csrf: &csrf::CsrfToken) -> Response {
+    let mut resp = (status, Html(html)).into_response();
+    if let Some(cookie) = &csrf.set_cookie {
+        resp.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+    }
+    resp
+}
+
+fn kinds() -> Vec<minijinja::Value> {
+    TokenKind::ALL
+        .iter()
+        .map(|k| minijinja::Value::from_serialize(serde_json::json!({"value": k.as_str(), "label": k.label()})))
+        .collect()
+}
+
+fn home_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    input: &NewTokenInput,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> Result<Response, UiError> {
+    let token = csrf::token_for(headers, state.secure_cookies);
+    let errors: Vec<_> = errors
+        .iter()
+        .map(|e| serde_json::json!({"field": e.field, "message": e.problem}))
+        .collect();
+    let html = render(
+        state,
+        "home.html",
+        context! {
+            csrf => token.value,
+            kinds => kinds(),
+            kind => input.kind.clone().unwrap_or_else(|| "aws_keys".into()),
+            memo => input.memo.clone().unwrap_or_default(),
+            email => input.email.clone().unwrap_or_default(),
+            webhook_url => input.webhook_url.clone().unwrap_or_default(),
+            errors => errors,
+            local_minter => !state.tokens.minter().keys_valid_at_aws(),
+        },
+    )?;
+    Ok(page(html, status, &token))
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, UiError> {
+    home_page(&state, &headers, &NewTokenInput::default(), &[], StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    input: NewTokenInput,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    form: Result<Form<CreateForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| fail(&state, e))?;
+    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
+    state.limiter.check(client).map_err(|e| fail(&state, e))?;
+    let new = match NewToken::parse(&form.input) {
+        Ok(new) => new,
+        Err(errors) => {
+            return home_page(&state, &headers, &form.input, &errors, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    };
+    let created = state.tokens.create(new).await.map_err(|e| fail(&state, e))?;
+    let secret = created.manage_secret.expose();
+    let html = render(
+        &state,
+        "created.html",
+        context! {
+            token => token_ctx(&created.token),
+            creds => creds_ctx(&created.token, &created.credentials, secret),
+            manage_url => state.manage_url(&created.token.id, secret),
+            notice => notice(&created.token),
+        },
+    )?;
+    Ok((StatusCode::CREATED, Html(html)).into_response())
+}
+
+fn notice(t: &TokenRecord) -> Option<&'static str> {
+    (t.minter == "local").then_some(LOCAL_KEYS_NOTICE)
+}
+
+fn token_ctx(t: &TokenRecord) -> minijinja::Value {
+    context! {
+        id => t.id.as_str(),
+        memo => t.memo.as_str(),
+        kind => t.kind.label(),
+        created_at => human_time(t.created_at),
+        minter => t.minter.clone(),
+        email => t.email.as_ref().map(|e| e.as_str().to_owned()),
+        email_enabled => t.email_enabled,
+        webhook_url => t.webhook.as_ref().map(|w| w.as_str().to_owned()),
+        webhook_enabled => t.webhook_enabled,
+    }
+}
+
+fn creds_ctx(t: &TokenRecord, c: &AwsCredentials, secret: &str) -> minijinja::Value {
+    let downloads: Vec<_> = CredentialsFormat::ALL
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "format": f.as_str(),
+                "file": f.file_name(&c.username),
+                "href": format!("/manage/{}/download?format={}&s={secret}", t.id, f.as_str()),
+            })
+        })
+        .collect();
+    context! {
+        access_key_id => c.access_key_id.as_str(),
+        secret_access_key => c.secret_access_key.expose(),
+        region => c.region.as_str(),
+        output => c.output.as_str(),
+        username => c.username.as_str(),
+        account_id => c.account_id.to_string(),
+        arn => user_arn(c),
+        downloads => minijinja::Value::from_serialize(downloads),
+    }
+}
+
+#[derive(Deserialize)]
+struct ManageQuery {
+    #[serde(default)]
+    s: String,
+    #[serde(default)]
+    page: u32,
+}
+
+async fn manage(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<ManageQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(q) = q.map_err(|e| fail(&state, e))?;
+    let token = state.tokens.authorize(&id, &q.s).await.map_err(|e| fail(&state, e))?;
+    let creds = state.tokens.credentials(&token).map_err(|e| fail(&state, e))?;
+    let offset = q.page.saturating_mul(HISTORY_PAGE);
+    let (hits, total) = state.tokens.hits(&token, HISTORY_PAGE, offset).await.map_err(|e| fail(&state, e))?;
+    let hits: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "event_time": human_time(h.event_time),
+                "received_at": human_time(h.received_at),
+                "event_name": h.event_name, "event_source": h.event_source, "region": h.region,
+                "source_ip": h.source_ip, "user_agent": h.user_agent, "path": h.path,
+            })
+        })
+        .collect();
+    let csrf = csrf::token_for(&headers, state.secure_cookies);
+    let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
+    let html = render(
+        &state,
+        "manage.html",
+        context! {
+            token => token_ctx(&token),
+            creds => creds_ctx(&token, &creds, &q.s),
+            secret => q.s,
+            csrf => csrf.value.clone(),
+            hits => minijinja::Value::from_serialize(hits),
+            total => total,
+            page => q.page,
+            next_page => more.then_some(q.page + 1),
+            prev_page => q.page.checked_sub(1),
+            notice => notice(&token),
+        },
+    )?;
+    Ok(page(html, StatusCode::OK, &csrf))
+}
+
+#[derive(Deserialize)]
+struct ChannelsForm {
+    #[serde(default)]
+    s: String,
+    #[serde(default)]
+    csrf: String,
+    email_enabled: Option<String>,
+    webhook_enabled: Option<String>,
+}
+
+async fn channels(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<ChannelsForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| fail(&state, e))?;
+    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
+    let token = state.tokens.authorize(&id, &form.s).await.map_err(|e| fail(&state, e))?;
+    // A checkbox that is not ticked is not sent; only channels the token has are switched.
+    let switches = ChannelSwitches {
+        email: token.email.is_some().then_some(form.email_enabled.is_some()),
+        webhook: token.webhook.is_some().then_some(form.webhook_enabled.is_some()),
+    };
+    state.tokens.set_channels(&token, switches).await.map_err(|e| fail(&state, e))?;
+    Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    s: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<DeleteForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| fail(&state, e))?;
+    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
+    let token = state.tokens.authorize(&id, &form.s).await.map_err(|e| fail(&state, e))?;
+    state.tokens.delete(&token).await.map_err(|e| fail(&state, e))?;
+    let html = render(&state, "deleted.html", context! { memo => token.memo.as_str() })?;
+    Ok(Html(html).into_response())
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    #[serde(default)]
+    s: String,
+    format: Option<String>,
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<DownloadQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(q) = q.map_err(|e| fail(&state, e))?;
+    let format: CredentialsFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("credentials")
+        .parse()
+        .map_err(|e: canarykeys_core::Invalid| fail(&state, ApiError::BadRequest(e.to_string())))?;
+    let token = state.tokens.authorize(&id, &q.s).await.map_err(|e| fail(&state, e))?;
+    let creds = state.tokens.credentials(&token).map_err(|e| fail(&state, e))?;
+    Ok(crate::render::download(format, &creds))
+}

@@ -1,0 +1,85 @@
+//! Presentation shared by the API, the UI and the CLI: a token as JSON, times as text, and
+//! credentials as a downloadable file.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use canarykeys_aws::Minter;
+use canarykeys_core::{AwsCredentials, CredentialsFormat};
+use canarykeys_store::TokenRecord;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Said wherever keys from a minter that does not talk to AWS are shown.
+pub const LOCAL_KEYS_NOTICE: &str = "These keys are in the real AWS format but were made \
+     locally: AWS does not know them, so a use is only seen by paths that do not need AWS. \
+     Configure a real minter to plant keys that work at AWS.";
+
+fn datetime(millis: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn rfc3339(millis: i64) -> String {
+    datetime(millis).format(&Rfc3339).unwrap_or_default()
+}
+
+/// `2026-11-28 10:20:31 UTC`, for people.
+pub fn human_time(millis: i64) -> String {
+    let d = datetime(millis);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        d.year(),
+        u8::from(d.month()),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
+}
+
+pub fn user_arn(c: &AwsCredentials) -> String {
+    format!("arn:aws:iam::{}:user/{}", c.account_id, c.username)
+}
+
+pub fn token_json(t: &TokenRecord, c: &AwsCredentials, minter: &dyn Minter, alert_count: u64) -> Value {
+    let mut v = json!({
+        "id": t.id.as_str(),
+        "kind": t.kind.as_str(),
+        "memo": t.memo.as_str(),
+        "created_at": rfc3339(t.created_at),
+        "minter": t.minter,
+        "keys_valid_at_aws": t.minter == minter.name() && minter.keys_valid_at_aws(),
+        "channels": {
+            "email": t.email.as_ref().map(|e| json!({"address": e.as_str(), "enabled": t.email_enabled})),
+            "webhook": t.webhook.as_ref().map(|w| json!({"url": w.as_str(), "enabled": t.webhook_enabled})),
+        },
+        "aws": {
+            "access_key_id": c.access_key_id.as_str(),
+            "secret_access_key": c.secret_access_key.expose(),
+            "region": c.region.as_str(),
+            "output": c.output.as_str(),
+            "username": c.username.as_str(),
+            "account_id": c.account_id.to_string(),
+            "arn": user_arn(c),
+        },
+        "alert_count": alert_count,
+    });
+    if t.minter == "local" {
+        v["notice"] = json!(LOCAL_KEYS_NOTICE);
+    }
+    v
+}
+
+/// The credentials as a file download, named as the AWS tools expect.
+pub fn download(format: CredentialsFormat, c: &AwsCredentials) -> Response {
+    let disposition = format!("attachment; filename=\"{}\"", format.file_name(&c.username));
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        format.render(c),
+    )
+        .into_response()
+}

@@ -1,0 +1,184 @@
+//! Token use cases: mint a key and store the token (or nothing at all), authorise a manage secret,
+//! hand out credentials, switch channels, delete.
+
+use std::sync::Arc;
+
+use canarykeys_aws::{MintError, Minter};
+use canarykeys_core::{
+    AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
+};
+use canarykeys_store::{ChannelSwitches, HitRecord, Store, StoreError, TokenRecord};
+
+use crate::crypto::{CryptoError, Sealer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// Unknown token, or a secret that does not match: deliberately one case.
+    #[error("no such token")]
+    NotFound,
+    #[error("could not mint a key")]
+    Mint(#[from] MintError),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+    #[error("sealing failed")]
+    Crypto(#[from] CryptoError),
+}
+
+/// What a create hands back: the stored token, the one-time manage secret and the credentials.
+pub struct CreatedToken {
+    pub token: TokenRecord,
+    pub manage_secret: ManageSecret,
+    pub credentials: AwsCredentials,
+}
+
+#[derive(Clone)]
+pub struct TokenService {
+    store: Arc<dyn Store>,
+    minter: Arc<dyn Minter>,
+    sealer: Sealer,
+    region: Region,
+    output: OutputFormat,
+}
+
+fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl TokenService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        minter: Arc<dyn Minter>,
+        sealer: Sealer,
+        region: Region,
+        output: OutputFormat,
+    ) -> Self {
+        Self { store, minter, sealer, region, output }
+    }
+
+    pub fn minter(&self) -> &dyn Minter {
+        self.minter.as_ref()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Mints a key and stores the token. If storing fails the key is revoked again, so a failed
+    /// create leaves no key and no row behind.
+    pub async fn create(&self, new: NewToken) -> Result<CreatedToken, ServiceError> {
+        let key = self.minter.mint().await?;
+        let id = TokenId::generate();
+        let manage_secret = ManageSecret::generate();
+        let record = TokenRecord {
+            id: id.clone(),
+            kind: new.kind,
+            memo: new.memo,
+            email_enabled: new.email.is_some(),
+            email: new.email,
+            webhook_enabled: new.webhook.is_some(),
+            webhook: new.webhook,
+            manage_hash: manage_secret.hash(),
+            minter: self.minter.name().to_owned(),
+            access_key_id: key.access_key_id.clone(),
+            secret_sealed: self.sealer.seal(&id, &key.secret_access_key),
+            username: key.username.clone(),
+            account_id: key.account_id,
+            region: self.region.clone(),
+            output: self.output,
+            created_at: now_millis(),
+        };
+        if let Err(e) = self.store.insert_token(&record).await {
+            if let Err(undo) = self.minter.revoke(&key.access_key_id, &key.username).await {
+                tracing::error!(error = %undo, key = %key.access_key_id, "could not revoke a key after a failed create");
+            }
+            return Err(e.into());
+        }
+        let credentials = AwsCredentials {
+            access_key_id: key.access_key_id,
+            secret_access_key: key.secret_access_key,
+            region: record.region.clone(),
+            output: record.output,
+            username: key.username,
+            account_id: key.account_id,
+        };
+        tracing::info!(token = %record.id, key = %record.access_key_id, minter = %record.minter, "token created");
+        Ok(CreatedToken { token: record, manage_secret, credentials })
+    }
+
+    /// The token, if `secret` is its manage secret. Unknown id and wrong secret look the same.
+    pub async fn authorize(&self, id: &str, secret: &str) -> Result<TokenRecord, ServiceError> {
+        let id = TokenId::parse(id).map_err(|_| ServiceError::NotFound)?;
+        let secret = ManageSecret::parse(secret).map_err(|_| ServiceError::NotFound)?;
+        let token = self.store.get_token(&id).await?.ok_or(ServiceError::NotFound)?;
+        if secret.verify(&token.manage_hash) {
+            Ok(token)
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    /// A token by id, for the operator's CLI, which works on the database directly.
+    pub async fn get(&self, id: &str) -> Result<TokenRecord, ServiceError> {
+        let id = TokenId::parse(id).map_err(|_| ServiceError::NotFound)?;
+        self.store.get_token(&id).await?.ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn list(&self) -> Result<Vec<TokenRecord>, ServiceError> {
+        Ok(self.store.list_tokens().await?)
+    }
+
+    pub fn credentials(&self, token: &TokenRecord) -> Result<AwsCredentials, ServiceError> {
+        Ok(AwsCredentials {
+            access_key_id: token.access_key_id.clone(),
+            secret_access_key: self.sealer.open(&token.id, &token.secret_sealed)?,
+            region: token.region.clone(),
+            output: token.output,
+            username: token.username.clone(),
+            account_id: token.account_id,
+        })
+    }
+
+    /// Switches channels; switching on a channel the token does not have is refused.
+    pub async fn set_channels(
+        &self,
+        token: &TokenRecord,
+        switches: ChannelSwitches,
+    ) -> Result<TokenRecord, ServiceError> {
+        let mut errors = Vec::new();
+        if switches.email == Some(true) && token.email.is_none() {
+            errors.push(FieldError::new("email_enabled", "this token has no email address"));
+        }
+        if switches.webhook == Some(true) && token.webhook.is_none() {
+            errors.push(FieldError::new("webhook_enabled", "this token has no webhook URL"));
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        if !self.store.set_channels(&token.id, switches).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.store.get_token(&token.id).await?.ok_or(ServiceError::NotFound)
+    }
+
+    /// Revokes the key first, then forgets the token: if revoking fails the token stays, so
+    /// the operator can retry and no live key is left without a record.
+    pub async fn delete(&self, token: &TokenRecord) -> Result<(), ServiceError> {
+        self.minter.revoke(&token.access_key_id, &token.username).await?;
+        self.store.delete_token(&token.id).await?;
+        tracing::info!(token = %token.id, "token deleted");
+        Ok(())
+    }
+
+    pub async fn hit_count(&self, token: &TokenRecord) -> Result<u64, ServiceError> {
+        Ok(self.store.count_hits(&token.id).await?)
+    }
+
+    pub async fn hits(&self, token: &TokenRecord, limit: u32, offset: u32) -> Result<(Vec<HitRecord>, u64), ServiceError> {
+        let hits = self.store.list_hits(&token.id, limit, offset).await?;
+        let total = self.store.count_hits(&token.id).await?;
+        Ok((hits, total))
+    }
+}
