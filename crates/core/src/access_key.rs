@@ -83,7 +83,7 @@ impl AccessKeyId {
     /// The account id encoded in the key id.
     pub fn account_id(&self) -> AccountId {
         let bytes = BASE32_NOPAD
-            .decode(self.0[4..].as_bytes())
+            .decode(&self.0.as_bytes()[4..])
             .expect("parse checked 16 base32 characters");
         let mut head = [0u8; 8];
         head[2..].copy_from_slice(&bytes[..6]);
@@ -115,8 +115,7 @@ pub struct SecretAccessKey(String);
 impl SecretAccessKey {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let ok = s.len() == 40
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'+');
         if ok {
             Ok(Self(s.to_owned()))
@@ -191,9 +190,7 @@ impl Region {
             && parts[..parts.len() - 1]
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-            && parts[parts.len() - 1]
-                .bytes()
-                .all(|b| b.is_ascii_digit())
+            && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
             && !parts[parts.len() - 1].is_empty();
         if ok {
             Ok(Self(s.to_owned()))
@@ -247,7 +244,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_key_ids() {
-        for bad in ["", "AKIA", "AKIAIOSFODNN7EXAMPL", "AKIAIOSFODNN7EXAMPLE1", "akiaiosfodnn7example", "AKIA0OSFODNN7EXAMPLE", "XKIAIOSFODNN7EXAMPLE"] {
+        for bad in [
+            "",
+            "AKIA",
+            "AKIAIOSFODNN7EXAMPL",
+            "AKIAIOSFODNN7EXAMPLE1",
+            "akiaiosfodnn7example",
+            "AKIA0OSFODNN7EXAMPLE",
+            "XKIAIOSFODNN7EXAMPLE",
+        ] {
             assert!(AccessKeyId::parse(bad).is_err(), "{bad}");
         }
         assert!(AccessKeyId::parse("AKIAIOSFODNN7EXAMPLE").is_ok());
@@ -264,7 +269,10 @@ mod tests {
 
     #[test]
     fn account_ids() {
-        assert_eq!(AccountId::parse("012345678901").unwrap().to_string(), "012345678901");
+        assert_eq!(
+            AccountId::parse("012345678901").unwrap().to_string(),
+            "012345678901"
+        );
         for bad in ["", "12345678901", "1234567890123", "12345678901a"] {
             assert!(AccountId::parse(bad).is_err());
         }
@@ -284,7 +292,12 @@ mod tests {
 
     #[test]
     fn regions() {
-        for ok in ["us-east-1", "eu-central-2", "us-gov-west-1", "ap-southeast-4"] {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
             assert!(Region::parse(ok).is_ok(), "{ok}");
         }
         for bad in ["", "us", "us-east", "US-EAST-1", "us-east-x", "us--1"] {

@@ -15,7 +15,9 @@ impl Memo {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let s = s.trim();
         if s.is_empty() {
-            return Err(Invalid::new("a memo is required: say where you will plant this"));
+            return Err(Invalid::new(
+                "a memo is required: say where you will plant this",
+            ));
         }
         if s.chars().count() > Self::MAX_CHARS {
             return Err(Invalid::new(format!(
@@ -23,7 +25,9 @@ impl Memo {
                 Self::MAX_CHARS
             )));
         }
-        if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
             return Err(Invalid::new("a memo may not contain control characters"));
         }
         Ok(Self(s.to_owned()))
@@ -68,9 +72,9 @@ impl Email {
                     && !l.ends_with('-')
                     && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
-            && labels
-                .last()
-                .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_alphabetic()) || tld.starts_with("xn--"));
+            && labels.last().is_some_and(|tld| {
+                tld.bytes().all(|b| b.is_ascii_alphabetic()) || tld.starts_with("xn--")
+            });
         if local_ok && domain_ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -107,13 +111,17 @@ impl WebhookUrl {
         }
         let url = url::Url::parse(s).map_err(|_| Invalid::new("not a valid URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Invalid::new("a webhook URL must start with http:// or https://"));
+            return Err(Invalid::new(
+                "a webhook URL must start with http:// or https://",
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(Invalid::new("a webhook URL needs a host"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(Invalid::new("a webhook URL may not carry a user name or password"));
+            return Err(Invalid::new(
+                "a webhook URL may not carry a user name or password",
+            ));
         }
         Ok(Self(url))
     }
@@ -139,7 +147,10 @@ mod tests {
 
     #[test]
     fn memo_rules() {
-        assert_eq!(Memo::parse("  laptop ~/.aws  ").unwrap().as_str(), "laptop ~/.aws");
+        assert_eq!(
+            Memo::parse("  laptop ~/.aws  ").unwrap().as_str(),
+            "laptop ~/.aws"
+        );
         assert!(Memo::parse("").is_err());
         assert!(Memo::parse("   \n ").is_err());
         assert!(Memo::parse(&"é".repeat(1000)).is_ok());
@@ -150,10 +161,27 @@ mod tests {
 
     #[test]
     fn emails() {
-        for ok in ["soc@example.com", "a.b+alerts@sub.example.co.uk", "x@xn--80ak6aa92e.xn--p1ai"] {
+        for ok in [
+            "soc@example.com",
+            "a.b+alerts@sub.example.co.uk",
+            "x@xn--80ak6aa92e.xn--p1ai",
+        ] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "no-at", "@example.com", "a@", "a@b", "a@@b.com", "a b@c.com", "a@-b.com", ".a@b.com", "a..b@c.com", "a@b.c0m", "<script>@x.com"] {
+        for bad in [
+            "",
+            "no-at",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@-b.com",
+            ".a@b.com",
+            "a..b@c.com",
+            "a@b.c0m",
+            "<script>@x.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         let long = format!("{}@example.com", "a".repeat(65));
@@ -164,7 +192,14 @@ mod tests {
     fn webhooks() {
         assert!(WebhookUrl::parse("https://hooks.slack.com/services/T/B/X").is_ok());
         assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook").is_ok());
-        for bad in ["", "ftp://x.com/", "javascript:alert(1)", "https://", "https://user:pw@x.com/", "not a url"] {
+        for bad in [
+            "",
+            "ftp://x.com/",
+            "javascript:alert(1)",
+            "https://",
+            "https://user:pw@x.com/",
+            "not a url",
+        ] {
             assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
         }
         let long = format!("https://example.com/{}", "a".repeat(1010));

@@ -137,7 +137,8 @@ mod tests {
         let account = AccountId::parse("123456789012").unwrap();
         AwsCredentials {
             access_key_id: AccessKeyId::generate_for(account),
-            secret_access_key: SecretAccessKey::parse("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").unwrap(),
+            secret_access_key: SecretAccessKey::parse("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+                .unwrap(),
             region: Region::parse("eu-west-1").unwrap(),
             output: OutputFormat::Json,
             username: IamUserName::parse("svc-backup").unwrap(),
@@ -161,14 +162,20 @@ mod tests {
     #[test]
     fn other_formats() {
         let c = creds();
-        assert_eq!(CredentialsFormat::Config.render(&c), "[default]\nregion = eu-west-1\noutput = json\n");
+        assert_eq!(
+            CredentialsFormat::Config.render(&c),
+            "[default]\nregion = eu-west-1\noutput = json\n"
+        );
         let csv = CredentialsFormat::Csv.render(&c);
         assert!(csv.starts_with("Access key ID,Secret access key\n"));
         assert!(csv.contains(&format!("{},wJalr", c.access_key_id)));
         let env = CredentialsFormat::Env.render(&c);
         assert!(env.contains("export AWS_SECRET_ACCESS_KEY=wJalr"));
         assert!(env.contains("export AWS_DEFAULT_REGION=eu-west-1"));
-        assert_eq!(CredentialsFormat::Csv.file_name(&c.username), "svc-backup_accessKeys.csv");
+        assert_eq!(
+            CredentialsFormat::Csv.file_name(&c.username),
+            "svc-backup_accessKeys.csv"
+        );
     }
 
     #[test]

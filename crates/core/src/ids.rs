@@ -25,7 +25,8 @@ impl TokenId {
 
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let ok = s.len() == Self::LEN
-            && s.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
             && BASE32_NOPAD
                 .decode(s.to_ascii_uppercase().as_bytes())
                 .is_ok_and(|v| v.len() == 16);
@@ -143,7 +144,13 @@ mod tests {
 
     #[test]
     fn token_id_rejects_junk() {
-        for bad in ["", "abc", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "aaaaaaaaaaaaaaaaaaaaaaaaa1", "../../etc/passwd"] {
+        for bad in [
+            "",
+            "abc",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "aaaaaaaaaaaaaaaaaaaaaaaaa1",
+            "../../etc/passwd",
+        ] {
             assert!(TokenId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,29 +6,103 @@ use rand::{rngs::OsRng, seq::SliceRandom, Rng};
 use crate::{IamUserName, Invalid};
 
 const PURPOSES: &[&str] = &[
-    "backup", "deploy", "reporting", "etl", "billing", "monitoring", "logs", "artifacts",
-    "sync", "ingest", "export", "metrics", "cdn", "mailer", "archive", "build",
+    "backup",
+    "deploy",
+    "reporting",
+    "etl",
+    "billing",
+    "monitoring",
+    "logs",
+    "artifacts",
+    "sync",
+    "ingest",
+    "export",
+    "metrics",
+    "cdn",
+    "mailer",
+    "archive",
+    "build",
 ];
-const ENVS: &[&str] = &["prod", "production", "staging", "stage", "dev", "ops", "shared", "int"];
+const ENVS: &[&str] = &[
+    "prod",
+    "production",
+    "staging",
+    "stage",
+    "dev",
+    "ops",
+    "shared",
+    "int",
+];
 const TOOLS: &[&str] = &[
-    "jenkins", "terraform", "gitlab", "github-actions", "circleci", "ansible", "argocd",
-    "packer", "datadog", "airflow", "backstage", "octopus",
+    "jenkins",
+    "terraform",
+    "gitlab",
+    "github-actions",
+    "circleci",
+    "ansible",
+    "argocd",
+    "packer",
+    "datadog",
+    "airflow",
+    "backstage",
+    "octopus",
 ];
-const ACTIONS: &[&str] = &["deploy", "ci", "runner", "automation", "release", "sync", "readonly"];
+const ACTIONS: &[&str] = &[
+    "deploy",
+    "ci",
+    "runner",
+    "automation",
+    "release",
+    "sync",
+    "readonly",
+];
 const GIVEN_INITIALS: &[&str] = &[
     "a", "b", "c", "d", "e", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v",
 ];
 const SURNAMES: &[&str] = &[
-    "meyer", "novak", "garcia", "okafor", "lindqvist", "tanaka", "schmidt", "rossi", "kowalski",
-    "dubois", "murphy", "hansen", "silva", "nguyen", "patel", "cohen", "fischer", "moreau",
-    "ivanova", "jensen", "brennan", "costa", "weber", "sato",
+    "meyer",
+    "novak",
+    "garcia",
+    "okafor",
+    "lindqvist",
+    "tanaka",
+    "schmidt",
+    "rossi",
+    "kowalski",
+    "dubois",
+    "murphy",
+    "hansen",
+    "silva",
+    "nguyen",
+    "patel",
+    "cohen",
+    "fischer",
+    "moreau",
+    "ivanova",
+    "jensen",
+    "brennan",
+    "costa",
+    "weber",
+    "sato",
 ];
 
 /// Substrings that give a decoy away: product names of decoy systems and their known paths and
 /// prefixes. Matched case-insensitively.
 const TELLS: &[&str] = &[
-    "canary", "honey", "decoy", "trap", "spacecrab", "spacesiren", "ggcanary", "inf_ht_", "@@",
-    "thinkst", "tripwire", "bait", "fake", "sensor",
+    "canary",
+    "honey",
+    "decoy",
+    "trap",
+    "spacecrab",
+    "spacesiren",
+    "ggcanary",
+    "inf_ht_",
+    "@@",
+    "thinkst",
+    "tripwire",
+    "bait",
+    "fake",
+    "sensor",
 ];
 
 /// Generates an ordinary-looking IAM user name in one of three styles real accounts are full of:
@@ -39,7 +113,11 @@ pub fn ordinary_user_name() -> IamUserName {
     let name = match rng.gen_range(0..3) {
         0 => format!("svc-{}-{}", pick(PURPOSES, &mut rng), pick(ENVS, &mut rng)),
         1 => format!("{}-{}", pick(TOOLS, &mut rng), pick(ACTIONS, &mut rng)),
-        _ => format!("{}.{}", pick(GIVEN_INITIALS, &mut rng), pick(SURNAMES, &mut rng)),
+        _ => format!(
+            "{}.{}",
+            pick(GIVEN_INITIALS, &mut rng),
+            pick(SURNAMES, &mut rng)
+        ),
     };
     let name = IamUserName::parse(&name).expect("word lists hold valid IAM characters");
     debug_assert!(check_no_tells(name.as_str()).is_ok());
@@ -51,7 +129,9 @@ pub fn ordinary_user_name() -> IamUserName {
 pub fn check_no_tells(name: &str) -> Result<(), Invalid> {
     let lower = name.to_ascii_lowercase();
     if let Some(tell) = TELLS.iter().find(|t| lower.contains(*t)) {
-        return Err(Invalid::new(format!("contains \"{tell}\", a known decoy tell")));
+        return Err(Invalid::new(format!(
+            "contains \"{tell}\", a known decoy tell"
+        )));
     }
     if lower.contains("canarykeys") {
         return Err(Invalid::new("names the product"));
@@ -65,7 +145,9 @@ pub fn check_no_tells(name: &str) -> Result<(), Invalid> {
         .max()
         .unwrap_or(0);
     if longest_hex >= 16 {
-        return Err(Invalid::new("contains a long random-looking hex string, a known decoy tell"));
+        return Err(Invalid::new(
+            "contains a long random-looking hex string, a known decoy tell",
+        ));
     }
     Ok(())
 }
@@ -108,7 +190,13 @@ mod tests {
         ] {
             assert!(check_no_tells(bad).is_err(), "{bad}");
         }
-        for ok in ["svc-backup-prod", "j.meyer", "terraform-ci", "/", "/service/"] {
+        for ok in [
+            "svc-backup-prod",
+            "j.meyer",
+            "terraform-ci",
+            "/",
+            "/service/",
+        ] {
             assert!(check_no_tells(ok).is_ok(), "{ok}");
         }
     }

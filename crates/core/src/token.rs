@@ -70,17 +70,27 @@ impl NewToken {
     /// Applies every rule and reports every problem at once, each tied to its field, so a form
     /// can show them all. Empty strings count as "not given" (that is what forms send).
     pub fn parse(input: &NewTokenInput) -> Result<Self, Vec<FieldError>> {
-        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let mut errors = Vec::new();
         let kind = match given(&input.kind) {
             None => Some(TokenKind::AwsKeys),
-            Some(k) => k.parse().map_err(|e| errors.push(FieldError::new("kind", e))).ok(),
+            Some(k) => k
+                .parse()
+                .map_err(|e| errors.push(FieldError::new("kind", e)))
+                .ok(),
         };
         let memo = Memo::parse(input.memo.as_deref().unwrap_or(""))
             .map_err(|e| errors.push(FieldError::new("memo", e)))
             .ok();
         let email = given(&input.email).and_then(|e| {
-            Email::parse(&e).map_err(|err| errors.push(FieldError::new("email", err))).ok()
+            Email::parse(&e)
+                .map_err(|err| errors.push(FieldError::new("email", err)))
+                .ok()
         });
         let webhook = given(&input.webhook_url).and_then(|w| {
             WebhookUrl::parse(&w)
@@ -94,7 +104,12 @@ impl NewToken {
             ));
         }
         match (kind, memo, errors.is_empty()) {
-            (Some(kind), Some(memo), true) => Ok(Self { kind, memo, email, webhook }),
+            (Some(kind), Some(memo), true) => Ok(Self {
+                kind,
+                memo,
+                email,
+                webhook,
+            }),
             _ => Err(errors),
         }
     }

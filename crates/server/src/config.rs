@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub enum ConfigError {
     #[error("the config file {0} does not exist")]
     MissingFile(PathBuf),
-    #[error("invalid setting: {0}")]
+    #[error("invalid setting")]
     Invalid(#[from] Box<figment::Error>),
     #[error("invalid setting {key}: {problem}")]
     Value { key: &'static str, problem: String },
@@ -49,6 +49,7 @@ pub struct MinterConfig {
     pub kind: String,
     /// The account the local minter's keys encode; default: one chosen at random on first
     /// start and kept in the database.
+    #[serde(deserialize_with = "account_id_text")]
     pub account_id: Option<String>,
     /// The region written into downloaded `config` files and shown with the keys.
     pub region: String,
@@ -65,6 +66,28 @@ pub struct RateLimitConfig {
     pub create_burst: u32,
     /// Take the client address from the last `X-Forwarded-For` entry (set only behind a proxy).
     pub trust_forwarded_for: bool,
+}
+
+/// Environment values that look like numbers reach serde as numbers, and a number cannot keep an
+/// account id's leading zeros. Accept a number only when it has all 12 digits; otherwise the
+/// value must be quoted (`CANARYKEYS_MINTER__ACCOUNT_ID='"012345678901"'`).
+fn account_id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Number(u64),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Text(s)) => Ok(Some(s)),
+        Some(Raw::Number(n)) if (100_000_000_000..=999_999_999_999).contains(&n) => {
+            Ok(Some(n.to_string()))
+        }
+        Some(Raw::Number(_)) => Err(serde::de::Error::custom(
+            "an account id is 12 digits; quote it if it starts with 0",
+        )),
+    }
 }
 
 impl Default for Config {
@@ -152,7 +175,10 @@ impl Config {
         if self.minter.kind != "local" {
             return Err(ConfigError::Value {
                 key: "minter.kind",
-                problem: format!("unknown minter {:?}; this build knows \"local\"", self.minter.kind),
+                problem: format!(
+                    "unknown minter {:?}; this build knows \"local\"",
+                    self.minter.kind
+                ),
             });
         }
         if self.max_body_bytes < 1024 {

@@ -131,13 +131,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         let s = Sealer::load_or_create(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let id = TokenId::generate();
         let secret = SecretAccessKey::generate();
         let sealed = s.seal(&id, &secret);
         assert!(!sealed.contains(secret.expose()));
         assert_eq!(s.open(&id, &sealed).unwrap(), secret);
-        assert!(s.open(&TokenId::generate(), &sealed).is_err(), "bound to its token");
+        assert!(
+            s.open(&TokenId::generate(), &sealed).is_err(),
+            "bound to its token"
+        );
         // The same file gives the same key after a restart.
         let again = Sealer::load_or_create(&path).unwrap();
         assert_eq!(again.open(&id, &sealed).unwrap(), secret);

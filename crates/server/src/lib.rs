@@ -57,7 +57,12 @@ impl Services {
             Some(key) => Sealer::from_base64(key)?,
             None => Sealer::load_or_create(&config.encryption_key_file())?,
         };
-        let setting = |key: &'static str| move |e: canarykeys_core::Invalid| StartError::Setting { key, problem: e.to_string() };
+        let setting = |key: &'static str| {
+            move |e: canarykeys_core::Invalid| StartError::Setting {
+                key,
+                problem: e.to_string(),
+            }
+        };
         let account = match &config.minter.account_id {
             Some(id) => AccountId::parse(id).map_err(setting("minter.account_id"))?,
             // Chosen once per installation, so every local key encodes the same account and no
@@ -70,9 +75,19 @@ impl Services {
             }
         };
         let region = Region::parse(&config.minter.region).map_err(setting("minter.region"))?;
-        let output: OutputFormat = config.minter.output.parse().map_err(setting("minter.output"))?;
+        let output: OutputFormat = config
+            .minter
+            .output
+            .parse()
+            .map_err(setting("minter.output"))?;
         let minter: Arc<dyn Minter> = Arc::new(LocalMinter::new(account));
-        let tokens = TokenService::new(store.clone() as Arc<dyn Store>, minter, sealer, region, output);
+        let tokens = TokenService::new(
+            store.clone() as Arc<dyn Store>,
+            minter,
+            sealer,
+            region,
+            output,
+        );
         Ok(Self { tokens, store })
     }
 }
@@ -88,7 +103,10 @@ fn create_data_dir(config: &Config) -> Result<(), StartError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })
+        .map_err(|source| StartError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })
 }
 
 pub struct Application {
@@ -103,12 +121,17 @@ impl Application {
     /// Opens storage and binds the listener (port 0 picks a free port), ready to `run`.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let services = Services::open(&config).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let address = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let public_url = config
             .public_url
             .clone()
@@ -124,7 +147,13 @@ impl Application {
             limiter: limiter.clone(),
         };
         let router = http::router(state, config.max_body_bytes);
-        Ok(Self { listener, router, address, public_url, limiter })
+        Ok(Self {
+            listener,
+            router,
+            address,
+            public_url,
+            limiter,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -136,10 +165,17 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let pruner = tokio::spawn(self.limiter.prune_forever());
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
         pruner.abort();
         result
     }

@@ -42,7 +42,12 @@ pub fn user_arn(c: &AwsCredentials) -> String {
     format!("arn:aws:iam::{}:user/{}", c.account_id, c.username)
 }
 
-pub fn token_json(t: &TokenRecord, c: &AwsCredentials, minter: &dyn Minter, alert_count: u64) -> Value {
+pub fn token_json(
+    t: &TokenRecord,
+    c: &AwsCredentials,
+    minter: &dyn Minter,
+    alert_count: u64,
+) -> Value {
     let mut v = json!({
         "id": t.id.as_str(),
         "kind": t.kind.as_str(),

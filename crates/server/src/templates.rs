@@ -7,7 +7,10 @@ use minijinja::Environment;
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("home.html", include_str!("../templates/home.html")),
-    ("_credentials.html", include_str!("../templates/_credentials.html")),
+    (
+        "_credentials.html",
+        include_str!("../templates/_credentials.html"),
+    ),
     ("created.html", include_str!("../templates/created.html")),
     ("manage.html", include_str!("../templates/manage.html")),
     ("deleted.html", include_str!("../templates/deleted.html")),
@@ -18,7 +21,8 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     for (name, source) in TEMPLATES {
-        env.add_template(name, source).expect("built-in templates parse");
+        env.add_template(name, source)
+            .expect("built-in templates parse");
     }
     env
 }

@@ -16,10 +16,16 @@ async fn create_returns_real_format_keys_and_a_manage_secret() {
     let (id, _) = {
         let location = resp.headers()["location"].to_str().unwrap().to_owned();
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(location, format!("/api/v1/tokens/{}", body["id"].as_str().unwrap()));
+        assert_eq!(
+            location,
+            format!("/api/v1/tokens/{}", body["id"].as_str().unwrap())
+        );
         let aws = &body["aws"];
         let key = AccessKeyId::parse(aws["access_key_id"].as_str().unwrap()).unwrap();
-        assert_eq!(key.account_id().to_string(), aws["account_id"].as_str().unwrap());
+        assert_eq!(
+            key.account_id().to_string(),
+            aws["account_id"].as_str().unwrap()
+        );
         assert_eq!(aws["secret_access_key"].as_str().unwrap().len(), 40);
         assert_eq!(aws["region"], "us-east-1");
         assert_eq!(aws["output"], "json");
@@ -28,7 +34,10 @@ async fn create_returns_real_format_keys_and_a_manage_secret() {
         assert_eq!(body["kind"], "aws_keys");
         assert_eq!(body["minter"], "local");
         assert_eq!(body["keys_valid_at_aws"], false);
-        assert!(body["notice"].as_str().unwrap().contains("AWS does not know them"));
+        assert!(body["notice"]
+            .as_str()
+            .unwrap()
+            .contains("AWS does not know them"));
         assert_eq!(body["channels"]["email"]["address"], "soc@example.com");
         assert_eq!(body["channels"]["webhook"]["enabled"], true);
         let manage_url = body["manage_url"].as_str().unwrap();
@@ -55,13 +64,20 @@ async fn read_with_the_manage_secret() {
     let app = spawn_app().await;
     let created = app.create_token().await;
     let (id, secret) = id_and_secret(&created);
-    let resp = app.get_authed(&format!("/api/v1/tokens/{id}"), &secret).send().await.unwrap();
+    let resp = app
+        .get_authed(&format!("/api/v1/tokens/{id}"), &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["aws"], created["aws"]);
     assert_eq!(body["memo"], created["memo"]);
     assert_eq!(body["alert_count"], 0);
-    assert!(body.get("manage_secret").is_none(), "the secret is shown once");
+    assert!(
+        body.get("manage_secret").is_none(),
+        "the secret is shown once"
+    );
 }
 
 #[tokio::test]
@@ -70,27 +86,45 @@ async fn wrong_or_missing_secret_and_unknown_ids_reveal_nothing() {
     let (id, secret) = id_and_secret(&app.create_token().await);
     let (other_id, other_secret) = id_and_secret(&app.create_token().await);
     let cases = [
-        (id.clone(), other_secret.clone()),   // another token's secret
-        (other_id.clone(), secret.clone()),   // this secret on another token
+        (id.clone(), other_secret.clone()), // another token's secret
+        (other_id.clone(), secret.clone()), // this secret on another token
         ("aaaaaaaaaaaaaaaaaaaaaaaaaa".into(), secret.clone()), // unknown id
         ("not-an-id".into(), secret.clone()), // malformed id
-        (id.clone(), "x".into()),             // malformed secret
+        (id.clone(), "x".into()),           // malformed secret
     ];
     let mut bodies = Vec::new();
     for (tid, s) in &cases {
-        for path in [format!("/api/v1/tokens/{tid}"), format!("/api/v1/tokens/{tid}/alerts"), format!("/api/v1/tokens/{tid}/credentials")] {
+        for path in [
+            format!("/api/v1/tokens/{tid}"),
+            format!("/api/v1/tokens/{tid}/alerts"),
+            format!("/api/v1/tokens/{tid}/credentials"),
+        ] {
             let resp = app.get_authed(&path, s).send().await.unwrap();
             assert_eq!(resp.status(), 404, "{path}");
             bodies.push(resp.text().await.unwrap());
         }
-        let resp = app.http.delete(app.url(&format!("/api/v1/tokens/{tid}"))).bearer_auth(s).send().await.unwrap();
+        let resp = app
+            .http
+            .delete(app.url(&format!("/api/v1/tokens/{tid}")))
+            .bearer_auth(s)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404);
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "all 404s look the same");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "all 404s look the same"
+    );
     let v: Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(v["error"]["code"], "not_found");
 
-    let resp = app.http.get(app.url(&format!("/api/v1/tokens/{id}"))).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url(&format!("/api/v1/tokens/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     let v: Value = resp.json().await.unwrap();
@@ -104,32 +138,67 @@ async fn credentials_in_every_format() {
     let (id, secret) = id_and_secret(&created);
     let key = created["aws"]["access_key_id"].as_str().unwrap();
     let sk = created["aws"]["secret_access_key"].as_str().unwrap();
-    let get = |format: &str| app.get_authed(&format!("/api/v1/tokens/{id}/credentials?format={format}"), &secret).send();
+    let get = |format: &str| {
+        app.get_authed(
+            &format!("/api/v1/tokens/{id}/credentials?format={format}"),
+            &secret,
+        )
+        .send()
+    };
 
     let resp = get("credentials").await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"credentials\"");
-    assert_eq!(resp.text().await.unwrap(), format!("[default]\naws_access_key_id = {key}\naws_secret_access_key = {sk}\n"));
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"credentials\""
+    );
+    assert_eq!(
+        resp.text().await.unwrap(),
+        format!("[default]\naws_access_key_id = {key}\naws_secret_access_key = {sk}\n")
+    );
 
     let resp = get("config").await.unwrap();
-    assert_eq!(resp.headers()["content-disposition"], "attachment; filename=\"config\"");
-    assert_eq!(resp.text().await.unwrap(), "[default]\nregion = us-east-1\noutput = json\n");
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"config\""
+    );
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "[default]\nregion = us-east-1\noutput = json\n"
+    );
 
     let resp = get("csv").await.unwrap();
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert_eq!(resp.text().await.unwrap(), format!("Access key ID,Secret access key\n{key},{sk}\n"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert_eq!(
+        resp.text().await.unwrap(),
+        format!("Access key ID,Secret access key\n{key},{sk}\n")
+    );
 
     let env = get("env").await.unwrap().text().await.unwrap();
     assert!(env.contains(&format!("export AWS_ACCESS_KEY_ID={key}\n")));
     assert!(env.contains(&format!("export AWS_SECRET_ACCESS_KEY={sk}\n")));
 
     // No format means the credentials file; an unknown one is a 400 naming the choices.
-    let default = app.get_authed(&format!("/api/v1/tokens/{id}/credentials"), &secret).send().await.unwrap();
-    assert!(default.text().await.unwrap().starts_with("[default]\naws_access_key_id"));
+    let default = app
+        .get_authed(&format!("/api/v1/tokens/{id}/credentials"), &secret)
+        .send()
+        .await
+        .unwrap();
+    assert!(default
+        .text()
+        .await
+        .unwrap()
+        .starts_with("[default]\naws_access_key_id"));
     let bad = get("xml").await.unwrap();
     assert_eq!(bad.status(), 400);
     let v: Value = bad.json().await.unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("credentials, config, csv, env"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("credentials, config, csv, env"));
 }
 
 #[tokio::test]
@@ -142,12 +211,28 @@ async fn patch_switches_channels() {
         .await
         .unwrap();
     let (id, secret) = id_and_secret(&created);
-    let patch = |body: Value| app.http.patch(app.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(&secret).json(&body).send();
+    let patch = |body: Value| {
+        app.http
+            .patch(app.url(&format!("/api/v1/tokens/{id}")))
+            .bearer_auth(&secret)
+            .json(&body)
+            .send()
+    };
 
-    let v: Value = patch(json!({"email_enabled": false})).await.unwrap().json().await.unwrap();
+    let v: Value = patch(json!({"email_enabled": false}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["channels"]["email"]["enabled"], false);
     assert_eq!(v["channels"]["webhook"]["enabled"], true);
-    let v: Value = patch(json!({"email_enabled": true, "webhook_enabled": false})).await.unwrap().json().await.unwrap();
+    let v: Value = patch(json!({"email_enabled": true, "webhook_enabled": false}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["channels"]["email"]["enabled"], true);
     assert_eq!(v["channels"]["webhook"]["enabled"], false);
 
@@ -177,13 +262,33 @@ async fn delete_removes_the_token() {
     let app = spawn_app().await;
     let (id, secret) = id_and_secret(&app.create_token().await);
     let (keep_id, keep_secret) = id_and_secret(&app.create_token().await);
-    let resp = app.http.delete(app.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(&secret).send().await.unwrap();
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = app.get_authed(&format!("/api/v1/tokens/{id}"), &secret).send().await.unwrap();
+    let resp = app
+        .get_authed(&format!("/api/v1/tokens/{id}"), &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
-    let resp = app.http.delete(app.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(&secret).send().await.unwrap();
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
-    let resp = app.get_authed(&format!("/api/v1/tokens/{keep_id}"), &keep_secret).send().await.unwrap();
+    let resp = app
+        .get_authed(&format!("/api/v1/tokens/{keep_id}"), &keep_secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "other tokens are untouched");
 }
 
@@ -191,10 +296,24 @@ async fn delete_removes_the_token() {
 async fn alerts_start_empty_and_page() {
     let app = spawn_app().await;
     let (id, secret) = id_and_secret(&app.create_token().await);
-    let v: Value = app.get_authed(&format!("/api/v1/tokens/{id}/alerts"), &secret).send().await.unwrap().json().await.unwrap();
-    assert_eq!(v, json!({"total": 0, "limit": 50, "offset": 0, "alerts": []}));
+    let v: Value = app
+        .get_authed(&format!("/api/v1/tokens/{id}/alerts"), &secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        json!({"total": 0, "limit": 50, "offset": 0, "alerts": []})
+    );
     for bad in ["limit=0", "limit=501", "limit=x", "offset=-1"] {
-        let resp = app.get_authed(&format!("/api/v1/tokens/{id}/alerts?{bad}"), &secret).send().await.unwrap();
+        let resp = app
+            .get_authed(&format!("/api/v1/tokens/{id}/alerts?{bad}"), &secret)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
 }
@@ -203,10 +322,15 @@ async fn field_errors(resp: reqwest::Response) -> Vec<String> {
     assert_eq!(resp.status(), 422);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "invalid_input");
-    v["error"]["fields"].as_array().unwrap().iter().map(|f| {
-        assert!(!f["message"].as_str().unwrap().is_empty());
-        f["field"].as_str().unwrap().to_owned()
-    }).collect()
+    v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(!f["message"].as_str().unwrap().is_empty());
+            f["field"].as_str().unwrap().to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -216,22 +340,52 @@ async fn every_validation_error_names_its_field() {
     let long_hook = format!("https://example.com/{}", "a".repeat(1010));
     let cases = [
         (json!({"email": "a@example.com"}), vec!["memo"]),
-        (json!({"memo": "  ", "email": "a@example.com"}), vec!["memo"]),
-        (json!({"memo": long_memo, "email": "a@example.com"}), vec!["memo"]),
+        (
+            json!({"memo": "  ", "email": "a@example.com"}),
+            vec!["memo"],
+        ),
+        (
+            json!({"memo": long_memo, "email": "a@example.com"}),
+            vec!["memo"],
+        ),
         (json!({"memo": "m"}), vec!["email"]),
-        (json!({"memo": "m", "email": "", "webhook_url": ""}), vec!["email"]),
+        (
+            json!({"memo": "m", "email": "", "webhook_url": ""}),
+            vec!["email"],
+        ),
         (json!({"memo": "m", "email": "not-an-email"}), vec!["email"]),
-        (json!({"memo": "m", "webhook_url": "ftp://example.com/x"}), vec!["webhook_url"]),
-        (json!({"memo": "m", "webhook_url": "javascript:alert(1)"}), vec!["webhook_url"]),
-        (json!({"memo": "m", "webhook_url": long_hook}), vec!["webhook_url"]),
-        (json!({"kind": "gcp_keys", "memo": "m", "email": "a@example.com"}), vec!["kind"]),
-        (json!({"kind": "nope", "memo": "", "email": "x", "webhook_url": "y"}), vec!["kind", "memo", "email", "webhook_url"]),
+        (
+            json!({"memo": "m", "webhook_url": "ftp://example.com/x"}),
+            vec!["webhook_url"],
+        ),
+        (
+            json!({"memo": "m", "webhook_url": "javascript:alert(1)"}),
+            vec!["webhook_url"],
+        ),
+        (
+            json!({"memo": "m", "webhook_url": long_hook}),
+            vec!["webhook_url"],
+        ),
+        (
+            json!({"kind": "gcp_keys", "memo": "m", "email": "a@example.com"}),
+            vec!["kind"],
+        ),
+        (
+            json!({"kind": "nope", "memo": "", "email": "x", "webhook_url": "y"}),
+            vec!["kind", "memo", "email", "webhook_url"],
+        ),
     ];
     for (body, fields) in cases {
-        assert_eq!(field_errors(app.post_token(&body).await).await, fields, "{body}");
+        assert_eq!(
+            field_errors(app.post_token(&body).await).await,
+            fields,
+            "{body}"
+        );
     }
     // 1000 characters is fine.
-    let resp = app.post_token(&json!({"memo": "m".repeat(1000), "email": "a@example.com"})).await;
+    let resp = app
+        .post_token(&json!({"memo": "m".repeat(1000), "email": "a@example.com"}))
+        .await;
     assert_eq!(resp.status(), 201);
 }
 
@@ -239,25 +393,60 @@ async fn every_validation_error_names_its_field() {
 async fn malformed_requests_get_json_errors() {
     let app = spawn_app().await;
     let url = app.url("/api/v1/tokens");
-    let send = |body: &'static str, ct: &'static str| app.http.post(&url).header("content-type", ct).body(body).send();
+    let send = |body: &'static str, ct: &'static str| {
+        app.http
+            .post(&url)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
 
     let resp = send("{not json", "application/json").await.unwrap();
     assert_eq!(resp.status(), 400);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "bad_request");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "bad_request"
+    );
     let resp = send(r#"{"memo": 5}"#, "application/json").await.unwrap();
     assert_eq!(resp.status(), 400);
-    let resp = send(r#"{"memo":"m","email":"a@example.com"}"#, "text/plain").await.unwrap();
+    let resp = send(r#"{"memo":"m","email":"a@example.com"}"#, "text/plain")
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 415);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "unsupported_media_type");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "unsupported_media_type"
+    );
 
-    let huge = format!(r#"{{"memo":"{}","email":"a@example.com"}}"#, "m".repeat(100_000));
-    let resp = app.http.post(&url).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let huge = format!(
+        r#"{{"memo":"{}","email":"a@example.com"}}"#,
+        "m".repeat(100_000)
+    );
+    let resp = app
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 413);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
 
-    let resp = app.http.get(app.url("/api/v1/nothing-here")).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/api/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
 
     // The server is still up and still creates tokens.
     app.create_token().await;
@@ -272,9 +461,14 @@ async fn creation_is_rate_limited_per_address() {
     .await;
     app.create_token().await;
     app.create_token().await;
-    let resp = app.post_token(&json!({"memo": "m", "email": "a@example.com"})).await;
+    let resp = app
+        .post_token(&json!({"memo": "m", "email": "a@example.com"}))
+        .await;
     assert_eq!(resp.status(), 429);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "rate_limited");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "rate_limited"
+    );
 }
 
 #[tokio::test]
@@ -286,12 +480,22 @@ async fn a_restart_keeps_tokens_and_secrets() {
     app.stop().await;
 
     let app = spawn_app_in(dir.path()).await;
-    let resp = app.get_authed(&format!("/api/v1/tokens/{id}"), &secret).send().await.unwrap();
+    let resp = app
+        .get_authed(&format!("/api/v1/tokens/{id}"), &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["aws"], created["aws"], "the sealed secret opens with the kept key");
+    assert_eq!(
+        body["aws"], created["aws"],
+        "the sealed secret opens with the kept key"
+    );
     // The local minter keeps minting in the same account across restarts.
-    assert_eq!(app.create_token().await["aws"]["account_id"], created["aws"]["account_id"]);
+    assert_eq!(
+        app.create_token().await["aws"]["account_id"],
+        created["aws"]["account_id"]
+    );
 }
 
 #[tokio::test]
@@ -299,7 +503,10 @@ async fn secrets_are_not_stored_in_the_clear() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_in(dir.path()).await;
     let created = app.create_token().await;
-    let secret_key = created["aws"]["secret_access_key"].as_str().unwrap().to_owned();
+    let secret_key = created["aws"]["secret_access_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let manage = created["manage_secret"].as_str().unwrap().to_owned();
     let data_dir = app.data_dir.clone();
     app.stop().await;
@@ -311,27 +518,72 @@ async fn secrets_are_not_stored_in_the_clear() {
         }
     }
     let hay = String::from_utf8_lossy(&all);
-    assert!(hay.contains(created["aws"]["access_key_id"].as_str().unwrap()), "the db was read");
-    assert!(!hay.contains(&secret_key), "secret access key stored in the clear");
+    assert!(
+        hay.contains(created["aws"]["access_key_id"].as_str().unwrap()),
+        "the db was read"
+    );
+    assert!(
+        !hay.contains(&secret_key),
+        "secret access key stored in the clear"
+    );
     assert!(!hay.contains(&manage), "manage secret stored in the clear");
 }
 
 #[tokio::test]
 async fn pages_carry_security_headers_and_openapi_lists_the_routes() {
     let app = spawn_app().await;
-    let resp = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    let resp = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    for (h, v) in [("referrer-policy", "no-referrer"), ("x-frame-options", "DENY"), ("x-content-type-options", "nosniff")] {
+    for (h, v) in [
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+    ] {
         assert_eq!(resp.headers()[h], v);
     }
-    assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    for p in ["/tokens", "/tokens/{id}", "/tokens/{id}/alerts", "/tokens/{id}/credentials"] {
+    for p in [
+        "/tokens",
+        "/tokens/{id}",
+        "/tokens/{id}/alerts",
+        "/tokens/{id}/credentials",
+    ] {
         assert!(paths.contains_key(p), "{p}");
     }
     for m in ["get", "patch", "delete"] {
         assert!(paths["/tokens/{id}"].get(m).is_some(), "{m}");
     }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limit_follows_the_last_forwarded_hop() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit.create_per_minute = 1;
+        c.rate_limit.create_burst = 1;
+        c.rate_limit.trust_forwarded_for = true;
+    })
+    .await;
+    let body = json!({"memo": "m", "email": "a@example.com"});
+    let post = |xff: &'static str| {
+        app.http
+            .post(app.url("/api/v1/tokens"))
+            .header("x-forwarded-for", xff)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post("198.51.100.1").await.unwrap().status(), 201);
+    assert_eq!(post("198.51.100.2").await.unwrap().status(), 201);
+    // The client cannot dodge the limit by prepending addresses: only the proxy's hop counts.
+    assert_eq!(post("10.9.9.9, 198.51.100.1").await.unwrap().status(), 429);
 }

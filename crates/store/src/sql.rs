@@ -64,8 +64,12 @@ impl SqlStore {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -73,7 +77,9 @@ impl SqlStore {
             .connect(&url)
             .await?;
         if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
@@ -96,22 +102,28 @@ fn corrupt(what: &str) -> impl FnOnce(canarykeys_core::Invalid) -> StoreError + 
 }
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
-    let opt = |name: &str| -> Result<Option<String>> { Ok(row.try_get::<Option<String>, _>(name)?) };
+    let opt =
+        |name: &str| -> Result<Option<String>> { Ok(row.try_get::<Option<String>, _>(name)?) };
     let text = |name: &str| -> Result<String> { Ok(row.try_get::<String, _>(name)?) };
     Ok(TokenRecord {
         id: TokenId::parse(&text("id")?).map_err(corrupt("id"))?,
         kind: TokenKind::from_str(&text("kind")?).map_err(corrupt("kind"))?,
         memo: Memo::parse(&text("memo")?).map_err(corrupt("memo"))?,
-        email: opt("email")?.map(|e| Email::parse(&e)).transpose().map_err(corrupt("email"))?,
+        email: opt("email")?
+            .map(|e| Email::parse(&e))
+            .transpose()
+            .map_err(corrupt("email"))?,
         email_enabled: row.try_get::<i64, _>("email_enabled")? != 0,
         webhook: opt("webhook_url")?
             .map(|w| WebhookUrl::parse(&w))
             .transpose()
             .map_err(corrupt("webhook_url"))?,
         webhook_enabled: row.try_get::<i64, _>("webhook_enabled")? != 0,
-        manage_hash: ManageSecretHash::from_hex(&text("manage_hash")?).map_err(corrupt("manage_hash"))?,
+        manage_hash: ManageSecretHash::from_hex(&text("manage_hash")?)
+            .map_err(corrupt("manage_hash"))?,
         minter: text("minter")?,
-        access_key_id: AccessKeyId::parse(&text("access_key_id")?).map_err(corrupt("access_key_id"))?,
+        access_key_id: AccessKeyId::parse(&text("access_key_id")?)
+            .map_err(corrupt("access_key_id"))?,
         secret_sealed: text("secret_sealed")?,
         username: IamUserName::parse(&text("username")?).map_err(corrupt("username"))?,
         account_id: AccountId::parse(&text("account_id")?).map_err(corrupt("account_id"))?,
@@ -124,7 +136,8 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
 fn hit_from_row(row: &AnyRow) -> Result<HitRecord> {
     Ok(HitRecord {
         id: row.try_get("id")?,
-        token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?).map_err(corrupt("token_id"))?,
+        token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
+            .map_err(corrupt("token_id"))?,
         event_id: row.try_get("event_id")?,
         event_time: row.try_get("event_time")?,
         received_at: row.try_get("received_at")?,
@@ -177,7 +190,10 @@ impl Store for SqlStore {
 
     async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
@@ -257,11 +273,13 @@ impl Store for SqlStore {
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)

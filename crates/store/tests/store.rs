@@ -55,10 +55,16 @@ async fn suite(store: &SqlStore) {
     store.insert_token(&b).await.unwrap();
 
     // Same id again, and same access key id under a new id: both are conflicts.
-    assert!(matches!(store.insert_token(&a).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        store.insert_token(&a).await,
+        Err(StoreError::Conflict)
+    ));
     let mut dup_key = token(3_000);
     dup_key.access_key_id = a.access_key_id.clone();
-    assert!(matches!(store.insert_token(&dup_key).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        store.insert_token(&dup_key).await,
+        Err(StoreError::Conflict)
+    ));
 
     let got = store.get_token(&a.id).await.unwrap().unwrap();
     assert_eq!(got.access_key_id, a.access_key_id);
@@ -67,24 +73,55 @@ async fn suite(store: &SqlStore) {
     assert_eq!(got.webhook, a.webhook);
     assert!(got.manage_hash == a.manage_hash);
     assert_eq!(got.username, a.username);
-    assert!(store.get_token(&TokenId::generate()).await.unwrap().is_none());
+    assert!(store
+        .get_token(&TokenId::generate())
+        .await
+        .unwrap()
+        .is_none());
 
-    let all: Vec<_> = store.list_tokens().await.unwrap().into_iter().map(|t| t.id).collect();
+    let all: Vec<_> = store
+        .list_tokens()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(all, vec![b.id.clone(), a.id.clone()], "newest first");
 
-    assert!(store.set_channels(&a.id, ChannelSwitches { email: Some(false), webhook: None }).await.unwrap());
+    assert!(store
+        .set_channels(
+            &a.id,
+            ChannelSwitches {
+                email: Some(false),
+                webhook: None
+            }
+        )
+        .await
+        .unwrap());
     let got = store.get_token(&a.id).await.unwrap().unwrap();
     assert!(!got.email_enabled && got.webhook_enabled);
-    assert!(!store.set_channels(&TokenId::generate(), ChannelSwitches::default()).await.unwrap());
+    assert!(!store
+        .set_channels(&TokenId::generate(), ChannelSwitches::default())
+        .await
+        .unwrap());
 
     // Hits: insert-or-ignore by event id, newest first, paged.
     assert!(store.insert_hit(&hit(&a.id, "e1", 10)).await.unwrap());
-    assert!(!store.insert_hit(&hit(&a.id, "e1", 10)).await.unwrap(), "same event twice is one hit");
+    assert!(
+        !store.insert_hit(&hit(&a.id, "e1", 10)).await.unwrap(),
+        "same event twice is one hit"
+    );
     assert!(store.insert_hit(&hit(&a.id, "e2", 30)).await.unwrap());
     assert!(store.insert_hit(&hit(&a.id, "e3", 20)).await.unwrap());
     let hits = store.list_hits(&a.id, 2, 0).await.unwrap();
-    assert_eq!(hits.iter().map(|h| h.event_id.as_str()).collect::<Vec<_>>(), ["e2", "e3"]);
-    assert_eq!(hits[0].user_agent, "<script>alert(1)</script>", "stored as received");
+    assert_eq!(
+        hits.iter().map(|h| h.event_id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e3"]
+    );
+    assert_eq!(
+        hits[0].user_agent, "<script>alert(1)</script>",
+        "stored as received"
+    );
     assert_eq!(store.list_hits(&a.id, 2, 2).await.unwrap().len(), 1);
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 3);
 
@@ -95,8 +132,14 @@ async fn suite(store: &SqlStore) {
     assert!(store.get_token(&b.id).await.unwrap().is_some());
 
     // A setting is chosen once.
-    assert_eq!(store.setting_or_insert("k", "first").await.unwrap(), "first");
-    assert_eq!(store.setting_or_insert("k", "second").await.unwrap(), "first");
+    assert_eq!(
+        store.setting_or_insert("k", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.setting_or_insert("k", "second").await.unwrap(),
+        "first"
+    );
 }
 
 #[tokio::test]
@@ -117,17 +160,25 @@ async fn postgres_backend() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin = connect_admin(&admin_url).await;
     let db = format!("ck_test_{}", rand::thread_rng().gen::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let base = admin_url.rsplit_once('/').unwrap().0;
     let store = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
     suite(&store).await;
     store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }
 
 async fn connect_admin(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     sqlx::AnyPool::connect(url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed for this test at {url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL")
+        panic!(
+            "PostgreSQL is needed for this test at {url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL"
+        )
     })
 }

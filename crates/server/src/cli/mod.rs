@@ -12,7 +12,11 @@ use crate::config::{Config, Overrides};
 use crate::Application;
 
 #[derive(Parser, Debug)]
-#[command(name = "canarykeys", version, about = "Decoy AWS API keys that alert when used")]
+#[command(
+    name = "canarykeys",
+    version,
+    about = "Decoy AWS API keys that alert when used"
+)]
 pub struct Cli {
     /// TOML configuration file (default: ./canarykeys.toml if present).
     #[arg(long, global = true, env = "CANARYKEYS_CONFIG", value_name = "FILE")]
@@ -43,7 +47,10 @@ impl Cli {
             Command::Serve { listen } => *listen,
             Command::Token(_) => None,
         };
-        let overrides = Overrides { listen, data_dir: self.data_dir.clone() };
+        let overrides = Overrides {
+            listen,
+            data_dir: self.data_dir.clone(),
+        };
         Ok(Config::load(self.config.as_deref(), &overrides)?)
     }
 }
@@ -60,7 +67,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

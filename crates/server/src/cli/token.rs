@@ -1,7 +1,7 @@
 //! `canarykeys token …`: token management from scripts, straight on the configured database.
 
-use clap::{Subcommand, ValueEnum};
 use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::config::Config;
@@ -70,7 +70,10 @@ impl Format {
 fn describe(e: ServiceError) -> anyhow::Error {
     match e {
         ServiceError::Invalid(fields) => {
-            let lines: Vec<String> = fields.iter().map(|f| format!("  --{}: {}", f.field.replace('_', "-"), f.problem)).collect();
+            let lines: Vec<String> = fields
+                .iter()
+                .map(|f| format!("  --{}: {}", f.field.replace('_', "-"), f.problem))
+                .collect();
             anyhow::anyhow!("invalid input:\n{}", lines.join("\n"))
         }
         ServiceError::NotFound => anyhow::anyhow!("no such token"),
@@ -86,17 +89,33 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.listen));
     match cmd {
-        TokenCommand::Create { memo, email, webhook_url, kind, format } => {
-            let input = NewTokenInput { kind: Some(kind), memo: Some(memo), email, webhook_url };
+        TokenCommand::Create {
+            memo,
+            email,
+            webhook_url,
+            kind,
+            format,
+        } => {
+            let input = NewTokenInput {
+                kind: Some(kind),
+                memo: Some(memo),
+                email,
+                webhook_url,
+            };
             let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
             let created = tokens.create(new).await.map_err(describe)?;
             match format.file_format() {
                 Some(f) => print!("{}", f.render(&created.credentials)),
                 None => {
-                    let mut v = token_json(&created.token, &created.credentials, tokens.minter(), 0);
+                    let mut v =
+                        token_json(&created.token, &created.credentials, tokens.minter(), 0);
                     let secret = created.manage_secret.expose();
                     v["manage_secret"] = json!(secret);
-                    v["manage_url"] = json!(format!("{}/manage/{}?s={secret}", public_url.trim_end_matches('/'), created.token.id));
+                    v["manage_url"] = json!(format!(
+                        "{}/manage/{}?s={secret}",
+                        public_url.trim_end_matches('/'),
+                        created.token.id
+                    ));
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
             }
@@ -120,7 +139,13 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                     for t in &all {
                         // Memos may hold line breaks; keep one token per line.
                         let memo = t.memo.as_str().replace(['\n', '\r', '\t'], " ");
-                        println!("{}\t{}\t{}\t{}", t.id, t.access_key_id, human_time(t.created_at), memo);
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            t.id,
+                            t.access_key_id,
+                            human_time(t.created_at),
+                            memo
+                        );
                     }
                 }
             }
@@ -132,7 +157,15 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 Some(f) => print!("{}", f.render(&creds)),
                 None => {
                     let total = tokens.hit_count(&token).await.map_err(describe)?;
-                    println!("{}", serde_json::to_string_pretty(&token_json(&token, &creds, tokens.minter(), total))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&token_json(
+                            &token,
+                            &creds,
+                            tokens.minter(),
+                            total
+                        ))?
+                    );
                 }
             }
         }

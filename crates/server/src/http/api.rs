@@ -42,7 +42,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(|s| Self(s.trim().to_owned()))
             .ok_or(ApiError::Unauthenticated)
     }
@@ -61,11 +64,21 @@ async fn create(
     let new = NewToken::parse(&input).map_err(ApiError::Invalid)?;
     let created = state.tokens.create(new).await?;
     let manage_url = state.manage_url(&created.token.id, created.manage_secret.expose());
-    let mut body = token_json(&created.token, &created.credentials, state.tokens.minter(), 0);
+    let mut body = token_json(
+        &created.token,
+        &created.credentials,
+        state.tokens.minter(),
+        0,
+    );
     body["manage_url"] = json!(manage_url);
     body["manage_secret"] = json!(created.manage_secret.expose());
     let location = format!("/api/v1/tokens/{}", created.token.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
 }
 
 async fn authorized(state: &AppState, id: &str, bearer: &Bearer) -> Result<TokenRecord, ApiError> {
@@ -80,7 +93,12 @@ async fn show(
     let token = authorized(&state, &id, &bearer).await?;
     let creds = state.tokens.credentials(&token)?;
     let total = state.tokens.hit_count(&token).await?;
-    Ok(axum::Json(token_json(&token, &creds, state.tokens.minter(), total)))
+    Ok(axum::Json(token_json(
+        &token,
+        &creds,
+        state.tokens.minter(),
+        total,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -97,11 +115,19 @@ async fn update(
     ApiJson(patch): ApiJson<Patch>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let token = authorized(&state, &id, &bearer).await?;
-    let switches = ChannelSwitches { email: patch.email_enabled, webhook: patch.webhook_enabled };
+    let switches = ChannelSwitches {
+        email: patch.email_enabled,
+        webhook: patch.webhook_enabled,
+    };
     let token = state.tokens.set_channels(&token, switches).await?;
     let creds = state.tokens.credentials(&token)?;
     let total = state.tokens.hit_count(&token).await?;
-    Ok(axum::Json(token_json(&token, &creds, state.tokens.minter(), total)))
+    Ok(axum::Json(token_json(
+        &token,
+        &creds,
+        state.tokens.minter(),
+        total,
+    )))
 }
 
 async fn remove(
@@ -176,5 +202,8 @@ async fn credentials(
         .parse()
         .map_err(|e: canarykeys_core::Invalid| ApiError::BadRequest(e.to_string()))?;
     let token = authorized(&state, &id, &bearer).await?;
-    Ok(crate::render::download(format, &state.tokens.credentials(&token)?))
+    Ok(crate::render::download(
+        format,
+        &state.tokens.credentials(&token)?,
+    ))
 }

@@ -22,14 +22,16 @@ impl FromRequestParts<AppState> for ClientAddr {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if state.limiter.trust_forwarded_for {
+            // Only the last hop was written by our proxy; anything before it is the client's
+            // word. An unreadable last hop falls back to the peer, never to an earlier entry.
             let forwarded = parts
                 .headers
                 .get_all("x-forwarded-for")
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .last();
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|s| s.trim().parse::<IpAddr>().ok());
             if let Some(ip) = forwarded {
                 return Ok(Self(ip));
             }
@@ -55,7 +57,9 @@ impl CreateLimiter {
     pub fn new(cfg: &RateLimitConfig) -> Self {
         let limiter = NonZeroU32::new(cfg.create_per_minute).map(|per_minute| {
             let burst = NonZeroU32::new(cfg.create_burst).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)))
+            Arc::new(RateLimiter::keyed(
+                Quota::per_minute(per_minute).allow_burst(burst),
+            ))
         });
         Self {
             limiter,

@@ -31,7 +31,10 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 /// Reuses the browser's token, or makes one (256 random bits) with its cookie.
 pub fn token_for(headers: &HeaderMap, secure: bool) -> CsrfToken {
     if let Some(value) = cookie_value(headers) {
-        return CsrfToken { value, set_cookie: None };
+        return CsrfToken {
+            value,
+            set_cookie: None,
+        };
     }
     let value = ManageSecret::generate().expose().to_owned();
     let cookie = format!(

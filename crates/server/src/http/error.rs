@@ -44,7 +44,9 @@ impl ApiError {
                 ServiceError::NotFound => StatusCode::NOT_FOUND,
                 ServiceError::Mint(MintError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Mint(MintError::Refused(_)) => StatusCode::BAD_GATEWAY,
-                ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ServiceError::Store(_) | ServiceError::Crypto(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -82,7 +84,8 @@ impl ApiError {
             }
             Self::Service(ServiceError::NotFound) | Self::NoRoute => "not found".into(),
             Self::Service(ServiceError::Mint(MintError::Unavailable(_))) => {
-                "the key minting service is unavailable; nothing was created, try again later".into()
+                "the key minting service is unavailable; nothing was created, try again later"
+                    .into()
             }
             Self::Service(ServiceError::Mint(MintError::Refused(_))) => {
                 "the key minting service refused the request; nothing was created".into()
@@ -130,8 +133,10 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (self.status(), axum::Json(json!({ "error": error }))).into_response();
         if matches!(self, Self::Unauthenticated) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -141,8 +146,13 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
-            JsonRejection::JsonDataError(e) => Self::BadRequest(format!("the JSON does not fit the schema: {}", e.body_text())),
-            JsonRejection::JsonSyntaxError(_) => Self::BadRequest("the body is not valid JSON".into()),
+            JsonRejection::JsonDataError(e) => Self::BadRequest(format!(
+                "the JSON does not fit the schema: {}",
+                e.body_text()
+            )),
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::BadRequest("the body is not valid JSON".into())
+            }
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             other => Self::BadRequest(other.body_text()),
         }

@@ -55,7 +55,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes));
     for (name, value) in headers {
-        app = app.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
     }
     // Log the path only: manage links carry their secret in the query string.
     app.layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -9,7 +9,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use canarykeys_core::{AwsCredentials, CredentialsFormat, FieldError, NewToken, NewTokenInput, TokenKind};
+use canarykeys_core::{
+    AwsCredentials, CredentialsFormat, FieldError, NewToken, NewTokenInput, TokenKind,
+};
 use canarykeys_store::{ChannelSwitches, TokenRecord};
 use minijinja::context;
 use serde::Deserialize;
@@ -28,13 +30,22 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/{id}/channels", post(channels))
         .route("/manage/{id}/delete", post(delete))
         .route("/manage/{id}/download", get(download))
-        .route("/static/app.css", get(|| static_file("text/css", include_str!("../../static/app.css"))))
-        .route("/static/app.js", get(|| static_file("text/javascript", include_str!("../../static/app.js"))))
+        .route(
+            "/static/app.css",
+            get(|| static_file("text/css", include_str!("../../static/app.css"))),
+        )
+        .route(
+            "/static/app.js",
+            get(|| static_file("text/javascript", include_str!("../../static/app.js"))),
+        )
 }
 
 async fn static_file(content_type: &'static str, body: &'static str) -> Response {
     (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         body,
     )
         .into_response()
@@ -53,14 +64,21 @@ impl IntoResponse for UiError {
         let body = self
             .templates
             .get_template("error.html")
-            .and_then(|t| t.render(context! { status => status.as_u16(), message => self.error.public_message() }))
+            .and_then(|t| {
+                t.render(
+                    context! { status => status.as_u16(), message => self.error.public_message() },
+                )
+            })
             .unwrap_or_else(|_| "error".into());
         (status, Html(body)).into_response()
     }
 }
 
 fn fail(state: &AppState, e: impl Into<ApiError>) -> UiError {
-    UiError { templates: state.templates.clone(), error: e.into() }
+    UiError {
+        templates: state.templates.clone(),
+        error: e.into(),
+    }
 }
 
 fn render(state: &AppState, name: &str, ctx: minijinja::Value) -> Result<String, UiError> {
@@ -74,7 +92,8 @@ fn render(state: &AppState, name: &str, ctx: minijinja::Value) -> Result<String,
 fn page(html: String, status: StatusCode, csrf: &csrf::CsrfToken) -> Response {
     let mut resp = (status, Html(html)).into_response();
     if let Some(cookie) = &csrf.set_cookie {
-        resp.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, cookie.clone());
     }
     resp
 }
@@ -82,7 +101,11 @@ fn page(html: String, status: StatusCode, csrf: &csrf::CsrfToken) -> Response {
 fn kinds() -> Vec<minijinja::Value> {
     TokenKind::ALL
         .iter()
-        .map(|k| minijinja::Value::from_serialize(serde_json::json!({"value": k.as_str(), "label": k.label()})))
+        .map(|k| {
+            minijinja::Value::from_serialize(
+                serde_json::json!({"value": k.as_str(), "label": k.label()}),
+            )
+        })
         .collect()
 }
 
@@ -116,7 +139,13 @@ fn home_page(
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, UiError> {
-    home_page(&state, &headers, &NewTokenInput::default(), &[], StatusCode::OK)
+    home_page(
+        &state,
+        &headers,
+        &NewTokenInput::default(),
+        &[],
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -139,10 +168,20 @@ async fn create(
     let new = match NewToken::parse(&form.input) {
         Ok(new) => new,
         Err(errors) => {
-            return home_page(&state, &headers, &form.input, &errors, StatusCode::UNPROCESSABLE_ENTITY)
+            return home_page(
+                &state,
+                &headers,
+                &form.input,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
         }
     };
-    let created = state.tokens.create(new).await.map_err(|e| fail(&state, e))?;
+    let created = state
+        .tokens
+        .create(new)
+        .await
+        .map_err(|e| fail(&state, e))?;
     let secret = created.manage_secret.expose();
     let html = render(
         &state,
@@ -213,10 +252,21 @@ async fn manage(
     q: Result<Query<ManageQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(q) = q.map_err(|e| fail(&state, e))?;
-    let token = state.tokens.authorize(&id, &q.s).await.map_err(|e| fail(&state, e))?;
-    let creds = state.tokens.credentials(&token).map_err(|e| fail(&state, e))?;
+    let token = state
+        .tokens
+        .authorize(&id, &q.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let creds = state
+        .tokens
+        .credentials(&token)
+        .map_err(|e| fail(&state, e))?;
     let offset = q.page.saturating_mul(HISTORY_PAGE);
-    let (hits, total) = state.tokens.hits(&token, HISTORY_PAGE, offset).await.map_err(|e| fail(&state, e))?;
+    let (hits, total) = state
+        .tokens
+        .hits(&token, HISTORY_PAGE, offset)
+        .await
+        .map_err(|e| fail(&state, e))?;
     let hits: Vec<_> = hits
         .iter()
         .map(|h| {
@@ -267,13 +317,27 @@ async fn channels(
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
     csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state.tokens.authorize(&id, &form.s).await.map_err(|e| fail(&state, e))?;
+    let token = state
+        .tokens
+        .authorize(&id, &form.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
     // A checkbox that is not ticked is not sent; only channels the token has are switched.
     let switches = ChannelSwitches {
-        email: token.email.is_some().then_some(form.email_enabled.is_some()),
-        webhook: token.webhook.is_some().then_some(form.webhook_enabled.is_some()),
+        email: token
+            .email
+            .is_some()
+            .then_some(form.email_enabled.is_some()),
+        webhook: token
+            .webhook
+            .is_some()
+            .then_some(form.webhook_enabled.is_some()),
     };
-    state.tokens.set_channels(&token, switches).await.map_err(|e| fail(&state, e))?;
+    state
+        .tokens
+        .set_channels(&token, switches)
+        .await
+        .map_err(|e| fail(&state, e))?;
     Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
 }
 
@@ -293,9 +357,21 @@ async fn delete(
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
     csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state.tokens.authorize(&id, &form.s).await.map_err(|e| fail(&state, e))?;
-    state.tokens.delete(&token).await.map_err(|e| fail(&state, e))?;
-    let html = render(&state, "deleted.html", context! { memo => token.memo.as_str() })?;
+    let token = state
+        .tokens
+        .authorize(&id, &form.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    state
+        .tokens
+        .delete(&token)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let html = render(
+        &state,
+        "deleted.html",
+        context! { memo => token.memo.as_str() },
+    )?;
     Ok(Html(html).into_response())
 }
 
@@ -318,7 +394,14 @@ async fn download(
         .unwrap_or("credentials")
         .parse()
         .map_err(|e: canarykeys_core::Invalid| fail(&state, ApiError::BadRequest(e.to_string())))?;
-    let token = state.tokens.authorize(&id, &q.s).await.map_err(|e| fail(&state, e))?;
-    let creds = state.tokens.credentials(&token).map_err(|e| fail(&state, e))?;
+    let token = state
+        .tokens
+        .authorize(&id, &q.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let creds = state
+        .tokens
+        .credentials(&token)
+        .map_err(|e| fail(&state, e))?;
     Ok(crate::render::download(format, &creds))
 }

@@ -55,7 +55,13 @@ impl TokenService {
         region: Region,
         output: OutputFormat,
     ) -> Self {
-        Self { store, minter, sealer, region, output }
+        Self {
+            store,
+            minter,
+            sealer,
+            region,
+            output,
+        }
     }
 
     pub fn minter(&self) -> &dyn Minter {
@@ -105,14 +111,22 @@ impl TokenService {
             account_id: key.account_id,
         };
         tracing::info!(token = %record.id, key = %record.access_key_id, minter = %record.minter, "token created");
-        Ok(CreatedToken { token: record, manage_secret, credentials })
+        Ok(CreatedToken {
+            token: record,
+            manage_secret,
+            credentials,
+        })
     }
 
     /// The token, if `secret` is its manage secret. Unknown id and wrong secret look the same.
     pub async fn authorize(&self, id: &str, secret: &str) -> Result<TokenRecord, ServiceError> {
         let id = TokenId::parse(id).map_err(|_| ServiceError::NotFound)?;
         let secret = ManageSecret::parse(secret).map_err(|_| ServiceError::NotFound)?;
-        let token = self.store.get_token(&id).await?.ok_or(ServiceError::NotFound)?;
+        let token = self
+            .store
+            .get_token(&id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         if secret.verify(&token.manage_hash) {
             Ok(token)
         } else {
@@ -123,7 +137,10 @@ impl TokenService {
     /// A token by id, for the operator's CLI, which works on the database directly.
     pub async fn get(&self, id: &str) -> Result<TokenRecord, ServiceError> {
         let id = TokenId::parse(id).map_err(|_| ServiceError::NotFound)?;
-        self.store.get_token(&id).await?.ok_or(ServiceError::NotFound)
+        self.store
+            .get_token(&id)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     pub async fn list(&self) -> Result<Vec<TokenRecord>, ServiceError> {
@@ -149,10 +166,16 @@ impl TokenService {
     ) -> Result<TokenRecord, ServiceError> {
         let mut errors = Vec::new();
         if switches.email == Some(true) && token.email.is_none() {
-            errors.push(FieldError::new("email_enabled", "this token has no email address"));
+            errors.push(FieldError::new(
+                "email_enabled",
+                "this token has no email address",
+            ));
         }
         if switches.webhook == Some(true) && token.webhook.is_none() {
-            errors.push(FieldError::new("webhook_enabled", "this token has no webhook URL"));
+            errors.push(FieldError::new(
+                "webhook_enabled",
+                "this token has no webhook URL",
+            ));
         }
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
@@ -160,13 +183,18 @@ impl TokenService {
         if !self.store.set_channels(&token.id, switches).await? {
             return Err(ServiceError::NotFound);
         }
-        self.store.get_token(&token.id).await?.ok_or(ServiceError::NotFound)
+        self.store
+            .get_token(&token.id)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     /// Revokes the key first, then forgets the token: if revoking fails the token stays, so
     /// the operator can retry and no live key is left without a record.
     pub async fn delete(&self, token: &TokenRecord) -> Result<(), ServiceError> {
-        self.minter.revoke(&token.access_key_id, &token.username).await?;
+        self.minter
+            .revoke(&token.access_key_id, &token.username)
+            .await?;
         self.store.delete_token(&token.id).await?;
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
@@ -176,7 +204,12 @@ impl TokenService {
         Ok(self.store.count_hits(&token.id).await?)
     }
 
-    pub async fn hits(&self, token: &TokenRecord, limit: u32, offset: u32) -> Result<(Vec<HitRecord>, u64), ServiceError> {
+    pub async fn hits(
+        &self,
+        token: &TokenRecord,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<HitRecord>, u64), ServiceError> {
         let hits = self.store.list_hits(&token.id, limit, offset).await?;
         let total = self.store.count_hits(&token.id).await?;
         Ok((hits, total))

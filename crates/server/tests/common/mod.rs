@@ -21,9 +21,11 @@ pub struct TestApp {
 }
 
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data_dir.to_path_buf();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
     // Tests create many tokens from one address; the limit has its own test.
     config.rate_limit.create_per_minute = 10_000;
     config.rate_limit.create_burst = 10_000;
@@ -85,7 +87,12 @@ impl TestApp {
     }
 
     pub async fn post_token(&self, body: &Value) -> reqwest::Response {
-        self.http.post(self.url("/api/v1/tokens")).json(body).send().await.unwrap()
+        self.http
+            .post(self.url("/api/v1/tokens"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates a token that must succeed; returns the 201 body.

@@ -1,0 +1,285 @@
+//! The `canarykeys` binary as a script would use it: token commands on a data directory, clear
+//! errors with a non-zero exit, and the settings layers (defaults < file < env < flags).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn canarykeys(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_canarykeys"));
+    cmd.current_dir(dir).args(args);
+    // Start from a clean slate: no setting leaks in from the environment running the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CANARYKEYS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn create_list_show_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let created: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &[
+            "token",
+            "create",
+            "--memo",
+            "bulk planted on host-1",
+            "--email",
+            "soc@example.com",
+        ],
+        &[],
+    )))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let key = created["aws"]["access_key_id"].as_str().unwrap();
+    assert!(created["manage_secret"].as_str().unwrap().len() == 43);
+    assert!(created["manage_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:8080/manage/"));
+    assert!(
+        d.join("data/canarykeys.db").exists(),
+        "default data dir is ./data"
+    );
+
+    let creds = ok(canarykeys(
+        d,
+        &[
+            "token",
+            "create",
+            "--memo",
+            "second",
+            "--webhook-url",
+            "https://h.example.com/x",
+            "--format",
+            "credentials",
+        ],
+        &[],
+    ));
+    assert!(creds.starts_with("[default]\naws_access_key_id = AKIA"));
+
+    let list = ok(canarykeys(d, &["token", "list"], &[]));
+    assert_eq!(list.lines().count(), 2);
+    assert!(list.contains(id) && list.contains(key) && list.contains("bulk planted on host-1"));
+    let list: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["token", "list", "--format", "json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+
+    let shown: Value =
+        serde_json::from_str(&ok(canarykeys(d, &["token", "show", id], &[]))).unwrap();
+    assert_eq!(shown["aws"], created["aws"]);
+    for (format, start) in [
+        ("credentials", "[default]\naws_access_key_id"),
+        ("config", "[default]\nregion"),
+        ("csv", "Access key ID,Secret"),
+        ("env", "export AWS_ACCESS_KEY_ID="),
+    ] {
+        assert!(
+            ok(canarykeys(
+                d,
+                &["token", "show", id, "--format", format],
+                &[]
+            ))
+            .starts_with(start),
+            "{format}"
+        );
+    }
+
+    assert!(ok(canarykeys(d, &["token", "delete", id], &[])).contains(id));
+    assert!(fails(canarykeys(d, &["token", "show", id], &[])).contains("no such token"));
+    assert_eq!(
+        ok(canarykeys(d, &["token", "list"], &[])).lines().count(),
+        1
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let err = fails(canarykeys(
+        d,
+        &["token", "create", "--memo", "", "--email", "nope"],
+        &[],
+    ));
+    assert!(err.contains("--memo") && err.contains("--email"), "{err}");
+    let err = fails(canarykeys(d, &["token", "create", "--memo", "m"], &[]));
+    assert!(err.contains("email address or a webhook"), "{err}");
+    let err = fails(canarykeys(
+        d,
+        &[
+            "token",
+            "create",
+            "--memo",
+            "m",
+            "--email",
+            "a@example.com",
+            "--format",
+            "xml",
+        ],
+        &[],
+    ));
+    assert!(err.contains("xml"), "{err}");
+    assert!(fails(canarykeys(d, &["token", "delete", "not-an-id"], &[])).contains("no such token"));
+    let err = fails(canarykeys(
+        d,
+        &["--config", "missing.toml", "token", "list"],
+        &[],
+    ));
+    assert!(
+        err.contains("missing.toml") && err.contains("does not exist"),
+        "{err}"
+    );
+    std::fs::write(d.join("bad.toml"), "listen = 5\n").unwrap();
+    assert!(fails(canarykeys(
+        d,
+        &["--config", "bad.toml", "token", "list"],
+        &[]
+    ))
+    .contains("listen"));
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[("CANARYKEYS_MINTER__ACCOUNT_ID", "12345")],
+    ));
+    assert!(err.contains("account id is 12 digits"), "{err}");
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[("CANARYKEYS_MINTER__ACCOUNT_ID", "\"12345\"")],
+    ));
+    assert!(err.contains("minter.account_id"), "{err}");
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[("CANARYKEYS_MINTER__REGION", "mars")],
+    ));
+    assert!(err.contains("minter.region"), "{err}");
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[("CANARYKEYS_MINTER__KIND", "magic")],
+    ));
+    assert!(err.contains("minter.kind"), "{err}");
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[("CANARYKEYS_DATABASE_URL", "mysql://x")],
+    ));
+    assert!(err.contains("unsupported database URL"), "{err}");
+}
+
+#[test]
+fn settings_layer_defaults_file_env_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let region = |out: String| -> String {
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["aws"]["region"].as_str().unwrap().to_owned()
+    };
+    let create = ["token", "create", "--memo", "m", "--email", "a@example.com"];
+    // Default.
+    assert_eq!(region(ok(canarykeys(d, &create, &[]))), "us-east-1");
+    // File beats default.
+    std::fs::write(d.join("ck.toml"), "data_dir = \"from-file\"\n[minter]\nregion = \"eu-west-1\"\naccount_id = \"111122223333\"\n").unwrap();
+    let with_file = [
+        "--config",
+        "ck.toml",
+        "token",
+        "create",
+        "--memo",
+        "m",
+        "--email",
+        "a@example.com",
+    ];
+    let out = ok(canarykeys(d, &with_file, &[]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["aws"]["region"], "eu-west-1");
+    assert_eq!(v["aws"]["account_id"], "111122223333");
+    assert!(v["aws"]["access_key_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("AKIA"));
+    assert!(d.join("from-file/canarykeys.db").exists());
+    // Env beats file; an account id from the environment may be a bare number or quoted.
+    assert_eq!(
+        region(ok(canarykeys(
+            d,
+            &with_file,
+            &[("CANARYKEYS_MINTER__REGION", "ap-south-1")]
+        ))),
+        "ap-south-1"
+    );
+    for (raw, want) in [
+        ("444455556666", "444455556666"),
+        ("\"012345678901\"", "012345678901"),
+    ] {
+        let v: Value = serde_json::from_str(&ok(canarykeys(
+            d,
+            &with_file,
+            &[("CANARYKEYS_MINTER__ACCOUNT_ID", raw)],
+        )))
+        .unwrap();
+        assert_eq!(v["aws"]["account_id"], want);
+    }
+    // A flag beats env: --data-dir wins over CANARYKEYS_DATA_DIR.
+    ok(canarykeys(
+        d,
+        &["--data-dir", "from-flag", "token", "list"],
+        &[("CANARYKEYS_DATA_DIR", "from-env")],
+    ));
+    assert!(d.join("from-flag/canarykeys.db").exists());
+    assert!(!d.join("from-env").exists());
+    // public_url from env shapes the manage link.
+    let out = ok(canarykeys(
+        d,
+        &create,
+        &[("CANARYKEYS_PUBLIC_URL", "https://keys.example.com/")],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["manage_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://keys.example.com/manage/"));
+}
+
+#[test]
+fn serve_reports_a_taken_port_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = fails(canarykeys(
+        dir.path(),
+        &["serve", "--listen", &addr, "--data-dir", "d"],
+        &[],
+    ));
+    assert!(err.contains("cannot listen on"), "{err}");
+}
