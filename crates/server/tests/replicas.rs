@@ -15,7 +15,10 @@ async fn fresh_database() -> (sqlx::AnyPool, String, String) {
         panic!("PostgreSQL is needed for this test at {admin_url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL")
     });
     let db = format!("ck_replicas_{}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
     (admin, db, url)
 }
@@ -33,19 +36,39 @@ async fn two_replicas_share_one_postgres_database() {
 
     let created = a.create_token().await;
     let (id, secret) = id_and_secret(&created);
-    let resp = b.get_authed(&format!("/api/v1/tokens/{id}"), &secret).send().await.unwrap();
+    let resp = b
+        .get_authed(&format!("/api/v1/tokens/{id}"), &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let seen: Value = resp.json().await.unwrap();
     assert_eq!(seen["aws"], created["aws"]);
     // Both replicas mint in the one account chosen at first start.
-    assert_eq!(b.create_token().await["aws"]["account_id"], created["aws"]["account_id"]);
+    assert_eq!(
+        b.create_token().await["aws"]["account_id"],
+        created["aws"]["account_id"]
+    );
 
-    let resp = b.http.delete(b.url(&format!("/api/v1/tokens/{id}"))).bearer_auth(&secret).send().await.unwrap();
+    let resp = b
+        .http
+        .delete(b.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 204);
-    let resp = a.get_authed(&format!("/api/v1/tokens/{id}"), &secret).send().await.unwrap();
+    let resp = a
+        .get_authed(&format!("/api/v1/tokens/{id}"), &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
 
     a.stop().await;
     b.stop().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }

@@ -1,18 +1,20 @@
-//! The web UI: the create form, the one-time result page, the manage page reached by the secret
-//! link, and downloads. Templates auto-escape everything; forms carry a CSRF token.
+//! The web UI: the create form and the one-time result page, plus what every page shares (errors
+//! as pages, template rendering, the CSRF cookie). Templates auto-escape everything.
+
+mod manage;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use canarykeys_core::{
     AwsCredentials, CredentialsFormat, FieldError, NewToken, NewTokenInput, TokenKind,
 };
-use canarykeys_store::{ChannelSwitches, TokenRecord};
+use canarykeys_store::TokenRecord;
 use minijinja::context;
 use serde::Deserialize;
 
@@ -20,23 +22,21 @@ use super::client::ClientAddr;
 use super::{csrf, ApiError, AppState};
 use crate::render::{human_time, user_arn, LOCAL_KEYS_NOTICE};
 
-const HISTORY_PAGE: u32 = 50;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/tokens", post(create))
-        .route("/manage/{id}", get(manage))
-        .route("/manage/{id}/channels", post(channels))
-        .route("/manage/{id}/delete", post(delete))
-        .route("/manage/{id}/download", get(download))
+        .route("/manage/{id}", get(manage::manage))
+        .route("/manage/{id}/channels", post(manage::channels))
+        .route("/manage/{id}/delete", post(manage::delete))
+        .route("/manage/{id}/download", get(manage::download))
         .route(
             "/static/app.css",
-            get(|| static_file("text/css", include_str!("../../static/app.css"))),
+            get(|| static_file("text/css", include_str!("../../../static/app.css"))),
         )
         .route(
             "/static/app.js",
-            get(|| static_file("text/javascript", include_str!("../../static/app.js"))),
+            get(|| static_file("text/javascript", include_str!("../../../static/app.js"))),
         )
 }
 
@@ -52,7 +52,7 @@ async fn static_file(content_type: &'static str, body: &'static str) -> Response
 }
 
 /// An error shown as an HTML page, with the status the one mapping in `error.rs` gives it.
-struct UiError {
+pub(super) struct UiError {
     templates: Arc<minijinja::Environment<'static>>,
     error: ApiError,
 }
@@ -74,14 +74,18 @@ impl IntoResponse for UiError {
     }
 }
 
-fn fail(state: &AppState, e: impl Into<ApiError>) -> UiError {
+pub(super) fn fail(state: &AppState, e: impl Into<ApiError>) -> UiError {
     UiError {
         templates: state.templates.clone(),
         error: e.into(),
     }
 }
 
-fn render(state: &AppState, name: &str, ctx: minijinja::Value) -> Result<String, UiError> {
+pub(super) fn render(
+    state: &AppState,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Result<String, UiError> {
     state
         .templates
         .get_template(name)
@@ -89,7 +93,7 @@ fn render(state: &AppState, name: &str, ctx: minijinja::Value) -> Result<String,
         .map_err(|e| fail(state, ApiError::Internal(format!("template {name}: {e:#}"))))
 }
 
-fn page(html: String, status: StatusCode, csrf: &csrf::CsrfToken) -> Response {
+pub(super) fn page(html: String, status: StatusCode, csrf: &csrf::CsrfToken) -> Response {
     let mut resp = (status, Html(html)).into_response();
     if let Some(cookie) = &csrf.set_cookie {
         resp.headers_mut()
@@ -196,11 +200,11 @@ async fn create(
     Ok((StatusCode::CREATED, Html(html)).into_response())
 }
 
-fn notice(t: &TokenRecord) -> Option<&'static str> {
+pub(super) fn notice(t: &TokenRecord) -> Option<&'static str> {
     (t.minter == "local").then_some(LOCAL_KEYS_NOTICE)
 }
 
-fn token_ctx(t: &TokenRecord) -> minijinja::Value {
+pub(super) fn token_ctx(t: &TokenRecord) -> minijinja::Value {
     context! {
         id => t.id.as_str(),
         memo => t.memo.as_str(),
@@ -214,7 +218,7 @@ fn token_ctx(t: &TokenRecord) -> minijinja::Value {
     }
 }
 
-fn creds_ctx(t: &TokenRecord, c: &AwsCredentials, secret: &str) -> minijinja::Value {
+pub(super) fn creds_ctx(t: &TokenRecord, c: &AwsCredentials, secret: &str) -> minijinja::Value {
     let downloads: Vec<_> = CredentialsFormat::ALL
         .iter()
         .map(|f| {
@@ -235,173 +239,4 @@ fn creds_ctx(t: &TokenRecord, c: &AwsCredentials, secret: &str) -> minijinja::Va
         arn => user_arn(c),
         downloads => minijinja::Value::from_serialize(downloads),
     }
-}
-
-#[derive(Deserialize)]
-struct ManageQuery {
-    #[serde(default)]
-    s: String,
-    #[serde(default)]
-    page: u32,
-}
-
-async fn manage(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    q: Result<Query<ManageQuery>, QueryRejection>,
-) -> Result<Response, UiError> {
-    let Query(q) = q.map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &q.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    let creds = state
-        .tokens
-        .credentials(&token)
-        .map_err(|e| fail(&state, e))?;
-    let offset = q.page.saturating_mul(HISTORY_PAGE);
-    let (hits, total) = state
-        .tokens
-        .hits(&token, HISTORY_PAGE, offset)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    let hits: Vec<_> = hits
-        .iter()
-        .map(|h| {
-            serde_json::json!({
-                "event_time": human_time(h.event_time),
-                "received_at": human_time(h.received_at),
-                "event_name": h.event_name, "event_source": h.event_source, "region": h.region,
-                "source_ip": h.source_ip, "user_agent": h.user_agent, "path": h.path,
-            })
-        })
-        .collect();
-    let csrf = csrf::token_for(&headers, state.secure_cookies);
-    let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
-    let html = render(
-        &state,
-        "manage.html",
-        context! {
-            token => token_ctx(&token),
-            creds => creds_ctx(&token, &creds, &q.s),
-            secret => q.s,
-            csrf => csrf.value.clone(),
-            hits => minijinja::Value::from_serialize(hits),
-            total => total,
-            page => q.page,
-            next_page => more.then_some(q.page + 1),
-            prev_page => q.page.checked_sub(1),
-            notice => notice(&token),
-        },
-    )?;
-    Ok(page(html, StatusCode::OK, &csrf))
-}
-
-#[derive(Deserialize)]
-struct ChannelsForm {
-    #[serde(default)]
-    s: String,
-    #[serde(default)]
-    csrf: String,
-    email_enabled: Option<String>,
-    webhook_enabled: Option<String>,
-}
-
-async fn channels(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<ChannelsForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let Form(form) = form.map_err(|e| fail(&state, e))?;
-    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &form.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    // A checkbox that is not ticked is not sent; only channels the token has are switched.
-    let switches = ChannelSwitches {
-        email: token
-            .email
-            .is_some()
-            .then_some(form.email_enabled.is_some()),
-        webhook: token
-            .webhook
-            .is_some()
-            .then_some(form.webhook_enabled.is_some()),
-    };
-    state
-        .tokens
-        .set_channels(&token, switches)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
-}
-
-#[derive(Deserialize)]
-struct DeleteForm {
-    #[serde(default)]
-    s: String,
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    form: Result<Form<DeleteForm>, FormRejection>,
-) -> Result<Response, UiError> {
-    let Form(form) = form.map_err(|e| fail(&state, e))?;
-    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &form.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    state
-        .tokens
-        .delete(&token)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    let html = render(
-        &state,
-        "deleted.html",
-        context! { memo => token.memo.as_str() },
-    )?;
-    Ok(Html(html).into_response())
-}
-
-#[derive(Deserialize)]
-struct DownloadQuery {
-    #[serde(default)]
-    s: String,
-    format: Option<String>,
-}
-
-async fn download(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    q: Result<Query<DownloadQuery>, QueryRejection>,
-) -> Result<Response, UiError> {
-    let Query(q) = q.map_err(|e| fail(&state, e))?;
-    let format: CredentialsFormat = q
-        .format
-        .as_deref()
-        .unwrap_or("credentials")
-        .parse()
-        .map_err(|e: canarykeys_core::Invalid| fail(&state, ApiError::BadRequest(e.to_string())))?;
-    let token = state
-        .tokens
-        .authorize(&id, &q.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    let creds = state
-        .tokens
-        .credentials(&token)
-        .map_err(|e| fail(&state, e))?;
-    Ok(crate::render::download(format, &creds))
 }

@@ -1,0 +1,187 @@
+//! The manage page reached by a token's secret link: channel switches, history, delete and
+//! downloads. Every action checks the secret; every form also checks the CSRF token.
+
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use canarykeys_core::CredentialsFormat;
+use canarykeys_store::ChannelSwitches;
+use minijinja::context;
+use serde::Deserialize;
+
+use super::{creds_ctx, fail, notice, page, render, token_ctx, UiError};
+use crate::http::{csrf, ApiError, AppState};
+use crate::render::human_time;
+
+const HISTORY_PAGE: u32 = 50;
+
+#[derive(Deserialize)]
+pub(super) struct ManageQuery {
+    #[serde(default)]
+    s: String,
+    #[serde(default)]
+    page: u32,
+}
+
+pub(super) async fn manage(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<ManageQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(q) = q.map_err(|e| fail(&state, e))?;
+    let token = state
+        .tokens
+        .authorize(&id, &q.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let creds = state
+        .tokens
+        .credentials(&token)
+        .map_err(|e| fail(&state, e))?;
+    let offset = q.page.saturating_mul(HISTORY_PAGE);
+    let (hits, total) = state
+        .tokens
+        .hits(&token, HISTORY_PAGE, offset)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let hits: Vec<_> = hits
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "event_time": human_time(h.event_time),
+                "received_at": human_time(h.received_at),
+                "event_name": h.event_name, "event_source": h.event_source, "region": h.region,
+                "source_ip": h.source_ip, "user_agent": h.user_agent, "path": h.path,
+            })
+        })
+        .collect();
+    let csrf = csrf::token_for(&headers, state.secure_cookies);
+    let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
+    let html = render(
+        &state,
+        "manage.html",
+        context! {
+            token => token_ctx(&token),
+            creds => creds_ctx(&token, &creds, &q.s),
+            secret => q.s,
+            csrf => csrf.value.clone(),
+            hits => minijinja::Value::from_serialize(hits),
+            total => total,
+            page => q.page,
+            next_page => more.then_some(q.page + 1),
+            prev_page => q.page.checked_sub(1),
+            notice => notice(&token),
+        },
+    )?;
+    Ok(page(html, StatusCode::OK, &csrf))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ChannelsForm {
+    #[serde(default)]
+    s: String,
+    #[serde(default)]
+    csrf: String,
+    email_enabled: Option<String>,
+    webhook_enabled: Option<String>,
+}
+
+pub(super) async fn channels(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<ChannelsForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| fail(&state, e))?;
+    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
+    let token = state
+        .tokens
+        .authorize(&id, &form.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    // A checkbox that is not ticked is not sent; only channels the token has are switched.
+    let switches = ChannelSwitches {
+        email: token
+            .email
+            .is_some()
+            .then_some(form.email_enabled.is_some()),
+        webhook: token
+            .webhook
+            .is_some()
+            .then_some(form.webhook_enabled.is_some()),
+    };
+    state
+        .tokens
+        .set_channels(&token, switches)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeleteForm {
+    #[serde(default)]
+    s: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<DeleteForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| fail(&state, e))?;
+    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
+    let token = state
+        .tokens
+        .authorize(&id, &form.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    state
+        .tokens
+        .delete(&token)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let html = render(
+        &state,
+        "deleted.html",
+        context! { memo => token.memo.as_str() },
+    )?;
+    Ok(Html(html).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct DownloadQuery {
+    #[serde(default)]
+    s: String,
+    format: Option<String>,
+}
+
+pub(super) async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<DownloadQuery>, QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(q) = q.map_err(|e| fail(&state, e))?;
+    let format: CredentialsFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("credentials")
+        .parse()
+        .map_err(|e: canarykeys_core::Invalid| fail(&state, ApiError::BadRequest(e.to_string())))?;
+    let token = state
+        .tokens
+        .authorize(&id, &q.s)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let creds = state
+        .tokens
+        .credentials(&token)
+        .map_err(|e| fail(&state, e))?;
+    Ok(crate::render::download(format, &creds))
+}
