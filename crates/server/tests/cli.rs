@@ -283,3 +283,69 @@ fn serve_reports_a_taken_port_and_exits() {
     ));
     assert!(err.contains("cannot listen on"), "{err}");
 }
+
+/// `serve` logs where to open the UI, and even at debug level its logs hold neither a manage
+/// secret nor a secret access key (manage links carry the secret in the query string).
+#[tokio::test]
+async fn serve_logs_where_to_open_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_canarykeys"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", &listen])
+        .env("RUST_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "serve did not come up");
+    let created: Value = http
+        .post(format!("{base}/api/v1/tokens"))
+        .json(&serde_json::json!({"memo": "m", "email": "a@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let manage_url = created["manage_url"].as_str().unwrap();
+    assert_eq!(http.get(manage_url).send().await.unwrap().status(), 200);
+    let id = created["id"].as_str().unwrap();
+    let secret = created["manage_secret"].as_str().unwrap();
+    let resp = http
+        .get(format!("{base}/api/v1/tokens/{id}"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let logs = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(logs.contains(&format!("open http://{listen}/")), "{logs}");
+    assert!(logs.contains("/manage/"), "requests are logged: {logs}");
+    assert!(!logs.contains(secret), "manage secret in the logs");
+    assert!(
+        !logs.contains(created["aws"]["secret_access_key"].as_str().unwrap()),
+        "secret key in the logs"
+    );
+    assert!(dir.path().join("data/canarykeys.db").exists());
+}

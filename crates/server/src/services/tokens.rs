@@ -215,3 +215,162 @@ impl TokenService {
         Ok((hits, total))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The all-or-nothing rule of create, with a store and a minter that fail on demand.
+
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use canarykeys_aws::{LocalMinter, MintedKey};
+    use canarykeys_core::{AccessKeyId, AccountId, IamUserName, NewTokenInput};
+    use canarykeys_store::{Result as StoreResult, SqlStore};
+
+    use super::*;
+
+    /// Wraps a real minter and records revocations; can be told to fail minting.
+    struct RecordingMinter {
+        inner: LocalMinter,
+        fail_mint: bool,
+        revoked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Minter for RecordingMinter {
+        fn name(&self) -> &'static str {
+            "local"
+        }
+        fn keys_valid_at_aws(&self) -> bool {
+            false
+        }
+        async fn mint(&self) -> Result<MintedKey, MintError> {
+            if self.fail_mint {
+                return Err(MintError::Unavailable("throttled".into()));
+            }
+            self.inner.mint().await
+        }
+        async fn revoke(&self, key: &AccessKeyId, _: &IamUserName) -> Result<(), MintError> {
+            self.revoked.lock().unwrap().push(key.to_string());
+            Ok(())
+        }
+    }
+
+    /// A real SQLite store whose token inserts fail.
+    struct FailingInserts(SqlStore);
+
+    #[async_trait]
+    impl Store for FailingInserts {
+        async fn insert_token(&self, _: &TokenRecord) -> StoreResult<()> {
+            Err(StoreError::Corrupt("disk full".into()))
+        }
+        async fn get_token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
+            self.0.get_token(id).await
+        }
+        async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+            self.0.list_tokens().await
+        }
+        async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
+            self.0.delete_token(id).await
+        }
+        async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> StoreResult<bool> {
+            self.0.set_channels(id, s).await
+        }
+        async fn insert_hit(&self, h: &HitRecord) -> StoreResult<bool> {
+            self.0.insert_hit(h).await
+        }
+        async fn list_hits(&self, t: &TokenId, l: u32, o: u32) -> StoreResult<Vec<HitRecord>> {
+            self.0.list_hits(t, l, o).await
+        }
+        async fn count_hits(&self, t: &TokenId) -> StoreResult<u64> {
+            self.0.count_hits(t).await
+        }
+        async fn setting_or_insert(&self, k: &str, v: &str) -> StoreResult<String> {
+            self.0.setting_or_insert(k, v).await
+        }
+    }
+
+    fn new_token() -> NewToken {
+        NewToken::parse(&NewTokenInput {
+            memo: Some("m".into()),
+            email: Some("a@example.com".into()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    async fn service(
+        fail_insert: bool,
+        fail_mint: bool,
+    ) -> (TokenService, Arc<RecordingMinter>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = SqlStore::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let store: Arc<dyn Store> = if fail_insert {
+            Arc::new(FailingInserts(sql))
+        } else {
+            Arc::new(sql)
+        };
+        let minter = Arc::new(RecordingMinter {
+            inner: LocalMinter::new(AccountId::parse("123456789012").unwrap()),
+            fail_mint,
+            revoked: Mutex::new(Vec::new()),
+        });
+        let sealer = Sealer::load_or_create(&dir.path().join("k")).unwrap();
+        let svc = TokenService::new(
+            store,
+            minter.clone(),
+            sealer,
+            Region::parse("us-east-1").unwrap(),
+            OutputFormat::Json,
+        );
+        (svc, minter, dir)
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_write_revokes_the_minted_key() {
+        let (svc, minter, _dir) = service(true, false).await;
+        let err = svc.create(new_token()).await.err().unwrap();
+        assert!(matches!(err, ServiceError::Store(_)));
+        assert_eq!(
+            minter.revoked.lock().unwrap().len(),
+            1,
+            "the orphan key was revoked"
+        );
+        assert!(svc.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_mint_stores_nothing() {
+        let (svc, minter, _dir) = service(false, true).await;
+        let err = svc.create(new_token()).await.err().unwrap();
+        assert!(matches!(err, ServiceError::Mint(MintError::Unavailable(_))));
+        assert!(svc.list().await.unwrap().is_empty());
+        assert!(minter.revoked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn create_then_delete_revokes() {
+        let (svc, minter, _dir) = service(false, false).await;
+        let created = svc.create(new_token()).await.unwrap();
+        let secret = created.manage_secret.expose().to_owned();
+        let token = svc
+            .authorize(created.token.id.as_str(), &secret)
+            .await
+            .unwrap();
+        assert_eq!(
+            svc.credentials(&token).unwrap().secret_access_key,
+            created.credentials.secret_access_key
+        );
+        svc.delete(&token).await.unwrap();
+        assert_eq!(
+            *minter.revoked.lock().unwrap(),
+            vec![created.token.access_key_id.to_string()]
+        );
+        assert!(matches!(
+            svc.authorize(created.token.id.as_str(), &secret).await,
+            Err(ServiceError::NotFound)
+        ));
+    }
+}
