@@ -41,6 +41,16 @@ if ! command -v aws >/dev/null; then
   fi
 fi
 
+# moto's server stands in for S3 and IAM in crates/aws's tests (they fail without it).
+if ! command -v moto_server >/dev/null; then
+  echo "==> python3 -m pip install 'moto[server]'"
+  python3 -m pip install --disable-pip-version-check --no-input \
+    --root-user-action=ignore 'moto[server]'
+  # Same as for `aws` above: pip's scripts dir need not be on PATH.
+  scripts_dir="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  export PATH="$PATH:$scripts_dir"
+fi
+
 # chromium's launcher warns on stderr about /dev/shm; only the version matters.
 echo "==> using: $(chromium --version 2>/dev/null) | $(chromedriver --version) | $(aws --version 2>&1)"
 

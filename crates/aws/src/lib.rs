@@ -1,12 +1,23 @@
 //! Key minting: the `Minter` trait every way of making a decoy key implements, and the `local`
-//! minter, which makes keys in AWS's exact format without calling AWS.
+//! minter, which makes keys in AWS's exact format without calling AWS. Also the small traits over
+//! the AWS calls the detection pollers make (`TrailBucket`, `KeyUsage`), with SDK implementations.
 
+mod error;
+mod key_usage;
 mod local;
+mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod trail_bucket;
 
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SecretAccessKey};
 
+pub use error::{AwsError, BoxError, ErrorDetail};
+pub use key_usage::{IamKeyUsage, KeyUsage, LastUsed};
 pub use local::LocalMinter;
+pub use settings::{sdk_config, AwsSettings};
+pub use trail_bucket::{S3TrailBucket, TrailBucket, TrailObject};
 
 /// A freshly minted key and the identity it belongs to.
 #[derive(Clone, Debug)]

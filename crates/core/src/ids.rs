@@ -54,6 +54,11 @@ impl fmt::Debug for TokenId {
     }
 }
 
+/// A random 128-bit id for rows that need one (hits, alerts): 26 lower-case base32 characters.
+pub fn random_id() -> String {
+    TokenId::generate().0
+}
+
 /// The bearer secret that lets a token's owner manage it. 256 random bits, base64url. It is
 /// shown once and stored only as a hash; `Debug` and `Display` never print it.
 #[derive(Clone)]

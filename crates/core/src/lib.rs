@@ -2,10 +2,12 @@
 //! system's edge is parsed into one of these types once, so the rest of the code can trust it.
 
 pub mod access_key;
+pub mod cloudtrail;
 pub mod contact;
 pub mod credentials;
 pub mod ids;
 pub mod names;
+pub mod signing;
 pub mod token;
 
 use std::fmt;

@@ -31,7 +31,7 @@ pub struct Config {
     /// Base of the links the server prints and mails; default `http://<listen>`.
     pub public_url: Option<String>,
     /// The key that seals secret access keys at rest: 32 bytes, base64. Overrides the key file.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<Secret>,
     /// Where the sealing key is kept; created with mode 0600 on first start.
     pub encryption_key_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
@@ -40,6 +40,120 @@ pub struct Config {
     pub log: String,
     pub minter: MinterConfig,
     pub rate_limit: RateLimitConfig,
+    pub ingest: IngestConfig,
+    pub aws: AwsConfig,
+    pub detection: DetectionConfig,
+}
+
+/// How the server reaches AWS for the pollers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AwsConfig {
+    pub region: String,
+    /// Another endpoint than AWS's (a local AWS stand-in, for tests).
+    pub endpoint_url: Option<String>,
+    /// Static credentials; unset means the SDK's default chain (environment, profile, instance
+    /// role). Both or neither.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            endpoint_url: None,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DetectionConfig {
+    pub s3: S3PollerConfig,
+    pub safety_net: SafetyNetConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3PollerConfig {
+    /// The trail's bucket; unset turns the poller off.
+    pub bucket: Option<String>,
+    /// Where the trail writes (`AWSLogs/` unless the trail has a key prefix).
+    pub prefix: String,
+    pub interval_secs: u64,
+}
+
+impl Default for S3PollerConfig {
+    fn default() -> Self {
+        Self {
+            bucket: None,
+            prefix: "AWSLogs/".into(),
+            interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SafetyNetConfig {
+    pub enabled: bool,
+    /// IAM updates last-used dates hours late; checking more often than hourly buys little.
+    pub interval_secs: u64,
+}
+
+impl Default for SafetyNetConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_secs: 3600,
+        }
+    }
+}
+
+/// A setting that must never reach a log line: `Debug` prints a placeholder.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Shared secret of `POST /ingest/v1/cloudtrail`: the HMAC key of signed requests (the relay
+    /// Lambda) and the bearer token of unsigned ones (EventBridge API destinations). Unset: the
+    /// endpoint answers 503.
+    pub secret: Option<Secret>,
+    /// Largest ingest request body, in bytes (compressed, as sent).
+    pub max_body_bytes: usize,
+    /// Largest size any input may expand to when gunzipped or base64-decoded.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_decompressed_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -103,6 +217,9 @@ impl Default for Config {
             log: "info".into(),
             minter: MinterConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            ingest: IngestConfig::default(),
+            aws: AwsConfig::default(),
+            detection: DetectionConfig::default(),
         }
     }
 }
@@ -179,6 +296,26 @@ impl Config {
                     "unknown minter {:?}; this build knows \"local\"",
                     self.minter.kind
                 ),
+            });
+        }
+        if let Some(secret) = &self.ingest.secret {
+            if secret.expose().len() < 16 {
+                return Err(ConfigError::Value {
+                    key: "ingest.secret",
+                    problem: "must be at least 16 characters (use `openssl rand -hex 32`)".into(),
+                });
+            }
+        }
+        if self.aws.access_key_id.is_some() != self.aws.secret_access_key.is_some() {
+            return Err(ConfigError::Value {
+                key: "aws.access_key_id",
+                problem: "set aws.access_key_id and aws.secret_access_key together".into(),
+            });
+        }
+        if self.detection.s3.interval_secs == 0 || self.detection.safety_net.interval_secs == 0 {
+            return Err(ConfigError::Value {
+                key: "detection.*.interval_secs",
+                problem: "must be at least 1".into(),
             });
         }
         if self.max_body_bytes < 1024 {

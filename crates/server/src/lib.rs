@@ -5,6 +5,8 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod http;
+pub mod jobs;
+pub mod metrics;
 pub mod render;
 pub mod services;
 mod templates;
@@ -14,12 +16,13 @@ use std::sync::Arc;
 
 use canarykeys_aws::{LocalMinter, Minter};
 use canarykeys_core::{AccountId, OutputFormat, Region};
-use canarykeys_store::{SqlStore, Store, StoreError};
+use canarykeys_store::{SettingsStore, SqlStore, Store, StoreError};
 use tokio::net::TcpListener;
 
+use canarykeys_core::cloudtrail::Limits;
 pub use config::Config;
 use crypto::{CryptoError, Sealer};
-use services::TokenService;
+use services::{IngestService, TokenService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -46,7 +49,9 @@ pub enum StartError {
 /// The parts every entry point (server, CLI) shares: storage, sealing, minting.
 pub struct Services {
     pub tokens: TokenService,
+    pub ingest: IngestService,
     pub store: Arc<SqlStore>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Services {
@@ -54,7 +59,7 @@ impl Services {
         create_data_dir(config)?;
         let store = Arc::new(SqlStore::connect(&config.database_url()).await?);
         let sealer = match &config.encryption_key {
-            Some(key) => Sealer::from_base64(key)?,
+            Some(key) => Sealer::from_base64(key.expose())?,
             None => Sealer::load_or_create(&config.encryption_key_file())?,
         };
         let setting = |key: &'static str| {
@@ -88,7 +93,17 @@ impl Services {
             region,
             output,
         );
-        Ok(Self { tokens, store })
+        let metrics = Arc::new(metrics::Metrics::default());
+        let limits = Limits {
+            max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+        };
+        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone());
+        Ok(Self {
+            tokens,
+            ingest,
+            store,
+            metrics,
+        })
     }
 }
 
@@ -115,6 +130,7 @@ pub struct Application {
     address: SocketAddr,
     public_url: String,
     limiter: http::client::CreateLimiter,
+    jobs: Vec<jobs::Job>,
 }
 
 impl Application {
@@ -141,18 +157,22 @@ impl Application {
         let limiter = http::client::CreateLimiter::new(&config.rate_limit);
         let state = http::AppState {
             tokens: services.tokens,
+            ingest: services.ingest,
+            ingest_secret: config.ingest.secret.clone(),
             templates: Arc::new(templates::environment()),
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.clone().into(),
             limiter: limiter.clone(),
         };
-        let router = http::router(state, config.max_body_bytes);
+        let jobs = jobs::configure(&config, &services.store, &state.ingest).await;
+        let router = http::router(state, config.max_body_bytes, config.ingest.max_body_bytes);
         Ok(Self {
             listener,
             router,
             address,
             public_url,
             limiter,
+            jobs,
         })
     }
 
@@ -170,6 +190,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(self.limiter.prune_forever());
+        let jobs: Vec<_> = self.jobs.into_iter().map(jobs::Job::start).collect();
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -177,6 +198,9 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         pruner.abort();
+        for job in jobs {
+            job.abort();
+        }
         result
     }
 }

@@ -29,7 +29,7 @@ async fn two_replicas_share_one_postgres_database() {
     let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let configure = |c: &mut canarykeys_server::Config| {
         c.database_url = Some(url.clone());
-        c.encryption_key = Some(key.into());
+        c.encryption_key = Some(canarykeys_server::config::Secret::new(key));
     };
     let a = spawn_app_with(configure).await;
     let b = spawn_app_with(configure).await;

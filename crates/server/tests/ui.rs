@@ -4,7 +4,7 @@
 mod common;
 
 use canarykeys_core::TokenId;
-use canarykeys_store::{HitRecord, SqlStore, Store};
+use canarykeys_store::{HitRecord, HitStore, SqlStore};
 use common::{spawn_app, TestApp};
 
 /// A browser-like session: keeps the CSRF cookie and reads the form's hidden token.
@@ -341,10 +341,18 @@ async fn alert_history_escapes_attacker_controlled_text() {
         region: "us-east-1".into(),
         source_ip: "203.0.113.7".into(),
         user_agent: "<img src=x onerror=alert(1)>\"'&".into(),
-        path: "cloudwatch".into(),
+        error_code: None,
+        error_message: None,
+        account_id: None,
+        access_key_id: None,
+        tls_host: None,
+        vpc_endpoint_id: None,
+        request_id: None,
+        path: "cloudwatch-logs".into(),
+        note: None,
         raw: "{}".into(),
     };
-    assert!(store.insert_hit(&hit).await.unwrap());
+    assert_eq!(store.record_hits(&[hit]).await.unwrap(), [true]);
 
     let page = b.get(&manage).await.text().await.unwrap();
     assert!(page.contains(r#"id="history""#));

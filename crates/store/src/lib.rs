@@ -1,11 +1,12 @@
-//! Storage for canarykeys: the `Store` trait the server talks to, and `SqlStore`, which keeps the
-//! data in SQLite (the default, one file) or PostgreSQL (shared by several replicas).
+//! Storage for canarykeys: a few small traits the server talks to (tokens, hits, settings), and
+//! `SqlStore`, which keeps the data in SQLite (the default, one file) or PostgreSQL (shared by
+//! several replicas).
 
 mod records;
 mod sql;
 
 use async_trait::async_trait;
-use canarykeys_core::TokenId;
+use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 
 pub use records::{ChannelSwitches, HitRecord, TokenRecord};
 pub use sql::{Backend, SqlStore};
@@ -26,26 +27,55 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Everything the server stores. Kept small on purpose: each method is one thing the domain
-/// needs, and each backend implements it in one statement where it can.
+/// Tokens and their settings.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait TokenStore: Send + Sync + 'static {
     /// Stores a new token. Fails with `Conflict` if its id or access key id is taken.
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
     async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>>;
+    /// The token whose key this is: the join key of detection.
+    async fn find_token_by_key(&self, key: &AccessKeyId) -> Result<Option<TokenRecord>>;
+    /// The token of an IAM user, for events that name the user but not the key (temporary
+    /// credentials made from a decoy key, say).
+    async fn find_token_by_user(
+        &self,
+        account: &AccountId,
+        user: &IamUserName,
+    ) -> Result<Option<TokenRecord>>;
     /// All tokens, newest first.
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
-    /// Deletes a token and its hits. Returns whether it existed.
+    /// Deletes a token with its hits and alerts. Returns whether it existed.
     async fn delete_token(&self, id: &TokenId) -> Result<bool>;
     /// Switches alert channels on or off; `None` leaves a switch as it is. Returns whether the
     /// token exists.
     async fn set_channels(&self, id: &TokenId, switches: ChannelSwitches) -> Result<bool>;
-    /// Records a hit unless one with the same event id exists. Returns whether it was new.
-    async fn insert_hit(&self, hit: &HitRecord) -> Result<bool>;
+}
+
+/// Recorded uses of tokens, and the alert outbox they feed.
+#[async_trait]
+pub trait HitStore: Send + Sync + 'static {
+    /// Records hits in one transaction. Each is inserted unless a hit with the same event id
+    /// exists (the database decides, so concurrent deliveries cannot both win); each new hit gets
+    /// an alert row in the same transaction. Returns, per hit, whether it was new.
+    async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>>;
     /// A token's hits, newest first, at most `limit`, starting after `offset`.
     async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
     async fn count_hits(&self, token: &TokenId) -> Result<u64>;
-    /// Returns the stored value of an installation setting, storing `value` first if there is
-    /// none. Used for values chosen once at first start (the local minter's account id).
-    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+    /// The newest event time among a token's hits, if any.
+    async fn latest_hit_time(&self, token: &TokenId) -> Result<Option<i64>>;
+    /// Alert rows not yet delivered.
+    async fn count_pending_alerts(&self) -> Result<u64>;
 }
+
+/// Small named values: choices made once at first start, and the pollers' positions.
+#[async_trait]
+pub trait SettingsStore: Send + Sync + 'static {
+    /// Returns the stored value, storing `value` first if there is none.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String>;
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+}
+
+/// Everything the server stores.
+pub trait Store: TokenStore + HitStore + SettingsStore {}
+impl<T: TokenStore + HitStore + SettingsStore> Store for T {}

@@ -42,18 +42,29 @@ pub struct ChannelSwitches {
 pub struct HitRecord {
     pub id: String,
     pub token_id: TokenId,
+    /// CloudTrail's `eventID`: the dedupe key across every path and redelivery.
     pub event_id: String,
     /// Unix time in milliseconds, as the event says.
     pub event_time: i64,
-    /// Unix time in milliseconds, when it reached us.
+    /// Unix time in milliseconds, when it reached us (so the real detection delay is visible).
     pub received_at: i64,
     pub event_name: String,
     pub event_source: String,
     pub region: String,
     pub source_ip: String,
     pub user_agent: String,
-    /// The way it reached us (`cloudwatch`, `eventbridge`, `s3`, …).
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub account_id: Option<String>,
+    pub access_key_id: Option<String>,
+    /// `tlsDetails.clientProvidedHostHeader`: which endpoint the caller talked to.
+    pub tls_host: Option<String>,
+    pub vpc_endpoint_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The way it reached us (`cloudwatch-logs`, `eventbridge`, `s3`, `api`, `cli`, `safety-net`).
     pub path: String,
+    /// A remark on how the use was seen (the safety net says CloudTrail did not log the call).
+    pub note: Option<String>,
     /// The whole record, as JSON.
     pub raw: String,
 }

@@ -6,7 +6,10 @@ use canarykeys_core::{
     names::ordinary_user_name, AccessKeyId, AccountId, Email, ManageSecret, Memo, OutputFormat,
     Region, TokenId, TokenKind, WebhookUrl,
 };
-use canarykeys_store::{ChannelSwitches, HitRecord, SqlStore, Store, StoreError, TokenRecord};
+use canarykeys_store::{
+    ChannelSwitches, HitRecord, HitStore, SettingsStore, SqlStore, StoreError, TokenRecord,
+    TokenStore,
+};
 use rand::Rng;
 
 fn token(created_at: i64) -> TokenRecord {
@@ -43,7 +46,15 @@ fn hit(token: &TokenId, event_id: &str, t: i64) -> HitRecord {
         region: "us-east-1".into(),
         source_ip: "203.0.113.7".into(),
         user_agent: "<script>alert(1)</script>".into(),
-        path: "cloudwatch".into(),
+        error_code: Some("AccessDenied".into()),
+        error_message: None,
+        account_id: Some("210987654321".into()),
+        access_key_id: None,
+        tls_host: Some("sts.amazonaws.com".into()),
+        vpc_endpoint_id: None,
+        request_id: Some("req-1".into()),
+        path: "cloudwatch-logs".into(),
+        note: None,
         raw: "{}".into(),
     }
 }
@@ -105,14 +116,62 @@ async fn suite(store: &SqlStore) {
         .await
         .unwrap());
 
-    // Hits: insert-or-ignore by event id, newest first, paged.
-    assert!(store.insert_hit(&hit(&a.id, "e1", 10)).await.unwrap());
-    assert!(
-        !store.insert_hit(&hit(&a.id, "e1", 10)).await.unwrap(),
-        "same event twice is one hit"
+    // Lookups by key and by account + user name.
+    assert_eq!(
+        store
+            .find_token_by_key(&b.access_key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b.id
     );
-    assert!(store.insert_hit(&hit(&a.id, "e2", 30)).await.unwrap());
-    assert!(store.insert_hit(&hit(&a.id, "e3", 20)).await.unwrap());
+    let other_key = AccessKeyId::generate_for(b.account_id);
+    assert!(store.find_token_by_key(&other_key).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .find_token_by_user(&b.account_id, &b.username)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b.id
+    );
+    let elsewhere = AccountId::parse("999999999999").unwrap();
+    assert!(store
+        .find_token_by_user(&elsewhere, &b.username)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Hits: insert-or-ignore by event id (also within one batch), one alert row per new hit.
+    assert_eq!(store.latest_hit_time(&a.id).await.unwrap(), None);
+    let first = store
+        .record_hits(&[hit(&a.id, "e1", 10), hit(&a.id, "e1", 10)])
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        [true, false],
+        "same event twice in a batch is one hit"
+    );
+    let mut again = hit(&a.id, "e1", 10);
+    again.id = "h-e1-redelivered".into();
+    again.path = "eventbridge".into();
+    assert_eq!(
+        store.record_hits(&[again]).await.unwrap(),
+        [false],
+        "a second path is a duplicate"
+    );
+    assert_eq!(
+        store
+            .record_hits(&[hit(&a.id, "e2", 30), hit(&a.id, "e3", 20)])
+            .await
+            .unwrap(),
+        [true, true]
+    );
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 3);
+    assert_eq!(store.latest_hit_time(&a.id).await.unwrap(), Some(30));
     let hits = store.list_hits(&a.id, 2, 0).await.unwrap();
     assert_eq!(
         hits.iter().map(|h| h.event_id.as_str()).collect::<Vec<_>>(),
@@ -122,13 +181,23 @@ async fn suite(store: &SqlStore) {
         hits[0].user_agent, "<script>alert(1)</script>",
         "stored as received"
     );
+    assert_eq!(hits[0].tls_host.as_deref(), Some("sts.amazonaws.com"));
     assert_eq!(store.list_hits(&a.id, 2, 2).await.unwrap().len(), 1);
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 3);
+    let e1 = store
+        .list_hits(&a.id, 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|h| h.event_id == "e1")
+        .unwrap();
+    assert_eq!(e1.path, "cloudwatch-logs", "the earliest arrival is kept");
 
-    // Deleting a token takes its hits with it.
+    // Deleting a token takes its hits and alerts with it.
     assert!(store.delete_token(&a.id).await.unwrap());
     assert!(!store.delete_token(&a.id).await.unwrap());
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 0);
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
     assert!(store.get_token(&b.id).await.unwrap().is_some());
 
     // A setting is chosen once.
@@ -139,6 +208,13 @@ async fn suite(store: &SqlStore) {
     assert_eq!(
         store.setting_or_insert("k", "second").await.unwrap(),
         "first"
+    );
+    assert_eq!(store.get_setting("absent").await.unwrap(), None);
+    store.put_setting("cursor", "a").await.unwrap();
+    store.put_setting("cursor", "b").await.unwrap();
+    assert_eq!(
+        store.get_setting("cursor").await.unwrap().as_deref(),
+        Some("b")
     );
 }
 

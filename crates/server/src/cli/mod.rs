@@ -1,6 +1,7 @@
 //! The command line: `serve`, and `token create|list|show|delete`, which work on the configured
 //! database directly (for scripts that plant keys in bulk).
 
+mod ingest;
 mod token;
 
 use std::net::SocketAddr;
@@ -39,13 +40,15 @@ pub enum Command {
     /// Create, list, show and delete tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Run CloudTrail files through detection (format detected; gzip fine).
+    Ingest(ingest::IngestArgs),
 }
 
 impl Cli {
     fn config(&self) -> anyhow::Result<Config> {
         let listen = match &self.command {
             Command::Serve { listen } => *listen,
-            Command::Token(_) => None,
+            Command::Token(_) | Command::Ingest(_) => None,
         };
         let overrides = Overrides {
             listen,
@@ -61,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(config).await,
         Command::Token(cmd) => token::run(cmd, &config).await,
+        Command::Ingest(args) => ingest::run(args, &config).await,
     }
 }
 

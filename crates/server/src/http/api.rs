@@ -157,7 +157,17 @@ fn hit_json(h: &HitRecord) -> Value {
         "region": h.region,
         "source_ip": h.source_ip,
         "user_agent": h.user_agent,
+        "error_code": h.error_code,
+        "error_message": h.error_message,
+        "account_id": h.account_id,
+        "access_key_id": h.access_key_id,
+        "tls_host": h.tls_host,
+        "vpc_endpoint_id": h.vpc_endpoint_id,
+        "request_id": h.request_id,
         "path": h.path,
+        "note": h.note,
+        "delay_seconds": (h.received_at - h.event_time) / 1000,
+        "cloudtrail": serde_json::from_str::<Value>(&h.raw).unwrap_or(Value::Null),
     })
 }
 

@@ -8,7 +8,7 @@ use canarykeys_aws::MintError;
 use canarykeys_core::FieldError;
 use serde_json::json;
 
-use crate::services::ServiceError;
+use crate::services::{IngestError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,6 +30,12 @@ pub enum ApiError {
     Csrf,
     #[error("not found")]
     NoRoute,
+    #[error("ingest is off: set [ingest] secret (CANARYKEYS_INGEST__SECRET) to turn it on")]
+    IngestDisabled,
+    #[error("missing or invalid X-Canarykeys-Signature or Authorization: Bearer <ingest secret>")]
+    IngestUnauthorized,
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
     /// A bug of ours (a template that does not render, say). The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,10 +63,25 @@ impl ApiError {
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::IngestDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            Self::IngestUnauthorized => StatusCode::UNAUTHORIZED,
+            Self::Ingest(IngestError::Parse(e)) if e.is_too_large() => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::Ingest(IngestError::Parse(_)) => StatusCode::BAD_REQUEST,
+            Self::Ingest(IngestError::Store(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn code(&self) -> &'static str {
+        match self {
+            Self::IngestDisabled => return "ingest_disabled",
+            Self::IngestUnauthorized => return "unauthenticated",
+            Self::Ingest(IngestError::Parse(_)) if self.status() == StatusCode::BAD_REQUEST => {
+                return "not_cloudtrail"
+            }
+            _ => {}
+        }
         match self.status() {
             StatusCode::BAD_REQUEST => "bad_request",
             StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
@@ -90,9 +111,9 @@ impl ApiError {
             Self::Service(ServiceError::Mint(MintError::Refused(_))) => {
                 "the key minting service refused the request; nothing was created".into()
             }
-            Self::Service(ServiceError::Store(_) | ServiceError::Crypto(_)) | Self::Internal(_) => {
-                "internal error".into()
-            }
+            Self::Service(ServiceError::Store(_) | ServiceError::Crypto(_))
+            | Self::Internal(_)
+            | Self::Ingest(IngestError::Store(_)) => "internal error".into(),
             other => other.to_string(),
         }
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod client;
 pub mod csrf;
 pub mod error;
+pub mod ingest;
 pub mod ui;
 
 use std::sync::Arc;
@@ -16,13 +17,16 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::services::TokenService;
+use crate::config::Secret;
+use crate::services::{IngestService, TokenService};
 pub use error::ApiError;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub tokens: TokenService,
+    pub ingest: IngestService,
+    pub ingest_secret: Option<Secret>,
     pub templates: Arc<minijinja::Environment<'static>>,
     pub public_url: Arc<str>,
     pub limiter: client::CreateLimiter,
@@ -36,10 +40,19 @@ impl AppState {
     }
 }
 
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.ingest.metrics().render(),
+    )
+}
+
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, max_body_bytes: usize, ingest_max_body_bytes: usize) -> Router {
     let headers = [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -49,11 +62,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     ];
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .merge(ui::routes())
         .nest("/api/v1", api::routes())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // After the general limit, so the ingest route's own (larger) limit wins.
+        .merge(ingest::routes(ingest_max_body_bytes))
         .fallback(|| async { ApiError::NoRoute })
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        .with_state(state);
     for (name, value) in headers {
         app = app.layer(SetResponseHeaderLayer::if_not_present(
             name,

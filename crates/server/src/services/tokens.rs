@@ -225,7 +225,7 @@ mod tests {
     use async_trait::async_trait;
     use canarykeys_aws::{LocalMinter, MintedKey};
     use canarykeys_core::{AccessKeyId, AccountId, IamUserName, NewTokenInput};
-    use canarykeys_store::{Result as StoreResult, SqlStore};
+    use canarykeys_store::{HitStore, Result as StoreResult, SettingsStore, SqlStore, TokenStore};
 
     use super::*;
 
@@ -260,12 +260,22 @@ mod tests {
     struct FailingInserts(SqlStore);
 
     #[async_trait]
-    impl Store for FailingInserts {
+    impl TokenStore for FailingInserts {
         async fn insert_token(&self, _: &TokenRecord) -> StoreResult<()> {
             Err(StoreError::Corrupt("disk full".into()))
         }
         async fn get_token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
             self.0.get_token(id).await
+        }
+        async fn find_token_by_key(&self, k: &AccessKeyId) -> StoreResult<Option<TokenRecord>> {
+            self.0.find_token_by_key(k).await
+        }
+        async fn find_token_by_user(
+            &self,
+            a: &AccountId,
+            u: &IamUserName,
+        ) -> StoreResult<Option<TokenRecord>> {
+            self.0.find_token_by_user(a, u).await
         }
         async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
             self.0.list_tokens().await
@@ -276,8 +286,12 @@ mod tests {
         async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> StoreResult<bool> {
             self.0.set_channels(id, s).await
         }
-        async fn insert_hit(&self, h: &HitRecord) -> StoreResult<bool> {
-            self.0.insert_hit(h).await
+    }
+
+    #[async_trait]
+    impl HitStore for FailingInserts {
+        async fn record_hits(&self, h: &[HitRecord]) -> StoreResult<Vec<bool>> {
+            self.0.record_hits(h).await
         }
         async fn list_hits(&self, t: &TokenId, l: u32, o: u32) -> StoreResult<Vec<HitRecord>> {
             self.0.list_hits(t, l, o).await
@@ -285,8 +299,24 @@ mod tests {
         async fn count_hits(&self, t: &TokenId) -> StoreResult<u64> {
             self.0.count_hits(t).await
         }
+        async fn latest_hit_time(&self, t: &TokenId) -> StoreResult<Option<i64>> {
+            self.0.latest_hit_time(t).await
+        }
+        async fn count_pending_alerts(&self) -> StoreResult<u64> {
+            self.0.count_pending_alerts().await
+        }
+    }
+
+    #[async_trait]
+    impl SettingsStore for FailingInserts {
         async fn setting_or_insert(&self, k: &str, v: &str) -> StoreResult<String> {
             self.0.setting_or_insert(k, v).await
+        }
+        async fn get_setting(&self, k: &str) -> StoreResult<Option<String>> {
+            self.0.get_setting(k).await
+        }
+        async fn put_setting(&self, k: &str, v: &str) -> StoreResult<()> {
+            self.0.put_setting(k, v).await
         }
     }
 

@@ -24,18 +24,37 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_created_at ON tokens (created_at);
 
+-- One row per use of a token's key, deduplicated by CloudTrail eventID across every path.
 CREATE TABLE hits (
-    id            TEXT PRIMARY KEY NOT NULL,
-    token_id      TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
-    event_id      TEXT NOT NULL UNIQUE,
-    event_time    BIGINT NOT NULL,
-    received_at   BIGINT NOT NULL,
-    event_name    TEXT NOT NULL,
-    event_source  TEXT NOT NULL,
-    region        TEXT NOT NULL,
-    source_ip     TEXT NOT NULL,
-    user_agent    TEXT NOT NULL,
-    path          TEXT NOT NULL,
-    raw           TEXT NOT NULL
+    id               TEXT PRIMARY KEY NOT NULL,
+    token_id         TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    event_id         TEXT NOT NULL UNIQUE,
+    event_time       BIGINT NOT NULL,
+    received_at      BIGINT NOT NULL,
+    event_name       TEXT NOT NULL,
+    event_source     TEXT NOT NULL,
+    region           TEXT NOT NULL,
+    source_ip        TEXT NOT NULL,
+    user_agent       TEXT NOT NULL,
+    error_code       TEXT,
+    error_message    TEXT,
+    account_id       TEXT,
+    access_key_id    TEXT,
+    tls_host         TEXT,
+    vpc_endpoint_id  TEXT,
+    request_id       TEXT,
+    path             TEXT NOT NULL,
+    note             TEXT,
+    raw              TEXT NOT NULL
 );
 CREATE INDEX hits_token_time ON hits (token_id, event_time);
+
+-- The outbox: one row per new hit, written in the hit's transaction; the alert workers deliver it.
+CREATE TABLE alerts (
+    id          TEXT PRIMARY KEY NOT NULL,
+    hit_id      TEXT NOT NULL UNIQUE REFERENCES hits (id) ON DELETE CASCADE,
+    token_id    TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    state       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX alerts_state ON alerts (state, created_at);

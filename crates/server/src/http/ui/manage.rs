@@ -55,6 +55,8 @@ pub(super) async fn manage(
                 "received_at": human_time(h.received_at),
                 "event_name": h.event_name, "event_source": h.event_source, "region": h.region,
                 "source_ip": h.source_ip, "user_agent": h.user_agent, "path": h.path,
+                "error_code": h.error_code, "tls_host": h.tls_host, "vpc_endpoint_id": h.vpc_endpoint_id,
+                "note": h.note, "delay_seconds": (h.received_at - h.event_time) / 1000,
             })
         })
         .collect();

@@ -1,0 +1,197 @@
+//! One CloudTrail record: what makes a JSON object a record, and the fields the detector needs,
+//! lifted out of it with every type surprise turned into "missing" rather than an error.
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A CloudTrail record with the fields detection and alerting use; everything else is in `raw`.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub event_id: String,
+    /// `eventTime` as unix milliseconds.
+    pub event_time: i64,
+    pub event_name: String,
+    pub event_source: String,
+    pub aws_region: Option<String>,
+    /// `sourceIPAddress`: an IP address, or a service name for calls AWS makes on your behalf.
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub recipient_account_id: Option<String>,
+    pub identity: Identity,
+    /// `tlsDetails.clientProvidedHostHeader`.
+    pub tls_host: Option<String>,
+    pub vpc_endpoint_id: Option<String>,
+    /// `requestID`.
+    pub request_id: Option<String>,
+    pub event_type: Option<String>,
+    pub read_only: Option<bool>,
+    /// The whole record object as received (for an EventBridge event: its `detail`).
+    pub raw: Value,
+}
+
+/// `userIdentity`: who made the call. Absent fields (and a missing `userIdentity`) are `None`.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// `type`: `IAMUser`, `AssumedRole`, `Root`, `AWSService`, …
+    pub kind: Option<String>,
+    pub access_key_id: Option<String>,
+    pub user_name: Option<String>,
+    pub account_id: Option<String>,
+    pub arn: Option<String>,
+    pub principal_id: Option<String>,
+}
+
+pub(super) const NOT_OBJECT: &str = "not a JSON object";
+const NO_EVENT_SOURCE: &str = "not a CloudTrail record (no eventSource)";
+const NO_EVENT_NAME: &str = "not a CloudTrail record (no eventName)";
+const LAMBDA_SOURCE: &str = "not a CloudTrail record (a Lambda event-source record such as aws:s3)";
+const INSIGHT: &str = "CloudTrail Insights event, not an API call";
+/// The fields without which a record is skipped, in the order a skip reason lists them.
+const REQUIRED: [&str; 4] = ["eventID", "eventTime", "eventName", "eventSource"];
+const BAD_TIME: &str = "eventTime is not an RFC 3339 timestamp";
+
+/// The `detail-type`s EventBridge gives CloudTrail events ("AWS API Call via CloudTrail",
+/// "AWS Service Event via CloudTrail", "AWS Console Sign In via CloudTrail", and the rarer
+/// Insight and Console Action ones) all end like this; other EventBridge events never do.
+const EVENTBRIDGE_SUFFIX: &str = " via CloudTrail";
+
+/// Whether `v` is an EventBridge envelope around a CloudTrail record.
+pub(super) fn is_cloudtrail_envelope(v: &Value) -> bool {
+    v.get("detail-type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.ends_with(EVENTBRIDGE_SUFFIX))
+        && v.get("detail").is_some()
+}
+
+/// The record inside an EventBridge envelope, or `v` itself.
+pub(super) fn unwrap_envelope(mut v: Value) -> Value {
+    if is_cloudtrail_envelope(&v) {
+        v["detail"].take()
+    } else {
+        v
+    }
+}
+
+/// Why `v` is not a CloudTrail record at all, or `None` if it is one (complete or not).
+/// A record is an object with `eventVersion`, or with `eventSource` and `eventName`; Lambda
+/// event-source records (S3 notifications, SQS, Kinesis) share those keys but name their source
+/// `aws:…`, which CloudTrail never does.
+fn not_cloudtrail(v: &Value) -> Option<&'static str> {
+    let Some(obj) = v.as_object() else {
+        return Some(NOT_OBJECT);
+    };
+    let source = obj.get("eventSource").and_then(Value::as_str);
+    if source.is_some_and(|s| s.starts_with("aws:")) {
+        return Some(LAMBDA_SOURCE);
+    }
+    if obj.contains_key("eventVersion") {
+        return None;
+    }
+    match (source, obj.contains_key("eventName")) {
+        (None, _) => Some(NO_EVENT_SOURCE),
+        (Some(_), false) => Some(NO_EVENT_NAME),
+        (Some(_), true) => None,
+    }
+}
+
+/// Whether an item (after unwrapping an EventBridge envelope) is a CloudTrail record, complete
+/// or not. Used to tell "some items are bad" from "this is not CloudTrail at all".
+pub(super) fn looks_like_cloudtrail(v: &Value) -> bool {
+    if is_cloudtrail_envelope(v) {
+        return not_cloudtrail(&v["detail"]).is_none();
+    }
+    not_cloudtrail(v).is_none()
+}
+
+/// A non-empty string field; anything else (absent, null, a number, "") is missing.
+fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    match obj.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// CloudTrail writes `readOnly` as a boolean; some re-serialisers turn it into a string.
+fn flag(obj: &Map<String, Value>, key: &str) -> Option<bool> {
+    match obj.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn identity(v: Option<&Value>) -> Identity {
+    let Some(obj) = v.and_then(Value::as_object) else {
+        return Identity::default();
+    };
+    Identity {
+        kind: text(obj, "type"),
+        access_key_id: text(obj, "accessKeyId"),
+        user_name: text(obj, "userName"),
+        account_id: text(obj, "accountId"),
+        arn: text(obj, "arn"),
+        principal_id: text(obj, "principalId"),
+    }
+}
+
+/// `eventTime` as unix milliseconds. RFC 3339 allows fractions and offsets; both are honoured.
+fn millis(time: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(time, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+impl Record {
+    /// Turns one item (a record, or an EventBridge envelope around one) into a [`Record`], or
+    /// says why it cannot: the reason is a fixed text, never a piece of the input.
+    pub(super) fn from_value(v: Value) -> Result<Record, String> {
+        let v = unwrap_envelope(v);
+        if let Some(reason) = not_cloudtrail(&v) {
+            return Err(reason.to_owned());
+        }
+        let Some(obj) = v.as_object() else {
+            return Err(NOT_OBJECT.to_owned());
+        };
+        // Insights events name the API they are about inside insightDetails; they are CloudTrail,
+        // but not a call anyone made, so they are told apart from merely broken records.
+        if obj.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight") {
+            return Err(INSIGHT.to_owned());
+        }
+        let fields = REQUIRED.map(|key| text(obj, key));
+        let missing: Vec<&str> = REQUIRED
+            .iter()
+            .zip(&fields)
+            .filter_map(|(key, value)| value.is_none().then_some(*key))
+            .collect();
+        let [Some(event_id), Some(time), Some(event_name), Some(event_source)] = fields else {
+            return Err(format!("missing {}", missing.join(", ")));
+        };
+        let event_time = millis(&time).ok_or_else(|| BAD_TIME.to_owned())?;
+        let tls_host = obj
+            .get("tlsDetails")
+            .and_then(Value::as_object)
+            .and_then(|tls| text(tls, "clientProvidedHostHeader"));
+        Ok(Record {
+            event_id,
+            event_time,
+            event_name,
+            event_source,
+            aws_region: text(obj, "awsRegion"),
+            source_ip: text(obj, "sourceIPAddress"),
+            user_agent: text(obj, "userAgent"),
+            error_code: text(obj, "errorCode"),
+            error_message: text(obj, "errorMessage"),
+            recipient_account_id: text(obj, "recipientAccountId"),
+            identity: identity(obj.get("userIdentity")),
+            tls_host,
+            vpc_endpoint_id: text(obj, "vpcEndpointId"),
+            request_id: text(obj, "requestID"),
+            event_type: text(obj, "eventType"),
+            read_only: flag(obj, "readOnly"),
+            raw: v,
+        })
+    }
+}

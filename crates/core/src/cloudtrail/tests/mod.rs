@@ -1,0 +1,339 @@
+//! Unit tests of the CloudTrail parser: each format (plain and gzipped) and the per-item skips,
+//! with the input builders the other test files share. Whole-input failures and limits are in
+//! `failures.rs`; the real-world corpus is in `crates/core/tests/corpus.rs`.
+
+mod failures;
+
+use std::io::Write;
+
+use base64::Engine as _;
+use flate2::{write::GzEncoder, Compression};
+use serde_json::{json, Value};
+
+use super::*;
+
+fn rec(id: &str) -> Value {
+    json!({
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": "arn:aws:iam::111122223333:user/svc-backup",
+            "accountId": "111122223333", "accessKeyId": "AKIAEXAMPLEEXAMPLE12", "userName": "svc-backup"
+        },
+        "eventTime": "2023-07-10T11:41:52Z",
+        "eventSource": "sts.amazonaws.com",
+        "eventName": "GetCallerIdentity",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2.13.0",
+        "requestID": "req-1",
+        "eventID": id,
+        "readOnly": true,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+        "tlsDetails": {"tlsVersion": "TLSv1.3", "clientProvidedHostHeader": "sts.amazonaws.com"}
+    })
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn subscription(messages: &[String]) -> Value {
+    let events: Vec<Value> = messages
+        .iter()
+        .enumerate()
+        .map(
+            |(i, m)| json!({"id": i.to_string(), "timestamp": 1_688_989_312_000_u64, "message": m}),
+        )
+        .collect();
+    json!({"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": "aws-cloudtrail-logs",
+           "logStream": "111122223333_CloudTrail_us-east-1", "subscriptionFilters": ["f"], "logEvents": events})
+}
+
+fn awslogs(payload: &Value) -> Value {
+    json!({"awslogs": {"data": b64(&gz(payload.to_string().as_bytes()))}})
+}
+
+fn kinesis(payloads: &[String]) -> Value {
+    let records: Vec<Value> = payloads
+        .iter()
+        .map(|data| json!({"kinesis": {"data": data, "partitionKey": "k"}, "eventSource": "aws:kinesis",
+                           "eventVersion": "1.0", "eventID": "shardId-0:1", "eventName": "aws:kinesis:record"}))
+        .collect();
+    json!({"Records": records})
+}
+
+fn run(bytes: &[u8]) -> Result<Parsed, ParseError> {
+    parse(bytes, &Limits::default())
+}
+
+fn ids(p: &Parsed) -> Vec<&str> {
+    p.records.iter().map(|r| r.event_id.as_str()).collect()
+}
+
+/// One input per format, each holding the records "a" and "b" (one for the single-record ones).
+fn every_format() -> Vec<(Format, Vec<u8>)> {
+    let (a, b) = (rec("a"), rec("b"));
+    let sub = subscription(&[a.to_string(), b.to_string()]);
+    let envelope = json!({"version": "0", "id": "e", "detail-type": "AWS API Call via CloudTrail",
+                          "source": "aws.sts", "account": "111122223333", "detail": a});
+    vec![
+        (
+            Format::LogFile,
+            json!({"Records": [a, b]}).to_string().into_bytes(),
+        ),
+        (Format::Array, json!([a, b]).to_string().into_bytes()),
+        (Format::Record, a.to_string().into_bytes()),
+        (Format::Ndjson, format!("{a}\n\n{b}\n").into_bytes()),
+        (Format::EventBridge, envelope.to_string().into_bytes()),
+        (Format::LogsSubscription, sub.to_string().into_bytes()),
+        (
+            Format::LogsLambdaEvent,
+            awslogs(&sub).to_string().into_bytes(),
+        ),
+        (
+            Format::KinesisLogs,
+            kinesis(&[b64(&gz(sub.to_string().as_bytes()))])
+                .to_string()
+                .into_bytes(),
+        ),
+    ]
+}
+
+#[test]
+fn every_format_is_detected_plain_and_gzipped() {
+    for (format, bytes) in every_format() {
+        for (input, gzipped) in [(bytes.clone(), false), (gz(&bytes), true)] {
+            let p = run(&input).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!((p.format, p.gzipped), (format, gzipped));
+            let want = if matches!(format, Format::Record | Format::EventBridge) {
+                vec!["a"]
+            } else {
+                vec!["a", "b"]
+            };
+            assert_eq!(ids(&p), want, "{format:?}");
+            assert!(p.skipped.is_empty(), "{format:?}: {:?}", p.skipped);
+        }
+    }
+}
+
+#[test]
+fn fields_are_extracted_and_normalised() {
+    let mut v = rec("id-1");
+    v["errorCode"] = json!("AccessDenied");
+    v["errorMessage"] = json!("");
+    v["vpcEndpointId"] = json!(42);
+    v["userIdentity"]["userName"] = json!(null);
+    v["eventTime"] = json!("2023-07-10T13:41:52.250+02:00");
+    let p = run(v.to_string().as_bytes()).unwrap();
+    let r = &p.records[0];
+    assert_eq!(r.event_time, 1_688_989_312_250);
+    assert_eq!(
+        (r.event_name.as_str(), r.event_source.as_str()),
+        ("GetCallerIdentity", "sts.amazonaws.com")
+    );
+    assert_eq!(r.aws_region.as_deref(), Some("us-east-1"));
+    assert_eq!(r.source_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(r.user_agent.as_deref(), Some("aws-cli/2.13.0"));
+    assert_eq!(r.error_code.as_deref(), Some("AccessDenied"));
+    assert_eq!(r.error_message, None, "empty string is None");
+    assert_eq!(
+        r.vpc_endpoint_id, None,
+        "a number where a string belongs is missing"
+    );
+    assert_eq!(r.recipient_account_id.as_deref(), Some("111122223333"));
+    assert_eq!(r.tls_host.as_deref(), Some("sts.amazonaws.com"));
+    assert_eq!(r.request_id.as_deref(), Some("req-1"));
+    assert_eq!(r.event_type.as_deref(), Some("AwsApiCall"));
+    assert_eq!(r.read_only, Some(true));
+    let id = &r.identity;
+    assert_eq!(id.kind.as_deref(), Some("IAMUser"));
+    assert_eq!(id.access_key_id.as_deref(), Some("AKIAEXAMPLEEXAMPLE12"));
+    assert_eq!(id.user_name, None);
+    assert_eq!(id.account_id.as_deref(), Some("111122223333"));
+    assert_eq!(
+        id.arn.as_deref(),
+        Some("arn:aws:iam::111122223333:user/svc-backup")
+    );
+    assert_eq!(id.principal_id.as_deref(), Some("AIDAEXAMPLE"));
+    assert_eq!(r.raw, v, "raw is the record, untouched");
+}
+
+#[test]
+fn a_record_missing_event_id_is_skipped_and_its_neighbours_parse() {
+    let mut bad = rec("x");
+    bad.as_object_mut().unwrap().remove("eventID");
+    let (a, c) = (rec("a"), rec("c"));
+    let inputs = [
+        json!({"Records": [a, bad, c]}).to_string(),
+        json!([a, bad, c]).to_string(),
+        format!("{a}\n{bad}\n{c}"),
+        subscription(&[a.to_string(), bad.to_string(), c.to_string()]).to_string(),
+    ];
+    for input in inputs {
+        let p = run(input.as_bytes()).unwrap();
+        assert_eq!(ids(&p), ["a", "c"]);
+        assert_eq!(
+            p.skipped,
+            [Skip {
+                index: 1,
+                reason: "missing eventID".into()
+            }]
+        );
+    }
+}
+
+#[test]
+fn each_broken_item_gets_its_reason() {
+    let mut no_time = rec("t");
+    no_time["eventTime"] = json!(1_688_989_312);
+    no_time["eventName"] = json!("");
+    let mut bad_time = rec("u");
+    bad_time["eventTime"] = json!("10/07/2023 11:41");
+    let insight = json!({"eventVersion": "1.07", "eventTime": "2019-11-14T00:51:00Z", "eventID": "i",
+                         "eventType": "AwsCloudTrailInsight", "insightDetails": {"eventName": "X"}});
+    let input = json!([rec("a"), no_time, bad_time, insight, {"hello": 1}, 7, {"eventSource": "x.amazonaws.com"}]);
+    let p = run(input.to_string().as_bytes()).unwrap();
+    assert_eq!(ids(&p), ["a"]);
+    let reasons: Vec<(usize, &str)> = p
+        .skipped
+        .iter()
+        .map(|s| (s.index, s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (1, "missing eventTime, eventName"),
+            (2, "eventTime is not an RFC 3339 timestamp"),
+            (3, "CloudTrail Insights event, not an API call"),
+            (4, "not a CloudTrail record (no eventSource)"),
+            (5, "not a JSON object"),
+            (6, "not a CloudTrail record (no eventName)"),
+        ]
+    );
+}
+
+#[test]
+fn ndjson_numbers_lines_and_skips_bad_ones() {
+    let input = format!(
+        "{}\r\n\n{{\"level\":\"info\"}}\nnot json at all\n{}\n",
+        rec("a"),
+        rec("b")
+    );
+    let p = run(input.as_bytes()).unwrap();
+    assert_eq!((p.format, ids(&p)), (Format::Ndjson, vec!["a", "b"]));
+    let reasons: Vec<(usize, &str)> = p
+        .skipped
+        .iter()
+        .map(|s| (s.index, s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (2, "not a CloudTrail record (no eventSource)"),
+            (3, "not JSON")
+        ]
+    );
+    assert!(matches!(
+        run(b"{\"a\":1}\n{\"b\":2}\n"),
+        Err(ParseError::NotCloudTrail(_))
+    ));
+    assert_eq!(run(b"hello\nworld\n").unwrap_err(), ParseError::NotJson);
+}
+
+#[test]
+fn log_events_that_are_not_records_are_skips_not_errors() {
+    let sub = subscription(&[
+        "START RequestId: 1".into(),
+        r#"{"level":"INFO"}"#.into(),
+        "{broken".into(),
+    ]);
+    for input in [sub.to_string(), awslogs(&sub).to_string()] {
+        let p = run(input.as_bytes()).unwrap();
+        assert!(p.records.is_empty());
+        let reasons: Vec<&str> = p.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "log event is not a CloudTrail record (plain text)",
+                "not a CloudTrail record (no eventSource)",
+                "log event message is not valid JSON",
+            ]
+        );
+    }
+}
+
+#[test]
+fn control_message_yields_zero_records() {
+    let control = json!({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "",
+        "logStream": "", "subscriptionFilters": [],
+        "logEvents": [{"id": "", "timestamp": 1_600_110_003_794_u64,
+                       "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]});
+    for (input, format) in [
+        (control.to_string(), Format::LogsSubscription),
+        (awslogs(&control).to_string(), Format::LogsLambdaEvent),
+        (
+            kinesis(&[b64(&gz(control.to_string().as_bytes()))]).to_string(),
+            Format::KinesisLogs,
+        ),
+    ] {
+        let p = run(input.as_bytes()).unwrap();
+        assert_eq!(p.format, format);
+        assert!(p.records.is_empty() && p.skipped.is_empty());
+    }
+}
+
+#[test]
+fn eventbridge_envelopes_are_unwrapped_wherever_they_appear() {
+    let sign_in = json!({"detail-type": "AWS Console Sign In via CloudTrail", "source": "aws.signin", "detail": rec("s")});
+    let p = run(sign_in.to_string().as_bytes()).unwrap();
+    assert_eq!((p.format, ids(&p)), (Format::EventBridge, vec!["s"]));
+    assert_eq!(
+        p.records[0].raw,
+        rec("s"),
+        "raw is the detail, not the envelope"
+    );
+    let p = run(subscription(&[sign_in.to_string()]).to_string().as_bytes()).unwrap();
+    assert_eq!(ids(&p), ["s"]);
+    let other = json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+    assert!(matches!(
+        run(other.to_string().as_bytes()),
+        Err(ParseError::NotCloudTrail(_))
+    ));
+}
+
+#[test]
+fn kinesis_is_told_apart_from_lambda_event_source_records() {
+    let s3_notification = json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put", "eventTime": "2023-07-10T11:41:52Z", "s3": {}}]});
+    assert!(matches!(
+        run(s3_notification.to_string().as_bytes()),
+        Err(ParseError::NotCloudTrail(_))
+    ));
+    let sub = subscription(&[rec("k").to_string()]);
+    let batch = kinesis(&[
+        "!!!".into(),
+        b64(b"\x1f\x8b\x08trunc"),
+        b64(&gz(sub.to_string().as_bytes())),
+    ]);
+    let p = run(batch.to_string().as_bytes()).unwrap();
+    assert_eq!((p.format, ids(&p)), (Format::KinesisLogs, vec!["k"]));
+    let reasons: Vec<(usize, &str)> = p
+        .skipped
+        .iter()
+        .map(|s| (s.index, s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (0, "Kinesis data is not valid base64"),
+            (1, "Kinesis data is not valid gzip")
+        ]
+    );
+}

@@ -1,0 +1,129 @@
+//! `canarykeys ingest [--dry-run] [--json] FILE…`: runs CloudTrail files (any wrapper, gzipped or
+//! not) through the detection pipeline, straight on the configured database.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::services::{DeliveryPath, IngestError, IngestReport};
+use crate::Services;
+
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    /// Parse and match, but store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    json: bool,
+    /// CloudTrail files: log files (.json or .json.gz), arrays, single records, NDJSON,
+    /// EventBridge events, CloudWatch Logs subscription payloads.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Serialize, Default)]
+struct Totals {
+    files: usize,
+    failed_files: usize,
+    records: usize,
+    parsed: usize,
+    skipped: usize,
+    matched: usize,
+    unknown_keys: usize,
+    new_hits: usize,
+    duplicates: usize,
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+struct FileResult {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<IngestReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Every file is tried; a file that cannot be read or is not CloudTrail is reported and makes the
+/// exit status non-zero, but does not stop the others.
+pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
+    let services = Services::open(config).await?;
+    let mut totals = Totals {
+        dry_run: args.dry_run,
+        ..Totals::default()
+    };
+    let mut results = Vec::new();
+    for file in &args.files {
+        totals.files += 1;
+        let name = file.display().to_string();
+        let outcome = match std::fs::read(file) {
+            Err(e) => Err(format!("cannot read: {e}")),
+            Ok(bytes) => match services
+                .ingest
+                .ingest(&bytes, Some(DeliveryPath::Cli), args.dry_run)
+                .await
+            {
+                Ok(report) => Ok(report),
+                Err(IngestError::Parse(e)) => Err(e.to_string()),
+                Err(e @ IngestError::Store(_)) => return Err(e.into()),
+            },
+        };
+        match outcome {
+            Ok(r) => {
+                totals.records += r.records;
+                totals.parsed += r.parsed;
+                totals.skipped += r.skipped;
+                totals.matched += r.matched;
+                totals.unknown_keys += r.unknown_keys;
+                totals.new_hits += r.new_hits;
+                totals.duplicates += r.duplicates;
+                if !args.json {
+                    println!(
+                        "{name}: {} records, {} parsed, {} skipped, {} matched, {} new hits, {} duplicates",
+                        r.records, r.parsed, r.skipped, r.matched, r.new_hits, r.duplicates
+                    );
+                    for s in &r.skip_reasons {
+                        println!("  skipped #{}: {}", s.index, s.reason);
+                    }
+                }
+                results.push(FileResult {
+                    file: name,
+                    report: Some(r),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                totals.failed_files += 1;
+                if !args.json {
+                    eprintln!("{name}: {e}");
+                }
+                results.push(FileResult {
+                    file: name,
+                    report: None,
+                    error: Some(e),
+                });
+            }
+        }
+    }
+    if args.json {
+        let out = serde_json::json!({ "totals": totals, "files": results });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "total: {} files, {} records, {} parsed, {} skipped, {} matched, {} unknown keys, {} new hits, {} duplicates{}",
+            totals.files, totals.records, totals.parsed, totals.skipped, totals.matched, totals.unknown_keys,
+            totals.new_hits, totals.duplicates, if args.dry_run { " (dry run: nothing stored)" } else { "" }
+        );
+    }
+    services.store.close().await;
+    if totals.failed_files > 0 {
+        anyhow::bail!(
+            "{} of {} files could not be ingested",
+            totals.failed_files,
+            totals.files
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Counters of what detection saw, in Prometheus' text format at `/metrics`. Per replica, in
+//! memory: they reset on restart, as Prometheus counters may.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Counter name and label value (the delivery path) → count.
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+pub const HELP: &[(&str, &str)] = &[
+    (
+        "canarykeys_ingest_records_total",
+        "CloudTrail records received, by delivery path",
+    ),
+    (
+        "canarykeys_ingest_skipped_total",
+        "Records skipped as unparseable, by delivery path",
+    ),
+    (
+        "canarykeys_ingest_unknown_key_total",
+        "Records of keys that belong to no token, by delivery path",
+    ),
+    (
+        "canarykeys_ingest_matched_total",
+        "Records matched to a token, by delivery path",
+    ),
+    (
+        "canarykeys_ingest_new_hits_total",
+        "New hits recorded, by delivery path",
+    ),
+    (
+        "canarykeys_ingest_duplicates_total",
+        "Matched records already recorded (same eventID), by delivery path",
+    ),
+    (
+        "canarykeys_ingest_rejected_total",
+        "Ingest requests refused (authorisation, size, not CloudTrail), by reason",
+    ),
+];
+
+impl Metrics {
+    pub fn add(&self, name: &'static str, label: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        *c.entry((name, label.to_owned())).or_default() += n;
+    }
+
+    pub fn get(&self, name: &'static str, label: &str) -> u64 {
+        let c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(&(name, label.to_owned())).copied().unwrap_or(0)
+    }
+
+    pub fn render(&self) -> String {
+        let c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for (name, help) in HELP {
+            let label = if *name == "canarykeys_ingest_rejected_total" {
+                "reason"
+            } else {
+                "path"
+            };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((n, value), count) in c.iter() {
+                if n == name {
+                    // Label values are our own fixed words, never request input.
+                    let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,283 @@
+//! Detection's one pipeline: CloudTrail data from any path is decoded and parsed, each record is
+//! matched to a token by its key (or account and user name), and matches are stored as hits,
+//! deduplicated by eventID, with an alert row each, in one transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use canarykeys_core::cloudtrail::{self, Format, Limits, ParseError, Record, Skip};
+use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
+use canarykeys_store::{HitRecord, Store, StoreError, TokenRecord};
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+
+/// How a record reached us. Kept with each hit, so a responder sees which path is fastest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryPath {
+    CloudwatchLogs,
+    Eventbridge,
+    S3,
+    Api,
+    Cli,
+    SafetyNet,
+}
+
+impl DeliveryPath {
+    pub const ALL: [Self; 6] = [
+        Self::CloudwatchLogs,
+        Self::Eventbridge,
+        Self::S3,
+        Self::Api,
+        Self::Cli,
+        Self::SafetyNet,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CloudwatchLogs => "cloudwatch-logs",
+            Self::Eventbridge => "eventbridge",
+            Self::S3 => "s3",
+            Self::Api => "api",
+            Self::Cli => "cli",
+            Self::SafetyNet => "safety-net",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The path a format implies when the sender did not say.
+    pub fn for_format(format: Format) -> Self {
+        match format {
+            Format::EventBridge => Self::Eventbridge,
+            Format::LogsSubscription | Format::LogsLambdaEvent | Format::KinesisLogs => {
+                Self::CloudwatchLogs
+            }
+            _ => Self::Api,
+        }
+    }
+}
+
+/// What one ingest did, as the endpoint and `canarykeys ingest --json` report it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IngestReport {
+    pub format: Option<Format>,
+    /// Records found in the input, parsed or not.
+    pub records: usize,
+    pub parsed: usize,
+    pub skipped: usize,
+    /// Why records were skipped (the first few).
+    pub skip_reasons: Vec<Skip>,
+    pub matched: usize,
+    /// Records of keys that belong to no token: counted, never alerted.
+    pub unknown_keys: usize,
+    pub new_hits: usize,
+    pub duplicates: usize,
+}
+
+const MAX_SKIP_REASONS: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct IngestService {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl IngestService {
+    pub fn new(store: Arc<dyn Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            limits,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Parses any CloudTrail data and records its hits (unless `dry_run`). Answers only after
+    /// the hits are committed.
+    pub async fn ingest(
+        &self,
+        bytes: &[u8],
+        path: Option<DeliveryPath>,
+        dry_run: bool,
+    ) -> Result<IngestReport, IngestError> {
+        let parsed = cloudtrail::parse(bytes, &self.limits)?;
+        let path = path.unwrap_or_else(|| DeliveryPath::for_format(parsed.format));
+        let mut report = IngestReport {
+            format: Some(parsed.format),
+            records: parsed.records.len() + parsed.skipped.len(),
+            parsed: parsed.records.len(),
+            skipped: parsed.skipped.len(),
+            skip_reasons: parsed
+                .skipped
+                .iter()
+                .take(MAX_SKIP_REASONS)
+                .cloned()
+                .collect(),
+            ..IngestReport::default()
+        };
+        self.metrics.add(
+            "canarykeys_ingest_skipped_total",
+            path.as_str(),
+            report.skipped as u64,
+        );
+        let outcome = self.record(&parsed.records, path, None, dry_run).await?;
+        report.matched = outcome.matched;
+        report.unknown_keys = outcome.unknown_keys;
+        report.new_hits = outcome.new_hits;
+        report.duplicates = outcome.duplicates;
+        Ok(report)
+    }
+
+    /// Matches parsed records to tokens and stores the hits. `note` is kept with every hit.
+    pub async fn record(
+        &self,
+        records: &[Record],
+        path: DeliveryPath,
+        note: Option<&str>,
+        dry_run: bool,
+    ) -> Result<IngestReport, StoreError> {
+        let received_at = now_millis();
+        let mut cache = HashMap::new();
+        let mut hits = Vec::new();
+        let mut report = IngestReport {
+            parsed: records.len(),
+            records: records.len(),
+            ..Default::default()
+        };
+        for record in records {
+            match self.match_record(record, &mut cache).await? {
+                Some(token) => hits.push(hit_from(record, &token, path, note, received_at)),
+                None => report.unknown_keys += 1,
+            }
+        }
+        report.matched = hits.len();
+        if !dry_run && !hits.is_empty() {
+            let new = self.store.record_hits(&hits).await?;
+            report.new_hits = new.iter().filter(|n| **n).count();
+            report.duplicates = hits.len() - report.new_hits;
+            for (hit, is_new) in hits.iter().zip(&new) {
+                if *is_new {
+                    tracing::warn!(token = %hit.token_id, event = %hit.event_name, path = path.as_str(), "decoy key used");
+                }
+            }
+        }
+        let p = path.as_str();
+        self.metrics
+            .add("canarykeys_ingest_records_total", p, records.len() as u64);
+        self.metrics.add(
+            "canarykeys_ingest_unknown_key_total",
+            p,
+            report.unknown_keys as u64,
+        );
+        self.metrics
+            .add("canarykeys_ingest_matched_total", p, report.matched as u64);
+        self.metrics.add(
+            "canarykeys_ingest_new_hits_total",
+            p,
+            report.new_hits as u64,
+        );
+        self.metrics.add(
+            "canarykeys_ingest_duplicates_total",
+            p,
+            report.duplicates as u64,
+        );
+        Ok(report)
+    }
+
+    /// The key id is the join key; events that name only the user (temporary credentials made
+    /// from a decoy key) match by account and user name.
+    async fn match_record(
+        &self,
+        r: &Record,
+        cache: &mut HashMap<String, Option<TokenRecord>>,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        if let Some(key) = r
+            .identity
+            .access_key_id
+            .as_deref()
+            .and_then(|k| AccessKeyId::parse(k).ok())
+        {
+            let cache_key = format!("k:{key}");
+            if !cache.contains_key(&cache_key) {
+                let found = self.store.find_token_by_key(&key).await?;
+                cache.insert(cache_key.clone(), found);
+            }
+            if let Some(Some(token)) = cache.get(&cache_key) {
+                return Ok(Some(token.clone()));
+            }
+        }
+        let account = r
+            .identity
+            .account_id
+            .as_deref()
+            .or(r.recipient_account_id.as_deref());
+        let (Some(account), Some(user)) = (account, r.identity.user_name.as_deref()) else {
+            return Ok(None);
+        };
+        let (Ok(account), Ok(user)) = (AccountId::parse(account), IamUserName::parse(user)) else {
+            return Ok(None);
+        };
+        let cache_key = format!("u:{account}:{user}");
+        if !cache.contains_key(&cache_key) {
+            let found = self.store.find_token_by_user(&account, &user).await?;
+            cache.insert(cache_key.clone(), found);
+        }
+        Ok(cache.get(&cache_key).cloned().flatten())
+    }
+}
+
+fn hit_from(
+    r: &Record,
+    token: &TokenRecord,
+    path: DeliveryPath,
+    note: Option<&str>,
+    received_at: i64,
+) -> HitRecord {
+    HitRecord {
+        id: ids::random_id(),
+        token_id: token.id.clone(),
+        event_id: r.event_id.clone(),
+        event_time: r.event_time,
+        received_at,
+        event_name: r.event_name.clone(),
+        event_source: r.event_source.clone(),
+        region: r.aws_region.clone().unwrap_or_default(),
+        source_ip: r.source_ip.clone().unwrap_or_default(),
+        user_agent: r.user_agent.clone().unwrap_or_default(),
+        error_code: r.error_code.clone(),
+        error_message: r.error_message.clone(),
+        account_id: r
+            .identity
+            .account_id
+            .clone()
+            .or_else(|| r.recipient_account_id.clone()),
+        access_key_id: r.identity.access_key_id.clone(),
+        tls_host: r.tls_host.clone(),
+        vpc_endpoint_id: r.vpc_endpoint_id.clone(),
+        request_id: r.request_id.clone(),
+        path: path.as_str().to_owned(),
+        note: note.map(str::to_owned),
+        raw: r.raw.to_string(),
+    }
+}

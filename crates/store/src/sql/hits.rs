@@ -1,0 +1,98 @@
+//! `HitStore` over SQL: insert-or-ignore by event id, with the outbox row in the same transaction.
+
+use async_trait::async_trait;
+use canarykeys_core::TokenId;
+
+use super::{hit_from_row, SqlStore, HIT_COLUMNS};
+use crate::{HitRecord, HitStore, Result};
+
+#[async_trait]
+impl HitStore for SqlStore {
+    async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
+        let insert_hit = format!(
+            "INSERT INTO hits ({HIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (event_id) DO NOTHING"
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut new = Vec::with_capacity(hits.len());
+        for h in hits {
+            let res = sqlx::query(&insert_hit)
+                .bind(&h.id)
+                .bind(h.token_id.as_str())
+                .bind(&h.event_id)
+                .bind(h.event_time)
+                .bind(h.received_at)
+                .bind(&h.event_name)
+                .bind(&h.event_source)
+                .bind(&h.region)
+                .bind(&h.source_ip)
+                .bind(&h.user_agent)
+                .bind(&h.error_code)
+                .bind(&h.error_message)
+                .bind(&h.account_id)
+                .bind(&h.access_key_id)
+                .bind(&h.tls_host)
+                .bind(&h.vpc_endpoint_id)
+                .bind(&h.request_id)
+                .bind(&h.path)
+                .bind(&h.note)
+                .bind(&h.raw)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = res.rows_affected() > 0;
+            if inserted {
+                // The alert row shares the hit's id: one alert per hit, by construction.
+                sqlx::query(
+                    "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
+                     VALUES ($1, $1, $2, 'pending', $3)",
+                )
+                .bind(&h.id)
+                .bind(h.token_id.as_str())
+                .bind(h.received_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            new.push(inserted);
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>> {
+        let sql = format!(
+            "SELECT {HIT_COLUMNS} FROM hits WHERE token_id = $1 \
+             ORDER BY event_time DESC, id LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(token.as_str())
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(hit_from_row).collect()
+    }
+
+    async fn count_hits(&self, token: &TokenId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hits WHERE token_id = $1")
+            .bind(token.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn latest_hit_time(&self, token: &TokenId) -> Result<Option<i64>> {
+        let t: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(event_time) FROM hits WHERE token_id = $1")
+                .bind(token.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(t)
+    }
+
+    async fn count_pending_alerts(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}

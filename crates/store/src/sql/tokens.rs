@@ -1,0 +1,104 @@
+//! `TokenStore` over SQL.
+
+use async_trait::async_trait;
+use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
+
+use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS};
+use crate::{ChannelSwitches, Result, StoreError, TokenRecord, TokenStore};
+
+impl SqlStore {
+    async fn token_where(&self, condition: &str, binds: &[&str]) -> Result<Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {condition}");
+        let mut query = sqlx::query(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        );
+        let res = sqlx::query(&sql)
+            .bind(t.id.as_str())
+            .bind(t.kind.as_str())
+            .bind(t.memo.as_str())
+            .bind(t.email.as_ref().map(|e| e.as_str().to_owned()))
+            .bind(i64::from(t.email_enabled))
+            .bind(t.webhook.as_ref().map(|w| w.as_str().to_owned()))
+            .bind(i64::from(t.webhook_enabled))
+            .bind(t.manage_hash.to_hex())
+            .bind(&t.minter)
+            .bind(t.access_key_id.as_str())
+            .bind(&t.secret_sealed)
+            .bind(t.username.as_str())
+            .bind(t.account_id.to_string())
+            .bind(t.region.as_str())
+            .bind(t.output.as_str())
+            .bind(t.created_at)
+            .execute(&self.pool)
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
+        self.token_where("id = $1", &[id.as_str()]).await
+    }
+
+    async fn find_token_by_key(&self, key: &AccessKeyId) -> Result<Option<TokenRecord>> {
+        self.token_where("access_key_id = $1", &[key.as_str()])
+            .await
+    }
+
+    async fn find_token_by_user(
+        &self,
+        account: &AccountId,
+        user: &IamUserName,
+    ) -> Result<Option<TokenRecord>> {
+        let account = account.to_string();
+        // Oldest first: if a user name was ever reused, the first token keeps it.
+        self.token_where(
+            "account_id = $1 AND username = $2 ORDER BY created_at LIMIT 1",
+            &[&account, user.as_str()],
+        )
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn delete_token(&self, id: &TokenId) -> Result<bool> {
+        // Hits and alerts go with the token (ON DELETE CASCADE), in this statement's transaction.
+        let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE tokens SET email_enabled = COALESCE($2, email_enabled), \
+             webhook_enabled = COALESCE($3, webhook_enabled) WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(s.email.map(i64::from))
+        .bind(s.webhook.map(i64::from))
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() > 0)
+    }
+}
