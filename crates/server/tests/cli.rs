@@ -349,3 +349,114 @@ async fn serve_logs_where_to_open_and_never_a_secret() {
     );
     assert!(dir.path().join("data/canarykeys.db").exists());
 }
+
+fn corpus_files() -> Vec<String> {
+    let dir = std::env::var("CANARYKEYS_CORPUS_DIR").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/cloudtrail-corpus"
+        )
+        .into()
+    });
+    let mut files = Vec::new();
+    for sub in ["events", "eventbridge", "subscription"] {
+        let path = Path::new(&dir).join(sub);
+        let entries = std::fs::read_dir(&path).unwrap_or_else(|e| {
+            panic!(
+                "CloudTrail corpus not found at {} ({e}); set CANARYKEYS_CORPUS_DIR",
+                path.display()
+            )
+        });
+        for e in entries {
+            files.push(e.unwrap().path().display().to_string());
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn ingest_dry_run_reads_the_whole_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = corpus_files();
+    let mut args = vec!["ingest", "--dry-run", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out: Value = serde_json::from_str(&ok(canarykeys(dir.path(), &args, &[]))).unwrap();
+    let t = &out["totals"];
+    // The parser's corpus test explains these numbers (crates/core/tests/corpus.rs).
+    assert_eq!(t["files"], 155);
+    assert_eq!(t["failed_files"], 0);
+    assert_eq!(t["parsed"], 3268);
+    assert_eq!(t["skipped"], 122);
+    assert_eq!(t["records"], 3390);
+    assert_eq!(t["matched"], 0, "no token holds a corpus key");
+    assert_eq!(t["unknown_keys"], 3268);
+    assert_eq!(t["dry_run"], true);
+    assert!(out["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["report"]["format"].is_string()));
+}
+
+#[test]
+fn ingest_records_hits_once_and_reports_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let created: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["token", "create", "--memo", "m", "--email", "a@example.com"],
+        &[],
+    )))
+    .unwrap();
+    let record = serde_json::json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "accessKeyId": created["aws"]["access_key_id"], "userName": created["aws"]["username"], "accountId": created["aws"]["account_id"]},
+        "eventTime": "2026-11-28T10:00:00Z", "eventSource": "iam.amazonaws.com", "eventName": "ListUsers",
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "userAgent": "Boto3/1.34", "eventID": "cli-evt-1"
+    });
+    std::fs::write(d.join("one.ndjson"), format!("{record}\n\n{record}\n")).unwrap();
+    std::fs::write(d.join("junk.json"), "{\"not\": \"cloudtrail\"}").unwrap();
+
+    let dry: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["ingest", "--dry-run", "--json", "one.ndjson"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(
+        (
+            dry["totals"]["matched"].as_u64(),
+            dry["totals"]["new_hits"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    let out: Value =
+        serde_json::from_str(&ok(canarykeys(d, &["ingest", "--json", "one.ndjson"], &[]))).unwrap();
+    assert_eq!(
+        (
+            out["totals"]["new_hits"].as_u64(),
+            out["totals"]["duplicates"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let text = ok(canarykeys(d, &["ingest", "one.ndjson"], &[]));
+    assert!(text.contains("0 new hits, 2 duplicates"), "{text}");
+
+    let err = fails(canarykeys(
+        d,
+        &["ingest", "junk.json", "one.ndjson", "missing.json"],
+        &[],
+    ));
+    assert!(
+        err.contains("junk.json") && err.contains("missing.json") && err.contains("2 of 3 files"),
+        "{err}"
+    );
+    let shown: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["token", "show", created["id"].as_str().unwrap()],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(shown["alert_count"], 1);
+}
