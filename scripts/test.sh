@@ -51,6 +51,13 @@ if ! command -v moto_server >/dev/null; then
   export PATH="$PATH:$scripts_dir"
 fi
 
+# aiosmtpd is the real SMTP server crates/server's email tests send to (they fail without it).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "==> python3 -m pip install aiosmtpd"
+  python3 -m pip install --disable-pip-version-check --no-input \
+    --root-user-action=ignore aiosmtpd
+fi
+
 # chromium's launcher warns on stderr about /dev/shm; only the version matters.
 echo "==> using: $(chromium --version 2>/dev/null) | $(chromedriver --version) | $(aws --version 2>&1)"
 

@@ -43,6 +43,30 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub aws: AwsConfig,
     pub detection: DetectionConfig,
+    pub alerts: AlertsConfig,
+    pub smtp: SmtpConfig,
+    pub enrich: EnrichConfig,
+    pub sensor: SensorConfig,
+}
+
+/// The AWS-compatible sensor (`[sensor]`): a second listener that answers like AWS and turns
+/// every request made with a decoy key into a hit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SensorConfig {
+    /// Address of the sensor, e.g. `127.0.0.1:4566`; unset: no sensor.
+    pub listen: Option<SocketAddr>,
+    /// Largest request body the sensor reads, in bytes; a larger one is cut off unread.
+    pub max_body_bytes: usize,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// How the server reaches AWS for the pollers.
@@ -113,10 +137,139 @@ impl Default for SafetyNetConfig {
     }
 }
 
+/// The SMTP server that email alerts go through (`[smtp]`, `CANARYKEYS_SMTP__*`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpConfig {
+    /// SMTP server host name; unset turns email alerts off.
+    pub host: Option<String>,
+    /// SMTP server port: 587 for `starttls`, 465 for `tls`, 25 for a relay without TLS.
+    pub port: u16,
+    /// Connection security: `starttls` (upgrade after connecting), `tls` (TLS from the first
+    /// byte) or `none` (plain text; only for a relay on the same host or network).
+    pub tls: SmtpTls,
+    /// User name for SMTP AUTH; unset sends without authenticating.
+    pub username: Option<String>,
+    /// Password for SMTP AUTH; set together with `username`.
+    pub password: Option<Secret>,
+    /// Sender of alert mails, `alerts@example.com` or `canarykeys <alerts@example.com>`;
+    /// required when `host` is set.
+    pub from: Option<String>,
+    /// Seconds a whole send may take (connect, TLS, login, the mail) before it is retried later.
+    pub timeout_secs: u64,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            from: None,
+            timeout_secs: 15,
+        }
+    }
+}
+
+/// Offline enrichment of hits: local files only, nothing is looked up over the network. Every
+/// file is optional and read once at start; a set path that cannot be read stops the start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnrichConfig {
+    /// A user-agent rule list (`substring<TAB>label` lines) that replaces the built-in one
+    /// (`crates/server/data/user-agents.txt`).
+    pub user_agents_file: Option<PathBuf>,
+    /// A local copy of the Tor Project's bulk exit list, one address per line; unset: no Tor
+    /// check.
+    pub tor_exit_list_file: Option<PathBuf>,
+    /// A MaxMind GeoLite2-City or -Country database (`.mmdb`) for the country of a source.
+    pub geoip_city_db: Option<PathBuf>,
+    /// A MaxMind GeoLite2-ASN database for the network owner; may be the same file as
+    /// `geoip_city_db` if that one holds both.
+    pub geoip_asn_db: Option<PathBuf>,
+}
+
+/// How alerts are sent: noise control and the outbox's retry policy.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertsConfig {
+    /// Allow webhooks to loopback and private addresses (tests, or a receiver on your own network).
+    pub allow_private_webhooks: bool,
+    /// After an alert, later hits of the token within this long are gathered into one summary
+    /// sent when the window closes; `0s` sends every hit at once.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: std::time::Duration,
+    /// How long a failing delivery keeps being retried.
+    #[serde(with = "humantime_serde")]
+    pub retry_horizon: std::time::Duration,
+    /// The first retry's delay; each later one doubles, up to `retry_max_delay`.
+    #[serde(with = "humantime_serde")]
+    pub retry_base_delay: std::time::Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: std::time::Duration,
+    /// A worker that dies mid-send loses its claim after this long; another sends again.
+    #[serde(with = "humantime_serde")]
+    pub claim_lease: std::time::Duration,
+    /// Consecutive permanent failures that switch a token's channel off.
+    pub disable_after_failures: u32,
+    /// Keep hits this many days; `0` keeps them forever.
+    pub history_retention_days: u32,
+    /// Signs generic webhooks (`X-Canarykeys-Signature`, as the ingest endpoint checks); unset
+    /// sends them unsigned.
+    pub webhook_signing_secret: Option<Secret>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            allow_private_webhooks: false,
+            cooldown: Duration::from_secs(300),
+            retry_horizon: Duration::from_secs(24 * 3600),
+            retry_base_delay: Duration::from_secs(30),
+            retry_max_delay: Duration::from_secs(3600),
+            claim_lease: Duration::from_secs(120),
+            disable_after_failures: 5,
+            history_retention_days: 0,
+            webhook_signing_secret: None,
+        }
+    }
+}
+
 /// A setting that must never reach a log line: `Debug` prints a placeholder.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+/// Environment values that look like numbers reach serde as numbers: a secret made only of
+/// digits is taken as its digits (quote it to keep leading zeros).
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Unsigned(u64),
+            Signed(i64),
+        }
+        Ok(Self(match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Unsigned(n) => n.to_string(),
+            Raw::Signed(n) => n.to_string(),
+        }))
+    }
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -220,6 +373,10 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             aws: AwsConfig::default(),
             detection: DetectionConfig::default(),
+            alerts: AlertsConfig::default(),
+            smtp: SmtpConfig::default(),
+            enrich: EnrichConfig::default(),
+            sensor: SensorConfig::default(),
         }
     }
 }
@@ -252,6 +409,54 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+}
+
+impl SmtpConfig {
+    /// Email is off without a host; with one, the rest must make a working sender.
+    fn check(&self) -> Result<(), ConfigError> {
+        let Some(host) = &self.host else {
+            return Ok(());
+        };
+        let value = |key, problem: &str| ConfigError::Value {
+            key,
+            problem: problem.into(),
+        };
+        if host.trim().is_empty() {
+            return Err(value(
+                "smtp.host",
+                "is empty; leave it unset to turn email off",
+            ));
+        }
+        match &self.from {
+            None => {
+                return Err(value(
+                    "smtp.from",
+                    "is required when smtp.host is set (e.g. \"canarykeys <alerts@example.com>\")",
+                ))
+            }
+            Some(from) => {
+                if let Err(e) = from.parse::<lettre::message::Mailbox>() {
+                    return Err(ConfigError::Value {
+                        key: "smtp.from",
+                        problem: format!("{from:?} is not a mail address ({e})"),
+                    });
+                }
+            }
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(value(
+                "smtp.username",
+                "set smtp.username and smtp.password together",
+            ));
+        }
+        if self.port == 0 {
+            return Err(value("smtp.port", "must be between 1 and 65535"));
+        }
+        if self.timeout_secs == 0 {
+            return Err(value("smtp.timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -318,6 +523,7 @@ impl Config {
                 problem: "must be at least 1".into(),
             });
         }
+        self.smtp.check()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Value {
                 key: "max_body_bytes",

@@ -4,10 +4,14 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod enrich;
+pub mod export;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod render;
+pub mod sensor;
 pub mod services;
 mod templates;
 
@@ -38,6 +42,12 @@ pub enum StartError {
     Crypto(#[from] CryptoError),
     #[error("invalid setting {key}: {problem}")]
     Setting { key: &'static str, problem: String },
+    #[error(transparent)]
+    Enrich(#[from] enrich::EnrichError),
+    #[error(transparent)]
+    Email(#[from] notify::email::EmailSetupError),
+    #[error("cannot build the HTTP client for webhooks")]
+    WebhookClient(#[source] reqwest::Error),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -52,6 +62,7 @@ pub struct Services {
     pub ingest: IngestService,
     pub store: Arc<SqlStore>,
     pub metrics: Arc<metrics::Metrics>,
+    pub enricher: enrich::Enricher,
 }
 
 impl Services {
@@ -98,11 +109,14 @@ impl Services {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
         };
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone());
+        let enricher = enrich::Enricher::load(&config.enrich)?;
+        let tokens = tokens.with_webhook_policy(config.alerts.allow_private_webhooks);
         Ok(Self {
             tokens,
             ingest,
             store,
             metrics,
+            enricher,
         })
     }
 }
@@ -131,6 +145,7 @@ pub struct Application {
     public_url: String,
     limiter: http::client::CreateLimiter,
     jobs: Vec<jobs::Job>,
+    sensor: Option<sensor::Sensor>,
 }
 
 impl Application {
@@ -148,6 +163,7 @@ impl Application {
             addr: config.listen,
             source,
         })?;
+        let sensor = sensor::Sensor::bind(&config.sensor, &services).await?;
         let public_url = config
             .public_url
             .clone()
@@ -155,16 +171,50 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let limiter = http::client::CreateLimiter::new(&config.rate_limit);
+        let store: Arc<dyn Store> = services.store.clone();
+        let email: Option<Arc<dyn notify::Channel>> = match config.smtp.host {
+            Some(_) => Some(Arc::new(notify::email::EmailChannel::new(&config.smtp)?)),
+            None => None,
+        };
+        let alerts = services::alerts::AlertService::new(
+            store.clone(),
+            services.enricher.clone(),
+            public_url.clone().into(),
+            i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
+            email.is_some(),
+        );
+        let webhook = notify::webhook::WebhookChannel::new(
+            config.alerts.webhook_signing_secret.clone(),
+            config.alerts.allow_private_webhooks,
+        )
+        .map_err(StartError::WebhookClient)?;
+        let deliverer = jobs::deliver::Deliverer {
+            store: store.clone(),
+            alerts: alerts.clone(),
+            channels: jobs::deliver::Channels {
+                email,
+                webhook: Arc::new(webhook),
+            },
+            policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
+        };
         let state = http::AppState {
             tokens: services.tokens,
             ingest: services.ingest,
+            alerts,
             ingest_secret: config.ingest.secret.clone(),
             templates: Arc::new(templates::environment()),
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.clone().into(),
             limiter: limiter.clone(),
         };
-        let jobs = jobs::configure(&config, &services.store, &state.ingest).await;
+        let mut jobs = jobs::configure(&config, &services.store, &state.ingest).await;
+        jobs.push(jobs::Job::Deliver(deliverer));
+        if config.alerts.history_retention_days > 0 {
+            jobs.push(jobs::Job::Retention(
+                store,
+                config.alerts.history_retention_days,
+            ));
+        }
         let router = http::router(state, config.max_body_bytes, config.ingest.max_body_bytes);
         Ok(Self {
             listener,
@@ -173,11 +223,17 @@ impl Application {
             public_url,
             limiter,
             jobs,
+            sensor,
         })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where the AWS-compatible sensor listens, when `[sensor] listen` is set.
+    pub fn sensor_address(&self) -> Option<SocketAddr> {
+        self.sensor.as_ref().map(sensor::Sensor::address)
     }
 
     pub fn public_url(&self) -> &str {
@@ -194,9 +250,25 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // One shutdown for both listeners: the sensor stops when the main listener is told to,
+        // or when it fails (the sender is dropped).
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let sensor = self.sensor.map(|sensor| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(sensor.serve(async move {
+                let _ = stopped.changed().await;
+            }))
+        });
         let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop.send(());
+            })
             .await;
+        let result = match sensor {
+            Some(task) => result.and(task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
+            None => result,
+        };
         pruner.abort();
         for job in jobs {
             job.abort();

@@ -38,6 +38,17 @@ pub fn human_time(millis: i64) -> String {
     )
 }
 
+/// `95 s`, `25 min`, `3 h 5 min`, `2 d 4 h`: a delay as a person reads it.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 pub fn user_arn(c: &AwsCredentials) -> String {
     format!("arn:aws:iam::{}:user/{}", c.account_id, c.username)
 }
@@ -56,9 +67,16 @@ pub fn token_json(
         "minter": t.minter,
         "keys_valid_at_aws": t.minter == minter.name() && minter.keys_valid_at_aws(),
         "channels": {
-            "email": t.email.as_ref().map(|e| json!({"address": e.as_str(), "enabled": t.email_enabled})),
-            "webhook": t.webhook.as_ref().map(|w| json!({"url": w.as_str(), "enabled": t.webhook_enabled})),
+            "email": t.email.as_ref().map(|e| json!({
+                "address": e.as_str(), "enabled": t.email_enabled,
+                "disabled_reason": t.alerting.email_disabled_reason,
+            })),
+            "webhook": t.webhook.as_ref().map(|w| json!({
+                "url": w.as_str(), "enabled": t.webhook_enabled,
+                "disabled_reason": t.alerting.webhook_disabled_reason,
+            })),
         },
+        "ignore_sources": t.alerting.ignore_sources,
         "aws": {
             "access_key_id": c.access_key_id.as_str(),
             "secret_access_key": c.secret_access_key.expose(),
@@ -87,4 +105,36 @@ pub fn download(format: CredentialsFormat, c: &AwsCredentials) -> Response {
         format.render(c),
     )
         .into_response()
+}
+
+/// Delivery state per channel, from the token's recent deliveries (newest first): the last
+/// delivery's state, when it was delivered, how many wait, and the last error.
+pub fn delivery_summary(deliveries: &[canarykeys_store::DeliveryRecord]) -> Value {
+    let mut out = serde_json::Map::new();
+    for channel in ["email", "webhook"] {
+        let mine: Vec<_> = deliveries.iter().filter(|d| d.channel == channel).collect();
+        let Some(last) = mine.first() else { continue };
+        out.insert(
+            channel.into(),
+            json!({
+                "last_state": last.state,
+                "last_attempts": last.attempts,
+                "last_error": mine.iter().find_map(|d| d.last_error.clone()),
+                "last_delivered_at": mine.iter().find_map(|d| d.delivered_at).map(rfc3339),
+                "pending": mine.iter().filter(|d| d.state == "pending").count(),
+                "failed": mine.iter().filter(|d| d.state == "failed").count(),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+pub fn delivery_json(d: &canarykeys_store::DeliveryRecord) -> Value {
+    json!({
+        "id": d.id, "message_id": d.message_id, "kind": d.kind, "channel": d.channel,
+        "target": d.target, "state": d.state, "attempts": d.attempts,
+        "next_attempt_at": (d.state == "pending").then(|| rfc3339(d.next_attempt_at)),
+        "last_error": d.last_error, "created_at": rfc3339(d.created_at),
+        "delivered_at": d.delivered_at.map(rfc3339),
+    })
 }

@@ -15,6 +15,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("manage.html", include_str!("../templates/manage.html")),
     ("deleted.html", include_str!("../templates/deleted.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("unlock.html", include_str!("../templates/unlock.html")),
 ];
 
 pub fn environment() -> Environment<'static> {

@@ -8,7 +8,10 @@ mod sql;
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 
-pub use records::{ChannelSwitches, HitRecord, TokenRecord};
+pub use records::{
+    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, NewAlert,
+    NewDelivery, TokenRecord,
+};
 pub use sql::{Backend, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +66,63 @@ pub trait HitStore: Send + Sync + 'static {
     async fn count_hits(&self, token: &TokenId) -> Result<u64>;
     /// The newest event time among a token's hits, if any.
     async fn latest_hit_time(&self, token: &TokenId) -> Result<Option<i64>>;
-    /// Alert rows not yet delivered.
+    /// Alert rows the planner has not handled yet.
     async fn count_pending_alerts(&self) -> Result<u64>;
+    /// Hits of a token per UTC day (days since the epoch), for days at or after `since_day`.
+    async fn hits_per_day(&self, token: &TokenId, since_day: i64) -> Result<Vec<(i64, u64)>>;
+    /// Deletes hits (and their alerts) whose event time is before `before`. Returns how many.
+    async fn delete_hits_before(&self, before: i64) -> Result<u64>;
+}
+
+/// The alert outbox: alerts waiting to be planned, and deliveries waiting to be sent.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Alerts not planned yet, oldest first.
+    async fn new_alerts(&self, limit: u32) -> Result<Vec<NewAlert>>;
+    /// Applies a plan in one transaction; false if another worker planned the alert first.
+    async fn plan_alert(&self, alert_id: &str, token: &TokenId, plan: &AlertPlan) -> Result<bool>;
+    /// Tokens whose cooldown window has closed with grouped alerts waiting for a summary.
+    async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>>;
+    /// A token's grouped alerts with their hits, oldest first.
+    async fn grouped_alerts(&self, token: &TokenId) -> Result<Vec<NewAlert>>;
+    /// Marks `alert_ids` summarized into `summary_id`, writes the summary's deliveries and the
+    /// next window, in one transaction.
+    async fn plan_summary(
+        &self,
+        token: &TokenId,
+        summary_id: &str,
+        alert_ids: &[String],
+        deliveries: &[NewDelivery],
+        cooldown_until: Option<i64>,
+    ) -> Result<()>;
+    /// Writes deliveries outside of planning (test alerts).
+    async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()>;
+    /// Claims due pending deliveries for `lease_ms`: a worker that dies mid-send loses the claim
+    /// when the lease runs out, and another sends again (at least once).
+    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// When the next pending delivery is due, if any.
+    async fn next_due(&self) -> Result<Option<i64>>;
+    async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
+    async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()>;
+    async fn mark_failed(&self, id: &str, error: &str) -> Result<()>;
+    /// Counts a permanent failure (or resets the count on success) for a token's channel.
+    /// Returns the consecutive permanent failures now counted.
+    async fn channel_result(
+        &self,
+        token: &TokenId,
+        channel: ChannelKind,
+        permanent_failure: bool,
+    ) -> Result<i64>;
+    /// Switches a channel off, saying why.
+    async fn disable_channel(
+        &self,
+        token: &TokenId,
+        channel: ChannelKind,
+        reason: &str,
+    ) -> Result<()>;
+    /// A token's deliveries, newest first.
+    async fn list_deliveries(&self, token: &TokenId, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    async fn set_ignore_sources(&self, token: &TokenId, sources: &[String]) -> Result<bool>;
 }
 
 /// Small named values: choices made once at first start, and the pollers' positions.
@@ -77,5 +135,5 @@ pub trait SettingsStore: Send + Sync + 'static {
 }
 
 /// Everything the server stores.
-pub trait Store: TokenStore + HitStore + SettingsStore {}
-impl<T: TokenStore + HitStore + SettingsStore> Store for T {}
+pub trait Store: TokenStore + HitStore + SettingsStore + OutboxStore {}
+impl<T: TokenStore + HitStore + SettingsStore + OutboxStore> Store for T {}

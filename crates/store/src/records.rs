@@ -27,6 +27,20 @@ pub struct TokenRecord {
     pub output: OutputFormat,
     /// Unix time in milliseconds.
     pub created_at: i64,
+    /// Alerting state, kept by the outbox (new tokens start with the defaults).
+    pub alerting: Alerting,
+}
+
+/// A token's alerting state: the open cooldown window, the ignored sources, channel health.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Alerting {
+    /// While set and in the future, new hits are gathered into a summary (unix ms).
+    pub cooldown_until: Option<i64>,
+    /// Source addresses and CIDR ranges whose hits are recorded but not alerted.
+    pub ignore_sources: Vec<String>,
+    /// Why a channel was switched off by the server (consecutive permanent failures).
+    pub email_disabled_reason: Option<String>,
+    pub webhook_disabled_reason: Option<String>,
 }
 
 /// Which alert channels to switch on or off.
@@ -65,6 +79,90 @@ pub struct HitRecord {
     pub path: String,
     /// A remark on how the use was seen (the safety net says CloudTrail did not log the call).
     pub note: Option<String>,
+    /// Why the hit raised no alert of its own (set by the planner, e.g. an ignored source).
+    pub suppressed: Option<String>,
     /// The whole record, as JSON.
     pub raw: String,
+}
+
+/// The alert channels a delivery can go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    Email,
+    Webhook,
+}
+
+impl ChannelKind {
+    pub const ALL: [Self; 2] = [Self::Email, Self::Webhook];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A delivery to write: one message through one channel.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    pub id: String,
+    pub token_id: TokenId,
+    /// The alert, summary or test this delivers; with the channel, unique.
+    pub message_id: String,
+    /// `hit`, `summary` or `test`.
+    pub kind: String,
+    pub channel: ChannelKind,
+    /// The address or URL.
+    pub target: String,
+    /// The message, frozen (JSON).
+    pub payload: String,
+    /// `pending`, or `failed` for a delivery that cannot be attempted (channel not configured).
+    pub state: String,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// A delivery as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub token_id: TokenId,
+    pub message_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub target: String,
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// An alert waiting for the planner, with its hit.
+#[derive(Clone, Debug)]
+pub struct NewAlert {
+    pub alert_id: String,
+    pub hit: HitRecord,
+}
+
+/// What the planner decided for one alert.
+#[derive(Clone, Debug)]
+pub enum AlertPlan {
+    /// Send now through these deliveries; open a cooldown window until the given time.
+    Send {
+        deliveries: Vec<NewDelivery>,
+        cooldown_until: Option<i64>,
+    },
+    /// Inside an open window: gather it into the window's summary.
+    Group,
+    /// The source is ignored: mark the hit with the reason, send nothing.
+    Ignore { reason: String },
 }

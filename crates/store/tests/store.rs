@@ -7,8 +7,8 @@ use canarykeys_core::{
     Region, TokenId, TokenKind, WebhookUrl,
 };
 use canarykeys_store::{
-    ChannelSwitches, HitRecord, HitStore, SettingsStore, SqlStore, StoreError, TokenRecord,
-    TokenStore,
+    AlertPlan, ChannelKind, ChannelSwitches, HitRecord, HitStore, NewDelivery, OutboxStore,
+    SettingsStore, SqlStore, StoreError, TokenRecord, TokenStore,
 };
 use rand::Rng;
 
@@ -31,6 +31,7 @@ fn token(created_at: i64) -> TokenRecord {
         region: Region::parse("us-east-1").unwrap(),
         output: OutputFormat::Json,
         created_at,
+        alerting: Default::default(),
     }
 }
 
@@ -55,6 +56,7 @@ fn hit(token: &TokenId, event_id: &str, t: i64) -> HitRecord {
         request_id: Some("req-1".into()),
         path: "cloudwatch-logs".into(),
         note: None,
+        suppressed: None,
         raw: "{}".into(),
     }
 }
@@ -193,12 +195,25 @@ async fn suite(store: &SqlStore) {
         .unwrap();
     assert_eq!(e1.path, "cloudwatch-logs", "the earliest arrival is kept");
 
+    // Per-day counts: event times 10, 20, 30 ms are all on day 0.
+    assert_eq!(store.hits_per_day(&a.id, 0).await.unwrap(), vec![(0, 3)]);
+
+    outbox(store, &a).await;
+
     // Deleting a token takes its hits and alerts with it.
     assert!(store.delete_token(&a.id).await.unwrap());
     assert!(!store.delete_token(&a.id).await.unwrap());
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 0);
     assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
     assert!(store.get_token(&b.id).await.unwrap().is_some());
+
+    // Retention: hits before a time go, with their alerts.
+    store
+        .record_hits(&[hit(&b.id, "old", 1), hit(&b.id, "recent", 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(store.delete_hits_before(500).await.unwrap(), 1);
+    assert_eq!(store.count_hits(&b.id).await.unwrap(), 1);
 
     // A setting is chosen once.
     assert_eq!(
@@ -215,6 +230,190 @@ async fn suite(store: &SqlStore) {
     assert_eq!(
         store.get_setting("cursor").await.unwrap().as_deref(),
         Some("b")
+    );
+}
+
+fn delivery(token: &TokenRecord, message: &str, channel: ChannelKind) -> NewDelivery {
+    NewDelivery {
+        id: format!("d-{message}-{}", channel.as_str()),
+        token_id: token.id.clone(),
+        message_id: message.into(),
+        kind: "hit".into(),
+        channel,
+        target: "soc@example.com".into(),
+        payload: "{}".into(),
+        state: "pending".into(),
+        last_error: None,
+        created_at: 100,
+    }
+}
+
+/// The outbox on top of the hits `suite` recorded for `a` (alerts e1, e2, e3 are new).
+async fn outbox(store: &SqlStore, a: &TokenRecord) {
+    let new = store.new_alerts(10).await.unwrap();
+    assert_eq!(new.len(), 3);
+    let (first, second, third) = (&new[0].alert_id, &new[1].alert_id, &new[2].alert_id);
+    let send = AlertPlan::Send {
+        deliveries: vec![delivery(a, first, ChannelKind::Email)],
+        cooldown_until: Some(5_000),
+    };
+    assert!(store.plan_alert(first, &a.id, &send).await.unwrap());
+    assert!(
+        !store.plan_alert(first, &a.id, &send).await.unwrap(),
+        "planned once"
+    );
+    assert_eq!(
+        store
+            .get_token(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .alerting
+            .cooldown_until,
+        Some(5_000)
+    );
+    assert!(store
+        .plan_alert(second, &a.id, &AlertPlan::Group)
+        .await
+        .unwrap());
+    let ignore = AlertPlan::Ignore {
+        reason: "ignored source".into(),
+    };
+    assert!(store.plan_alert(third, &a.id, &ignore).await.unwrap());
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
+    assert!(store
+        .list_hits(&a.id, 10, 0)
+        .await
+        .unwrap()
+        .iter()
+        .any(|h| h.suppressed.as_deref() == Some("ignored source")));
+
+    // The window: not closed before its end, closed after; the summary takes the grouped alert.
+    assert!(store.closed_windows(4_999).await.unwrap().is_empty());
+    assert_eq!(
+        store.closed_windows(5_000).await.unwrap(),
+        vec![a.id.clone()]
+    );
+    let grouped = store.grouped_alerts(&a.id).await.unwrap();
+    assert_eq!(grouped.len(), 1);
+    let summary = delivery(a, "summary-1", ChannelKind::Webhook);
+    store
+        .plan_summary(
+            &a.id,
+            "summary-1",
+            &[grouped[0].alert_id.clone()],
+            &[summary],
+            Some(9_000),
+        )
+        .await
+        .unwrap();
+    assert!(store.grouped_alerts(&a.id).await.unwrap().is_empty());
+
+    // Claims are leases: a claimed row is not claimed again until the lease runs out.
+    let claimed = store.claim_due(200, 1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(store.claim_due(300, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.next_due().await.unwrap(), Some(1_200));
+    assert_eq!(
+        store.claim_due(1_200, 1_000, 10).await.unwrap().len(),
+        2,
+        "lease ran out: sent again"
+    );
+    let (email, hook) = (
+        &claimed.iter().find(|d| d.channel == "email").unwrap().id,
+        &claimed.iter().find(|d| d.channel == "webhook").unwrap().id,
+    );
+    store
+        .mark_retry(email, 5_000, "421 try later")
+        .await
+        .unwrap();
+    store.mark_delivered(hook, 1_300).await.unwrap();
+    assert!(store.claim_due(4_999, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(store.claim_due(5_000, 1_000, 10).await.unwrap().len(), 1);
+    store.mark_failed(email, "550 no such user").await.unwrap();
+    assert_eq!(store.next_due().await.unwrap(), None);
+    let rows = store.list_deliveries(&a.id, 10).await.unwrap();
+    let email_row = rows.iter().find(|d| d.channel == "email").unwrap();
+    assert_eq!(
+        (email_row.state.as_str(), email_row.attempts),
+        ("failed", 2)
+    );
+    assert_eq!(email_row.last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(
+        rows.iter()
+            .find(|d| d.channel == "webhook")
+            .unwrap()
+            .delivered_at,
+        Some(1_300)
+    );
+
+    // Channel health: consecutive permanent failures, reset by a success; switching off.
+    assert_eq!(
+        store
+            .channel_result(&a.id, ChannelKind::Email, true)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .channel_result(&a.id, ChannelKind::Email, true)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .channel_result(&a.id, ChannelKind::Email, false)
+            .await
+            .unwrap(),
+        0
+    );
+    store
+        .disable_channel(&a.id, ChannelKind::Email, "550 no such user")
+        .await
+        .unwrap();
+    let t = store.get_token(&a.id).await.unwrap().unwrap();
+    assert!(!t.email_enabled);
+    assert_eq!(
+        t.alerting.email_disabled_reason.as_deref(),
+        Some("550 no such user")
+    );
+    store
+        .set_channels(
+            &a.id,
+            ChannelSwitches {
+                email: Some(true),
+                webhook: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_token(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .alerting
+            .email_disabled_reason,
+        None
+    );
+
+    assert!(store
+        .set_ignore_sources(&a.id, &["198.51.100.0/24".into(), "203.0.113.9/32".into()])
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_token(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .alerting
+            .ignore_sources
+            .len(),
+        2
     );
 }
 

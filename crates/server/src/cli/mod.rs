@@ -2,6 +2,7 @@
 //! database directly (for scripts that plant keys in bulk).
 
 mod ingest;
+mod send_test_email;
 mod token;
 
 use std::net::SocketAddr;
@@ -42,13 +43,15 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Run CloudTrail files through detection (format detected; gzip fine).
     Ingest(ingest::IngestArgs),
+    /// Send a test alert through the configured [smtp] server.
+    SendTestEmail(send_test_email::SendTestEmailArgs),
 }
 
 impl Cli {
     fn config(&self) -> anyhow::Result<Config> {
         let listen = match &self.command {
             Command::Serve { listen } => *listen,
-            Command::Token(_) | Command::Ingest(_) => None,
+            Command::Token(_) | Command::Ingest(_) | Command::SendTestEmail(_) => None,
         };
         let overrides = Overrides {
             listen,
@@ -65,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve(config).await,
         Command::Token(cmd) => token::run(cmd, &config).await,
         Command::Ingest(args) => ingest::run(args, &config).await,
+        Command::SendTestEmail(args) => send_test_email::run(args, &config).await,
     }
 }
 

@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
-use canarykeys_store::{ChannelSwitches, HitRecord, TokenRecord};
+use canarykeys_store::{ChannelSwitches, TokenRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::client::ClientAddr;
 use super::{ApiError, AppState};
-use crate::render::{rfc3339, token_json};
+use crate::export::hit_json;
+use crate::render::{delivery_summary, token_json};
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}", get(show).patch(update).delete(remove))
         .route("/tokens/{id}/alerts", get(alerts))
         .route("/tokens/{id}/credentials", get(credentials))
+        .merge(super::api_alerts::routes())
 }
 
 /// JSON bodies with our error mapping (400 / 413 / 415 / 422 as JSON) instead of axum's text.
@@ -33,7 +35,7 @@ pub fn routes() -> Router<AppState> {
 struct ApiJson<T>(T);
 
 /// The bearer secret from the `Authorization` header.
-struct Bearer(String);
+pub(super) struct Bearer(pub(super) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
@@ -81,8 +83,21 @@ async fn create(
         .into_response())
 }
 
-async fn authorized(state: &AppState, id: &str, bearer: &Bearer) -> Result<TokenRecord, ApiError> {
+pub(super) async fn authorized(
+    state: &AppState,
+    id: &str,
+    bearer: &Bearer,
+) -> Result<TokenRecord, ApiError> {
     Ok(state.tokens.authorize(id, &bearer.0).await?)
+}
+
+/// The token as GET and PATCH answer it: with its alert count and delivery state.
+async fn full_json(state: &AppState, token: &TokenRecord) -> Result<Value, ApiError> {
+    let creds = state.tokens.credentials(token)?;
+    let total = state.tokens.hit_count(token).await?;
+    let mut v = token_json(token, &creds, state.tokens.minter(), total);
+    v["delivery"] = delivery_summary(&state.tokens.deliveries(token, 50).await?);
+    Ok(v)
 }
 
 async fn show(
@@ -91,14 +106,7 @@ async fn show(
     bearer: Bearer,
 ) -> Result<axum::Json<Value>, ApiError> {
     let token = authorized(&state, &id, &bearer).await?;
-    let creds = state.tokens.credentials(&token)?;
-    let total = state.tokens.hit_count(&token).await?;
-    Ok(axum::Json(token_json(
-        &token,
-        &creds,
-        state.tokens.minter(),
-        total,
-    )))
+    Ok(axum::Json(full_json(&state, &token).await?))
 }
 
 #[derive(Deserialize)]
@@ -106,6 +114,8 @@ async fn show(
 struct Patch {
     email_enabled: Option<bool>,
     webhook_enabled: Option<bool>,
+    /// Addresses and CIDR ranges whose hits are recorded but not alerted; replaces the list.
+    ignore_sources: Option<Vec<String>>,
 }
 
 async fn update(
@@ -119,15 +129,11 @@ async fn update(
         email: patch.email_enabled,
         webhook: patch.webhook_enabled,
     };
-    let token = state.tokens.set_channels(&token, switches).await?;
-    let creds = state.tokens.credentials(&token)?;
-    let total = state.tokens.hit_count(&token).await?;
-    Ok(axum::Json(token_json(
-        &token,
-        &creds,
-        state.tokens.minter(),
-        total,
-    )))
+    let mut token = state.tokens.set_channels(&token, switches).await?;
+    if let Some(sources) = patch.ignore_sources {
+        token = state.tokens.set_ignore_sources(&token, &sources).await?;
+    }
+    Ok(axum::Json(full_json(&state, &token).await?))
 }
 
 async fn remove(
@@ -144,31 +150,6 @@ async fn remove(
 struct Page {
     limit: Option<u32>,
     offset: Option<u32>,
-}
-
-fn hit_json(h: &HitRecord) -> Value {
-    json!({
-        "id": h.id,
-        "event_id": h.event_id,
-        "event_time": rfc3339(h.event_time),
-        "received_at": rfc3339(h.received_at),
-        "event_name": h.event_name,
-        "event_source": h.event_source,
-        "region": h.region,
-        "source_ip": h.source_ip,
-        "user_agent": h.user_agent,
-        "error_code": h.error_code,
-        "error_message": h.error_message,
-        "account_id": h.account_id,
-        "access_key_id": h.access_key_id,
-        "tls_host": h.tls_host,
-        "vpc_endpoint_id": h.vpc_endpoint_id,
-        "request_id": h.request_id,
-        "path": h.path,
-        "note": h.note,
-        "delay_seconds": (h.received_at - h.event_time) / 1000,
-        "cloudtrail": serde_json::from_str::<Value>(&h.raw).unwrap_or(Value::Null),
-    })
 }
 
 async fn alerts(

@@ -2,6 +2,7 @@
 //! (security headers, body limit, request logging that never records query strings).
 
 pub mod api;
+pub mod api_alerts;
 pub mod client;
 pub mod csrf;
 pub mod error;
@@ -26,6 +27,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub tokens: TokenService,
     pub ingest: IngestService,
+    pub alerts: crate::services::alerts::AlertService,
     pub ingest_secret: Option<Secret>,
     pub templates: Arc<minijinja::Environment<'static>>,
     pub public_url: Arc<str>,

@@ -1,6 +1,7 @@
 //! Background jobs inside `serve`: the detection pollers. Each is off unless configured, runs on
 //! its own interval, logs and keeps going when a round fails, and stops with the server.
 
+pub mod deliver;
 pub mod s3_poller;
 pub mod safety_net;
 
@@ -20,6 +21,10 @@ use crate::services::IngestService;
 pub enum Job {
     S3(s3_poller::S3Poller, Duration),
     SafetyNet(safety_net::SafetyNet, Duration),
+    /// The alert outbox worker; always runs.
+    Deliver(deliver::Deliverer),
+    /// Deletes hits older than the retention (days), daily.
+    Retention(Arc<dyn Store>, u32),
 }
 
 impl Job {
@@ -32,6 +37,25 @@ impl Job {
                     async move {
                         let report = poller.lock().await.round().await?;
                         tracing::debug!(?report, "s3 poller round");
+                        Ok(())
+                    }
+                })
+            }
+            Self::Deliver(deliverer) => tokio::spawn(deliverer.run_forever()),
+            Self::Retention(store, days) => {
+                every("retention", Duration::from_secs(24 * 3600), move || {
+                    let store = store.clone();
+                    async move {
+                        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                        let before = now - i64::from(days) * 86_400_000;
+                        let n = store.delete_hits_before(before).await?;
+                        if n > 0 {
+                            tracing::info!(
+                                deleted = n,
+                                days,
+                                "old hits deleted (history retention)"
+                            );
+                        }
                         Ok(())
                     }
                 })

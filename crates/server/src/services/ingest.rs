@@ -22,16 +22,19 @@ pub enum DeliveryPath {
     Api,
     Cli,
     SafetyNet,
+    /// The built-in AWS-compatible endpoint.
+    Sensor,
 }
 
 impl DeliveryPath {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::CloudwatchLogs,
         Self::Eventbridge,
         Self::S3,
         Self::Api,
         Self::Cli,
         Self::SafetyNet,
+        Self::Sensor,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl DeliveryPath {
             Self::Api => "api",
             Self::Cli => "cli",
             Self::SafetyNet => "safety-net",
+            Self::Sensor => "sensor",
         }
     }
 
@@ -278,6 +282,7 @@ fn hit_from(
         request_id: r.request_id.clone(),
         path: path.as_str().to_owned(),
         note: note.map(str::to_owned),
+        suppressed: None,
         raw: r.raw.to_string(),
     }
 }

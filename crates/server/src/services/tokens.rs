@@ -40,6 +40,7 @@ pub struct TokenService {
     sealer: Sealer,
     region: Region,
     output: OutputFormat,
+    allow_private_webhooks: bool,
 }
 
 fn now_millis() -> i64 {
@@ -61,7 +62,14 @@ impl TokenService {
             sealer,
             region,
             output,
+            allow_private_webhooks: false,
         }
+    }
+
+    /// Whether new tokens may alert webhooks on loopback and private addresses.
+    pub fn with_webhook_policy(mut self, allow_private: bool) -> Self {
+        self.allow_private_webhooks = allow_private;
+        self
     }
 
     pub fn minter(&self) -> &dyn Minter {
@@ -75,6 +83,11 @@ impl TokenService {
     /// Mints a key and stores the token. If storing fails the key is revoked again, so a failed
     /// create leaves no key and no row behind.
     pub async fn create(&self, new: NewToken) -> Result<CreatedToken, ServiceError> {
+        if let Some(hook) = &new.webhook {
+            crate::notify::webhook::check_new_webhook(hook.url(), self.allow_private_webhooks)
+                .await
+                .map_err(|e| ServiceError::Invalid(vec![FieldError::new("webhook_url", e)]))?;
+        }
         let key = self.minter.mint().await?;
         let id = TokenId::generate();
         let manage_secret = ManageSecret::generate();
@@ -95,6 +108,7 @@ impl TokenService {
             region: self.region.clone(),
             output: self.output,
             created_at: now_millis(),
+            alerting: Default::default(),
         };
         if let Err(e) = self.store.insert_token(&record).await {
             if let Err(undo) = self.minter.revoke(&key.access_key_id, &key.username).await {
@@ -200,6 +214,58 @@ impl TokenService {
         Ok(())
     }
 
+    /// Replaces the token's ignore list after checking every entry.
+    pub async fn set_ignore_sources(
+        &self,
+        token: &TokenRecord,
+        sources: &[String],
+    ) -> Result<TokenRecord, ServiceError> {
+        const MAX: usize = 100;
+        let mut errors = Vec::new();
+        if sources.len() > MAX {
+            errors.push(FieldError::new(
+                "ignore_sources",
+                format!("at most {MAX} entries"),
+            ));
+        }
+        let mut clean = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            match super::alerts::parse_source(s) {
+                Some(net) => clean.push(net.to_string()),
+                None => errors.push(FieldError::new(
+                    "ignore_sources",
+                    format!("entry {} is not an IP address or CIDR range", i + 1),
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        if !self.store.set_ignore_sources(&token.id, &clean).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.store
+            .get_token(&token.id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn deliveries(
+        &self,
+        token: &TokenRecord,
+        limit: u32,
+    ) -> Result<Vec<canarykeys_store::DeliveryRecord>, ServiceError> {
+        Ok(self.store.list_deliveries(&token.id, limit).await?)
+    }
+
+    pub async fn hits_per_day(
+        &self,
+        token: &TokenRecord,
+        since_day: i64,
+    ) -> Result<Vec<(i64, u64)>, ServiceError> {
+        Ok(self.store.hits_per_day(&token.id, since_day).await?)
+    }
+
     pub async fn hit_count(&self, token: &TokenRecord) -> Result<u64, ServiceError> {
         Ok(self.store.count_hits(&token.id).await?)
     }
@@ -225,7 +291,7 @@ mod tests {
     use async_trait::async_trait;
     use canarykeys_aws::{LocalMinter, MintedKey};
     use canarykeys_core::{AccessKeyId, AccountId, IamUserName, NewTokenInput};
-    use canarykeys_store::{HitStore, Result as StoreResult, SettingsStore, SqlStore, TokenStore};
+    use canarykeys_store::SqlStore;
 
     use super::*;
 
@@ -256,70 +322,6 @@ mod tests {
         }
     }
 
-    /// A real SQLite store whose token inserts fail.
-    struct FailingInserts(SqlStore);
-
-    #[async_trait]
-    impl TokenStore for FailingInserts {
-        async fn insert_token(&self, _: &TokenRecord) -> StoreResult<()> {
-            Err(StoreError::Corrupt("disk full".into()))
-        }
-        async fn get_token(&self, id: &TokenId) -> StoreResult<Option<TokenRecord>> {
-            self.0.get_token(id).await
-        }
-        async fn find_token_by_key(&self, k: &AccessKeyId) -> StoreResult<Option<TokenRecord>> {
-            self.0.find_token_by_key(k).await
-        }
-        async fn find_token_by_user(
-            &self,
-            a: &AccountId,
-            u: &IamUserName,
-        ) -> StoreResult<Option<TokenRecord>> {
-            self.0.find_token_by_user(a, u).await
-        }
-        async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-            self.0.list_tokens().await
-        }
-        async fn delete_token(&self, id: &TokenId) -> StoreResult<bool> {
-            self.0.delete_token(id).await
-        }
-        async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> StoreResult<bool> {
-            self.0.set_channels(id, s).await
-        }
-    }
-
-    #[async_trait]
-    impl HitStore for FailingInserts {
-        async fn record_hits(&self, h: &[HitRecord]) -> StoreResult<Vec<bool>> {
-            self.0.record_hits(h).await
-        }
-        async fn list_hits(&self, t: &TokenId, l: u32, o: u32) -> StoreResult<Vec<HitRecord>> {
-            self.0.list_hits(t, l, o).await
-        }
-        async fn count_hits(&self, t: &TokenId) -> StoreResult<u64> {
-            self.0.count_hits(t).await
-        }
-        async fn latest_hit_time(&self, t: &TokenId) -> StoreResult<Option<i64>> {
-            self.0.latest_hit_time(t).await
-        }
-        async fn count_pending_alerts(&self) -> StoreResult<u64> {
-            self.0.count_pending_alerts().await
-        }
-    }
-
-    #[async_trait]
-    impl SettingsStore for FailingInserts {
-        async fn setting_or_insert(&self, k: &str, v: &str) -> StoreResult<String> {
-            self.0.setting_or_insert(k, v).await
-        }
-        async fn get_setting(&self, k: &str) -> StoreResult<Option<String>> {
-            self.0.get_setting(k).await
-        }
-        async fn put_setting(&self, k: &str, v: &str) -> StoreResult<()> {
-            self.0.put_setting(k, v).await
-        }
-    }
-
     fn new_token() -> NewToken {
         NewToken::parse(&NewTokenInput {
             memo: Some("m".into()),
@@ -334,14 +336,16 @@ mod tests {
         fail_mint: bool,
     ) -> (TokenService, Arc<RecordingMinter>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let sql = SqlStore::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let store: Arc<dyn Store> = if fail_insert {
-            Arc::new(FailingInserts(sql))
-        } else {
-            Arc::new(sql)
-        };
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+        if fail_insert {
+            // The database itself refuses the write, as a full disk or a lost connection would.
+            let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+            sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
         let minter = Arc::new(RecordingMinter {
             inner: LocalMinter::new(AccountId::parse("123456789012").unwrap()),
             fail_mint,

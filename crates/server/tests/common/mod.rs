@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub address: String,
+    /// The AWS-compatible sensor, `http://127.0.0.1:PORT`, when `[sensor] listen` is set.
+    pub sensor_address: Option<String>,
     pub data_dir: PathBuf,
     /// Keeps the temp directory alive as long as the app (absent when the caller owns it).
     _dir: Option<tempfile::TempDir>,
@@ -50,16 +52,23 @@ pub async fn spawn_app_in(data_dir: &Path) -> TestApp {
     start(test_config(data_dir)).await
 }
 
+/// Starts an app from a full configuration (the caller keeps its data directory).
+pub async fn start_config(config: Config) -> TestApp {
+    start(config).await
+}
+
 async fn start(config: Config) -> TestApp {
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.expect("the app starts");
     let address = format!("http://{}", app.address());
+    let sensor_address = app.sensor_address().map(|a| format!("http://{a}"));
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
         address,
+        sensor_address,
         data_dir,
         _dir: None,
         shutdown: Some(tx),

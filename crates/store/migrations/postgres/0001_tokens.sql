@@ -20,7 +20,14 @@ CREATE TABLE tokens (
     account_id        TEXT NOT NULL,
     region            TEXT NOT NULL,
     output            TEXT NOT NULL,
-    created_at        BIGINT NOT NULL
+    created_at        BIGINT NOT NULL,
+    -- Alerting state: the open cooldown window, the source ignore list, channel health.
+    cooldown_until           BIGINT,
+    ignore_sources           TEXT NOT NULL DEFAULT '',
+    email_failures           BIGINT NOT NULL DEFAULT 0,
+    webhook_failures         BIGINT NOT NULL DEFAULT 0,
+    email_disabled_reason    TEXT,
+    webhook_disabled_reason  TEXT
 );
 CREATE INDEX tokens_created_at ON tokens (created_at);
 
@@ -45,16 +52,43 @@ CREATE TABLE hits (
     request_id       TEXT,
     path             TEXT NOT NULL,
     note             TEXT,
+    -- Why the hit raised no alert of its own (its source is on the token's ignore list).
+    suppressed       TEXT,
     raw              TEXT NOT NULL
 );
 CREATE INDEX hits_token_time ON hits (token_id, event_time);
 
--- The outbox: one row per new hit, written in the hit's transaction; the alert workers deliver it.
+-- One row per new hit, written in the hit's transaction. The planner turns it into deliveries
+-- ('sent'), holds it for the cooldown summary ('grouped' then 'summarized'), or drops it from
+-- alerting because its source is ignored ('ignored').
 CREATE TABLE alerts (
     id          TEXT PRIMARY KEY NOT NULL,
     hit_id      TEXT NOT NULL UNIQUE REFERENCES hits (id) ON DELETE CASCADE,
     token_id    TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
     state       TEXT NOT NULL,
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    summary_id  TEXT
 );
 CREATE INDEX alerts_state ON alerts (state, created_at);
+
+-- The outbox proper: one row per (message, channel). A message is a hit's alert, a cooldown
+-- summary or a test. The payload is frozen when the row is written, so a retry sends the same.
+CREATE TABLE deliveries (
+    id               TEXT PRIMARY KEY NOT NULL,
+    token_id         TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+    message_id       TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    channel          TEXT NOT NULL,
+    target           TEXT NOT NULL,
+    payload          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at  BIGINT NOT NULL,
+    claimed_until    BIGINT,
+    last_error       TEXT,
+    created_at       BIGINT NOT NULL,
+    delivered_at     BIGINT,
+    UNIQUE (message_id, channel)
+);
+CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX deliveries_token ON deliveries (token_id, created_at);

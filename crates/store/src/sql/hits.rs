@@ -11,7 +11,7 @@ impl HitStore for SqlStore {
     async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
         let insert_hit = format!(
             "INSERT INTO hits ({HIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (event_id) DO NOTHING"
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (event_id) DO NOTHING"
         );
         let mut tx = self.pool.begin().await?;
         let mut new = Vec::with_capacity(hits.len());
@@ -36,6 +36,7 @@ impl HitStore for SqlStore {
                 .bind(&h.request_id)
                 .bind(&h.path)
                 .bind(&h.note)
+                .bind(&h.suppressed)
                 .bind(&h.raw)
                 .execute(&mut *tx)
                 .await?;
@@ -44,7 +45,7 @@ impl HitStore for SqlStore {
                 // The alert row shares the hit's id: one alert per hit, by construction.
                 sqlx::query(
                     "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
-                     VALUES ($1, $1, $2, 'pending', $3)",
+                     VALUES ($1, $1, $2, 'new', $3)",
                 )
                 .bind(&h.id)
                 .bind(h.token_id.as_str())
@@ -89,8 +90,32 @@ impl HitStore for SqlStore {
         Ok(t)
     }
 
+    async fn hits_per_day(&self, token: &TokenId, since_day: i64) -> Result<Vec<(i64, u64)>> {
+        // Integer division gives whole UTC days in both databases.
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT event_time / 86400000 AS day, COUNT(*) FROM hits \
+             WHERE token_id = $1 AND event_time >= $2 GROUP BY event_time / 86400000 ORDER BY day",
+        )
+        .bind(token.as_str())
+        .bind(since_day.saturating_mul(86_400_000))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(d, n)| (d, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    async fn delete_hits_before(&self, before: i64) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM hits WHERE event_time < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
     async fn count_pending_alerts(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE state = 'pending'")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE state = 'new'")
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))

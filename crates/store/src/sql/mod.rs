@@ -3,6 +3,7 @@
 //! flags and times); each backend has its own migrations so each gets its native DDL.
 
 mod hits;
+mod outbox;
 mod settings;
 mod tokens;
 
@@ -46,10 +47,14 @@ pub struct SqlStore {
 
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
      manage_hash, minter, access_key_id, secret_sealed, username, account_id, region, output, created_at";
+/// The token columns plus the alerting state the outbox keeps (not written by inserts).
+pub(crate) const TOKEN_READ_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
+     manage_hash, minter, access_key_id, secret_sealed, username, account_id, region, output, created_at, \
+     cooldown_until, ignore_sources, email_disabled_reason, webhook_disabled_reason";
 pub(crate) const HIT_COLUMNS: &str =
     "id, token_id, event_id, event_time, received_at, event_name, \
      event_source, region, source_ip, user_agent, error_code, error_message, account_id, \
-     access_key_id, tls_host, vpc_endpoint_id, request_id, path, note, raw";
+     access_key_id, tls_host, vpc_endpoint_id, request_id, path, note, suppressed, raw";
 
 impl SqlStore {
     /// Connects and brings the schema up to date. A SQLite file is created if missing.
@@ -135,6 +140,15 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
         region: Region::parse(&text("region")?).map_err(corrupt("region"))?,
         output: OutputFormat::from_str(&text("output")?).map_err(corrupt("output"))?,
         created_at: row.try_get("created_at")?,
+        alerting: crate::Alerting {
+            cooldown_until: row.try_get("cooldown_until")?,
+            ignore_sources: text("ignore_sources")?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            email_disabled_reason: opt("email_disabled_reason")?,
+            webhook_disabled_reason: opt("webhook_disabled_reason")?,
+        },
     })
 }
 
@@ -160,6 +174,7 @@ pub(crate) fn hit_from_row(row: &AnyRow) -> Result<HitRecord> {
         request_id: row.try_get("request_id")?,
         path: row.try_get("path")?,
         note: row.try_get("note")?,
+        suppressed: row.try_get("suppressed")?,
         raw: row.try_get("raw")?,
     })
 }

@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 
-use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS};
+use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS};
 use crate::{ChannelSwitches, Result, StoreError, TokenRecord, TokenStore};
 
 impl SqlStore {
     async fn token_where(&self, condition: &str, binds: &[&str]) -> Result<Option<TokenRecord>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE {condition}");
+        let sql = format!("SELECT {TOKEN_READ_COLUMNS} FROM tokens WHERE {condition}");
         let mut query = sqlx::query(&sql);
         for b in binds {
             query = query.bind(*b);
@@ -75,7 +75,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id");
+        let sql = format!("SELECT {TOKEN_READ_COLUMNS} FROM tokens ORDER BY created_at DESC, id");
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(token_from_row).collect()
     }
@@ -91,8 +91,13 @@ impl TokenStore for SqlStore {
 
     async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
         let res = sqlx::query(
+            // Switching a channel on also forgets why the server switched it off.
             "UPDATE tokens SET email_enabled = COALESCE($2, email_enabled), \
-             webhook_enabled = COALESCE($3, webhook_enabled) WHERE id = $1",
+             webhook_enabled = COALESCE($3, webhook_enabled), \
+             email_disabled_reason = CASE WHEN $2 = 1 THEN NULL ELSE email_disabled_reason END, \
+             email_failures = CASE WHEN $2 = 1 THEN 0 ELSE email_failures END, \
+             webhook_disabled_reason = CASE WHEN $3 = 1 THEN NULL ELSE webhook_disabled_reason END, \
+             webhook_failures = CASE WHEN $3 = 1 THEN 0 ELSE webhook_failures END WHERE id = $1",
         )
         .bind(id.as_str())
         .bind(s.email.map(i64::from))

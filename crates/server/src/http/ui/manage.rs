@@ -32,6 +32,11 @@ pub(super) async fn manage(
     q: Result<Query<ManageQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(q) = q.map_err(|e| fail(&state, e))?;
+    if q.s.is_empty() {
+        // Alerts link here without the secret (we never store it): ask for it.
+        let html = render(&state, "unlock.html", context! { id => id })?;
+        return Ok(Html(html).into_response());
+    }
     let token = state
         .tokens
         .authorize(&id, &q.s)
@@ -56,12 +61,17 @@ pub(super) async fn manage(
                 "event_name": h.event_name, "event_source": h.event_source, "region": h.region,
                 "source_ip": h.source_ip, "user_agent": h.user_agent, "path": h.path,
                 "error_code": h.error_code, "tls_host": h.tls_host, "vpc_endpoint_id": h.vpc_endpoint_id,
-                "note": h.note, "delay_seconds": (h.received_at - h.event_time) / 1000,
+                "note": h.note,
+                "delay": crate::render::human_duration((h.received_at - h.event_time) / 1000),
+                "labels": state.alerts.enrichment(h).labels,
+                "suppressed": h.suppressed,
             })
         })
         .collect();
     let csrf = csrf::token_for(&headers, state.secure_cookies);
     let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
+    let chart = super::alerts::chart(&state, &token).await?;
+    let deliveries = super::alerts::channel_states(&state, &token).await?;
     let html = render(
         &state,
         "manage.html",
@@ -76,6 +86,9 @@ pub(super) async fn manage(
             next_page => more.then_some(q.page + 1),
             prev_page => q.page.checked_sub(1),
             notice => notice(&token),
+            chart => chart,
+            deliveries => deliveries,
+            ignore_sources => token.alerting.ignore_sources.join("\n"),
         },
     )?;
     Ok(page(html, StatusCode::OK, &csrf))

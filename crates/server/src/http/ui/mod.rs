@@ -1,6 +1,7 @@
 //! The web UI: the create form and the one-time result page, plus what every page shares (errors
 //! as pages, template rendering, the CSRF cookie). Templates auto-escape everything.
 
+mod alerts;
 mod manage;
 
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub fn routes() -> Router<AppState> {
         .route("/manage/{id}/channels", post(manage::channels))
         .route("/manage/{id}/delete", post(manage::delete))
         .route("/manage/{id}/download", get(manage::download))
+        .route("/manage/{id}/test-alert", post(alerts::test_alert))
+        .route("/manage/{id}/ignore", post(alerts::ignore))
+        .route("/manage/{id}/export", get(alerts::export))
         .route(
             "/static/app.css",
             get(|| static_file("text/css", include_str!("../../../static/app.css"))),
@@ -213,6 +217,8 @@ pub(super) fn token_ctx(t: &TokenRecord) -> minijinja::Value {
         minter => t.minter.clone(),
         email => t.email.as_ref().map(|e| e.as_str().to_owned()),
         email_enabled => t.email_enabled,
+        email_disabled_reason => t.alerting.email_disabled_reason.clone(),
+        webhook_disabled_reason => t.alerting.webhook_disabled_reason.clone(),
         webhook_url => t.webhook.as_ref().map(|w| w.as_str().to_owned()),
         webhook_enabled => t.webhook_enabled,
     }

@@ -1,0 +1,177 @@
+//! The outbox worker: plans new alerts, then claims due deliveries, sends them and records the
+//! outcome. Retries back off exponentially until a horizon; permanent failures stop a row, and
+//! enough of them in a row switch the channel off, saying why. The loop only sleeps when no
+//! work is due, and never past the next due row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use canarykeys_store::{ChannelKind, DeliveryRecord, Store, StoreError};
+use rand::Rng;
+
+use crate::notify::{AlertView, Channel, Outcome};
+use crate::services::alerts::AlertService;
+
+/// The channels this server can send through.
+#[derive(Clone)]
+pub struct Channels {
+    /// None when no SMTP server is configured.
+    pub email: Option<Arc<dyn Channel>>,
+    pub webhook: Arc<dyn Channel>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliveryPolicy {
+    /// First retry delay; each later one doubles, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// After this long since the row was written, a failing row stops retrying.
+    pub horizon: Duration,
+    /// How long a claim lasts: a worker that dies mid-send loses it after this.
+    pub lease: Duration,
+    /// Consecutive permanent failures that switch a token's channel off.
+    pub disable_after: u32,
+    /// How often to look for new alerts when nothing is due.
+    pub poll: Duration,
+}
+
+impl DeliveryPolicy {
+    pub fn from_config(c: &crate::config::AlertsConfig) -> Self {
+        Self {
+            base_delay: c.retry_base_delay,
+            max_delay: c.retry_max_delay,
+            horizon: c.retry_horizon,
+            lease: c.claim_lease,
+            disable_after: c.disable_after_failures.max(1),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct Deliverer {
+    pub store: Arc<dyn Store>,
+    pub alerts: AlertService,
+    pub channels: Channels,
+    pub policy: DeliveryPolicy,
+}
+
+/// Sends in flight at once, per worker.
+const BATCH: u32 = 16;
+
+fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Deliverer {
+    /// The delay before retry number `attempt` (1-based), with ±10 % jitter so that rows that
+    /// failed together do not retry together.
+    fn backoff(&self, attempt: i64) -> i64 {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let base = millis(self.policy.base_delay).saturating_mul(1_i64 << exp);
+        let capped = base.min(millis(self.policy.max_delay)).max(1);
+        let jitter = rand::thread_rng().gen_range(-(capped / 10)..=capped / 10);
+        capped + jitter
+    }
+
+    /// Plans, then sends everything due. Returns how many deliveries were attempted.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let now = now_millis();
+        self.alerts.plan_new(now).await?;
+        self.alerts.close_windows(now).await?;
+        let mut attempted = 0;
+        loop {
+            let due = self
+                .store
+                .claim_due(now_millis(), millis(self.policy.lease), BATCH)
+                .await?;
+            if due.is_empty() {
+                return Ok(attempted);
+            }
+            attempted += due.len();
+            let sends = due.into_iter().map(|d| self.deliver(d));
+            for result in futures_util::future::join_all(sends).await {
+                result?;
+            }
+        }
+    }
+
+    /// Runs until the task is aborted. Errors (a database outage) are logged and retried.
+    pub async fn run_forever(self) {
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::error!(error = format!("{e:#}"), "alert delivery round failed");
+            }
+            let now = now_millis();
+            let next_due = self.store.next_due().await.ok().flatten();
+            let poll = millis(self.policy.poll);
+            let wait = next_due.map_or(poll, |t| (t - now).clamp(0, poll));
+            tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+        }
+    }
+
+    async fn deliver(&self, d: DeliveryRecord) -> Result<(), StoreError> {
+        let channel_kind = ChannelKind::parse(&d.channel);
+        let channel = match channel_kind {
+            Some(ChannelKind::Email) => self.channels.email.clone(),
+            Some(ChannelKind::Webhook) => Some(self.channels.webhook.clone()),
+            None => None,
+        };
+        let (Some(kind), Some(channel)) = (channel_kind, channel) else {
+            return self
+                .store
+                .mark_failed(&d.id, "this server has no such channel configured")
+                .await;
+        };
+        let view: AlertView = match serde_json::from_str(&d.payload) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .store
+                    .mark_failed(&d.id, &format!("unreadable payload: {e}"))
+                    .await
+            }
+        };
+        // The same key on every attempt, so a receiver can drop a second copy.
+        let key = format!("{}-{}", d.message_id, d.channel);
+        let outcome = channel.send(&view, &d.target, &key).await;
+        let now = now_millis();
+        match outcome {
+            Outcome::Delivered => {
+                self.store.mark_delivered(&d.id, now).await?;
+                self.store.channel_result(&d.token_id, kind, false).await?;
+            }
+            Outcome::Retry(error) => {
+                let attempt = d.attempts + 1;
+                let next = now + self.backoff(attempt);
+                if next > d.created_at.saturating_add(millis(self.policy.horizon)) {
+                    let why = format!("gave up after {attempt} attempts: {error}");
+                    self.store.mark_failed(&d.id, &why).await?;
+                    tracing::error!(delivery = %d.id, channel = %d.channel, error = %why, "alert not delivered");
+                } else {
+                    self.store.mark_retry(&d.id, next, &error).await?;
+                    tracing::warn!(delivery = %d.id, channel = %d.channel, attempt, error = %error, "alert delivery will be retried");
+                }
+            }
+            Outcome::Permanent(error) => {
+                self.store.mark_failed(&d.id, &error).await?;
+                let count = self.store.channel_result(&d.token_id, kind, true).await?;
+                tracing::error!(delivery = %d.id, channel = %d.channel, error = %error, "alert delivery failed permanently");
+                if count >= i64::from(self.policy.disable_after) {
+                    let reason = format!(
+                        "switched off after {count} permanent failures in a row; the last: {error}"
+                    );
+                    self.store
+                        .disable_channel(&d.token_id, kind, &reason)
+                        .await?;
+                    tracing::error!(token = %d.token_id, channel = %d.channel, "alert channel switched off");
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! Notification channels: what an alert says (`AlertView`), and the channels that say it
+//! (email, webhooks). The outbox worker (`jobs::deliver`) decides when; channels only send.
+
+pub mod email;
+pub mod webhook;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What kind of alert a message is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AlertKind {
+    /// One use of the key: the first after a quiet period.
+    Hit,
+    /// The uses gathered during a cooldown window, sent when it closes.
+    Summary {
+        /// How many calls the window gathered.
+        count: u64,
+        /// Distinct source addresses, at most a handful (the history has them all).
+        addresses: Vec<String>,
+        /// Distinct event names, at most a handful.
+        events: Vec<String>,
+        first_event_time: String,
+        last_event_time: String,
+    },
+    /// Sent on request to check a channel; says plainly that it is a test.
+    Test,
+}
+
+/// Everything a message shows, already formatted. Every string that came from CloudTrail (the
+/// user agent above all) is attacker-controlled: each channel escapes it for its own markup.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlertView {
+    pub kind: AlertKind,
+    /// Stable id of the alert; with the channel it makes the idempotency key.
+    pub alert_id: String,
+    pub token_id: String,
+    pub memo: String,
+    /// One sentence: "GetCallerIdentity on sts.amazonaws.com in us-east-1 from 203.0.113.7".
+    pub headline: String,
+    pub event_name: String,
+    pub event_source: String,
+    pub region: String,
+    pub source_ip: String,
+    pub user_agent: String,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// RFC 3339, UTC.
+    pub event_time: String,
+    pub received_at: String,
+    pub account_id: Option<String>,
+    pub access_key_id: Option<String>,
+    /// The delivery path (`cloudwatch-logs`, `eventbridge`, `s3`, `safety-net`, …).
+    pub path: String,
+    pub note: Option<String>,
+    /// What we know of the source: labels such as "TruffleHog (secret scanner)", "AWS Internal",
+    /// "Tor exit node", "via VPC endpoint vpce-…".
+    pub source_labels: Vec<String>,
+    pub country: Option<String>,
+    pub asn: Option<String>,
+    /// The token's manage page (it asks for the manage secret, which we never store).
+    pub manage_url: String,
+    /// The token's alert history on the manage page.
+    pub history_url: String,
+}
+
+/// How one send went. The worker turns it into the row's next state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Worth trying again later (network error, 5xx, 408, 429, SMTP 4xx).
+    Retry(String),
+    /// Will never work as it stands (4xx other than 408/429, an invalid address, SMTP 5xx).
+    Permanent(String),
+}
+
+/// One way of telling a person. `target` is the address or URL stored on the token.
+#[async_trait]
+pub trait Channel: Send + Sync + 'static {
+    async fn send(&self, alert: &AlertView, target: &str, idempotency_key: &str) -> Outcome;
+}

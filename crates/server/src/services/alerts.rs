@@ -1,0 +1,301 @@
+//! Alert planning: turns new hits into messages. The first hit after a quiet period is sent at
+//! once and opens a cooldown window; hits inside the window are gathered into one summary sent
+//! when it closes; hits from ignored sources are recorded and marked, not sent. Every message
+//! becomes one outbox row per enabled channel, with its content frozen.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use canarykeys_core::{ids, TokenId};
+use canarykeys_store::{
+    AlertPlan, ChannelKind, HitRecord, NewDelivery, Store, StoreError, TokenRecord,
+};
+use ipnet::IpNet;
+
+use crate::enrich::Enricher;
+use crate::notify::{AlertKind, AlertView};
+use crate::render::rfc3339;
+
+/// How many distinct addresses and event names a summary names (the history has them all).
+const SUMMARY_NAMES: usize = 5;
+
+#[derive(Clone)]
+pub struct AlertService {
+    store: Arc<dyn Store>,
+    enricher: Enricher,
+    public_url: Arc<str>,
+    cooldown_ms: i64,
+    /// False when no SMTP server is configured: email rows are written as failed, saying so.
+    email_configured: bool,
+}
+
+/// Parses one ignore-list entry: an address or a CIDR range.
+pub fn parse_source(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn ignored(token: &TokenRecord, source_ip: &str) -> Option<String> {
+    let ip: IpAddr = source_ip.parse().ok()?;
+    token
+        .alerting
+        .ignore_sources
+        .iter()
+        .find(|e| parse_source(e).is_some_and(|net| net.contains(&ip)))
+        .map(|e| format!("source on the ignore list ({e})"))
+}
+
+impl AlertService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        enricher: Enricher,
+        public_url: Arc<str>,
+        cooldown_ms: i64,
+        email_configured: bool,
+    ) -> Self {
+        Self {
+            store,
+            enricher,
+            public_url,
+            cooldown_ms,
+            email_configured,
+        }
+    }
+
+    /// What we know of a hit's source.
+    pub fn enrichment(&self, hit: &HitRecord) -> crate::enrich::Enrichment {
+        self.enricher.enrich(
+            &hit.source_ip,
+            &hit.user_agent,
+            hit.vpc_endpoint_id.as_deref(),
+            &hit.event_source,
+        )
+    }
+
+    /// What a message about `hit` says.
+    pub fn view(
+        &self,
+        kind: AlertKind,
+        alert_id: &str,
+        token: &TokenRecord,
+        hit: &HitRecord,
+    ) -> AlertView {
+        let enrichment = self.enrichment(hit);
+        let or = |s: &str, fallback: &str| {
+            if s.is_empty() {
+                fallback.to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        AlertView {
+            headline: format!(
+                "{} on {} in {} from {}",
+                or(&hit.event_name, "an unnamed call"),
+                or(&hit.event_source, "an unknown service"),
+                or(&hit.region, "an unknown region"),
+                or(&hit.source_ip, "an unknown address"),
+            ),
+            kind,
+            alert_id: alert_id.to_owned(),
+            token_id: token.id.to_string(),
+            memo: token.memo.to_string(),
+            event_name: hit.event_name.clone(),
+            event_source: hit.event_source.clone(),
+            region: hit.region.clone(),
+            source_ip: hit.source_ip.clone(),
+            user_agent: hit.user_agent.clone(),
+            error_code: hit.error_code.clone(),
+            error_message: hit.error_message.clone(),
+            event_time: rfc3339(hit.event_time),
+            received_at: rfc3339(hit.received_at),
+            account_id: hit.account_id.clone(),
+            access_key_id: hit.access_key_id.clone(),
+            path: hit.path.clone(),
+            note: hit.note.clone(),
+            source_labels: enrichment.labels,
+            country: enrichment.country,
+            asn: enrichment.asn,
+            manage_url: format!("{}/manage/{}", self.public_url, token.id),
+            history_url: format!("{}/manage/{}#history", self.public_url, token.id),
+        }
+    }
+
+    /// One outbox row per enabled channel of the token.
+    pub fn deliveries(&self, token: &TokenRecord, view: &AlertView, now: i64) -> Vec<NewDelivery> {
+        let kind = match view.kind {
+            AlertKind::Hit => "hit",
+            AlertKind::Summary { .. } => "summary",
+            AlertKind::Test => "test",
+        };
+        let payload = serde_json::to_string(view).expect("an AlertView serialises");
+        let mut out = Vec::new();
+        let mut push = |channel, target: String, unconfigured: Option<&str>| {
+            out.push(NewDelivery {
+                id: ids::random_id(),
+                token_id: token.id.clone(),
+                message_id: view.alert_id.clone(),
+                kind: kind.to_owned(),
+                channel,
+                target,
+                payload: payload.clone(),
+                state: if unconfigured.is_some() {
+                    "failed"
+                } else {
+                    "pending"
+                }
+                .to_owned(),
+                last_error: unconfigured.map(str::to_owned),
+                created_at: now,
+            })
+        };
+        if let (Some(email), true) = (&token.email, token.email_enabled) {
+            let missing = (!self.email_configured)
+                .then_some("email is not configured on this server ([smtp] host)");
+            push(ChannelKind::Email, email.to_string(), missing);
+        }
+        if let (Some(hook), true) = (&token.webhook, token.webhook_enabled) {
+            push(ChannelKind::Webhook, hook.to_string(), None);
+        }
+        out
+    }
+
+    /// Plans every new alert. Returns how many were planned.
+    pub async fn plan_new(&self, now: i64) -> Result<usize, StoreError> {
+        let mut planned = 0;
+        for alert in self.store.new_alerts(200).await? {
+            // Re-read per alert: planning the previous one may have opened a window.
+            let Some(token) = self.store.get_token(&alert.hit.token_id).await? else {
+                continue;
+            };
+            let plan = if let Some(reason) = ignored(&token, &alert.hit.source_ip) {
+                AlertPlan::Ignore { reason }
+            } else if self.cooldown_ms > 0 && token.alerting.cooldown_until.is_some_and(|u| u > now)
+            {
+                AlertPlan::Group
+            } else {
+                let view = self.view(AlertKind::Hit, &alert.alert_id, &token, &alert.hit);
+                AlertPlan::Send {
+                    deliveries: self.deliveries(&token, &view, now),
+                    cooldown_until: (self.cooldown_ms > 0).then_some(now + self.cooldown_ms),
+                }
+            };
+            if self
+                .store
+                .plan_alert(&alert.alert_id, &token.id, &plan)
+                .await?
+            {
+                planned += 1;
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Sends a summary for every window that closed with gathered hits. A summary opens the
+    /// next window, so a steady stream of calls gives one message per window.
+    pub async fn close_windows(&self, now: i64) -> Result<usize, StoreError> {
+        let mut sent = 0;
+        for token_id in self.store.closed_windows(now).await? {
+            let Some(token) = self.store.get_token(&token_id).await? else {
+                continue;
+            };
+            let grouped = self.store.grouped_alerts(&token_id).await?;
+            let Some(last) = grouped.last() else { continue };
+            let distinct = |f: fn(&HitRecord) -> &str| {
+                grouped
+                    .iter()
+                    .map(|a| f(&a.hit).to_owned())
+                    .collect::<BTreeSet<_>>()
+            };
+            let addresses = distinct(|h| h.source_ip.as_str());
+            let events = distinct(|h| h.event_name.as_str());
+            let summary_id = ids::random_id();
+            let kind = AlertKind::Summary {
+                count: grouped.len() as u64,
+                addresses: addresses.iter().take(SUMMARY_NAMES).cloned().collect(),
+                events: events.iter().take(SUMMARY_NAMES).cloned().collect(),
+                first_event_time: rfc3339(
+                    grouped.iter().map(|a| a.hit.event_time).min().unwrap_or(0),
+                ),
+                last_event_time: rfc3339(
+                    grouped.iter().map(|a| a.hit.event_time).max().unwrap_or(0),
+                ),
+            };
+            let mut view = self.view(kind, &summary_id, &token, &last.hit);
+            view.headline = format!(
+                "{} more call{} from {} address{}: {}",
+                grouped.len(),
+                if grouped.len() == 1 { "" } else { "s" },
+                addresses.len(),
+                if addresses.len() == 1 { "" } else { "es" },
+                events
+                    .iter()
+                    .take(SUMMARY_NAMES)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            let ids: Vec<String> = grouped.iter().map(|a| a.alert_id.clone()).collect();
+            let deliveries = self.deliveries(&token, &view, now);
+            let next = (self.cooldown_ms > 0).then_some(now + self.cooldown_ms);
+            self.store
+                .plan_summary(&token_id, &summary_id, &ids, &deliveries, next)
+                .await?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+
+    /// Queues a test message through every enabled channel; returns the rows written.
+    pub async fn test_alert(
+        &self,
+        token: &TokenRecord,
+        now: i64,
+    ) -> Result<Vec<NewDelivery>, StoreError> {
+        let sample = HitRecord {
+            id: String::new(),
+            token_id: TokenId::clone(&token.id),
+            event_id: String::new(),
+            event_time: now,
+            received_at: now,
+            event_name: "GetCallerIdentity".into(),
+            event_source: "sts.amazonaws.com".into(),
+            region: token.region.to_string(),
+            source_ip: "203.0.113.7".into(),
+            user_agent: "canarykeys test alert".into(),
+            error_code: None,
+            error_message: None,
+            account_id: Some(token.account_id.to_string()),
+            access_key_id: Some(token.access_key_id.to_string()),
+            tls_host: None,
+            vpc_endpoint_id: None,
+            request_id: None,
+            path: "test".into(),
+            note: Some("This is a test alert: the key was not used.".into()),
+            suppressed: None,
+            raw: "{}".into(),
+        };
+        let view = self.view(AlertKind::Test, &ids::random_id(), token, &sample);
+        let deliveries = self.deliveries(token, &view, now);
+        self.store.insert_deliveries(&deliveries).await?;
+        Ok(deliveries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_entries() {
+        assert!(parse_source("203.0.113.0/24").is_some());
+        assert!(parse_source("198.51.100.7").is_some());
+        assert!(parse_source("2001:db8::/32").is_some());
+        assert!(parse_source("example.com").is_none());
+        assert!(parse_source("10.0.0.0/33").is_none());
+    }
+}

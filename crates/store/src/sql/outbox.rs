@@ -1,0 +1,335 @@
+//! `OutboxStore` over SQL: planning alerts and claiming deliveries. Claims are leases
+//! (`claimed_until`), taken with `FOR UPDATE SKIP LOCKED` on PostgreSQL so replicas never wait on
+//! each other's rows; SQLite has one writer at a time, so its plain UPDATE is already exclusive.
+
+use async_trait::async_trait;
+use canarykeys_core::TokenId;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{hit_from_row, Backend, SqlStore, HIT_COLUMNS};
+use crate::{
+    AlertPlan, ChannelKind, DeliveryRecord, NewAlert, NewDelivery, OutboxStore, Result, StoreError,
+};
+
+const DELIVERY_COLUMNS: &str = "id, token_id, message_id, kind, channel, target, payload, state, \
+     attempts, next_attempt_at, last_error, created_at, delivered_at";
+
+fn hit_columns_of(alias: &str) -> String {
+    HIT_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: row.try_get("id")?,
+        token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
+            .map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?,
+        message_id: row.try_get("message_id")?,
+        kind: row.try_get("kind")?,
+        channel: row.try_get("channel")?,
+        target: row.try_get("target")?,
+        payload: row.try_get("payload")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        delivered_at: row.try_get("delivered_at")?,
+    })
+}
+
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Any>,
+    deliveries: &[NewDelivery],
+) -> Result<()> {
+    for d in deliveries {
+        // Unique per (message, channel): planning twice cannot send twice.
+        sqlx::query(
+            "INSERT INTO deliveries (id, token_id, message_id, kind, channel, target, payload, state, \
+             attempts, next_attempt_at, last_error, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $9) \
+             ON CONFLICT (message_id, channel) DO NOTHING",
+        )
+        .bind(&d.id)
+        .bind(d.token_id.as_str())
+        .bind(&d.message_id)
+        .bind(&d.kind)
+        .bind(d.channel.as_str())
+        .bind(&d.target)
+        .bind(&d.payload)
+        .bind(&d.state)
+        .bind(d.created_at)
+        .bind(&d.last_error)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn set_cooldown(
+    tx: &mut Transaction<'_, Any>,
+    token: &TokenId,
+    until: Option<i64>,
+) -> Result<()> {
+    if let Some(until) = until {
+        sqlx::query("UPDATE tokens SET cooldown_until = $2 WHERE id = $1")
+            .bind(token.as_str())
+            .bind(until)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+impl SqlStore {
+    async fn alerts_in_state(
+        &self,
+        state: &str,
+        token: Option<&TokenId>,
+        limit: u32,
+    ) -> Result<Vec<NewAlert>> {
+        let sql = format!(
+            "SELECT a.id AS alert_id, {} FROM alerts a JOIN hits h ON h.id = a.hit_id \
+             WHERE a.state = $1 AND ($2 = '' OR a.token_id = $2) ORDER BY a.created_at, a.id LIMIT $3",
+            hit_columns_of("h")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(state)
+            .bind(token.map(|t| t.as_str().to_owned()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NewAlert {
+                    alert_id: r.try_get("alert_id")?,
+                    hit: hit_from_row(r)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqlStore {
+    async fn new_alerts(&self, limit: u32) -> Result<Vec<NewAlert>> {
+        self.alerts_in_state("new", None, limit).await
+    }
+
+    async fn plan_alert(&self, alert_id: &str, token: &TokenId, plan: &AlertPlan) -> Result<bool> {
+        let state = match plan {
+            AlertPlan::Send { .. } => "sent",
+            AlertPlan::Group => "grouped",
+            AlertPlan::Ignore { .. } => "ignored",
+        };
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query("UPDATE alerts SET state = $2 WHERE id = $1 AND state = 'new'")
+            .bind(alert_id)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        match plan {
+            AlertPlan::Send {
+                deliveries,
+                cooldown_until,
+            } => {
+                insert_deliveries(&mut tx, deliveries).await?;
+                set_cooldown(&mut tx, token, *cooldown_until).await?;
+            }
+            AlertPlan::Group => {}
+            AlertPlan::Ignore { reason } => {
+                sqlx::query("UPDATE hits SET suppressed = $2 WHERE id = (SELECT hit_id FROM alerts WHERE id = $1)")
+                    .bind(alert_id)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT a.token_id FROM alerts a JOIN tokens t ON t.id = a.token_id \
+             WHERE a.state = 'grouped' AND (t.cooldown_until IS NULL OR t.cooldown_until <= $1)",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|id| TokenId::parse(id).map_err(|e| StoreError::Corrupt(format!("token_id: {e}"))))
+            .collect()
+    }
+
+    async fn grouped_alerts(&self, token: &TokenId) -> Result<Vec<NewAlert>> {
+        self.alerts_in_state("grouped", Some(token), 100_000).await
+    }
+
+    async fn plan_summary(
+        &self,
+        token: &TokenId,
+        summary_id: &str,
+        alert_ids: &[String],
+        deliveries: &[NewDelivery],
+        cooldown_until: Option<i64>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in alert_ids {
+            sqlx::query("UPDATE alerts SET state = 'summarized', summary_id = $2 WHERE id = $1 AND state = 'grouped'")
+                .bind(id)
+                .bind(summary_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_deliveries(&mut tx, deliveries).await?;
+        set_cooldown(&mut tx, token, cooldown_until).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_deliveries(&mut tx, deliveries).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET claimed_until = $2 WHERE id IN (SELECT id FROM deliveries \
+             WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) \
+             ORDER BY next_attempt_at, id LIMIT $3{lock}) RETURNING {DELIVERY_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now)
+            .bind(now.saturating_add(lease_ms))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>> {
+        // A claimed row is due again when its lease runs out.
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN claimed_until IS NOT NULL AND claimed_until > next_attempt_at \
+             THEN claimed_until ELSE next_attempt_at END) FROM deliveries WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn mark_delivered(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = $2, \
+             claimed_until = NULL, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+             claimed_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(&self, id: &str, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = $2, \
+             claimed_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn channel_result(
+        &self,
+        token: &TokenId,
+        channel: ChannelKind,
+        permanent_failure: bool,
+    ) -> Result<i64> {
+        // The column name comes from our own enum, never from input.
+        let column = format!("{}_failures", channel.as_str());
+        let set = if permanent_failure {
+            format!("{column} + 1")
+        } else {
+            "0".into()
+        };
+        sqlx::query(&format!("UPDATE tokens SET {column} = {set} WHERE id = $1"))
+            .bind(token.as_str())
+            .execute(&self.pool)
+            .await?;
+        let n: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT {column} FROM tokens WHERE id = $1"))
+                .bind(token.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn disable_channel(
+        &self,
+        token: &TokenId,
+        channel: ChannelKind,
+        reason: &str,
+    ) -> Result<()> {
+        let c = channel.as_str();
+        sqlx::query(&format!(
+            "UPDATE tokens SET {c}_enabled = 0, {c}_disabled_reason = $2 WHERE id = $1"
+        ))
+        .bind(token.as_str())
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_deliveries(&self, token: &TokenId, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE token_id = $1 \
+             ORDER BY created_at DESC, id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(token.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn set_ignore_sources(&self, token: &TokenId, sources: &[String]) -> Result<bool> {
+        let res = sqlx::query("UPDATE tokens SET ignore_sources = $2 WHERE id = $1")
+            .bind(token.as_str())
+            .bind(sources.join(" "))
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+}
