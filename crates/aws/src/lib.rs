@@ -3,6 +3,8 @@
 //! the AWS calls the detection pollers make (`TrailBucket`, `KeyUsage`), with SDK implementations.
 
 mod error;
+mod gateway;
+mod iam_minter;
 mod key_usage;
 mod local;
 mod settings;
@@ -14,6 +16,8 @@ use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SecretAccessKey};
 
 pub use error::{AwsError, BoxError, ErrorDetail};
+pub use gateway::{GatewayMinter, GatewayRetry};
+pub use iam_minter::{DecoyAccount, IamMinter};
 pub use key_usage::{IamKeyUsage, KeyUsage, LastUsed};
 pub use local::LocalMinter;
 pub use settings::{sdk_config, AwsSettings};
@@ -28,8 +32,28 @@ pub struct MintedKey {
     pub account_id: AccountId,
 }
 
+/// What the caller asks of a mint; everything is optional.
+#[derive(Clone, Debug, Default)]
+pub struct MintRequest {
+    /// A user name chosen by the caller (else the minter generates an ordinary one).
+    pub username: Option<IamUserName>,
+    /// The decoy account to mint in (else the minter picks one).
+    pub account: Option<AccountId>,
+}
+
+/// A key to destroy, with the identity and account it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    pub access_key_id: &'a AccessKeyId,
+    pub username: &'a IamUserName,
+    pub account_id: AccountId,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
+    /// A caller-given user name is taken in that account.
+    #[error("the user name is already taken in that account")]
+    Conflict(String),
     /// AWS (or the minting service) could not be reached or kept failing; worth retrying later.
     #[error("the minting service is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -46,7 +70,7 @@ pub trait Minter: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether keys from this minter work at AWS. The UI and API say so plainly when not.
     fn keys_valid_at_aws(&self) -> bool;
-    async fn mint(&self) -> Result<MintedKey, MintError>;
+    async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError>;
     /// Destroys the key and its user. Destroying what is already gone is not an error.
-    async fn revoke(&self, key: &AccessKeyId, username: &IamUserName) -> Result<(), MintError>;
+    async fn revoke(&self, key: &KeyRef<'_>) -> Result<(), MintError>;
 }

@@ -2,9 +2,9 @@
 //! CSPRNG. They are not known to AWS, so they only alert through paths that do not need AWS.
 
 use async_trait::async_trait;
-use canarykeys_core::{names, AccessKeyId, AccountId, IamUserName, SecretAccessKey};
+use canarykeys_core::{names, AccessKeyId, AccountId, SecretAccessKey};
 
-use crate::{MintError, MintedKey, Minter};
+use crate::{KeyRef, MintError, MintRequest, MintedKey, Minter};
 
 #[derive(Clone, Debug)]
 pub struct LocalMinter {
@@ -27,16 +27,24 @@ impl Minter for LocalMinter {
         false
     }
 
-    async fn mint(&self) -> Result<MintedKey, MintError> {
+    async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError> {
+        if let Some(account) = request.account.filter(|a| *a != self.account) {
+            return Err(MintError::Refused(format!(
+                "account {account} is not configured"
+            )));
+        }
         Ok(MintedKey {
             access_key_id: AccessKeyId::generate_for(self.account),
             secret_access_key: SecretAccessKey::generate(),
-            username: names::ordinary_user_name(),
+            username: request
+                .username
+                .clone()
+                .unwrap_or_else(names::ordinary_user_name),
             account_id: self.account,
         })
     }
 
-    async fn revoke(&self, _key: &AccessKeyId, _username: &IamUserName) -> Result<(), MintError> {
+    async fn revoke(&self, _key: &KeyRef<'_>) -> Result<(), MintError> {
         // Nothing exists outside our database, so there is nothing to destroy.
         Ok(())
     }
@@ -50,8 +58,8 @@ mod tests {
     async fn mints_keys_for_its_account() {
         let account = AccountId::parse("123456789012").unwrap();
         let m = LocalMinter::new(account);
-        let a = m.mint().await.unwrap();
-        let b = m.mint().await.unwrap();
+        let a = m.mint(&MintRequest::default()).await.unwrap();
+        let b = m.mint(&MintRequest::default()).await.unwrap();
         assert_eq!(a.access_key_id.account_id(), account);
         assert_eq!(a.account_id, account);
         assert_ne!(a.access_key_id, b.access_key_id);

@@ -16,7 +16,7 @@ pub use access_key::{AccessKeyId, AccountId, IamUserName, Region, SecretAccessKe
 pub use contact::{Email, Memo, WebhookUrl};
 pub use credentials::{AwsCredentials, CredentialsFormat, OutputFormat};
 pub use ids::{ManageSecret, ManageSecretHash, TokenId};
-pub use token::{NewToken, NewTokenInput, TokenKind};
+pub use token::{ExpiresIn, NewToken, NewTokenInput, TokenKind};
 
 /// Why a value was refused. The message is safe to show to the person who sent the value:
 /// it never echoes the value itself, which may be attacker-controlled.

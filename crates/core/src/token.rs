@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Email, FieldError, Invalid, Memo, WebhookUrl};
+use crate::{names, AccountId, Email, FieldError, IamUserName, Invalid, Memo, WebhookUrl};
 
 /// The kinds of token the server can make. Only AWS keys today; the UI lists `ALL`, so a new
 /// kind appears in the form when it is added here.
@@ -55,6 +55,43 @@ pub struct NewTokenInput {
     pub email: Option<String>,
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// A user name of the caller's choosing (else an ordinary one is generated).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The decoy account to mint in (else the minter picks).
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Delete the token and its key after this long (`30m`, `12h`, `7d`).
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+/// How long a token lives: `<n>s`, `<n>m`, `<n>h` or `<n>d`, from one minute to a year.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiresIn(u64);
+
+impl ExpiresIn {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let s = s.trim();
+        let bad = || Invalid::new("expires_in is a number and a unit: 30m, 12h, 7d");
+        let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "s" => n,
+            "m" => n.saturating_mul(60),
+            "h" => n.saturating_mul(3600),
+            "d" => n.saturating_mul(86_400),
+            _ => return Err(bad()),
+        };
+        if !(60..=365 * 86_400).contains(&secs) {
+            return Err(Invalid::new("expires_in is between 1 minute and 365 days"));
+        }
+        Ok(Self(secs))
+    }
+
+    pub fn as_secs(self) -> u64 {
+        self.0
+    }
 }
 
 /// A create request that passed every rule.
@@ -64,6 +101,9 @@ pub struct NewToken {
     pub memo: Memo,
     pub email: Option<Email>,
     pub webhook: Option<WebhookUrl>,
+    pub username: Option<IamUserName>,
+    pub account_id: Option<AccountId>,
+    pub expires_in: Option<ExpiresIn>,
 }
 
 impl NewToken {
@@ -97,6 +137,22 @@ impl NewToken {
                 .map_err(|err| errors.push(FieldError::new("webhook_url", err)))
                 .ok()
         });
+        let username = given(&input.username).and_then(|u| {
+            IamUserName::parse(&u)
+                .and_then(|name| names::check_no_tells(name.as_str()).map(|()| name))
+                .map_err(|err| errors.push(FieldError::new("username", err)))
+                .ok()
+        });
+        let account_id = given(&input.account_id).and_then(|a| {
+            AccountId::parse(&a)
+                .map_err(|err| errors.push(FieldError::new("account_id", err)))
+                .ok()
+        });
+        let expires_in = given(&input.expires_in).and_then(|e| {
+            ExpiresIn::parse(&e)
+                .map_err(|err| errors.push(FieldError::new("expires_in", err)))
+                .ok()
+        });
         if given(&input.email).is_none() && given(&input.webhook_url).is_none() {
             errors.push(FieldError::new(
                 "email",
@@ -109,6 +165,9 @@ impl NewToken {
                 memo,
                 email,
                 webhook,
+                username,
+                account_id,
+                expires_in,
             }),
             _ => Err(errors),
         }
@@ -125,6 +184,7 @@ mod tests {
             memo: Some(memo.into()),
             email: Some(email.into()),
             webhook_url: Some(hook.into()),
+            ..Default::default()
         }
     }
 
@@ -148,6 +208,30 @@ mod tests {
     fn needs_a_channel() {
         let errs = NewToken::parse(&input("m", " ", "")).unwrap_err();
         assert_eq!(errs[0].field, "email");
+    }
+
+    #[test]
+    fn optional_identity_and_expiry() {
+        let mut i = input("m", "a@b.co", "");
+        i.username = Some("terraform-ci".into());
+        i.account_id = Some("123456789012".into());
+        i.expires_in = Some("7d".into());
+        let t = NewToken::parse(&i).unwrap();
+        assert_eq!(t.username.unwrap().as_str(), "terraform-ci");
+        assert_eq!(t.expires_in.unwrap().as_secs(), 7 * 86_400);
+        i.username = Some("canary-user".into());
+        i.account_id = Some("12".into());
+        i.expires_in = Some("5x".into());
+        let fields: Vec<_> = NewToken::parse(&i)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["username", "account_id", "expires_in"]);
+        for bad in ["", "d", "10s", "366d", "-1h"] {
+            assert!(ExpiresIn::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(ExpiresIn::parse("90m").unwrap().as_secs(), 5400);
     }
 
     #[test]

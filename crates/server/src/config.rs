@@ -312,16 +312,73 @@ impl Default for IngestConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MinterConfig {
-    /// Which minter makes keys. Only `local` exists so far.
+    /// Which minter makes keys: `local` (AWS's format, unknown to AWS), `iam` (the server
+    /// calls IAM in the decoy accounts) or `gateway` (the minting service does).
     pub kind: String,
-    /// The account the local minter's keys encode; default: one chosen at random on first
-    /// start and kept in the database.
+    /// `local`: the account its keys encode (default: one chosen at random on first start and
+    /// kept in the database). `gateway`: the account the minting service works in.
     #[serde(deserialize_with = "account_id_text")]
     pub account_id: Option<String>,
     /// The region written into downloaded `config` files and shown with the keys.
     pub region: String,
     /// The AWS CLI `output` written into downloaded `config` files.
     pub output: String,
+    /// A replacement for the built-in user-name templates and word lists (TOML).
+    pub names_file: Option<PathBuf>,
+    /// `iam`: the decoy accounts; each token is minted in one of them (weighted random, or
+    /// chosen on create).
+    pub accounts: Vec<DecoyAccountConfig>,
+    /// `gateway`: the minting service.
+    pub gateway: GatewayConfig,
+}
+
+/// One decoy account of the `iam` minter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecoyAccountConfig {
+    #[serde(deserialize_with = "account_id_text")]
+    pub account_id: Option<String>,
+    /// A role to assume in the account; unset uses the server's own credentials (the SDK's
+    /// default chain, or the static keys below).
+    pub role_arn: Option<String>,
+    pub region: String,
+    /// Relative share of new tokens.
+    pub weight: u32,
+    /// The IAM path of new users (`/` unless set; no path that names the product).
+    pub path: String,
+    /// A permissions boundary ARN for new users.
+    pub permissions_boundary: Option<String>,
+    /// Another IAM endpoint (a local stand-in, for tests); the SDK's `AWS_ENDPOINT_URL_IAM`
+    /// works too.
+    pub endpoint_url: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+}
+
+impl Default for DecoyAccountConfig {
+    fn default() -> Self {
+        Self {
+            account_id: None,
+            role_arn: None,
+            region: "us-east-1".into(),
+            weight: 1,
+            path: "/".into(),
+            permissions_boundary: None,
+            endpoint_url: None,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
+/// The minting service of the `gateway` minter.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// The service's base URL (API Gateway's invoke URL).
+    pub url: Option<String>,
+    /// The shared secret that signs requests to it.
+    pub secret: Option<Secret>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -385,6 +442,9 @@ impl Default for MinterConfig {
     fn default() -> Self {
         Self {
             kind: "local".into(),
+            names_file: None,
+            accounts: Vec::new(),
+            gateway: GatewayConfig::default(),
             account_id: None,
             region: "us-east-1".into(),
             output: "json".into(),
@@ -494,14 +554,47 @@ impl Config {
                 });
             }
         }
-        if self.minter.kind != "local" {
-            return Err(ConfigError::Value {
-                key: "minter.kind",
-                problem: format!(
-                    "unknown minter {:?}; this build knows \"local\"",
-                    self.minter.kind
-                ),
-            });
+        match self.minter.kind.as_str() {
+            "local" => {}
+            "iam" if self.minter.accounts.is_empty() => {
+                return Err(ConfigError::Value {
+                    key: "minter.accounts",
+                    problem: "the iam minter needs at least one [[minter.accounts]] entry".into(),
+                })
+            }
+            "iam" => {
+                if self.minter.accounts.iter().any(|a| a.account_id.is_none()) {
+                    return Err(ConfigError::Value {
+                        key: "minter.accounts",
+                        problem: "every account needs its account_id".into(),
+                    });
+                }
+                if self.minter.accounts.iter().all(|a| a.weight == 0) {
+                    return Err(ConfigError::Value {
+                        key: "minter.accounts",
+                        problem: "at least one account needs a weight above 0".into(),
+                    });
+                }
+            }
+            "gateway" => {
+                if self.minter.gateway.url.is_none()
+                    || self.minter.gateway.secret.is_none()
+                    || self.minter.account_id.is_none()
+                {
+                    return Err(ConfigError::Value {
+                        key: "minter.gateway",
+                        problem: "the gateway minter needs minter.gateway.url, minter.gateway.secret and minter.account_id".into(),
+                    });
+                }
+            }
+            other => {
+                return Err(ConfigError::Value {
+                    key: "minter.kind",
+                    problem: format!(
+                        "unknown minter {other:?}; use \"local\", \"iam\" or \"gateway\""
+                    ),
+                })
+            }
         }
         if let Some(secret) = &self.ingest.secret {
             if secret.expose().len() < 16 {

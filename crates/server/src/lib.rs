@@ -9,6 +9,7 @@ pub mod export;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+mod minters;
 pub mod notify;
 pub mod render;
 pub mod sensor;
@@ -18,9 +19,9 @@ mod templates;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use canarykeys_aws::{LocalMinter, Minter};
-use canarykeys_core::{AccountId, OutputFormat, Region};
-use canarykeys_store::{SettingsStore, SqlStore, Store, StoreError};
+use canarykeys_aws::Minter;
+use canarykeys_core::{OutputFormat, Region};
+use canarykeys_store::{SqlStore, Store, StoreError};
 use tokio::net::TcpListener;
 
 use canarykeys_core::cloudtrail::Limits;
@@ -79,24 +80,13 @@ impl Services {
                 problem: e.to_string(),
             }
         };
-        let account = match &config.minter.account_id {
-            Some(id) => AccountId::parse(id).map_err(setting("minter.account_id"))?,
-            // Chosen once per installation, so every local key encodes the same account and no
-            // two installations share one.
-            None => {
-                let stored = store
-                    .setting_or_insert("local_minter_account_id", &AccountId::random().to_string())
-                    .await?;
-                AccountId::parse(&stored).map_err(setting("minter.account_id"))?
-            }
-        };
         let region = Region::parse(&config.minter.region).map_err(setting("minter.region"))?;
         let output: OutputFormat = config
             .minter
             .output
             .parse()
             .map_err(setting("minter.output"))?;
-        let minter: Arc<dyn Minter> = Arc::new(LocalMinter::new(account));
+        let minter: Arc<dyn Minter> = minters::build(config, &store).await?;
         let tokens = TokenService::new(
             store.clone() as Arc<dyn Store>,
             minter,
@@ -209,6 +199,7 @@ impl Application {
         };
         let mut jobs = jobs::configure(&config, &services.store, &state.ingest).await;
         jobs.push(jobs::Job::Deliver(deliverer));
+        jobs.push(jobs::Job::Expiry(state.tokens.clone()));
         if config.alerts.history_retention_days > 0 {
             jobs.push(jobs::Job::Retention(
                 store,

@@ -64,6 +64,7 @@ pub fn token_json(
         "kind": t.kind.as_str(),
         "memo": t.memo.as_str(),
         "created_at": rfc3339(t.created_at),
+        "expires_at": t.expires_at.map(rfc3339),
         "minter": t.minter,
         "keys_valid_at_aws": t.minter == minter.name() && minter.keys_valid_at_aws(),
         "channels": {

@@ -460,3 +460,17 @@ fn ingest_records_hits_once_and_reports_bad_files() {
     .unwrap();
     assert_eq!(shown["alert_count"], 1);
 }
+
+#[test]
+fn doctor_warns_about_known_canary_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = canarykeys(
+        dir.path(),
+        &["doctor"],
+        &[("CANARYKEYS_MINTER__ACCOUNT_ID", "\"052310077262\"")],
+    );
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("known canary accounts"), "{text}");
+    assert!(text.contains("ingest.secret"), "{text}");
+}

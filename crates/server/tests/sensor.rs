@@ -383,3 +383,17 @@ async fn the_readme_quickstart_runs() {
                  the caller holds the secret key";
     assert_eq!(stdout.trim_end().lines().last(), Some(alert), "{stdout}");
 }
+
+/// The README shows the quickstart script's commands verbatim, so the tested script and what
+/// people copy are the same text.
+#[test]
+fn the_readme_shows_the_tested_quickstart() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let script = std::fs::read_to_string(format!("{root}/docs/quickstart.sh")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let body = &script[script.find("PORT=\"${PORT:-8080}\"").unwrap()..];
+    assert!(
+        readme.contains(body.trim_end()),
+        "README.md's quickstart differs from docs/quickstart.sh"
+    );
+}

@@ -47,6 +47,8 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> Result<Option<TokenRecord>>;
     /// All tokens, newest first.
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Tokens whose expiry time has come.
+    async fn expired_tokens(&self, now: i64) -> Result<Vec<TokenRecord>>;
     /// Deletes a token with its hits and alerts. Returns whether it existed.
     async fn delete_token(&self, id: &TokenId) -> Result<bool>;
     /// Switches alert channels on or off; `None` leaves a switch as it is. Returns whether the

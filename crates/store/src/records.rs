@@ -27,6 +27,8 @@ pub struct TokenRecord {
     pub output: OutputFormat,
     /// Unix time in milliseconds.
     pub created_at: i64,
+    /// When the expiry job deletes the token and its key (unix ms).
+    pub expires_at: Option<i64>,
     /// Alerting state, kept by the outbox (new tokens start with the defaults).
     pub alerting: Alerting,
 }

@@ -31,6 +31,7 @@ fn token(created_at: i64) -> TokenRecord {
         region: Region::parse("us-east-1").unwrap(),
         output: OutputFormat::Json,
         created_at,
+        expires_at: None,
         alerting: Default::default(),
     }
 }
@@ -206,6 +207,17 @@ async fn suite(store: &SqlStore) {
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 0);
     assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
     assert!(store.get_token(&b.id).await.unwrap().is_some());
+
+    // Expiry: only tokens whose time has come.
+    let mut expiring = token(4_000);
+    expiring.expires_at = Some(10_000);
+    store.insert_token(&expiring).await.unwrap();
+    assert!(store.expired_tokens(9_999).await.unwrap().is_empty());
+    assert_eq!(
+        store.expired_tokens(10_000).await.unwrap()[0].id,
+        expiring.id
+    );
+    store.delete_token(&expiring.id).await.unwrap();
 
     // Retention: hits before a time go, with their alerts.
     store

@@ -1,6 +1,7 @@
 //! The command line: `serve`, and `token create|list|show|delete`, which work on the configured
 //! database directly (for scripts that plant keys in bulk).
 
+mod doctor;
 mod ingest;
 mod send_test_email;
 mod token;
@@ -41,6 +42,8 @@ pub enum Command {
     /// Create, list, show and delete tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Check the configuration for what would break detection or give the decoys away.
+    Doctor,
     /// Run CloudTrail files through detection (format detected; gzip fine).
     Ingest(ingest::IngestArgs),
     /// Send a test alert through the configured [smtp] server.
@@ -51,7 +54,10 @@ impl Cli {
     fn config(&self) -> anyhow::Result<Config> {
         let listen = match &self.command {
             Command::Serve { listen } => *listen,
-            Command::Token(_) | Command::Ingest(_) | Command::SendTestEmail(_) => None,
+            Command::Token(_)
+            | Command::Ingest(_)
+            | Command::Doctor
+            | Command::SendTestEmail(_) => None,
         };
         let overrides = Overrides {
             listen,
@@ -68,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve(config).await,
         Command::Token(cmd) => token::run(cmd, &config).await,
         Command::Ingest(args) => ingest::run(args, &config).await,
+        Command::Doctor => doctor::run(&config).await,
         Command::SendTestEmail(args) => send_test_email::run(args, &config).await,
     }
 }

@@ -22,6 +22,15 @@ pub enum TokenCommand {
         webhook_url: Option<String>,
         #[arg(long, default_value = "aws_keys")]
         kind: String,
+        /// The IAM user name (else an ordinary one is generated).
+        #[arg(long)]
+        username: Option<String>,
+        /// The decoy account to mint in (else the minter picks).
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Delete the token and its key after this long: 30m, 12h, 7d.
+        #[arg(long)]
+        expires_in: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
@@ -94,6 +103,9 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
             email,
             webhook_url,
             kind,
+            username,
+            account_id,
+            expires_in,
             format,
         } => {
             let input = NewTokenInput {
@@ -101,6 +113,9 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 memo: Some(memo),
                 email,
                 webhook_url,
+                username,
+                account_id,
+                expires_in,
             };
             let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
             let created = tokens.create(new).await.map_err(describe)?;

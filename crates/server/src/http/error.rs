@@ -50,6 +50,7 @@ impl ApiError {
                 ServiceError::NotFound => StatusCode::NOT_FOUND,
                 ServiceError::Mint(MintError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Mint(MintError::Refused(_)) => StatusCode::BAD_GATEWAY,
+                ServiceError::Mint(MintError::Conflict(_)) => StatusCode::CONFLICT,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -93,6 +94,7 @@ impl ApiError {
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::SERVICE_UNAVAILABLE => "minter_unavailable",
             StatusCode::BAD_GATEWAY => "minter_refused",
+            StatusCode::CONFLICT => "conflict",
             _ => "internal",
         }
     }
@@ -110,6 +112,9 @@ impl ApiError {
             }
             Self::Service(ServiceError::Mint(MintError::Refused(_))) => {
                 "the key minting service refused the request; nothing was created".into()
+            }
+            Self::Service(ServiceError::Mint(MintError::Conflict(_))) => {
+                "that user name is already taken in the decoy account; choose another or leave it out".into()
             }
             Self::Service(ServiceError::Store(_) | ServiceError::Crypto(_))
             | Self::Internal(_)

@@ -25,6 +25,9 @@ pub enum Job {
     Deliver(deliver::Deliverer),
     /// Deletes hits older than the retention (days), daily.
     Retention(Arc<dyn Store>, u32),
+    /// Deletes tokens (and their keys) whose expiry has come; every minute. The expiry time is
+    /// in the database, so a restart loses nothing.
+    Expiry(crate::services::TokenService),
 }
 
 impl Job {
@@ -42,6 +45,17 @@ impl Job {
                 })
             }
             Self::Deliver(deliverer) => tokio::spawn(deliverer.run_forever()),
+            Self::Expiry(tokens) => every("expiry", Duration::from_secs(60), move || {
+                let tokens = tokens.clone();
+                async move {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                    let n = tokens.delete_expired(now).await?;
+                    if n > 0 {
+                        tracing::info!(deleted = n, "expired tokens deleted");
+                    }
+                    Ok(())
+                }
+            }),
             Self::Retention(store, days) => {
                 every("retention", Duration::from_secs(24 * 3600), move || {
                     let store = store.clone();

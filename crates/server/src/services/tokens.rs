@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use canarykeys_aws::{MintError, Minter};
+use canarykeys_aws::{KeyRef, MintError, MintRequest, Minter};
 use canarykeys_core::{
     AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
 };
@@ -88,7 +88,11 @@ impl TokenService {
                 .await
                 .map_err(|e| ServiceError::Invalid(vec![FieldError::new("webhook_url", e)]))?;
         }
-        let key = self.minter.mint().await?;
+        let request = MintRequest {
+            username: new.username.clone(),
+            account: new.account_id,
+        };
+        let key = self.minter.mint(&request).await?;
         let id = TokenId::generate();
         let manage_secret = ManageSecret::generate();
         let record = TokenRecord {
@@ -108,10 +112,18 @@ impl TokenService {
             region: self.region.clone(),
             output: self.output,
             created_at: now_millis(),
+            expires_at: new.expires_in.map(|e| {
+                now_millis() + i64::try_from(e.as_secs()).unwrap_or(i64::MAX / 1000) * 1000
+            }),
             alerting: Default::default(),
         };
         if let Err(e) = self.store.insert_token(&record).await {
-            if let Err(undo) = self.minter.revoke(&key.access_key_id, &key.username).await {
+            let undo_ref = KeyRef {
+                access_key_id: &key.access_key_id,
+                username: &key.username,
+                account_id: key.account_id,
+            };
+            if let Err(undo) = self.minter.revoke(&undo_ref).await {
                 tracing::error!(error = %undo, key = %key.access_key_id, "could not revoke a key after a failed create");
             }
             return Err(e.into());
@@ -206,9 +218,12 @@ impl TokenService {
     /// Revokes the key first, then forgets the token: if revoking fails the token stays, so
     /// the operator can retry and no live key is left without a record.
     pub async fn delete(&self, token: &TokenRecord) -> Result<(), ServiceError> {
-        self.minter
-            .revoke(&token.access_key_id, &token.username)
-            .await?;
+        let key = KeyRef {
+            access_key_id: &token.access_key_id,
+            username: &token.username,
+            account_id: token.account_id,
+        };
+        self.minter.revoke(&key).await?;
         self.store.delete_token(&token.id).await?;
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
@@ -258,6 +273,21 @@ impl TokenService {
         Ok(self.store.list_deliveries(&token.id, limit).await?)
     }
 
+    /// Deletes every token whose expiry has come (key and user first, then the row). Returns
+    /// how many went; one that cannot be revoked now is tried again on the next round.
+    pub async fn delete_expired(&self, now: i64) -> Result<usize, ServiceError> {
+        let mut deleted = 0;
+        for token in self.store.expired_tokens(now).await? {
+            match self.delete(&token).await {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(token = %token.id, error = %e, "expired token not deleted yet")
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     pub async fn hits_per_day(
         &self,
         token: &TokenRecord,
@@ -290,7 +320,7 @@ mod tests {
 
     use async_trait::async_trait;
     use canarykeys_aws::{LocalMinter, MintedKey};
-    use canarykeys_core::{AccessKeyId, AccountId, IamUserName, NewTokenInput};
+    use canarykeys_core::{AccountId, NewTokenInput};
     use canarykeys_store::SqlStore;
 
     use super::*;
@@ -310,14 +340,17 @@ mod tests {
         fn keys_valid_at_aws(&self) -> bool {
             false
         }
-        async fn mint(&self) -> Result<MintedKey, MintError> {
+        async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError> {
             if self.fail_mint {
                 return Err(MintError::Unavailable("throttled".into()));
             }
-            self.inner.mint().await
+            self.inner.mint(request).await
         }
-        async fn revoke(&self, key: &AccessKeyId, _: &IamUserName) -> Result<(), MintError> {
-            self.revoked.lock().unwrap().push(key.to_string());
+        async fn revoke(&self, key: &KeyRef<'_>) -> Result<(), MintError> {
+            self.revoked
+                .lock()
+                .unwrap()
+                .push(key.access_key_id.to_string());
             Ok(())
         }
     }
@@ -382,6 +415,38 @@ mod tests {
         assert!(matches!(err, ServiceError::Mint(MintError::Unavailable(_))));
         assert!(svc.list().await.unwrap().is_empty());
         assert!(minter.revoked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_are_deleted_with_their_keys() {
+        let (svc, minter, _dir) = service(false, false).await;
+        let mut input = NewTokenInput {
+            memo: Some("ci run 42".into()),
+            email: Some("a@example.com".into()),
+            username: Some("terraform-ci".into()),
+            expires_in: Some("1h".into()),
+            ..Default::default()
+        };
+        let expiring = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
+        assert_eq!(expiring.token.username.as_str(), "terraform-ci");
+        let at = expiring.token.expires_at.unwrap();
+        input.expires_in = None;
+        input.username = None;
+        let lasting = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
+        assert_eq!(svc.delete_expired(at - 1).await.unwrap(), 0);
+        assert_eq!(svc.delete_expired(at).await.unwrap(), 1);
+        assert_eq!(
+            *minter.revoked.lock().unwrap(),
+            vec![expiring.token.access_key_id.to_string()]
+        );
+        let left: Vec<_> = svc
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(left, vec![lasting.token.id]);
     }
 
     #[tokio::test]

@@ -21,6 +21,8 @@ CREATE TABLE tokens (
     region            TEXT NOT NULL,
     output            TEXT NOT NULL,
     created_at        BIGINT NOT NULL,
+    -- When the token and its key are deleted by the expiry job (unix ms); NULL: never.
+    expires_at        BIGINT,
     -- Alerting state: the open cooldown window, the source ignore list, channel health.
     cooldown_until           BIGINT,
     ignore_sources           TEXT NOT NULL DEFAULT '',

@@ -46,11 +46,12 @@ pub struct SqlStore {
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
-     manage_hash, minter, access_key_id, secret_sealed, username, account_id, region, output, created_at";
+     manage_hash, minter, access_key_id, secret_sealed, username, account_id, region, output, created_at, \
+     expires_at";
 /// The token columns plus the alerting state the outbox keeps (not written by inserts).
 pub(crate) const TOKEN_READ_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
      manage_hash, minter, access_key_id, secret_sealed, username, account_id, region, output, created_at, \
-     cooldown_until, ignore_sources, email_disabled_reason, webhook_disabled_reason";
+     expires_at, cooldown_until, ignore_sources, email_disabled_reason, webhook_disabled_reason";
 pub(crate) const HIT_COLUMNS: &str =
     "id, token_id, event_id, event_time, received_at, event_name, \
      event_source, region, source_ip, user_agent, error_code, error_message, account_id, \
@@ -140,6 +141,7 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
         region: Region::parse(&text("region")?).map_err(corrupt("region"))?,
         output: OutputFormat::from_str(&text("output")?).map_err(corrupt("output"))?,
         created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
         alerting: crate::Alerting {
             cooldown_until: row.try_get("cooldown_until")?,
             ignore_sources: text("ignore_sources")?

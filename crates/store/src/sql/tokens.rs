@@ -23,7 +23,7 @@ impl TokenStore for SqlStore {
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         let sql = format!(
             "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         );
         let res = sqlx::query(&sql)
             .bind(t.id.as_str())
@@ -42,6 +42,7 @@ impl TokenStore for SqlStore {
             .bind(t.region.as_str())
             .bind(t.output.as_str())
             .bind(t.created_at)
+            .bind(t.expires_at)
             .execute(&self.pool)
             .await;
         match res {
@@ -72,6 +73,12 @@ impl TokenStore for SqlStore {
             &[&account, user.as_str()],
         )
         .await
+    }
+
+    async fn expired_tokens(&self, now: i64) -> Result<Vec<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_READ_COLUMNS} FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= $1");
+        let rows = sqlx::query(&sql).bind(now).fetch_all(&self.pool).await?;
+        rows.iter().map(token_from_row).collect()
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
