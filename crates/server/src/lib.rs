@@ -2,6 +2,7 @@
 //! minting to the HTTP routes. `main` and the tests both start it this way.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod enrich;

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::api::{authorized, Bearer};
 use super::{ApiError, AppState};
+use crate::clock::now_millis;
 use crate::export;
 use crate::render::delivery_json;
 
@@ -18,11 +19,6 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/test-alert", post(test_alert))
         .route("/tokens/{id}/deliveries", get(deliveries))
         .route("/tokens/{id}/alerts/export", get(export_history))
-}
-
-fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Queues a test message through every enabled channel: 202, with the outbox rows to follow.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use canarykeys_store::{ChannelKind, DeliveryRecord, Store, StoreError};
 use rand::Rng;
 
+use crate::clock::now_millis;
 use crate::notify::{AlertView, Channel, Outcome};
 use crate::services::alerts::AlertService;
 
@@ -57,11 +58,6 @@ pub struct Deliverer {
 
 /// Sends in flight at once, per worker.
 const BATCH: u32 = 16;
-
-fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -15,6 +15,7 @@ use url::form_urlencoded;
 
 use super::protocol::Call;
 use super::respond::{AwsError, Caller};
+use crate::clock::now_millis;
 
 /// What the signature check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,11 +77,6 @@ pub fn user_id(token: &TokenRecord) -> String {
         .map(|b| ALPHABET[usize::from(b % 32)] as char)
         .collect();
     format!("AIDA{tail}")
-}
-
-fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -10,6 +10,7 @@ use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
 use canarykeys_store::{HitRecord, Store, StoreError, TokenRecord};
 use serde::Serialize;
 
+use crate::clock::now_millis;
 use crate::metrics::Metrics;
 
 /// How a record reached us. Kept with each hit, so a responder sees which path is fastest.
@@ -97,11 +98,6 @@ pub struct IngestService {
     store: Arc<dyn Store>,
     limits: Limits,
     metrics: Arc<Metrics>,
-}
-
-fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 impl IngestService {

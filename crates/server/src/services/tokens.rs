@@ -9,6 +9,7 @@ use canarykeys_core::{
 };
 use canarykeys_store::{ChannelSwitches, HitRecord, Store, StoreError, TokenRecord};
 
+use crate::clock::now_millis;
 use crate::crypto::{CryptoError, Sealer};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +42,6 @@ pub struct TokenService {
     region: Region,
     output: OutputFormat,
     allow_private_webhooks: bool,
-}
-
-fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 impl TokenService {
@@ -313,163 +309,4 @@ impl TokenService {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The all-or-nothing rule of create, with a store and a minter that fail on demand.
-
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-    use canarykeys_aws::{LocalMinter, MintedKey};
-    use canarykeys_core::{AccountId, NewTokenInput};
-    use canarykeys_store::SqlStore;
-
-    use super::*;
-
-    /// Wraps a real minter and records revocations; can be told to fail minting.
-    struct RecordingMinter {
-        inner: LocalMinter,
-        fail_mint: bool,
-        revoked: Mutex<Vec<String>>,
-    }
-
-    #[async_trait]
-    impl Minter for RecordingMinter {
-        fn name(&self) -> &'static str {
-            "local"
-        }
-        fn keys_valid_at_aws(&self) -> bool {
-            false
-        }
-        async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError> {
-            if self.fail_mint {
-                return Err(MintError::Unavailable("throttled".into()));
-            }
-            self.inner.mint(request).await
-        }
-        async fn revoke(&self, key: &KeyRef<'_>) -> Result<(), MintError> {
-            self.revoked
-                .lock()
-                .unwrap()
-                .push(key.access_key_id.to_string());
-            Ok(())
-        }
-    }
-
-    fn new_token() -> NewToken {
-        NewToken::parse(&NewTokenInput {
-            memo: Some("m".into()),
-            email: Some("a@example.com".into()),
-            ..Default::default()
-        })
-        .unwrap()
-    }
-
-    async fn service(
-        fail_insert: bool,
-        fail_mint: bool,
-    ) -> (TokenService, Arc<RecordingMinter>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("t.db").display());
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
-        if fail_insert {
-            // The database itself refuses the write, as a full disk or a lost connection would.
-            let raw = sqlx::AnyPool::connect(&url).await.unwrap();
-            sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON tokens BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-                .execute(&raw)
-                .await
-                .unwrap();
-        }
-        let minter = Arc::new(RecordingMinter {
-            inner: LocalMinter::new(AccountId::parse("123456789012").unwrap()),
-            fail_mint,
-            revoked: Mutex::new(Vec::new()),
-        });
-        let sealer = Sealer::load_or_create(&dir.path().join("k")).unwrap();
-        let svc = TokenService::new(
-            store,
-            minter.clone(),
-            sealer,
-            Region::parse("us-east-1").unwrap(),
-            OutputFormat::Json,
-        );
-        (svc, minter, dir)
-    }
-
-    #[tokio::test]
-    async fn a_failed_store_write_revokes_the_minted_key() {
-        let (svc, minter, _dir) = service(true, false).await;
-        let err = svc.create(new_token()).await.err().unwrap();
-        assert!(matches!(err, ServiceError::Store(_)));
-        assert_eq!(
-            minter.revoked.lock().unwrap().len(),
-            1,
-            "the orphan key was revoked"
-        );
-        assert!(svc.list().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_failed_mint_stores_nothing() {
-        let (svc, minter, _dir) = service(false, true).await;
-        let err = svc.create(new_token()).await.err().unwrap();
-        assert!(matches!(err, ServiceError::Mint(MintError::Unavailable(_))));
-        assert!(svc.list().await.unwrap().is_empty());
-        assert!(minter.revoked.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn expired_tokens_are_deleted_with_their_keys() {
-        let (svc, minter, _dir) = service(false, false).await;
-        let mut input = NewTokenInput {
-            memo: Some("ci run 42".into()),
-            email: Some("a@example.com".into()),
-            username: Some("terraform-ci".into()),
-            expires_in: Some("1h".into()),
-            ..Default::default()
-        };
-        let expiring = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
-        assert_eq!(expiring.token.username.as_str(), "terraform-ci");
-        let at = expiring.token.expires_at.unwrap();
-        input.expires_in = None;
-        input.username = None;
-        let lasting = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
-        assert_eq!(svc.delete_expired(at - 1).await.unwrap(), 0);
-        assert_eq!(svc.delete_expired(at).await.unwrap(), 1);
-        assert_eq!(
-            *minter.revoked.lock().unwrap(),
-            vec![expiring.token.access_key_id.to_string()]
-        );
-        let left: Vec<_> = svc
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
-        assert_eq!(left, vec![lasting.token.id]);
-    }
-
-    #[tokio::test]
-    async fn create_then_delete_revokes() {
-        let (svc, minter, _dir) = service(false, false).await;
-        let created = svc.create(new_token()).await.unwrap();
-        let secret = created.manage_secret.expose().to_owned();
-        let token = svc
-            .authorize(created.token.id.as_str(), &secret)
-            .await
-            .unwrap();
-        assert_eq!(
-            svc.credentials(&token).unwrap().secret_access_key,
-            created.credentials.secret_access_key
-        );
-        svc.delete(&token).await.unwrap();
-        assert_eq!(
-            *minter.revoked.lock().unwrap(),
-            vec![created.token.access_key_id.to_string()]
-        );
-        assert!(matches!(
-            svc.authorize(created.token.id.as_str(), &secret).await,
-            Err(ServiceError::NotFound)
-        ));
-    }
-}
+mod tests;

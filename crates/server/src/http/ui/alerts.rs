@@ -10,18 +10,14 @@ use canarykeys_store::TokenRecord;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{fail, UiError};
-use crate::http::{csrf, AppState};
+use super::{fail, form_token, UiError};
+use crate::clock::now_millis;
+use crate::http::AppState;
 use crate::render::human_time;
 
 /// Days the chart covers, ending today.
 const CHART_DAYS: i64 = 30;
 const CHART_HEIGHT: u64 = 60;
-
-fn now_millis() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
 
 /// Bars for an inline SVG: numbers only reach the template, so nothing needs escaping there.
 pub(super) async fn chart(state: &AppState, token: &TokenRecord) -> Result<Value, UiError> {
@@ -86,12 +82,7 @@ pub(super) async fn test_alert(
     form: Result<Form<SecretForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
-    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &form.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
+    let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     state
         .alerts
         .test_alert(&token, now_millis())
@@ -107,12 +98,7 @@ pub(super) async fn ignore(
     form: Result<Form<SecretForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
-    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &form.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
+    let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     let sources: Vec<String> = form
         .sources
         .split(|c: char| c.is_whitespace() || c == ',')

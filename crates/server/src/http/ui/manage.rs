@@ -11,7 +11,7 @@ use canarykeys_store::ChannelSwitches;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{creds_ctx, fail, notice, page, render, token_ctx, UiError};
+use super::{creds_ctx, fail, form_token, notice, page, render, token_ctx, UiError};
 use crate::http::{csrf, ApiError, AppState};
 use crate::render::human_time;
 
@@ -111,12 +111,7 @@ pub(super) async fn channels(
     form: Result<Form<ChannelsForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
-    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &form.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
+    let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     // A checkbox that is not ticked is not sent; only channels the token has are switched.
     let switches = ChannelSwitches {
         email: token
@@ -151,12 +146,7 @@ pub(super) async fn delete(
     form: Result<Form<DeleteForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
-    csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    let token = state
-        .tokens
-        .authorize(&id, &form.s)
-        .await
-        .map_err(|e| fail(&state, e))?;
+    let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     state
         .tokens
         .delete(&token)

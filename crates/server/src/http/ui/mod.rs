@@ -97,6 +97,23 @@ pub(super) fn render(
         .map_err(|e| fail(state, ApiError::Internal(format!("template {name}: {e:#}"))))
 }
 
+/// The token a manage-page form acts on, once the form's CSRF token and manage secret are both
+/// checked.
+pub(super) async fn form_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    csrf_token: &str,
+    secret: &str,
+) -> Result<TokenRecord, UiError> {
+    csrf::verify(headers, csrf_token).map_err(|e| fail(state, e))?;
+    state
+        .tokens
+        .authorize(id, secret)
+        .await
+        .map_err(|e| fail(state, e))
+}
+
 pub(super) fn page(html: String, status: StatusCode, csrf: &csrf::CsrfToken) -> Response {
     let mut resp = (status, Html(html)).into_response();
     if let Some(cookie) = &csrf.set_cookie {
