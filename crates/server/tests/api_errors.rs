@@ -180,3 +180,28 @@ async fn behind_a_trusted_proxy_the_limit_follows_the_last_forwarded_hop() {
     // The client cannot dodge the limit by prepending addresses: only the proxy's hop counts.
     assert_eq!(post("10.9.9.9, 198.51.100.1").await.unwrap().status(), 429);
 }
+
+#[tokio::test]
+async fn webhooks_to_private_addresses_are_refused_at_creation() {
+    let app = spawn_app().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.5/x",
+        "http://[::1]/x",
+        "http://localhost/x",
+    ] {
+        let resp = app
+            .post_token(&json!({"memo": "m", "webhook_url": url}))
+            .await;
+        assert_eq!(resp.status(), 422, "{url}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["fields"][0]["field"], "webhook_url", "{url}");
+    }
+    // A tester's receiver on loopback is fine once allowed.
+    let open = spawn_app_with(|c| c.alerts.allow_private_webhooks = true).await;
+    let resp = open
+        .post_token(&json!({"memo": "m", "webhook_url": "http://127.0.0.1:9/hook"}))
+        .await;
+    assert_eq!(resp.status(), 201);
+}
