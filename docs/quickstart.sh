@@ -18,7 +18,7 @@ json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 
 # 1. Start the server, with the sensor on 127.0.0.1:$SENSOR_PORT (its log goes to a file).
 mkdir -p "$DATA_DIR"
-CANARYKEYS_SENSOR__LISTEN="127.0.0.1:$SENSOR_PORT" \
+CANARYKEYS_SENSOR__LISTEN="127.0.0.1:$SENSOR_PORT" CANARYKEYS_ACCESS__CREATE=open \
   $CANARYKEYS serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" >"$DATA_DIR/server.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID' EXIT

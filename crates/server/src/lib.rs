@@ -61,6 +61,7 @@ pub enum StartError {
 /// The parts every entry point (server, CLI) shares: storage, sealing, minting.
 pub struct Services {
     pub tokens: TokenService,
+    pub access: services::AccessService,
     pub ingest: IngestService,
     pub store: Arc<SqlStore>,
     pub metrics: Arc<metrics::Metrics>,
@@ -102,8 +103,10 @@ impl Services {
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone());
         let enricher = enrich::Enricher::load(&config.enrich)?;
         let tokens = tokens.with_webhook_policy(config.alerts.allow_private_webhooks);
+        let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access);
         Ok(Self {
             tokens,
+            access,
             ingest,
             store,
             metrics,
@@ -135,6 +138,7 @@ pub struct Application {
     address: SocketAddr,
     public_url: String,
     limiter: http::client::CreateLimiter,
+    access: services::AccessService,
     jobs: Vec<jobs::Job>,
     sensor: Option<sensor::Sensor>,
 }
@@ -190,6 +194,7 @@ impl Application {
         };
         let state = http::AppState {
             tokens: services.tokens,
+            access: services.access.clone(),
             ingest: services.ingest,
             alerts,
             ingest_secret: config.ingest.secret.clone(),
@@ -214,6 +219,7 @@ impl Application {
             address,
             public_url,
             limiter,
+            access: services.access,
             jobs,
             sensor,
         })
@@ -238,6 +244,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(self.limiter.prune_forever());
+        let login_pruner = tokio::spawn(self.access.prune_forever());
         let jobs: Vec<_> = self.jobs.into_iter().map(jobs::Job::start).collect();
         let service = self
             .router
@@ -262,6 +269,7 @@ impl Application {
             None => result,
         };
         pruner.abort();
+        login_pruner.abort();
         for job in jobs {
             job.abort();
         }

@@ -16,6 +16,34 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("deleted.html", include_str!("../templates/deleted.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("unlock.html", include_str!("../templates/unlock.html")),
+    (
+        "console/layout.html",
+        include_str!("../templates/console/layout.html"),
+    ),
+    (
+        "console/login.html",
+        include_str!("../templates/console/login.html"),
+    ),
+    (
+        "console/overview.html",
+        include_str!("../templates/console/overview.html"),
+    ),
+    (
+        "console/tokens.html",
+        include_str!("../templates/console/tokens.html"),
+    ),
+    (
+        "console/alerts.html",
+        include_str!("../templates/console/alerts.html"),
+    ),
+    (
+        "console/audit.html",
+        include_str!("../templates/console/audit.html"),
+    ),
+    (
+        "console/api_keys.html",
+        include_str!("../templates/console/api_keys.html"),
+    ),
 ];
 
 pub fn environment() -> Environment<'static> {

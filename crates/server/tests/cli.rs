@@ -299,6 +299,7 @@ async fn serve_logs_where_to_open_and_never_a_secret() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_canarykeys"))
         .current_dir(dir.path())
         .args(["serve", "--listen", &listen])
+        .env("CANARYKEYS_ACCESS__CREATE", "open")
         .env("RUST_LOG", "debug")
         .env("NO_COLOR", "1")
         .stdout(log.try_clone().unwrap())

@@ -2,12 +2,16 @@
 //! `SqlStore`, which keeps the data in SQLite (the default, one file) or PostgreSQL (shared by
 //! several replicas).
 
+mod access;
+mod console;
 mod records;
 mod sql;
 
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 
+pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
+pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use records::{
     AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, NewAlert,
     NewDelivery, TokenRecord,
@@ -136,6 +140,83 @@ pub trait SettingsStore: Send + Sync + 'static {
     async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
 }
 
+/// Operators, sessions, API keys and the audit log; plus the all-token pages the operator API
+/// reads.
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    /// Stores a new operator. Fails with `Conflict` if the name is taken.
+    async fn insert_operator(&self, op: &OperatorRecord) -> Result<()>;
+    async fn operator_by_name(&self, name: &str) -> Result<Option<OperatorRecord>>;
+    async fn operator_by_id(&self, id: &str) -> Result<Option<OperatorRecord>>;
+    /// Counts a failed sign-in in one statement (concurrent guesses cannot both read the old
+    /// count). At `lock_after` failures the operator is locked until `locked_until` and the count
+    /// starts again. Returns the lock time if this failure started a lockout.
+    async fn record_login_failure(
+        &self,
+        id: &str,
+        lock_after: i64,
+        locked_until: i64,
+    ) -> Result<Option<i64>>;
+    /// A good sign-in: forgets the failures and any lock.
+    async fn clear_login_failures(&self, id: &str) -> Result<()>;
+    async fn insert_session(
+        &self,
+        id_hash: &str,
+        operator_id: &str,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The operator of an unexpired session.
+    async fn session_operator(&self, id_hash: &str, now: i64) -> Result<Option<OperatorRecord>>;
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Forgets sessions that have expired. Returns how many.
+    async fn delete_expired_sessions(&self, now: i64) -> Result<u64>;
+    /// Stores a new API key. Fails with `Conflict` if the id or hash is taken.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// The key with this hash, revoked or not.
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn touch_api_key(&self, id: &str, now: i64) -> Result<()>;
+    /// Revokes a key that is not revoked yet. Returns whether it did.
+    async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool>;
+    /// All API keys, newest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    async fn insert_audit(&self, entry: &AuditRecord) -> Result<()>;
+    /// Audit entries, newest first.
+    async fn list_audit(&self, limit: u32, offset: u32) -> Result<Vec<AuditRecord>>;
+    /// A page of all tokens, newest first, with the total count.
+    async fn tokens_page(&self, limit: u32, offset: u32) -> Result<(Vec<TokenRecord>, u64)>;
+    /// A page of all hits across tokens, newest first, each with its token's memo, and the
+    /// total count.
+    async fn hits_feed(&self, limit: u32, offset: u32) -> Result<(Vec<(HitRecord, String)>, u64)>;
+}
+
+/// The operator console's reads across all tokens.
+#[async_trait]
+pub trait ConsoleStore: Send + Sync + 'static {
+    /// Hit count and newest event time of every token that has hits.
+    async fn token_hit_stats(&self) -> Result<Vec<TokenHitStats>>;
+    /// Hits whose event time is at or after `since`.
+    async fn count_hits_since(&self, since: i64) -> Result<u64>;
+    /// Hits of all tokens per UTC day (days since the epoch), for days at or after `since_day`.
+    async fn all_hits_per_day(&self, since_day: i64) -> Result<Vec<(i64, u64)>>;
+    /// The source addresses with the most hits since `since`, most first.
+    async fn top_sources(&self, since: i64, limit: u32) -> Result<Vec<(String, u64)>>;
+    /// Per detection path, when it last delivered a hit.
+    async fn path_health(&self) -> Result<Vec<PathHealth>>;
+    /// Per alert channel, its last delivery and failures (recent: created at or after `since`).
+    async fn channel_health(&self, since: i64) -> Result<Vec<ChannelHealth>>;
+    /// Hits of all tokens matching `filter`, newest arrival first.
+    async fn feed(&self, filter: &HitFilter, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
+    /// Hits that arrived at or after `since`, oldest arrival first (the live feed's poll).
+    async fn hits_received_since(&self, since: i64, limit: u32) -> Result<Vec<HitRecord>>;
+}
+
 /// Everything the server stores.
-pub trait Store: TokenStore + HitStore + SettingsStore + OutboxStore {}
-impl<T: TokenStore + HitStore + SettingsStore + OutboxStore> Store for T {}
+pub trait Store:
+    TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore
+{
+}
+impl<T: TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore> Store
+    for T
+{
+}

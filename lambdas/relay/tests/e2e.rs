@@ -137,6 +137,7 @@ async fn a_key_used_once_is_one_hit_whatever_the_path_and_a_wrong_signature_stor
     };
     config.ingest.secret = Some(canarykeys_server::config::Secret::new(SECRET));
     config.rate_limit.create_per_minute = 1000;
+    config.access.create = "open".into();
     let app = canarykeys_server::Application::build(config).await?;
     let base = format!("http://{}", app.address());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,6 +1,7 @@
 //! The command line: `serve`, and `token create|list|show|delete`, which work on the configured
 //! database directly (for scripts that plant keys in bulk).
 
+mod admin;
 mod doctor;
 mod ingest;
 mod send_test_email;
@@ -39,6 +40,9 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Create operators and API keys.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Create, list, show and delete tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -55,6 +59,7 @@ impl Cli {
         let listen = match &self.command {
             Command::Serve { listen } => *listen,
             Command::Token(_)
+            | Command::Admin(_)
             | Command::Ingest(_)
             | Command::Doctor
             | Command::SendTestEmail(_) => None,
@@ -73,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => serve(config).await,
         Command::Token(cmd) => token::run(cmd, &config).await,
+        Command::Admin(cmd) => admin::run(cmd, &config).await,
         Command::Ingest(args) => ingest::run(args, &config).await,
         Command::Doctor => doctor::run(&config).await,
         Command::SendTestEmail(args) => send_test_email::run(args, &config).await,

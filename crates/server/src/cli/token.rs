@@ -119,6 +119,11 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
             };
             let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
             let created = tokens.create(new).await.map_err(describe)?;
+            let t = &created.token;
+            services
+                .access
+                .audit("cli", "token.create", t.id.as_str(), t.memo.as_str())
+                .await;
             match format.file_format() {
                 Some(f) => print!("{}", f.render(&created.credentials)),
                 None => {
@@ -187,6 +192,15 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         TokenCommand::Delete { id } => {
             let token = tokens.get(&id).await.map_err(describe)?;
             tokens.delete(&token).await.map_err(describe)?;
+            services
+                .access
+                .audit(
+                    "cli",
+                    "token.delete",
+                    token.id.as_str(),
+                    token.memo.as_str(),
+                )
+                .await;
             println!("deleted {}", token.id);
         }
     }

@@ -50,6 +50,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub enrich: EnrichConfig,
     pub sensor: SensorConfig,
+    pub access: AccessConfig,
 }
 
 /// A setting that must never reach a log line: `Debug` prints a placeholder.
@@ -135,6 +136,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             enrich: EnrichConfig::default(),
             sensor: SensorConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -246,6 +248,7 @@ impl Config {
             });
         }
         self.smtp.check()?;
+        self.access.check()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Value {
                 key: "max_body_bytes",

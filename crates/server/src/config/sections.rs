@@ -382,3 +382,78 @@ impl SmtpConfig {
         Ok(())
     }
 }
+
+/// Who may use the server (`[access]`): operators, sessions and the token create gate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccessConfig {
+    /// Who may create tokens: `"operators"` (a signed-in operator or an API key with
+    /// `tokens:write`) or `"open"` (anyone who can reach the server, within the rate limit).
+    pub create: String,
+    /// In reverse-proxy mode, the header that names the signed-in operator (e.g.
+    /// `X-Forwarded-User`); trusted only from `trusted_proxies`.
+    pub proxy_header: Option<String>,
+    /// Addresses or CIDR ranges of the proxies whose `proxy_header` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// How long a console session lasts after sign-in.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: std::time::Duration,
+    /// Sign-in attempts allowed per client address per minute.
+    pub login_per_minute: u32,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            create: "operators".into(),
+            proxy_header: None,
+            trusted_proxies: Vec::new(),
+            session_ttl: std::time::Duration::from_secs(12 * 3600),
+            login_per_minute: 10,
+        }
+    }
+}
+
+impl AccessConfig {
+    /// Whether anyone may create tokens (`create = "open"`).
+    pub fn open(&self) -> bool {
+        self.create == "open"
+    }
+
+    /// The trusted proxy ranges, parsed (a bare address is a one-address range).
+    pub fn proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Value {
+                        key: "access.trusted_proxies",
+                        problem: format!("{s:?} is not an address or CIDR range"),
+                    })
+            })
+            .collect()
+    }
+
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if !matches!(self.create.as_str(), "operators" | "open") {
+            return Err(ConfigError::Value {
+                key: "access.create",
+                problem: format!("{:?}: use \"operators\" or \"open\"", self.create),
+            });
+        }
+        if self.proxy_header.is_some() && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::Value {
+                key: "access.trusted_proxies",
+                problem: "access.proxy_header needs at least one trusted proxy".into(),
+            });
+        }
+        if self.session_ttl.is_zero() {
+            return Err(ConfigError::Value {
+                key: "access.session_ttl",
+                problem: "must be above 0".into(),
+            });
+        }
+        self.proxy_nets().map(|_| ())
+    }
+}

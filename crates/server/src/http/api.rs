@@ -12,10 +12,12 @@ use canarykeys_store::{ChannelSwitches, TokenRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::{is_api_key, MaybeApiCaller};
 use super::client::ClientAddr;
 use super::{ApiError, AppState};
 use crate::export::hit_json;
 use crate::render::{delivery_summary, token_json};
+use crate::services::Scope;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
@@ -27,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/alerts", get(alerts))
         .route("/tokens/{id}/credentials", get(credentials))
         .merge(super::api_alerts::routes())
+        .merge(super::api_console::routes())
 }
 
 /// JSON bodies with our error mapping (400 / 413 / 415 / 422 as JSON) instead of axum's text.
@@ -60,11 +63,28 @@ async fn openapi() -> Response {
 async fn create(
     State(state): State<AppState>,
     client: ClientAddr,
+    MaybeApiCaller(caller): MaybeApiCaller,
     ApiJson(input): ApiJson<NewTokenInput>,
 ) -> Result<Response, ApiError> {
-    state.limiter.check(client)?;
+    // Operators and keys are accountable, so only anonymous creation (open mode) is rate limited.
+    let actor = match (&caller, state.access.create_is_open()) {
+        (Some(c), _) => {
+            c.require(Scope::TokensWrite)?;
+            c.operator.name.clone()
+        }
+        (None, true) => {
+            state.limiter.check(client)?;
+            "anonymous".to_owned()
+        }
+        (None, false) => return Err(ApiError::NoCredentials),
+    };
     let new = NewToken::parse(&input).map_err(ApiError::Invalid)?;
     let created = state.tokens.create(new).await?;
+    let t = &created.token;
+    state
+        .access
+        .audit(&actor, "token.create", t.id.as_str(), t.memo.as_str())
+        .await;
     let manage_url = state.manage_url(&created.token.id, created.manage_secret.expose());
     let mut body = token_json(
         &created.token,
@@ -130,19 +150,65 @@ async fn update(
         webhook: patch.webhook_enabled,
     };
     let mut token = state.tokens.set_channels(&token, switches).await?;
+    if switches.email.is_some() || switches.webhook.is_some() {
+        let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
+        state
+            .access
+            .audit(
+                "manage-secret",
+                "token.channels",
+                token.id.as_str(),
+                &details,
+            )
+            .await;
+    }
     if let Some(sources) = patch.ignore_sources {
         token = state.tokens.set_ignore_sources(&token, &sources).await?;
+        state
+            .access
+            .audit(
+                "manage-secret",
+                "token.ignore_sources",
+                token.id.as_str(),
+                &sources.join(" "),
+            )
+            .await;
     }
     Ok(axum::Json(full_json(&state, &token).await?))
 }
 
+/// Deletes with the token's manage secret, or with an API key that has `tokens:write`.
 async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
-    let token = authorized(&state, &id, &bearer).await?;
+    let (token, actor) = if is_api_key(&bearer.0) {
+        let (operator, scopes) = state
+            .access
+            .api_key(&bearer.0)
+            .await
+            .ok_or(ApiError::NoCredentials)?;
+        if !scopes.contains(&Scope::TokensWrite) {
+            return Err(ApiError::MissingScope(Scope::TokensWrite.as_str()));
+        }
+        (state.tokens.get(&id).await?, operator.name)
+    } else {
+        (
+            authorized(&state, &id, &bearer).await?,
+            "manage-secret".to_owned(),
+        )
+    };
     state.tokens.delete(&token).await?;
+    state
+        .access
+        .audit(
+            &actor,
+            "token.delete",
+            token.id.as_str(),
+            token.memo.as_str(),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,7 +8,7 @@ use canarykeys_aws::MintError;
 use canarykeys_core::FieldError;
 use serde_json::json;
 
-use crate::services::{IngestError, ServiceError};
+use crate::services::{AccessError, IngestError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -24,6 +24,14 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// The operator API without a session or API key.
+    #[error("sign in, or send an API key as `Authorization: Bearer ck_…`")]
+    NoCredentials,
+    /// An API key without the scope the route needs.
+    #[error("this API key lacks the {0} scope")]
+    MissingScope(&'static str),
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("too many tokens created from this address; try again in a minute")]
     RateLimited,
     #[error("the form expired or came from another site; reload the page and try again")]
@@ -57,7 +65,16 @@ impl ApiError {
             },
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::NoCredentials => StatusCode::UNAUTHORIZED,
+            Self::MissingScope(_) => StatusCode::FORBIDDEN,
+            Self::Access(e) => match e {
+                AccessError::BadCredentials => StatusCode::UNAUTHORIZED,
+                AccessError::Locked | AccessError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                AccessError::NameTaken => StatusCode::CONFLICT,
+                AccessError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                AccessError::NotFound => StatusCode::NOT_FOUND,
+                AccessError::Hash(_) | AccessError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -118,6 +135,7 @@ impl ApiError {
             }
             Self::Service(ServiceError::Store(_) | ServiceError::Crypto(_))
             | Self::Internal(_)
+            | Self::Access(AccessError::Hash(_) | AccessError::Store(_))
             | Self::Ingest(IngestError::Store(_)) => "internal error".into(),
             other => other.to_string(),
         }
@@ -158,7 +176,7 @@ impl IntoResponse for ApiError {
             error["fields"] = json!(fields);
         }
         let mut resp = (self.status(), axum::Json(json!({ "error": error }))).into_response();
-        if matches!(self, Self::Unauthenticated) {
+        if matches!(self, Self::Unauthenticated | Self::NoCredentials) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),

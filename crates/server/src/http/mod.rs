@@ -3,7 +3,10 @@
 
 pub mod api;
 pub mod api_alerts;
+pub mod api_console;
+pub mod auth;
 pub mod client;
+pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod ingest;
@@ -26,6 +29,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub tokens: TokenService,
+    pub access: crate::services::AccessService,
     pub ingest: IngestService,
     pub alerts: crate::services::alerts::AlertService,
     pub ingest_secret: Option<Secret>,
@@ -66,6 +70,8 @@ pub fn router(state: AppState, max_body_bytes: usize, ingest_max_body_bytes: usi
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .merge(ui::routes())
+        .merge(auth::routes())
+        .merge(console::routes())
         .nest("/api/v1", api::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // After the general limit, so the ingest route's own (larger) limit wins.

@@ -31,6 +31,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     // Tests create many tokens from one address; the limit has its own test.
     config.rate_limit.create_per_minute = 10_000;
     config.rate_limit.create_burst = 10_000;
+    config.access.create = "open".into();
     config
 }
 

@@ -2,6 +2,8 @@
 //! that SQLite and PostgreSQL share (`$n` parameters, `ON CONFLICT DO NOTHING`, integers for
 //! flags and times); each backend has its own migrations so each gets its native DDL.
 
+mod access;
+mod console;
 mod hits;
 mod outbox;
 mod settings;

@@ -128,6 +128,16 @@ pub(super) async fn channels(
         .set_channels(&token, switches)
         .await
         .map_err(|e| fail(&state, e))?;
+    let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
+    state
+        .access
+        .audit(
+            "manage-secret",
+            "token.channels",
+            token.id.as_str(),
+            &details,
+        )
+        .await;
     Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
 }
 
@@ -152,6 +162,15 @@ pub(super) async fn delete(
         .delete(&token)
         .await
         .map_err(|e| fail(&state, e))?;
+    state
+        .access
+        .audit(
+            "manage-secret",
+            "token.delete",
+            token.id.as_str(),
+            token.memo.as_str(),
+        )
+        .await;
     let html = render(
         &state,
         "deleted.html",

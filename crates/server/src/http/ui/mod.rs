@@ -19,6 +19,7 @@ use canarykeys_store::TokenRecord;
 use minijinja::context;
 use serde::Deserialize;
 
+use super::auth::CreateGate;
 use super::client::ClientAddr;
 use super::{csrf, ApiError, AppState};
 use crate::render::{human_time, user_arn, LOCAL_KEYS_NOTICE};
@@ -41,6 +42,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/static/app.js",
             get(|| static_file("text/javascript", include_str!("../../../static/app.js"))),
+        )
+        .route(
+            "/static/console.js",
+            get(|| {
+                static_file(
+                    "text/javascript",
+                    include_str!("../../../static/console.js"),
+                )
+            }),
         )
 }
 
@@ -163,7 +173,11 @@ fn home_page(
     Ok(page(html, status, &token))
 }
 
-async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, UiError> {
+async fn home(
+    State(state): State<AppState>,
+    _gate: CreateGate,
+    headers: HeaderMap,
+) -> Result<Response, UiError> {
     home_page(
         &state,
         &headers,
@@ -184,12 +198,16 @@ struct CreateForm {
 async fn create(
     State(state): State<AppState>,
     client: ClientAddr,
+    CreateGate(operator): CreateGate,
     headers: HeaderMap,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
     csrf::verify(&headers, &form.csrf).map_err(|e| fail(&state, e))?;
-    state.limiter.check(client).map_err(|e| fail(&state, e))?;
+    // Only anonymous creation (open mode) is rate limited: operators are accountable.
+    if operator.is_none() {
+        state.limiter.check(client).map_err(|e| fail(&state, e))?;
+    }
     let new = match NewToken::parse(&form.input) {
         Ok(new) => new,
         Err(errors) => {
@@ -207,6 +225,12 @@ async fn create(
         .create(new)
         .await
         .map_err(|e| fail(&state, e))?;
+    let actor = operator.map_or_else(|| "anonymous".to_owned(), |o| o.name);
+    let t = &created.token;
+    state
+        .access
+        .audit(&actor, "token.create", t.id.as_str(), t.memo.as_str())
+        .await;
     let secret = created.manage_secret.expose();
     let html = render(
         &state,

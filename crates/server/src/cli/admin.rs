@@ -1,0 +1,78 @@
+//! `canarykeys admin`: bootstrap operators and API keys on the configured database, for the
+//! first sign-in and for scripts, without going through the web.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::services::Scope;
+use crate::Services;
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an operator who can sign in to the console.
+    CreateUser {
+        #[arg(long)]
+        name: String,
+        /// Read the password from the first line of standard input (never from a flag, which
+        /// would show in `ps` and the shell history).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create an API key for an operator; prints only the key (shown once).
+    CreateApiKey {
+        /// The operator who owns the key.
+        #[arg(long)]
+        user: String,
+        /// Comma-separated: tokens:write, tokens:read, alerts:read.
+        #[arg(long)]
+        scopes: String,
+        /// A label saying what the key is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
+    let services = Services::open(config).await?;
+    let result = match cmd {
+        AdminCommand::CreateUser {
+            name,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                bail!("give the password on standard input with --password-stdin");
+            }
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            services
+                .access
+                .create_operator_by("cli", &name, password)
+                .await
+                .map(|op| println!("created operator {} ({})", op.name, op.id))
+                .map_err(anyhow::Error::from)
+        }
+        AdminCommand::CreateApiKey { user, scopes, name } => {
+            let scopes = Scope::parse_list(&scopes)?;
+            let owner = services
+                .access
+                .operator_by_name(&user)
+                .await
+                .with_context(|| format!("no operator named {user:?}"))?;
+            services
+                .access
+                .create_api_key(&owner, &name, &scopes)
+                .await
+                .map(|(_, key)| println!("{key}"))
+                .map_err(anyhow::Error::from)
+        }
+    };
+    services.store.close().await;
+    result
+}

@@ -1,0 +1,131 @@
+//! `/console/api-keys`: list, create (the key is shown once, on the result page) and revoke.
+//! The keys themselves are made, hashed and audited by `AccessService`.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use minijinja::{context, Value};
+use serde_json::json;
+
+use super::super::auth::ConsoleOperator;
+use super::super::ui::{fail, UiError};
+use super::super::AppState;
+use super::{check_csrf, console_page, console_page_status, when};
+use crate::render::human_time;
+use crate::services::access::Scope;
+
+fn scopes_ctx() -> Value {
+    Value::from_serialize(Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
+async fn keys_ctx(state: &AppState) -> Value {
+    let keys: Vec<_> = state
+        .access
+        .list_api_keys()
+        .await
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id, "name": k.name,
+                "scopes": k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+                "created": human_time(k.created_at),
+                "last_used": when(k.last_used_at),
+                "revoked": k.revoked_at.map(human_time),
+            })
+        })
+        .collect();
+    Value::from_serialize(keys)
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    op: ConsoleOperator,
+) -> Result<Response, UiError> {
+    let keys = keys_ctx(&state).await;
+    console_page(
+        &state,
+        &headers,
+        &op,
+        "console/api_keys.html",
+        "api-keys",
+        context! { keys => keys, scopes => scopes_ctx(), created_key => None::<String>, error => None::<String> },
+    )
+}
+
+/// Create: fields `csrf`, `name` and one `scope` per checked box (hence a pair list).
+pub(super) async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    op: ConsoleOperator,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(pairs) = form.map_err(|e| fail(&state, e))?;
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    check_csrf(&state, &headers, field("csrf"))?;
+    let scopes: Vec<Scope> = pairs
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .filter_map(|(_, v)| Scope::ALL.into_iter().find(|s| s.as_str() == v))
+        .collect();
+    let (status, created, error) = match state
+        .access
+        .create_api_key(&op.0, field("name"), &scopes)
+        .await
+    {
+        Ok((info, key)) => (
+            StatusCode::CREATED,
+            Some(json!({"name": info.name, "key": key})),
+            None,
+        ),
+        Err(crate::services::AccessError::Invalid(msg)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, None, Some(msg))
+        }
+        Err(e) => return Err(fail(&state, e)),
+    };
+    let keys = keys_ctx(&state).await;
+    console_page_status(
+        &state,
+        &headers,
+        &op,
+        "console/api_keys.html",
+        "api-keys",
+        context! {
+            keys => keys,
+            scopes => scopes_ctx(),
+            created_key => created.map(Value::from_serialize),
+            error => error,
+        },
+        status,
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    op: ConsoleOperator,
+    Path(id): Path<String>,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| fail(&state, e))?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    state
+        .access
+        .revoke_api_key(&op.0, &id)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    Ok(Redirect::to("/console/api-keys").into_response())
+}

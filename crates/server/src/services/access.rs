@@ -1,0 +1,380 @@
+//! Who may use the console and the operator API: operators with argon2id passwords, sessions,
+//! scoped API keys, and the audit log. HTTP-free, so the CLI bootstraps operators the same way.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use canarykeys_store::{ApiKeyRecord, AuditRecord, OperatorRecord, Store, StoreError};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+mod credentials;
+mod model;
+
+use credentials::{blocking, dummy_hash, hash_password, random_43, sha256_hex, verify_password};
+use model::info;
+pub use model::*;
+
+use crate::clock::now_millis;
+use crate::config::AccessConfig;
+
+#[derive(Clone)]
+pub struct AccessService {
+    store: Arc<dyn Store>,
+    session_ttl_ms: i64,
+    login_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    open_create: bool,
+    proxy_header: Option<String>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
+}
+
+impl AccessService {
+    pub fn new(store: Arc<dyn Store>, cfg: &AccessConfig) -> Self {
+        let login_limiter = NonZeroU32::new(cfg.login_per_minute)
+            .map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))));
+        Self {
+            store,
+            session_ttl_ms: i64::try_from(cfg.session_ttl.as_millis()).unwrap_or(i64::MAX / 2),
+            login_limiter,
+            open_create: cfg.open(),
+            proxy_header: cfg.proxy_header.clone(),
+            // `Config::check` has parsed these already.
+            trusted_proxies: cfg.proxy_nets().unwrap_or_default().into(),
+        }
+    }
+
+    /// Whether anyone may create tokens (`[access] create = "open"`).
+    pub fn create_is_open(&self) -> bool {
+        self.open_create
+    }
+
+    pub fn proxy_header(&self) -> Option<&str> {
+        self.proxy_header.as_deref()
+    }
+
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
+
+    pub fn session_ttl_secs(&self) -> u64 {
+        u64::try_from(self.session_ttl_ms / 1000).unwrap_or(0)
+    }
+
+    /// Ends a session without an audit line: the browser is signing in again.
+    pub async fn end_session_quietly(&self, session_id: &str) {
+        let _ = self.store.delete_session(&sha256_hex(session_id)).await;
+    }
+
+    pub async fn create_operator(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> Result<Operator, AccessError> {
+        self.create_operator_by("system", name, password).await
+    }
+
+    /// Creates an operator, recording `actor` (an operator's name, or "cli") in the audit log.
+    pub async fn create_operator_by(
+        &self,
+        actor: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<Operator, AccessError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(AccessError::Invalid(
+                "a name is 1 to 100 printable characters".into(),
+            ));
+        }
+        if password.chars().count() < 12 {
+            return Err(AccessError::Invalid(
+                "a password has at least 12 characters".into(),
+            ));
+        }
+        let password = password.to_owned();
+        let password_hash = blocking(move || hash_password(&password)).await?;
+        let record = OperatorRecord {
+            id: format!("op_{}", &random_43()[..16]),
+            name: name.to_owned(),
+            password_hash,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: now_millis(),
+        };
+        match self.store.insert_operator(&record).await {
+            Err(StoreError::Conflict) => return Err(AccessError::NameTaken),
+            other => other?,
+        }
+        self.audit(actor, "operator.create", &record.name, "").await;
+        Ok(record.into())
+    }
+
+    /// Checks a password and opens a NEW session: the id is never one the browser brought, so a
+    /// planted session id (fixation) is worthless. Returns the session id for the cookie.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<(Operator, String), AccessError> {
+        if let Some(l) = &self.login_limiter {
+            if l.check_key(&client).is_err() {
+                return Err(AccessError::RateLimited);
+            }
+        }
+        let now = now_millis();
+        let op = self.store.operator_by_name(name.trim()).await?;
+        let Some(op) = op else {
+            let password = password.to_owned();
+            blocking(move || verify_password(&password, dummy_hash())).await;
+            return Err(AccessError::BadCredentials);
+        };
+        if op.locked_until.is_some_and(|t| t > now) {
+            return Err(AccessError::Locked);
+        }
+        let (pw, hash) = (password.to_owned(), op.password_hash.clone());
+        if !blocking(move || verify_password(&pw, &hash)).await {
+            let until = now + LOCK_MILLIS;
+            let locked = self
+                .store
+                .record_login_failure(&op.id, LOCK_AFTER, until)
+                .await?;
+            self.audit(
+                &op.name,
+                "login.failed",
+                &op.name,
+                &format!("from {client}"),
+            )
+            .await;
+            if locked.is_some() {
+                self.audit("system", "operator.lockout", &op.name, "15 minutes")
+                    .await;
+                return Err(AccessError::Locked);
+            }
+            return Err(AccessError::BadCredentials);
+        }
+        self.store.clear_login_failures(&op.id).await?;
+        // Housekeeping where it costs nothing extra: sign-ins are rare.
+        let _ = self.store.delete_expired_sessions(now).await;
+        let session = random_43();
+        self.store
+            .insert_session(
+                &sha256_hex(&session),
+                &op.id,
+                now,
+                now + self.session_ttl_ms,
+            )
+            .await?;
+        self.audit(&op.name, "login", &op.name, &format!("from {client}"))
+            .await;
+        Ok((op.into(), session))
+    }
+
+    pub async fn logout(&self, session_id: &str) {
+        let hash = sha256_hex(session_id);
+        if let Ok(Some(op)) = self.store.session_operator(&hash, now_millis()).await {
+            self.audit(&op.name, "logout", &op.name, "").await;
+        }
+        if let Err(e) = self.store.delete_session(&hash).await {
+            tracing::error!(error = %e, "could not delete a session");
+        }
+    }
+
+    pub async fn operator_for_session(&self, session_id: &str) -> Option<Operator> {
+        if session_id.len() != 43 {
+            return None;
+        }
+        self.store
+            .session_operator(&sha256_hex(session_id), now_millis())
+            .await
+            .map_err(|e| tracing::error!(error = %e, "session lookup failed"))
+            .ok()
+            .flatten()
+            .map(Operator::from)
+    }
+
+    /// The operator a trusted SSO proxy names. Operators seen first this way are created
+    /// without a usable password: they can only come in through the proxy.
+    pub async fn operator_for_proxy(&self, name: &str) -> Option<Operator> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return None;
+        }
+        if let Ok(Some(op)) = self.store.operator_by_name(name).await {
+            return Some(op.into());
+        }
+        let record = OperatorRecord {
+            id: format!("op_{}", &random_43()[..16]),
+            name: name.to_owned(),
+            password_hash: "!proxy".into(),
+            failed_logins: 0,
+            locked_until: None,
+            created_at: now_millis(),
+        };
+        match self.store.insert_operator(&record).await {
+            Ok(()) => {
+                self.audit(
+                    "proxy",
+                    "operator.create",
+                    name,
+                    "first seen via proxy header",
+                )
+                .await;
+                Some(record.into())
+            }
+            // Two first requests at once: the other one created it.
+            Err(_) => self
+                .store
+                .operator_by_name(name)
+                .await
+                .ok()
+                .flatten()
+                .map(Into::into),
+        }
+    }
+
+    pub async fn operator_by_name(&self, name: &str) -> Result<Operator, AccessError> {
+        self.store
+            .operator_by_name(name)
+            .await?
+            .map(Operator::from)
+            .ok_or(AccessError::NotFound)
+    }
+
+    /// Makes a key and returns it once; only its SHA-256 is kept.
+    pub async fn create_api_key(
+        &self,
+        owner: &Operator,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<(ApiKeyInfo, String), AccessError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(AccessError::Invalid(
+                "a key's name is 1 to 100 characters".into(),
+            ));
+        }
+        if scopes.is_empty() {
+            return Err(AccessError::Invalid(
+                "give the key at least one scope".into(),
+            ));
+        }
+        let key = format!("{API_KEY_PREFIX}{}", random_43());
+        let record = ApiKeyRecord {
+            id: format!("key_{}", &random_43()[..16]),
+            operator_id: owner.id.clone(),
+            name: name.to_owned(),
+            key_hash: sha256_hex(&key),
+            scopes: scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            created_at: now_millis(),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.store.insert_api_key(&record).await?;
+        self.audit(
+            &owner.name,
+            "api_key.create",
+            &record.id,
+            &format!("{name} [{}]", record.scopes),
+        )
+        .await;
+        Ok((info(record), key))
+    }
+
+    pub async fn revoke_api_key(&self, actor: &Operator, id: &str) -> Result<(), AccessError> {
+        if !self.store.revoke_api_key(id, now_millis()).await? {
+            return Err(AccessError::NotFound);
+        }
+        self.audit(&actor.name, "api_key.revoke", id, "").await;
+        Ok(())
+    }
+
+    pub async fn list_api_keys(&self) -> Vec<ApiKeyInfo> {
+        match self.store.list_api_keys().await {
+            Ok(keys) => keys.into_iter().map(info).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not list API keys");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The owner and scopes of a presented key; `None` for an unknown or revoked key (the
+    /// revocation is read on every request, so it takes effect at once).
+    pub async fn api_key(&self, presented: &str) -> Option<(Operator, Vec<Scope>)> {
+        if !presented.starts_with(API_KEY_PREFIX) || presented.len() != API_KEY_PREFIX.len() + 43 {
+            return None;
+        }
+        let key = self
+            .store
+            .api_key_by_hash(&sha256_hex(presented))
+            .await
+            .ok()
+            .flatten()?;
+        if key.revoked_at.is_some() {
+            return None;
+        }
+        let op = self
+            .store
+            .operator_by_id(&key.operator_id)
+            .await
+            .ok()
+            .flatten()?;
+        let _ = self.store.touch_api_key(&key.id, now_millis()).await;
+        Some((
+            op.into(),
+            Scope::parse_list(&key.scopes).unwrap_or_default(),
+        ))
+    }
+
+    /// Records who did what. Failing to write it is logged, not fatal: the action happened.
+    pub async fn audit(&self, actor: &str, action: &str, target: &str, details: &str) {
+        let entry = AuditRecord {
+            id: format!("{:013}-{}", now_millis(), &random_43()[..8]),
+            at: now_millis(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            details: details.to_owned(),
+        };
+        if let Err(e) = self.store.insert_audit(&entry).await {
+            tracing::error!(error = %e, action, "could not write the audit log");
+        }
+    }
+
+    pub async fn list_audit(&self, limit: u32, offset: u32) -> Vec<AuditEntry> {
+        match self.store.list_audit(limit, offset).await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| AuditEntry {
+                    id: r.id,
+                    at: r.at,
+                    actor: r.actor,
+                    action: r.action,
+                    target: r.target,
+                    details: r.details,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read the audit log");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Forgets addresses whose login quota has refilled, so memory stays bounded.
+    pub async fn prune_forever(self) {
+        let Some(limiter) = self.login_limiter else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}

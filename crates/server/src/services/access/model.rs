@@ -1,0 +1,120 @@
+//! The access model's public types: scopes, operators, API key and audit views, and errors.
+
+use canarykeys_store::{ApiKeyRecord, OperatorRecord, StoreError};
+use serde::Serialize;
+
+/// Consecutive wrong passwords that lock an operator out.
+pub const LOCK_AFTER: i64 = 5;
+/// How long a lockout lasts.
+pub const LOCK_MILLIS: i64 = 15 * 60 * 1000;
+/// What every API key starts with. A manage secret is 43 base64url characters with no prefix,
+/// and a key is this prefix plus 43: prefix and length tell the two apart in `Bearer`.
+pub const API_KEY_PREFIX: &str = "ck_";
+
+/// What an API key may do. Sessions may do everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Scope {
+    #[serde(rename = "tokens:write")]
+    TokensWrite,
+    #[serde(rename = "tokens:read")]
+    TokensRead,
+    #[serde(rename = "alerts:read")]
+    AlertsRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::TokensWrite, Scope::TokensRead, Scope::AlertsRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokensWrite => "tokens:write",
+            Self::TokensRead => "tokens:read",
+            Self::AlertsRead => "alerts:read",
+        }
+    }
+
+    /// Parses a comma- or space-separated list; an unknown name is an error, not ignored.
+    pub fn parse_list(text: &str) -> Result<Vec<Scope>, AccessError> {
+        let mut out = Vec::new();
+        for name in text.split([',', ' ']).filter(|s| !s.is_empty()) {
+            let scope = Self::ALL
+                .into_iter()
+                .find(|s| s.as_str() == name)
+                .ok_or_else(|| AccessError::Invalid(format!("unknown scope {name:?}")))?;
+            if !out.contains(&scope) {
+                out.push(scope);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Operator {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<OperatorRecord> for Operator {
+    fn from(r: OperatorRecord) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+        }
+    }
+}
+
+/// An API key as listed: never the key itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    pub operator_id: String,
+    pub scopes: Vec<Scope>,
+    /// Unix ms, like every time here.
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("wrong name or password")]
+    BadCredentials,
+    #[error("too many failed sign-ins; this operator is locked for a while")]
+    Locked,
+    #[error("too many sign-in attempts from this address; try again in a minute")]
+    RateLimited,
+    #[error("an operator with that name exists")]
+    NameTaken,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(super) fn info(r: ApiKeyRecord) -> ApiKeyInfo {
+    ApiKeyInfo {
+        scopes: Scope::parse_list(&r.scopes).unwrap_or_default(),
+        id: r.id,
+        name: r.name,
+        operator_id: r.operator_id,
+        created_at: r.created_at,
+        revoked_at: r.revoked_at,
+        last_used_at: r.last_used_at,
+    }
+}

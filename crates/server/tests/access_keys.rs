@@ -1,0 +1,289 @@
+//! Access control, black-box: scoped and revocable API keys on the operator API, the manage
+//! secret beside them, the trusted proxy header, and the `admin` CLI.
+
+mod common;
+#[path = "common/access_support.rs"]
+mod support;
+
+use canarykeys_server::services::Scope;
+use canarykeys_store::{AccessStore, HitRecord, HitStore};
+use common::spawn_app_with;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test]
+async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
+    let app = operators_app().await;
+    let svc = services(&app).await;
+    let op = svc
+        .access
+        .create_operator("ci-owner", PASSWORD)
+        .await
+        .unwrap();
+    let (_, writer) = svc
+        .access
+        .create_api_key(&op, "ci", &[Scope::TokensWrite])
+        .await
+        .unwrap();
+    let (_, reader) = svc
+        .access
+        .create_api_key(&op, "dash", &[Scope::TokensRead])
+        .await
+        .unwrap();
+    let (alerts_info, alerts) = svc
+        .access
+        .create_api_key(&op, "siem", &[Scope::AlertsRead])
+        .await
+        .unwrap();
+    assert!(writer.starts_with("ck_") && writer.len() == 46);
+
+    let create = |key: &str| {
+        app.http
+            .post(app.url("/api/v1/tokens"))
+            .bearer_auth(key)
+            .json(&memo())
+            .send()
+    };
+    assert_eq!(create(&reader).await.unwrap().status(), 403);
+    let created: Value = {
+        let resp = create(&writer).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    };
+    let (id, secret) = common::id_and_secret(&created);
+    let aws_secret = created["aws"]["secret_access_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        get(&app, "/api/v1/tokens", Some(&writer), None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        get(&app, "/api/v1/tokens", Some(&alerts), None)
+            .await
+            .status(),
+        403
+    );
+    let list = get(&app, "/api/v1/tokens?limit=10", Some(&reader), None).await;
+    assert_eq!(list.status(), 200);
+    let text = list.text().await.unwrap();
+    assert!(
+        !text.contains(&aws_secret) && !text.contains(&secret),
+        "no secrets in the list"
+    );
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["tokens"][0]["id"], id.as_str());
+    assert_eq!(
+        get(&app, "/api/v1/tokens?limit=0", Some(&reader), None)
+            .await
+            .status(),
+        400
+    );
+
+    // The feed of all hits, with each hit's token.
+    svc.store.record_hits(&[hit(&id)]).await.unwrap();
+    assert_eq!(
+        get(&app, "/api/v1/alerts", Some(&reader), None)
+            .await
+            .status(),
+        403
+    );
+    let feed: Value = get(&app, "/api/v1/alerts", Some(&alerts), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["total"], 1);
+    assert_eq!(feed["alerts"][0]["token_id"], id.as_str());
+    assert_eq!(feed["alerts"][0]["token_memo"], "ci runner ~/.aws");
+
+    // The manage secret keeps working beside the keys.
+    assert_eq!(
+        app.get_authed(&format!("/api/v1/tokens/{id}"), &secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let delete = |key: String| {
+        app.http
+            .delete(app.url(&format!("/api/v1/tokens/{id}")))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(delete(reader.clone()).await.unwrap().status(), 403);
+    assert_eq!(delete(writer.clone()).await.unwrap().status(), 204);
+
+    // Revoked: refused on the very next request.
+    svc.access
+        .revoke_api_key(&op, &alerts_info.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&app, "/api/v1/alerts", Some(&alerts), None)
+            .await
+            .status(),
+        401
+    );
+    let keys = svc.access.list_api_keys().await;
+    assert!(keys
+        .iter()
+        .any(|k| k.id == alerts_info.id && k.revoked_at.is_some()));
+    let audit = svc.access.list_audit(100, 0).await;
+    for action in [
+        "token.create",
+        "token.delete",
+        "api_key.create",
+        "api_key.revoke",
+    ] {
+        assert!(audit.iter().any(|e| e.action == action), "{action} audited");
+    }
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "token.delete" && e.actor == "ci-owner"));
+}
+
+fn hit(token: &str) -> HitRecord {
+    HitRecord {
+        id: "h-1".into(),
+        token_id: canarykeys_core::TokenId::parse(token).unwrap(),
+        event_id: "ev-1".into(),
+        event_time: 1_700_000_000_000,
+        received_at: 1_700_000_001_000,
+        event_name: "GetCallerIdentity".into(),
+        event_source: "sts.amazonaws.com".into(),
+        region: "us-east-1".into(),
+        source_ip: "203.0.113.7".into(),
+        user_agent: "aws-cli/2".into(),
+        error_code: None,
+        error_message: None,
+        account_id: None,
+        access_key_id: None,
+        tls_host: None,
+        vpc_endpoint_id: None,
+        request_id: None,
+        path: "cloudwatch-logs".into(),
+        note: None,
+        suppressed: None,
+        raw: "{}".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_header_signs_in_and_an_untrusted_peer_is_ignored() {
+    for (nets, expect) in [("127.0.0.1/32", 200), ("10.0.0.0/8", 401)] {
+        let app = spawn_app_with(|c| {
+            c.access.create = "operators".into();
+            c.access.proxy_header = Some("x-forwarded-user".into());
+            c.access.trusted_proxies = vec![nets.into()];
+        })
+        .await;
+        let resp = app
+            .http
+            .get(app.url("/api/v1/tokens"))
+            .header("x-forwarded-user", "sso-user@example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), expect, "{nets}");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_cli_creates_an_operator_and_a_key_that_authenticates() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_canarykeys"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CANARYKEYS_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.current_dir(dir.path())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args);
+        cmd
+    };
+    let mut child = cli(&["admin", "create-user", "--name", "root", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let out = cli(&[
+        "admin",
+        "create-api-key",
+        "--user",
+        "root",
+        "--scopes",
+        "tokens:write,tokens:read,alerts:read",
+        "--name",
+        "ci",
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        key.starts_with("ck_") && key.len() == 46,
+        "prints only the key: {key}"
+    );
+    let bad = cli(&[
+        "admin",
+        "create-api-key",
+        "--user",
+        "root",
+        "--scopes",
+        "tokens:admin",
+    ])
+    .output()
+    .unwrap();
+    assert!(!bad.status.success());
+
+    let mut config = common::test_config(&dir.path().join("data"));
+    config.access.create = "operators".into();
+    let app = common::start_config(config).await;
+    assert_eq!(
+        get(&app, "/api/v1/tokens", Some(&key), None).await.status(),
+        200
+    );
+    let resp = app
+        .http
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&key)
+        .json(&memo())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let session = login(&app, "root").await;
+    assert_eq!(
+        get(&app, "/api/v1/alerts", None, Some(&session))
+            .await
+            .status(),
+        200
+    );
+    let svc = services(&app).await;
+    let audit = svc.access.list_audit(100, 0).await;
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "operator.create" && e.actor == "cli" && e.target == "root"));
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "login" && e.actor == "root"));
+    let _ = svc.store.list_audit(1, 0).await.unwrap();
+    app.stop().await;
+}
