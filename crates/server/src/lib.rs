@@ -205,7 +205,10 @@ impl Application {
         };
         let mut jobs = jobs::configure(&config, &services.store, &state.ingest).await;
         jobs.push(jobs::Job::Deliver(deliverer));
-        jobs.push(jobs::Job::Expiry(state.tokens.clone()));
+        jobs.push(jobs::Job::Expiry(
+            state.tokens.clone(),
+            state.access.clone(),
+        ));
         if config.alerts.history_retention_days > 0 {
             jobs.push(jobs::Job::Retention(
                 store,

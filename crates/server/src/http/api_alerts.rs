@@ -33,6 +33,10 @@ async fn test_alert(
         .test_alert(&token, now_millis())
         .await
         .map_err(crate::services::ServiceError::from)?;
+    state
+        .access
+        .audit("manage-secret", "token.test_alert", token.id.as_str(), "")
+        .await;
     if rows.is_empty() {
         return Err(ApiError::Invalid(vec![canarykeys_core::FieldError::new(
             "channels",

@@ -27,7 +27,10 @@ pub enum Job {
     Retention(Arc<dyn Store>, u32),
     /// Deletes tokens (and their keys) whose expiry has come; every minute. The expiry time is
     /// in the database, so a restart loses nothing.
-    Expiry(crate::services::TokenService),
+    Expiry(
+        crate::services::TokenService,
+        crate::services::access::AccessService,
+    ),
 }
 
 impl Job {
@@ -45,13 +48,15 @@ impl Job {
                 })
             }
             Self::Deliver(deliverer) => tokio::spawn(deliverer.run_forever()),
-            Self::Expiry(tokens) => every("expiry", Duration::from_secs(60), move || {
-                let tokens = tokens.clone();
+            Self::Expiry(tokens, access) => every("expiry", Duration::from_secs(60), move || {
+                let (tokens, access) = (tokens.clone(), access.clone());
                 async move {
                     let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-                    let n = tokens.delete_expired(now).await?;
-                    if n > 0 {
-                        tracing::info!(deleted = n, "expired tokens deleted");
+                    for t in tokens.delete_expired(now).await? {
+                        tracing::info!(token = %t.id, "expired token deleted");
+                        access
+                            .audit("expiry", "token.delete", t.id.as_str(), t.memo.as_str())
+                            .await;
                     }
                     Ok(())
                 }

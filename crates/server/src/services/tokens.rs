@@ -270,12 +270,12 @@ impl TokenService {
     }
 
     /// Deletes every token whose expiry has come (key and user first, then the row). Returns
-    /// how many went; one that cannot be revoked now is tried again on the next round.
-    pub async fn delete_expired(&self, now: i64) -> Result<usize, ServiceError> {
-        let mut deleted = 0;
+    /// the ones that went; one that cannot be revoked now is tried again on the next round.
+    pub async fn delete_expired(&self, now: i64) -> Result<Vec<TokenRecord>, ServiceError> {
+        let mut deleted = Vec::new();
         for token in self.store.expired_tokens(now).await? {
             match self.delete(&token).await {
-                Ok(()) => deleted += 1,
+                Ok(()) => deleted.push(token),
                 Err(e) => {
                     tracing::warn!(token = %token.id, error = %e, "expired token not deleted yet")
                 }

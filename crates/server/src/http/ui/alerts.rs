@@ -88,6 +88,10 @@ pub(super) async fn test_alert(
         .test_alert(&token, now_millis())
         .await
         .map_err(|e| fail(&state, crate::services::ServiceError::from(e)))?;
+    state
+        .access
+        .audit("manage-secret", "token.test_alert", token.id.as_str(), "")
+        .await;
     Ok(back(token.id.as_str(), &form.s))
 }
 
@@ -110,6 +114,15 @@ pub(super) async fn ignore(
         .set_ignore_sources(&token, &sources)
         .await
         .map_err(|e| fail(&state, e))?;
+    state
+        .access
+        .audit(
+            "manage-secret",
+            "token.ignore_sources",
+            token.id.as_str(),
+            &sources.join(" "),
+        )
+        .await;
     Ok(back(token.id.as_str(), &form.s))
 }
 
