@@ -68,7 +68,7 @@ impl Receiver {
 
     /// Waits (bounded) until `n` calls arrived; the test asserts on what arrived, not on time.
     async fn wait_for(&self, n: usize) -> Vec<Value> {
-        for _ in 0..200 {
+        for _ in 0..400 {
             if self.calls.lock().unwrap().len() >= n {
                 break;
             }
@@ -225,7 +225,8 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
     let (rx, url) = Receiver::start().await;
     let app = common::spawn_app_with(|c| {
         tune(c);
-        c.alerts.cooldown = Duration::from_secs(2);
+        // Long enough that the whole burst lands inside the window even on a loaded machine.
+        c.alerts.cooldown = Duration::from_secs(5);
     })
     .await;
     let created = webhook_token(&app, &url).await;
