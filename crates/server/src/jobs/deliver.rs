@@ -147,16 +147,16 @@ impl Deliverer {
                 if next > d.created_at.saturating_add(millis(self.policy.horizon)) {
                     let why = format!("gave up after {attempt} attempts: {error}");
                     self.store.mark_failed(&d.id, &why).await?;
-                    tracing::error!(delivery = %d.id, channel = %d.channel, error = %why, "alert not delivered");
+                    tracing::error!(delivery = %d.id, channel = %d.channel, error = ?why, "alert not delivered");
                 } else {
                     self.store.mark_retry(&d.id, next, &error).await?;
-                    tracing::warn!(delivery = %d.id, channel = %d.channel, attempt, error = %error, "alert delivery will be retried");
+                    tracing::warn!(delivery = %d.id, channel = %d.channel, attempt, error = ?error, "alert delivery will be retried");
                 }
             }
             Outcome::Permanent(error) => {
                 self.store.mark_failed(&d.id, &error).await?;
                 let count = self.store.channel_result(&d.token_id, kind, true).await?;
-                tracing::error!(delivery = %d.id, channel = %d.channel, error = %error, "alert delivery failed permanently");
+                tracing::error!(delivery = %d.id, channel = %d.channel, error = ?error, "alert delivery failed permanently");
                 if count >= i64::from(self.policy.disable_after) {
                     let reason = format!(
                         "switched off after {count} permanent failures in a row; the last: {error}"

@@ -178,7 +178,7 @@ impl IngestService {
             report.duplicates = hits.len() - report.new_hits;
             for (hit, is_new) in hits.iter().zip(&new) {
                 if *is_new {
-                    tracing::warn!(token = %hit.token_id, event = %hit.event_name, path = path.as_str(), "decoy key used");
+                    tracing::warn!(token = %hit.token_id, event = ?hit.event_name, path = path.as_str(), "decoy key used");
                 }
             }
         }
