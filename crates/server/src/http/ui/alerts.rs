@@ -126,17 +126,10 @@ pub(super) async fn ignore(
     Ok(back(token.id.as_str(), &form.s))
 }
 
-#[derive(Deserialize)]
-pub(super) struct ExportQuery {
-    #[serde(default)]
-    s: String,
-    format: Option<String>,
-}
-
 pub(super) async fn export(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<ExportQuery>, QueryRejection>,
+    q: Result<Query<super::SecretFormatQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(q) = q.map_err(|e| fail(&state, e))?;
     let token = state

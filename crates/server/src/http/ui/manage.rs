@@ -179,17 +179,10 @@ pub(super) async fn delete(
     Ok(Html(html).into_response())
 }
 
-#[derive(Deserialize)]
-pub(super) struct DownloadQuery {
-    #[serde(default)]
-    s: String,
-    format: Option<String>,
-}
-
 pub(super) async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<DownloadQuery>, QueryRejection>,
+    q: Result<Query<super::SecretFormatQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(q) = q.map_err(|e| fail(&state, e))?;
     let format: CredentialsFormat = q

@@ -107,6 +107,14 @@ pub(super) fn render(
         .map_err(|e| fail(state, ApiError::Internal(format!("template {name}: {e:#}"))))
 }
 
+/// A manage-page download's query: the manage secret and the file format.
+#[derive(serde::Deserialize)]
+pub(super) struct SecretFormatQuery {
+    #[serde(default)]
+    pub(super) s: String,
+    pub(super) format: Option<String>,
+}
+
 /// The token a manage-page form acts on, once the form's CSRF token and manage secret are both
 /// checked.
 pub(super) async fn form_token(
