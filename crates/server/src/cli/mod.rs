@@ -85,17 +85,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: crate::config::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // A log file or a pipe gets no ANSI colour codes; only a person at a terminal sees colours.
+    let _ = match format {
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
+        crate::config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(&config.log);
+    init_logging(&config.log, config.log_format);
     let data_dir = config.data_dir.display().to_string();
     let app = Application::build(config).await?;
     tracing::info!(

@@ -41,6 +41,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// `text` (one readable line per event; colours only on a terminal) or `json` (one JSON
+    /// object per line, fields as keys, for log shippers).
+    pub log_format: LogFormat,
     pub minter: MinterConfig,
     pub rate_limit: RateLimitConfig,
     pub ingest: IngestConfig,
@@ -51,6 +54,15 @@ pub struct Config {
     pub enrich: EnrichConfig,
     pub sensor: SensorConfig,
     pub access: AccessConfig,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// A setting that must never reach a log line: `Debug` prints a placeholder.
@@ -127,6 +139,7 @@ impl Default for Config {
             encryption_key_file: None,
             max_body_bytes: 64 * 1024,
             log: "info".into(),
+            log_format: LogFormat::Text,
             minter: MinterConfig::default(),
             rate_limit: RateLimitConfig::default(),
             ingest: IngestConfig::default(),
