@@ -61,6 +61,53 @@ fi
 # chromium's launcher warns on stderr about /dev/shm; only the version matters.
 echo "==> using: $(chromium --version 2>/dev/null) | $(chromedriver --version) | $(aws --version 2>&1)"
 
+# PostgreSQL: every test reads CANARYKEYS_TEST_POSTGRES_URL (an admin URL; each test creates and
+# drops its own database there). Given, it is used as is. Otherwise the machine's server on
+# 127.0.0.1:${PGPORT:-5432} is used when it answers; else a throwaway cluster is started (its own data
+# directory under a temp dir, its own port, trust auth) and stopped on exit.
+pg_stop=()
+cleanup() {
+  if [ "${#pg_stop[@]}" -gt 0 ]; then
+    "${pg_stop[@]}" >/dev/null 2>&1 || true
+  fi
+  if [ -n "${pg_tmp:-}" ]; then
+    rm -rf "$pg_tmp"
+  fi
+}
+trap cleanup EXIT
+start_throwaway_postgres() {
+  local bin port run_as=()
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+  if [ -z "$bin" ]; then
+    apt_install postgresql
+    bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+  fi
+  port="${CANARYKEYS_TEST_PG_PORT:-55432}"
+  pg_tmp="$(mktemp -d)"
+  # initdb refuses to run as root: run the cluster as the postgres (or nobody) user.
+  if [ "$(id -u)" -eq 0 ]; then
+    local user=postgres
+    id "$user" >/dev/null 2>&1 || user=nobody
+    chown "$user" "$pg_tmp"
+    run_as=(runuser -u "$user" --)
+  fi
+  echo "==> starting a throwaway PostgreSQL ($bin) on 127.0.0.1:$port in $pg_tmp"
+  "${run_as[@]}" "$bin/initdb" -D "$pg_tmp/data" -U postgres --auth=trust >"$pg_tmp/initdb.log"
+  pg_stop=("${run_as[@]}" "$bin/pg_ctl" -D "$pg_tmp/data" -m immediate stop)
+  "${run_as[@]}" "$bin/pg_ctl" -D "$pg_tmp/data" -l "$pg_tmp/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $pg_tmp" start
+  export CANARYKEYS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+if [ -z "${CANARYKEYS_TEST_POSTGRES_URL:-}" ]; then
+  local_port="${PGPORT:-5432}"
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p "$local_port"; then
+    export CANARYKEYS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$local_port/postgres"
+  else
+    start_throwaway_postgres
+  fi
+fi
+echo "==> PostgreSQL for the tests: $CANARYKEYS_TEST_POSTGRES_URL"
+
 # Keep the committed Cargo.lock authoritative when there is one.
 locked=()
 if [ -f Cargo.lock ]; then

@@ -2,22 +2,20 @@
 //! API Gateway in the decoy account), so the server holds no IAM credentials, only the secret
 //! that signs its requests.
 //!
-//! The protocol is `canarykeys_mint::protocol`'s: `POST /users` `{"username"}` → `201` with the
-//! key, or `409` `name_taken`; `DELETE /users/{username}/keys/{access_key_id}` → `204`. Requests
-//! carry `X-Canarykeys-Signature` ([`canarykeys_core::signing`]) over `<METHOD> <path>\n<body>`,
-//! the path from the service's root (`/users`) whatever prefix the URL has.
+//! The wire protocol is [`canarykeys_core::mint_protocol`], the same module the service serves:
+//! `POST /users` `{"username"}` → `201` with the key, or `409` `name_taken`;
+//! `DELETE /users/{username}/keys/{access_key_id}` → `204`; every request signed over
+//! `<METHOD> <path>\n<body>`, the path from the service's root whatever prefix the URL has.
 //! `crates/aws/tests/gateway.rs` runs this client against that service.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use canarykeys_core::{
-    names, signing, AccessKeyId, AccountId, IamUserName, Invalid, SecretAccessKey,
-};
+use canarykeys_core::mint_protocol::{self as protocol, codes, CreateUser, CreatedUser, ErrorBody};
+use canarykeys_core::{names, AccessKeyId, AccountId, IamUserName, Invalid, SecretAccessKey};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use url::Url;
 
 use crate::{KeyRef, MintError, MintRequest, MintedKey, Minter};
@@ -47,14 +45,6 @@ impl Default for GatewayRetry {
     }
 }
 
-#[derive(Deserialize)]
-struct Created {
-    username: String,
-    access_key_id: String,
-    secret_access_key: String,
-    account_id: String,
-}
-
 /// The final answer to one request, after any retries.
 struct Answer {
     status: StatusCode,
@@ -67,11 +57,9 @@ struct Answer {
 impl Answer {
     /// `code` and `message` of the service's `{"error":{"code","message"}}`, else the raw body.
     fn error(&self) -> (String, String) {
-        let v: serde_json::Value = serde_json::from_str(&self.body).unwrap_or_default();
-        let field = |k: &str| v["error"][k].as_str().map(str::to_owned);
-        match (field("code"), field("message")) {
-            (Some(code), Some(message)) => (code, message),
-            _ => (String::new(), self.body.chars().take(300).collect()),
+        match serde_json::from_str::<ErrorBody>(&self.body) {
+            Ok(body) => (body.error.code, body.error.message),
+            Err(_) => (String::new(), self.body.chars().take(300).collect()),
         }
     }
 
@@ -177,11 +165,17 @@ impl GatewayMinter {
         for attempt in 1..=self.retry.max_attempts.max(1) {
             // Signed afresh each time: a retry long after the first try stays within the
             // service's 5-minute window.
-            let signature = sign(self.secret.as_bytes(), unix_now(), &method, path, &body);
+            let signature = protocol::sign(
+                self.secret.as_bytes(),
+                unix_now(),
+                method.as_str(),
+                path,
+                &body,
+            );
             let sent = self
                 .client
                 .request(method.clone(), format!("{}{path}", self.base))
-                .header(signing::HEADER, signature)
+                .header(protocol::SIGNATURE_HEADER, signature)
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone())
                 .send()
@@ -224,11 +218,15 @@ impl GatewayMinter {
     }
 
     async fn create(&self, name: &IamUserName) -> Result<Outcome, MintError> {
-        let body = serde_json::json!({ "username": name.as_str() }).to_string();
-        let answer = self.call(Method::POST, "/users", body.into_bytes()).await?;
+        let request = CreateUser {
+            username: Some(name.as_str().to_owned()),
+            path: None,
+        };
+        let body = serde_json::to_vec(&request).expect("a plain struct serialises");
+        let answer = self.call(Method::POST, protocol::USERS_PATH, body).await?;
         match answer.status {
             StatusCode::CREATED => self.accept(name, &answer.body).await.map(Outcome::Made),
-            StatusCode::CONFLICT if answer.error().0 == "name_taken" => Ok(Outcome::Taken {
+            StatusCode::CONFLICT if answer.error().0 == codes::NAME_TAKEN => Ok(Outcome::Taken {
                 ambiguous: answer.ambiguous,
             }),
             _ => Err(answer.refused()),
@@ -238,7 +236,7 @@ impl GatewayMinter {
     /// Checks a `201` answer. A key we cannot use (another account, another name) is deleted
     /// again rather than left behind.
     async fn accept(&self, name: &IamUserName, body: &str) -> Result<MintedKey, MintError> {
-        let created: Created = serde_json::from_str(body).map_err(|e| {
+        let created: CreatedUser = serde_json::from_str(body).map_err(|e| {
             MintError::Refused(format!("the minting service's answer is unreadable: {e}"))
         })?;
         let odd = |_| MintError::Refused("the minting service answered an odd key".into());
@@ -265,7 +263,7 @@ impl GatewayMinter {
     }
 
     async fn delete(&self, username: &IamUserName, key: &AccessKeyId) -> Result<(), MintError> {
-        let path = format!("/users/{username}/keys/{key}");
+        let path = protocol::key_path(username.as_str(), key.as_str());
         let answer = self.call(Method::DELETE, &path, Vec::new()).await?;
         if answer.status.is_success() {
             Ok(())
@@ -346,14 +344,6 @@ impl Minter for GatewayMinter {
         self.check_account(Some(key.account_id))?;
         self.delete(key.username, key.access_key_id).await
     }
-}
-
-/// The signature header value: HMAC-SHA256 over `"<t>." + "<METHOD> <path>\n<body>"`, as
-/// `canarykeys_mint::protocol` defines it.
-fn sign(secret: &[u8], now: i64, method: &Method, path: &str, body: &[u8]) -> String {
-    let mut payload = format!("{} {path}\n", method.as_str()).into_bytes();
-    payload.extend_from_slice(body);
-    signing::sign(secret, now, &payload)
 }
 
 /// `base_delay * 2^(attempt-1)`, or the server's `Retry-After` if longer, capped at `max_delay`.

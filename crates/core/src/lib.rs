@@ -6,6 +6,7 @@ pub mod cloudtrail;
 pub mod contact;
 pub mod credentials;
 pub mod ids;
+pub mod mint_protocol;
 pub mod names;
 pub mod signing;
 pub mod token;

@@ -1,13 +1,9 @@
 //! Access control, black-box: who may create tokens in `operators` and `open` mode, and
 //! sign-in with its lockout, rate limit, CSRF and session rotation.
 
-mod common;
-#[path = "common/access_support.rs"]
-mod support;
-
-use common::{spawn_app, spawn_app_with};
+use canarykeys_testkit::access::*;
+use canarykeys_testkit::{spawn_app, spawn_app_with};
 use serde_json::Value;
-use support::*;
 
 #[tokio::test]
 async fn without_a_session_or_key_the_api_says_401_and_pages_redirect_to_sign_in() {

@@ -1,15 +1,11 @@
 //! Access control, black-box: scoped and revocable API keys on the operator API, the manage
 //! secret beside them, the trusted proxy header, and the `admin` CLI.
 
-mod common;
-#[path = "common/access_support.rs"]
-mod support;
-
 use canarykeys_server::services::Scope;
 use canarykeys_store::{AccessStore, HitRecord, HitStore};
-use common::spawn_app_with;
+use canarykeys_testkit::access::*;
+use canarykeys_testkit::spawn_app_with;
 use serde_json::Value;
-use support::*;
 
 #[tokio::test]
 async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
@@ -50,7 +46,7 @@ async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
         assert_eq!(resp.status(), 201);
         resp.json().await.unwrap()
     };
-    let (id, secret) = common::id_and_secret(&created);
+    let (id, secret) = canarykeys_testkit::id_and_secret(&created);
     let aws_secret = created["aws"]["secret_access_key"]
         .as_str()
         .unwrap()
@@ -253,9 +249,9 @@ async fn the_admin_cli_creates_an_operator_and_a_key_that_authenticates() {
     .unwrap();
     assert!(!bad.status.success());
 
-    let mut config = common::test_config(&dir.path().join("data"));
+    let mut config = canarykeys_testkit::test_config(&dir.path().join("data"));
     config.access.create = "operators".into();
-    let app = common::start_config(config).await;
+    let app = canarykeys_testkit::start_config(config).await;
     assert_eq!(
         get(&app, "/api/v1/tokens", Some(&key), None).await.status(),
         200

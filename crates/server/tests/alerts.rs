@@ -2,9 +2,7 @@
 //! retries through an outage, re-delivery after a restart mid-send, the cooldown summary, the
 //! ignore list, permanent failures switching a channel off, test alerts and the history export.
 
-mod common;
-
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use canarykeys_server::config::{Config, Secret};
-use common::{id_and_secret, TestApp};
+use canarykeys_testkit::{id_and_secret, wait_for, TestApp, WAIT};
 use serde_json::{json, Value};
 
 const INGEST: &str = "alerts-test-ingest-secret";
@@ -28,6 +26,8 @@ const HANG: u8 = 3;
 struct Receiver {
     calls: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     mode: Arc<AtomicU8>,
+    /// Requests now stuck in HANG: a test waits on this instead of sleeping.
+    hanging: Arc<AtomicUsize>,
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -35,6 +35,8 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         DOWN => StatusCode::SERVICE_UNAVAILABLE,
         GONE => StatusCode::NOT_FOUND,
         HANG => {
+            r.hanging.fetch_add(1, Ordering::SeqCst);
+            // Never answers within any test: the sender's timeout or shutdown ends it.
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK
         }
@@ -128,7 +130,7 @@ async fn get(app: &TestApp, created: &Value, path: &str) -> Value {
 #[tokio::test]
 async fn a_hit_becomes_one_signed_webhook_call() {
     let (rx, url) = Receiver::start().await;
-    let app = common::spawn_app_with(tune).await;
+    let app = canarykeys_testkit::spawn_app_with(tune).await;
     let created = webhook_token(&app, &url).await;
     hit(&app, &created, "evt-1", "203.0.113.7").await;
     let calls = rx.wait_for(1).await;
@@ -150,7 +152,7 @@ async fn a_hit_becomes_one_signed_webhook_call() {
 async fn an_outage_delays_alerts_but_loses_none() {
     let (rx, url) = Receiver::start().await;
     rx.mode.store(DOWN, Ordering::SeqCst);
-    let app = common::spawn_app_with(tune).await;
+    let app = canarykeys_testkit::spawn_app_with(tune).await;
     let created = webhook_token(&app, &url).await;
     for i in 0..5 {
         hit(&app, &created, &format!("outage-{i}"), "203.0.113.7").await;
@@ -197,16 +199,19 @@ async fn a_restart_mid_delivery_loses_nothing() {
     rx.mode.store(HANG, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let start = |d: std::path::PathBuf| async move {
-        let mut c = common::test_config(&d);
+        let mut c = canarykeys_testkit::test_config(&d);
         tune(&mut c);
         c.alerts.claim_lease = Duration::from_millis(500);
-        common::start_config(c).await
+        canarykeys_testkit::start_config(c).await
     };
     let app = start(dir.path().to_owned()).await;
     let created = webhook_token(&app, &url).await;
     hit(&app, &created, "restart-1", "203.0.113.7").await;
     // The worker has claimed the row and is stuck in the send: stop the server there.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("the worker is stuck in the send", WAIT, || async {
+        (rx.hanging.load(Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
     app.stop().await;
     rx.mode.store(OK, Ordering::SeqCst);
     let app = start(dir.path().to_owned()).await;
@@ -223,7 +228,7 @@ async fn a_restart_mid_delivery_loses_nothing() {
 #[tokio::test]
 async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
     let (rx, url) = Receiver::start().await;
-    let app = common::spawn_app_with(|c| {
+    let app = canarykeys_testkit::spawn_app_with(|c| {
         tune(c);
         // Long enough that the whole burst lands inside the window even on a loaded machine.
         c.alerts.cooldown = Duration::from_secs(5);
@@ -256,6 +261,8 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
         summary.contains("49 more calls from 2 addresses"),
         "{summary}"
     );
+    // CLOCK: waits for time to pass so a stray third send would have happened; with a test
+    // clock this becomes "advance past the window, run the outbox once".
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.bodies().len(), 2, "nothing else was sent");
     assert_eq!(get(&app, &created, "/alerts").await["total"], 50);
@@ -264,7 +271,7 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
 #[tokio::test]
 async fn ignored_sources_are_recorded_and_marked_not_alerted() {
     let (rx, url) = Receiver::start().await;
-    let app = common::spawn_app_with(tune).await;
+    let app = canarykeys_testkit::spawn_app_with(tune).await;
     let created = webhook_token(&app, &url).await;
     let (id, secret) = id_and_secret(&created);
     let resp = app
@@ -291,6 +298,8 @@ async fn ignored_sources_are_recorded_and_marked_not_alerted() {
     hit(&app, &created, "ignored-1", "198.51.100.9").await;
     hit(&app, &created, "alerted-1", "203.0.113.7").await;
     let calls = rx.wait_for(1).await;
+    // CLOCK: waits for time to pass so an alert for the ignored source would have been sent;
+    // with a test clock this becomes "run the outbox once".
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.bodies().len(), 1);
     assert_eq!(calls[0]["event"]["source_ip"], "203.0.113.7");
@@ -312,7 +321,7 @@ async fn ignored_sources_are_recorded_and_marked_not_alerted() {
 async fn permanent_failures_switch_the_channel_off_and_say_why() {
     let (rx, url) = Receiver::start().await;
     rx.mode.store(GONE, Ordering::SeqCst);
-    let app = common::spawn_app_with(|c| {
+    let app = canarykeys_testkit::spawn_app_with(|c| {
         tune(c);
         c.alerts.disable_after_failures = 2;
     })
@@ -365,7 +374,7 @@ async fn permanent_failures_switch_the_channel_off_and_say_why() {
 #[tokio::test]
 async fn test_alerts_and_history_export() {
     let (rx, url) = Receiver::start().await;
-    let app = common::spawn_app_with(tune).await;
+    let app = canarykeys_testkit::spawn_app_with(tune).await;
     let created = webhook_token(&app, &url).await;
     let (id, secret) = id_and_secret(&created);
     let resp = app
@@ -435,15 +444,12 @@ async fn test_alerts_and_history_export() {
     assert_eq!(bad.status(), 400);
 }
 
-#[path = "common/smtp_sink.rs"]
-mod smtp_sink;
-
 #[tokio::test]
 async fn a_hit_reaches_email_and_webhook_through_the_outbox() {
-    let sink = smtp_sink::SmtpSink::start();
+    let sink = canarykeys_testkit::smtp_sink::SmtpSink::start();
     let (rx, url) = Receiver::start().await;
     let port = sink.port();
-    let app = common::spawn_app_with(move |c| {
+    let app = canarykeys_testkit::spawn_app_with(move |c| {
         tune(c);
         c.smtp.host = Some("127.0.0.1".into());
         c.smtp.port = port;

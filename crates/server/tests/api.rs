@@ -1,9 +1,7 @@
 //! Black-box tests of the JSON API against the real app on port 0 with a temp SQLite file.
 
-mod common;
-
 use canarykeys_core::AccessKeyId;
-use common::{id_and_secret, spawn_app, spawn_app_in};
+use canarykeys_testkit::{id_and_secret, spawn_app, spawn_app_in};
 use serde_json::{json, Value};
 
 #[tokio::test]

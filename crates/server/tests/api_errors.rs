@@ -1,9 +1,7 @@
 //! Black-box tests of how the API refuses bad input: every validation error with its field,
 //! malformed bodies, oversized bodies, and the per-address rate limit on creation.
 
-mod common;
-
-use common::{spawn_app, spawn_app_with};
+use canarykeys_testkit::{spawn_app, spawn_app_with};
 use serde_json::{json, Value};
 
 async fn field_errors(resp: reqwest::Response) -> Vec<String> {

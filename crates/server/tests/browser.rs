@@ -5,8 +5,6 @@
 //! Needs `chromium`, `chromedriver` and the `aws` CLI; `bash scripts/test.sh`
 //! installs them. Without them this test fails: it never skips.
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +27,7 @@ const MEMO: &str = "laptop ~/.aws/credentials";
 
 #[tokio::test]
 async fn aws_keys_created_in_browser_download_as_credentials_file_the_aws_cli_reads() {
-    let app = common::spawn_app().await;
+    let app = canarykeys_testkit::spawn_app().await;
     let tmp = tempfile::Builder::new()
         .prefix("canarykeys-browser-")
         .tempdir()
@@ -171,7 +169,7 @@ async fn create_and_download(
         "download link {href:?} does not ask for format=credentials"
     );
     link.click().await.expect("click the download link");
-    let credentials = wait_for_file(&downloads.join("credentials")).await;
+    let credentials = canarykeys_testkit::wait_for_file(&downloads.join("credentials"), WAIT).await;
 
     Shown {
         access_key_id,
@@ -188,26 +186,6 @@ async fn text_of(client: &Client, id: &str) -> String {
         .text()
         .await
         .unwrap_or_else(|e| panic!("read #{id}: {e}"))
-}
-
-/// Waits for Chromium to finish a download: it writes `*.crdownload` and renames
-/// it to the final name when complete, so the final name appearing is the signal.
-async fn wait_for_file(path: &Path) -> PathBuf {
-    let start = Instant::now();
-    while !path.is_file() {
-        if start.elapsed() > WAIT {
-            let dir = path.parent().expect("download path has a parent");
-            let found: Vec<_> = std::fs::read_dir(dir)
-                .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            panic!(
-                "download did not appear as {} within {WAIT:?}; download dir holds {found:?}",
-                path.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    path.to_owned()
 }
 
 /// Runs `aws configure get NAME` against only the given credentials file.

@@ -2,39 +2,15 @@
 //! errors with a non-zero exit, and the settings layers (defaults < file < env < flags).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use canarykeys_testkit::cli::{fails, ok};
 
 use serde_json::Value;
 
+/// The binary in `dir` with only `env` set (the harness clears inherited `CANARYKEYS_*`).
 fn canarykeys(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_canarykeys"));
-    cmd.current_dir(dir).args(args);
-    // Start from a clean slate: no setting leaks in from the environment running the tests.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CANARYKEYS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().copied());
-    cmd.output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "should have failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
+    canarykeys_testkit::cli::run(dir, args, env)
 }
 
 #[test]

@@ -4,16 +4,13 @@
 //!
 //! Needs `chromium` and `chromedriver` (`bash scripts/test.sh` installs them); it never skips.
 
-mod common;
-mod console_support;
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use console_support::INGEST_SECRET;
+use canarykeys_testkit::console::INGEST_SECRET;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -25,11 +22,11 @@ const PASSWORD: &str = "a long operator password";
 
 #[tokio::test]
 async fn operator_bulk_creates_and_sees_a_live_alert() {
-    let app = common::spawn_app_with(|c| {
+    let app = canarykeys_testkit::spawn_app_with(|c| {
         c.ingest.secret = Some(canarykeys_server::config::Secret::new(INGEST_SECRET))
     })
     .await;
-    console_support::create_operator(&app, "bob", PASSWORD);
+    canarykeys_testkit::console::create_operator(&app, "bob", PASSWORD);
 
     let tmp = tempfile::tempdir().unwrap();
     let downloads = tmp.path().join("downloads");
@@ -98,7 +95,8 @@ async fn steps(client: Client, address: String, tmp: PathBuf, downloads: PathBuf
         .await
         .unwrap();
 
-    let zip_path = wait_for_file(&downloads.join("canarykeys-tokens.zip")).await;
+    let zip_path =
+        canarykeys_testkit::wait_for_file(&downloads.join("canarykeys-tokens.zip"), WAIT).await;
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
     let mut folders: Vec<String> = zip
         .file_names()
@@ -171,16 +169,6 @@ async fn ingest(address: &str, key: &str) {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "ingest: {}", resp.status());
-}
-
-/// Chromium writes `*.crdownload` and renames it when complete: the final name is the signal.
-async fn wait_for_file(path: &Path) -> PathBuf {
-    let start = Instant::now();
-    while !path.is_file() {
-        assert!(start.elapsed() < WAIT, "{} did not appear", path.display());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    path.to_owned()
 }
 
 /// A chromedriver on a free local port, killed when dropped.

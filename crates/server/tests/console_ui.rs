@@ -2,14 +2,11 @@
 //! with filters, bulk create (CSV in, ZIP out) and bulk delete with CSRF, the alert feed and its
 //! live stream, the audit log with export, and API keys shown once.
 
-mod common;
-mod console_support;
-
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{spawn_app_with, TestApp};
-use console_support::{create_operator, ingest, INGEST_SECRET};
+use canarykeys_testkit::console::{create_operator, ingest, INGEST_SECRET};
+use canarykeys_testkit::{spawn_app_with, TestApp};
 use serde_json::Value;
 
 const NAME: &str = "alice";

@@ -7,12 +7,12 @@
 //! `pip install aiosmtpd` when it is missing. Without it these tests FAIL; they never skip.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use canarykeys_server::config::{Config, ConfigError, SmtpConfig, SmtpTls};
 use canarykeys_server::notify::email::EmailChannel;
 use canarykeys_server::notify::{AlertKind, AlertView, Channel, Outcome};
-use smtp_sink::SmtpSink;
+use canarykeys_testkit::smtp_sink::SmtpSink;
 
 const XSS_AGENT: &str = r#"<script>alert("x")</script> & <b>"#;
 const MEMO: &str = "db-backup <prod> & laptop";
@@ -226,7 +226,7 @@ async fn refusals_and_unreachable_servers_map_to_outcomes() {
     assert_eq!(send("ok@example.com").await, Outcome::Delivered);
 
     // Nothing listening: connection refused.
-    let closed = smtp_sink::free_port();
+    let closed = canarykeys_testkit::smtp_sink::free_port();
     let outcome = EmailChannel::new(&smtp(closed))
         .unwrap()
         .send(&hit(), "soc@example.com", "k")
@@ -266,17 +266,9 @@ fn smtp_settings_are_checked() {
     assert_eq!(key(&config), Some("smtp.username"), "needs a password");
 }
 
+/// The binary in `dir` with only `env` set (the harness clears inherited `CANARYKEYS_*`).
 fn canarykeys(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_canarykeys"));
-    cmd.current_dir(dir).args(args);
-    // No setting leaks in from the environment running the tests.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CANARYKEYS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    cmd.output().unwrap()
+    canarykeys_testkit::cli::run(dir, args, env)
 }
 
 fn sink_env(sink: &SmtpSink) -> Vec<(&'static str, String)> {
@@ -346,5 +338,3 @@ fn send_test_email_without_a_host_fails_clearly() {
 }
 
 // aiosmtpd as a child process, its maildir, and a minimal reader for what lands there.
-#[path = "common/smtp_sink.rs"]
-mod smtp_sink;

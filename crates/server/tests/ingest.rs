@@ -2,12 +2,10 @@
 //! wrapper reaching one pipeline, dedupe across paths, and bad input that leaves the server up
 //! and earlier hits untouched.
 
-mod common;
-
 use std::io::Write;
 
 use canarykeys_core::signing;
-use common::{id_and_secret, spawn_app_with, TestApp};
+use canarykeys_testkit::{gzip, id_and_secret, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-ingest-secret-0123456789";
@@ -91,15 +89,9 @@ async fn alerts(app: &TestApp, created: &Value) -> Value {
         .unwrap()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
 #[tokio::test]
 async fn without_a_secret_ingest_is_off_and_says_why() {
-    let app = common::spawn_app().await;
+    let app = canarykeys_testkit::spawn_app().await;
     let resp = app
         .http
         .post(app.url("/ingest/v1/cloudtrail"))

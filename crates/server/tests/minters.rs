@@ -1,12 +1,10 @@
 //! The server with real minters: `iam` against moto server (users and keys really created and
 //! deleted in IAM), caller-chosen names and their collisions, expiry, and `doctor`.
 
-mod common;
-
 use canarykeys_aws::sdk_config;
 use canarykeys_aws::testing::Moto;
 use canarykeys_server::config::{DecoyAccountConfig, Secret};
-use common::{id_and_secret, spawn_app_with, TestApp};
+use canarykeys_testkit::{id_and_secret, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 async fn iam_app(moto: &Moto) -> TestApp {

@@ -2,9 +2,6 @@
 //! in the database across restarts, late files found), and the safety net turns an unexplained
 //! move of IAM's last-used date into a hit. Needs `moto_server` (installed by scripts/test.sh).
 
-mod common;
-
-use std::io::Write;
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -15,17 +12,11 @@ use canarykeys_server::jobs::{s3_poller::S3Poller, safety_net};
 use canarykeys_server::metrics::Metrics;
 use canarykeys_server::services::IngestService;
 use canarykeys_store::{SqlStore, Store};
-use common::{id_and_secret, spawn_app_with, TestApp};
+use canarykeys_testkit::{gzip, id_and_secret, spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "org-trail-logs";
 const ACCOUNT: &str = "123456789012";
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
 
 fn record(created: &Value, event_id: &str, minute: u32) -> Value {
     json!({
@@ -93,7 +84,7 @@ async fn s3_poller_reads_new_files_once_and_remembers_its_place() {
     let moto = Moto::start();
     let s3 = s3_client(&moto).await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let app = common::spawn_app().await;
+    let app = canarykeys_testkit::spawn_app().await;
     let created = app.create_token().await;
     let (store, ingest) = pipeline(&app).await;
     let bucket_api = Arc::new(S3TrailBucket::new(&sdk_config(&moto.settings()).await));
@@ -306,7 +297,9 @@ async fn safety_net_reports_uses_cloudtrail_did_not_log() {
         .await
         .unwrap();
     assert_eq!(report.new_hits, 1);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // moto's dates have 1 s steps
+    // CLOCK: moto stamps key use in whole seconds, so the next use must fall in a later second.
+    // This is moto's clock, not ours; a test clock on our side cannot advance it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let _ = s3.list_buckets().send().await;
     let r = net.round().await.unwrap();
     assert_eq!((r.moved, r.new_hits), (1, 0));

@@ -2,30 +2,13 @@
 //! made through one is managed through the other. Needs the local PostgreSQL
 //! (`CANARYKEYS_TEST_POSTGRES_URL`, default the machine's trust-auth server).
 
-mod common;
-
-use common::{id_and_secret, spawn_app_with};
+use canarykeys_testkit::{id_and_secret, spawn_app_with, TestDatabase};
 use serde_json::Value;
-
-async fn fresh_database() -> (sqlx::AnyPool, String, String) {
-    sqlx::any::install_default_drivers();
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed for this test at {admin_url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL")
-    });
-    let db = format!("ck_replicas_{}", rand::random::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
-    (admin, db, url)
-}
 
 #[tokio::test]
 async fn two_replicas_share_one_postgres_database() {
-    let (admin, db, url) = fresh_database().await;
+    let db = TestDatabase::create("ck_replicas").await;
+    let url = db.url().to_owned();
     let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let configure = |c: &mut canarykeys_server::Config| {
         c.database_url = Some(url.clone());
@@ -67,8 +50,5 @@ async fn two_replicas_share_one_postgres_database() {
 
     a.stop().await;
     b.stop().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    db.drop_database().await;
 }

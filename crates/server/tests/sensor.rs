@@ -2,12 +2,10 @@
 //! downloaded credentials file, and the Rust SDK. Every call must get the answer AWS gives an
 //! identity without permissions and become exactly one hit; the README's quickstart runs too.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Output;
 
-use common::{id_and_secret, spawn_app_with, TestApp};
+use canarykeys_testkit::{id_and_secret, spawn_app_with, TestApp};
 use serde_json::Value;
 use tokio::process::Command;
 

@@ -1,11 +1,9 @@
 //! Black-box tests of the web UI: forms with CSRF, the result and manage pages, downloads, and
 //! escaping of attacker-controlled text in the alert history.
 
-mod common;
-
 use canarykeys_core::TokenId;
 use canarykeys_store::{HitRecord, HitStore, SqlStore};
-use common::{spawn_app, TestApp};
+use canarykeys_testkit::{spawn_app, TestApp};
 
 /// A browser-like session: keeps the CSRF cookie and reads the form's hidden token.
 struct Browser<'a> {

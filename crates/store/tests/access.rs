@@ -4,7 +4,6 @@
 use canarykeys_store::{
     AccessStore, ApiKeyRecord, AuditRecord, OperatorRecord, SqlStore, StoreError,
 };
-use rand::Rng;
 
 fn operator(id: &str, name: &str) -> OperatorRecord {
     OperatorRecord {
@@ -155,33 +154,5 @@ async fn suite(store: &SqlStore) {
     assert!(store.hits_feed(10, 0).await.unwrap().0.is_empty());
 }
 
-#[tokio::test]
-async fn sqlite_access() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("a.db").display());
-    let store = SqlStore::connect(&url).await.unwrap();
-    suite(&store).await;
-}
-
-#[tokio::test]
-async fn postgres_access() {
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed for this test at {admin_url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL")
-    });
-    let db = format!("ck_access_{}", rand::thread_rng().gen::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let store = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
-    suite(&store).await;
-    store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
+// `sqlite::suite` and `postgres::suite`.
+canarykeys_testkit::on_both_backends!(suite);

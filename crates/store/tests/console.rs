@@ -10,7 +10,6 @@ use canarykeys_store::{
     ChannelKind, ConsoleStore, HitFilter, HitRecord, HitStore, NewDelivery, OutboxStore, SqlStore,
     TokenRecord, TokenStore,
 };
-use rand::Rng;
 
 const DAY: i64 = 86_400_000;
 const NOW: i64 = 1_800_000_000_000;
@@ -162,30 +161,5 @@ async fn suite(store: &SqlStore) {
     assert_eq!(ids, ["h1", "h2"], "oldest arrival first, from the bound on");
 }
 
-#[tokio::test]
-async fn sqlite_backend() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("t.db").display());
-    let store = SqlStore::connect(&url).await.unwrap();
-    suite(&store).await;
-    store.close().await;
-}
-
-#[tokio::test]
-async fn postgres_backend() {
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed at {admin_url} ({e})"));
-    let db = format!("ck_console_{}", rand::thread_rng().gen::<u64>());
-    let create = format!("CREATE DATABASE {db}");
-    sqlx::query(&create).execute(&admin).await.unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let store = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
-    suite(&store).await;
-    store.close().await;
-    let drop = format!("DROP DATABASE {db} WITH (FORCE)");
-    sqlx::query(&drop).execute(&admin).await.unwrap();
-}
+// `sqlite::suite` and `postgres::suite`.
+canarykeys_testkit::on_both_backends!(suite);

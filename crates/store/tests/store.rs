@@ -1,6 +1,7 @@
-//! The same behaviour suite against both backends: a temp SQLite file, and a fresh PostgreSQL
-//! database on the local server (`CANARYKEYS_TEST_POSTGRES_URL`, default the machine's trust-auth
-//! server). A missing PostgreSQL fails the test: both backends are supported, so both are tested.
+//! The store's contract, as named tests that each run on both backends (`sqlite::<name>` on a
+//! temp file, `postgres::<name>` on a fresh database from `CANARYKEYS_TEST_POSTGRES_URL`, default
+//! the machine's trust-auth server). A missing PostgreSQL fails the tests: both backends are
+//! supported, so both are tested.
 
 use canarykeys_core::{
     names::ordinary_user_name, AccessKeyId, AccountId, Email, ManageSecret, Memo, OutputFormat,
@@ -10,7 +11,6 @@ use canarykeys_store::{
     AlertPlan, ChannelKind, ChannelSwitches, HitRecord, HitStore, NewDelivery, OutboxStore,
     SettingsStore, SqlStore, StoreError, TokenRecord, TokenStore,
 };
-use rand::Rng;
 
 fn token(created_at: i64) -> TokenRecord {
     let account = AccountId::parse("210987654321").unwrap();
@@ -62,7 +62,8 @@ fn hit(token: &TokenId, event_id: &str, t: i64) -> HitRecord {
     }
 }
 
-async fn suite(store: &SqlStore) {
+/// Tokens: conflicts on id and key, reads, newest-first listing, channel switches.
+async fn tokens(store: &SqlStore) {
     let a = token(1_000);
     let b = token(2_000);
     store.insert_token(&a).await.unwrap();
@@ -118,6 +119,13 @@ async fn suite(store: &SqlStore) {
         .set_channels(&TokenId::generate(), ChannelSwitches::default())
         .await
         .unwrap());
+}
+
+async fn lookups(store: &SqlStore) {
+    let a = token(1_000);
+    let b = token(2_000);
+    store.insert_token(&a).await.unwrap();
+    store.insert_token(&b).await.unwrap();
 
     // Lookups by key and by account + user name.
     assert_eq!(
@@ -146,7 +154,11 @@ async fn suite(store: &SqlStore) {
         .await
         .unwrap()
         .is_none());
+}
 
+async fn hits(store: &SqlStore) {
+    let a = token(1_000);
+    store.insert_token(&a).await.unwrap();
     // Hits: insert-or-ignore by event id (also within one batch), one alert row per new hit.
     assert_eq!(store.latest_hit_time(&a.id).await.unwrap(), None);
     let first = store
@@ -198,16 +210,42 @@ async fn suite(store: &SqlStore) {
 
     // Per-day counts: event times 10, 20, 30 ms are all on day 0.
     assert_eq!(store.hits_per_day(&a.id, 0).await.unwrap(), vec![(0, 3)]);
+}
 
+/// Three new hits for `a` (e1, e2, e3), whose alerts the outbox and delete tests start from.
+async fn three_hits(store: &SqlStore, a: &TokenRecord) {
+    store.insert_token(a).await.unwrap();
+    let events = [
+        hit(&a.id, "e1", 10),
+        hit(&a.id, "e2", 30),
+        hit(&a.id, "e3", 20),
+    ];
+    assert_eq!(
+        store.record_hits(&events).await.unwrap(),
+        [true, true, true]
+    );
+}
+
+async fn outbox_plans_claims_and_health(store: &SqlStore) {
+    let a = token(1_000);
+    three_hits(store, &a).await;
     outbox(store, &a).await;
+}
 
+async fn delete_takes_hits_and_alerts(store: &SqlStore) {
+    let a = token(1_000);
+    let b = token(2_000);
+    three_hits(store, &a).await;
+    store.insert_token(&b).await.unwrap();
     // Deleting a token takes its hits and alerts with it.
     assert!(store.delete_token(&a.id).await.unwrap());
     assert!(!store.delete_token(&a.id).await.unwrap());
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 0);
     assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
     assert!(store.get_token(&b.id).await.unwrap().is_some());
+}
 
+async fn expiry(store: &SqlStore) {
     // Expiry: only tokens whose time has come.
     let mut expiring = token(4_000);
     expiring.expires_at = Some(10_000);
@@ -218,7 +256,11 @@ async fn suite(store: &SqlStore) {
         expiring.id
     );
     store.delete_token(&expiring.id).await.unwrap();
+}
 
+async fn retention(store: &SqlStore) {
+    let b = token(2_000);
+    store.insert_token(&b).await.unwrap();
     // Retention: hits before a time go, with their alerts.
     store
         .record_hits(&[hit(&b.id, "old", 1), hit(&b.id, "recent", 1_000)])
@@ -226,7 +268,9 @@ async fn suite(store: &SqlStore) {
         .unwrap();
     assert_eq!(store.delete_hits_before(500).await.unwrap(), 1);
     assert_eq!(store.count_hits(&b.id).await.unwrap(), 1);
+}
 
+async fn settings(store: &SqlStore) {
     // A setting is chosen once.
     assert_eq!(
         store.setting_or_insert("k", "first").await.unwrap(),
@@ -245,6 +289,17 @@ async fn suite(store: &SqlStore) {
     );
 }
 
+canarykeys_testkit::on_both_backends!(
+    tokens,
+    lookups,
+    hits,
+    outbox_plans_claims_and_health,
+    delete_takes_hits_and_alerts,
+    expiry,
+    retention,
+    settings,
+);
+
 fn delivery(token: &TokenRecord, message: &str, channel: ChannelKind) -> NewDelivery {
     NewDelivery {
         id: format!("d-{message}-{}", channel.as_str()),
@@ -260,7 +315,7 @@ fn delivery(token: &TokenRecord, message: &str, channel: ChannelKind) -> NewDeli
     }
 }
 
-/// The outbox on top of the hits `suite` recorded for `a` (alerts e1, e2, e3 are new).
+/// The outbox on top of [`three_hits`] for `a` (alerts e1, e2, e3 are new).
 async fn outbox(store: &SqlStore, a: &TokenRecord) {
     let new = store.new_alerts(10).await.unwrap();
     assert_eq!(new.len(), 3);
@@ -430,42 +485,13 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
 }
 
 #[tokio::test]
-async fn sqlite_backend() {
+async fn sqlite_reopens_without_migrating_twice() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("t.db").display());
     let store = SqlStore::connect(&url).await.unwrap();
-    suite(&store).await;
+    store.insert_token(&token(1_000)).await.unwrap();
     store.close().await;
     // Reopening runs no migration twice and keeps the data.
     let store = SqlStore::connect(&url).await.unwrap();
     assert_eq!(store.list_tokens().await.unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn postgres_backend() {
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = connect_admin(&admin_url).await;
-    let db = format!("ck_test_{}", rand::thread_rng().gen::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let store = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
-    suite(&store).await;
-    store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
-
-async fn connect_admin(url: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyPool::connect(url).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is needed for this test at {url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL"
-        )
-    })
 }

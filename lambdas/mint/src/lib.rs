@@ -9,7 +9,8 @@
 pub mod apigw;
 pub mod config;
 pub mod iam;
-pub mod protocol;
+/// The wire protocol, shared with the server's client (`canarykeys_aws::GatewayMinter`).
+pub use canarykeys_core::mint_protocol as protocol;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,5 @@
 //! A real SMTP server for tests: Python's aiosmtpd on a free port, writing a Maildir; and a
 //! small reader for the mails it stored.
-#![allow(dead_code)]
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

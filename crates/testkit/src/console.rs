@@ -1,19 +1,18 @@
 //! Shared by the console tests: an operator made with the real CLI, and a hit fed to the ingest
 //! endpoint.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use super::common::TestApp;
+use crate::app::TestApp;
 
 pub const INGEST_SECRET: &str = "console-ingest-secret-0123456789";
 
 /// Makes an operator with the real CLI, on the app's data directory.
 pub fn create_operator(app: &TestApp, name: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_canarykeys"))
+    let mut child = Command::new(crate::cli::binary())
         .args(["admin", "create-user", "--name", name, "--password-stdin"])
         .env("CANARYKEYS_DATA_DIR", &app.data_dir)
         .stdin(Stdio::piped())

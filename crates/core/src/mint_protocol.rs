@@ -1,7 +1,7 @@
 //! The wire protocol between the canarykeys server and the mint service: routes, JSON bodies,
-//! error codes and the request signature. `canarykeys_aws::GatewayMinter` is the client and
-//! follows this module to the letter; the end-to-end test in `crates/aws/tests/gateway.rs` keeps
-//! the two in step.
+//! error codes and the request signature. Both ends use this module: the mint Lambda
+//! (`lambdas/mint`) serves it and `canarykeys_aws::GatewayMinter` calls it, so the two cannot
+//! drift apart; `crates/aws/tests/gateway.rs` runs the client against the service end to end.
 //!
 //! | request | answer |
 //! |---|---|
@@ -14,7 +14,7 @@
 //!
 //! Every request carries `X-Canarykeys-Signature: t=<unix seconds>,v1=<hex>`, where `<hex>` is
 //! HMAC-SHA256 with the shared secret over `"<t>." + payload` (the scheme of
-//! [`canarykeys_core::signing`]) and the payload is
+//! [`crate::signing`]) and the payload is
 //!
 //! ```text
 //! <METHOD> <path>\n<body>
@@ -33,7 +33,7 @@
 
 use std::fmt;
 
-use canarykeys_core::{signing, Invalid};
+use crate::{signing, Invalid};
 use serde::{Deserialize, Serialize};
 
 /// The signature header (lower case, as HTTP/2 and API Gateway v2 deliver it).

@@ -1,11 +1,10 @@
 //! Helpers shared by the access tests (`access.rs`, `access_keys.rs`): an operators-mode app,
 //! the services over its data dir, and sign-in as a browser would do it.
-#![allow(dead_code)]
 
 use canarykeys_server::Services;
 use serde_json::{json, Value};
 
-use super::common::{self, spawn_app_with, TestApp};
+use crate::app::{self, spawn_app_with, TestApp};
 
 pub const PASSWORD: &str = "correct horse battery";
 /// A CSRF token the test plays as its browser's cookie and form field alike.
@@ -19,7 +18,7 @@ pub async fn operators_app() -> TestApp {
 
 /// The app's services over the same data directory, as the CLI would open them.
 pub async fn services(app: &TestApp) -> Services {
-    Services::open(&common::test_config(&app.data_dir))
+    Services::open(&app::test_config(&app.data_dir))
         .await
         .unwrap()
 }

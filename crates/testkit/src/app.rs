@@ -1,6 +1,5 @@
-//! The black-box harness: starts the real application on port 0 with a temp data directory,
+//! The black-box app: starts the real application on port 0 with a temp data directory,
 //! as `canarykeys serve` would, and talks to it over HTTP.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
