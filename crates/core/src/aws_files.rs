@@ -79,7 +79,9 @@ pub fn parse_shared(text: &str, which: SharedFile) -> Result<ParsedShared, Inval
         }
         if let Some(rest) = trimmed.strip_prefix('[') {
             let Some(name) = rest.split_once(']').map(|(name, _)| name) else {
-                return Err(Invalid::new(format!("line {n}: a section header without `]`")));
+                return Err(Invalid::new(format!(
+                    "line {n}: a section header without `]`"
+                )));
             };
             if !sections.insert(name.to_owned()) {
                 return Err(Invalid::new(format!("line {n}: a section appears twice")));
@@ -96,7 +98,9 @@ pub fn parse_shared(text: &str, which: SharedFile) -> Result<ParsedShared, Inval
             continue;
         }
         if !in_section {
-            return Err(Invalid::new(format!("line {n}: a setting before any section")));
+            return Err(Invalid::new(format!(
+                "line {n}: a setting before any section"
+            )));
         }
         if !trimmed.contains(['=', ':']) {
             return Err(Invalid::new(format!(
@@ -215,9 +219,13 @@ mod tests {
 
     #[test]
     fn picks_a_free_name_or_none() {
-        let mut taken: BTreeSet<String> = PROFILE_NAMES[1..].iter().map(|s| s.to_string()).collect();
+        let mut taken: BTreeSet<String> =
+            PROFILE_NAMES[1..].iter().map(|s| s.to_string()).collect();
         let mut rng = StepRng::new(7, 13);
-        assert_eq!(pick_profile(&taken, &mut rng).unwrap().as_str(), PROFILE_NAMES[0]);
+        assert_eq!(
+            pick_profile(&taken, &mut rng).unwrap().as_str(),
+            PROFILE_NAMES[0]
+        );
         taken.insert(PROFILE_NAMES[0].into());
         assert!(pick_profile(&taken, &mut rng).is_none());
         for name in PROFILE_NAMES {
