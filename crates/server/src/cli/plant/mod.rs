@@ -54,11 +54,11 @@ pub struct PlantArgs {
     /// The token's memo (default: `<host>:<path> (<user>)`).
     #[arg(long)]
     pub memo: Option<String>,
-    /// Alert this address (else the server's operators see alerts in the console).
-    #[arg(long)]
+    /// Alert this address (the token needs an email, a webhook or both).
+    #[arg(long, env = "CANARYKEYS_PLANT_EMAIL")]
     pub email: Option<String>,
     /// Alert this webhook.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "CANARYKEYS_PLANT_WEBHOOK_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
     /// Delete the token after this long (`30m`, `2h`, `7d`), e.g. a key per CI run.
     #[arg(long, value_name = "DURATION")]
