@@ -483,7 +483,7 @@ async fn context_files_and_stdout_formats() {
     for format in ["credentials", "env", "json", "k8s-secret"] {
         let again = ok(&plant_cmd(&f, h, &f.writer, &["--stdout", format]).await);
         assert!(
-            again.contains(&*plant["aws"]["access_key_id"].as_str().unwrap()),
+            again.contains(plant["aws"]["access_key_id"].as_str().unwrap()),
             "{format}: {again}"
         );
     }
@@ -511,6 +511,12 @@ fn every_context_template_passes_the_tells_check() {
     for kind in kinds {
         for _ in 0..20 {
             let text = plant::render_context(templates.get(*kind).unwrap(), &keys).unwrap();
+            assert!(text.contains(keys.access_key_id.as_str()));
+            assert!(text.contains(keys.secret_access_key.expose()));
+            // The keys are random; everything around them is the template's.
+            let text = text
+                .replace(keys.secret_access_key.expose(), "")
+                .replace(keys.access_key_id.as_str(), "");
             canarykeys_core::names::check_no_tells(&text).unwrap();
             let lower = text.to_lowercase();
             for word in [
@@ -526,10 +532,6 @@ fn every_context_template_passes_the_tells_check() {
             ] {
                 assert!(!lower.contains(word), "{kind:?} contains {word}:\n{text}");
             }
-            assert!(
-                text.contains(keys.access_key_id.as_str())
-                    && text.contains(keys.secret_access_key.expose())
-            );
         }
     }
 }

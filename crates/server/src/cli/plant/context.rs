@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use canarykeys_core::names::check_no_tells;
+use canarykeys_core::Invalid;
 use clap::ValueEnum;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use rand::distributions::{Alphanumeric, DistString};
@@ -126,18 +127,40 @@ pub fn render(template: &Template, keys: &Keys) -> Result<String, PlantError> {
     if !body.ends_with('\n') {
         body.push('\n');
     }
+    // The keys are the server's, random, and may spell anything; the rest must be clean.
     for (i, line) in body.lines().enumerate() {
-        check_no_tells(line)
+        let line = line
+            .replace(keys.secret_access_key.expose(), "")
+            .replace(keys.access_key_id.as_str(), "");
+        check_no_tells(&line)
+            .and_then(|()| check_not_placeholder(&line))
             .map_err(|e| PlantError::Template(format!("line {} of the file: {e}", i + 1)))?;
     }
     Ok(body)
 }
 
-/// Letters and digits, drawn again in the rare case a draw looks machine-made (a long hex run).
+/// Words that mark a value as a placeholder nobody uses, which an intruder would skip.
+const PLACEHOLDER_WORDS: &[&str] = &["example", "test", "dummy", "sample", "changeme"];
+
+fn check_not_placeholder(line: &str) -> Result<(), Invalid> {
+    let lower = line.to_ascii_lowercase();
+    match PLACEHOLDER_WORDS.iter().find(|w| lower.contains(*w)) {
+        Some(w) => Err(Invalid::new(format!(
+            "contains \"{w}\", which marks a placeholder"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Letters and digits, drawn again in the rare case a draw looks machine-made (a long hex run)
+/// or spells a word that gives it away.
 fn random_secret(n: usize) -> String {
     loop {
         let s = Alphanumeric.sample_string(&mut rand::thread_rng(), n);
-        if check_no_tells(&s).is_ok() {
+        if check_no_tells(&s)
+            .and_then(|()| check_not_placeholder(&s))
+            .is_ok()
+        {
             return s;
         }
     }
