@@ -2,6 +2,7 @@
 //! system's edge is parsed into one of these types once, so the rest of the code can trust it.
 
 pub mod access_key;
+pub mod aws_files;
 pub mod cloudtrail;
 pub mod contact;
 pub mod credentials;

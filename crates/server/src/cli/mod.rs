@@ -4,6 +4,7 @@
 mod admin;
 mod doctor;
 mod ingest;
+pub mod plant;
 mod send_test_email;
 mod token;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Send a test alert through the configured [smtp] server.
     SendTestEmail(send_test_email::SendTestEmailArgs),
+    /// Plant a decoy key on this machine, from a canarykeys server (a client: no local config).
+    Plant(Box<plant::PlantArgs>),
 }
 
 impl Cli {
@@ -62,7 +65,8 @@ impl Cli {
             | Command::Admin(_)
             | Command::Ingest(_)
             | Command::Doctor
-            | Command::SendTestEmail(_) => None,
+            | Command::SendTestEmail(_)
+            | Command::Plant(_) => None,
         };
         let overrides = Overrides {
             listen,
@@ -74,6 +78,9 @@ impl Cli {
 
 /// Runs the parsed command. Errors come back to `main`, which prints them and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Plant(args) = cli.command {
+        return plant::run(*args).await;
+    }
     let config = cli.config()?;
     match cli.command {
         Command::Serve { .. } => serve(config).await,
@@ -82,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(args, &config).await,
         Command::Doctor => doctor::run(&config).await,
         Command::SendTestEmail(args) => send_test_email::run(args, &config).await,
+        Command::Plant(_) => unreachable!("handled above: plant reads no server config"),
     }
 }
 

@@ -108,6 +108,18 @@ pub(super) async fn authorized(
     id: &str,
     bearer: &Bearer,
 ) -> Result<TokenRecord, ApiError> {
+    // An API key is no manage secret. One without tokens:read (a fleet's planting key) is told
+    // so with 403: it may create and delete, never read other tokens.
+    if is_api_key(&bearer.0) {
+        let (_, scopes) = state
+            .access
+            .api_key(&bearer.0)
+            .await
+            .ok_or(ApiError::NoCredentials)?;
+        if !scopes.contains(&Scope::TokensRead) {
+            return Err(ApiError::MissingScope(Scope::TokensRead.as_str()));
+        }
+    }
     Ok(state.tokens.authorize(id, &bearer.0).await?)
 }
 
