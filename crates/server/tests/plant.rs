@@ -3,10 +3,6 @@
 //! alerting with the host in the memo, rerun, rotate, list, remove; every failure leaving files
 //! and server as they were; the context templates free of tells; and the key's narrow scope.
 
-mod common;
-#[path = "common/access_support.rs"]
-mod support;
-
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -16,10 +12,10 @@ use std::process::Output;
 use canarykeys_server::cli::plant::{self, Disk, Keys, Templates};
 use canarykeys_server::cli::{Cli, Command as CliCommand};
 use canarykeys_server::services::Scope;
+use canarykeys_testkit::access::*;
+use canarykeys_testkit::{spawn_app_with, TestApp};
 use clap::Parser;
-use common::{spawn_app_with, TestApp};
 use serde_json::Value;
-use support::*;
 use tokio::process::Command;
 
 const CREDENTIALS: &str = "# work laptop\n[default]\naws_access_key_id = AKIAZZZZZZZZZZZZZZZZ\n\
