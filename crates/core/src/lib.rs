@@ -5,6 +5,7 @@ pub mod access_key;
 pub mod cloudtrail;
 pub mod contact;
 pub mod credentials;
+pub mod health;
 pub mod ids;
 pub mod names;
 pub mod signing;
