@@ -202,6 +202,7 @@ impl Application {
             access: services.access.clone(),
             ingest: services.ingest.with_exposures(exposures.clone()),
             alerts,
+            exposures: exposures.clone(),
             ingest_secret: config.ingest.secret.clone(),
             templates: Arc::new(templates::environment()),
             secure_cookies: public_url.starts_with("https://"),
