@@ -149,7 +149,12 @@ fn parse_time(s: &str) -> Option<i64> {
 /// `www.…`, or a known code host's path). Trailing sentence punctuation is dropped. The result
 /// is text, not a trusted URL: whoever published the key chose it.
 pub fn location_in(description: &str) -> Option<String> {
-    const HOSTS: [&str; 4] = ["github.com/", "gitlab.com/", "bitbucket.org/", "pastebin.com/"];
+    const HOSTS: [&str; 4] = [
+        "github.com/",
+        "gitlab.com/",
+        "bitbucket.org/",
+        "pastebin.com/",
+    ];
     description
         .split_whitespace()
         .find(|w| {

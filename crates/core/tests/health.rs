@@ -24,7 +24,9 @@ fn credentials_exposed_event() {
     assert!(e.is_exposure());
     assert_eq!(e.keys.len(), 1);
     assert_eq!(e.keys[0].as_str(), "AKIAEXAMPLEEXPOSEDQQ");
-    assert!(e.description.starts_with("Your AWS Access Key AKIAEXAMPLEEXPOSEDQQ"));
+    assert!(e
+        .description
+        .starts_with("Your AWS Access Key AKIAEXAMPLEEXPOSEDQQ"));
     assert_eq!(
         e.location.as_deref(),
         Some("https://github.com/example-org/infra-notes/blob/0f1e2d3c/deploy/.env")

@@ -192,11 +192,8 @@ impl Application {
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
         };
-        let exposures = services::ExposureService::new(
-            store.clone(),
-            alerts.clone(),
-            services.metrics.clone(),
-        );
+        let exposures =
+            services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone());
         let state = http::AppState {
             tokens: services.tokens,
             access: services.access.clone(),

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
-pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
+pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use records::{
     AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, NewAlert,
     NewDelivery, TokenRecord,

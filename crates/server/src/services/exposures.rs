@@ -149,8 +149,11 @@ impl ExposureService {
                 }
             }
         }
-        self.metrics
-            .add("canarykeys_exposure_events_total", HEALTH, report.events as u64);
+        self.metrics.add(
+            "canarykeys_exposure_events_total",
+            HEALTH,
+            report.events as u64,
+        );
         self.metrics.add(
             "canarykeys_exposure_unknown_key_total",
             HEALTH,

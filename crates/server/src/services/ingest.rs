@@ -134,10 +134,9 @@ impl IngestService {
         path: Option<DeliveryPath>,
         dry_run: bool,
     ) -> Result<IngestReport, IngestError> {
-        if let (Some(exposures), Some(events)) = (
-            &self.exposures,
-            canarykeys_core::health::recognise(bytes),
-        ) {
+        if let (Some(exposures), Some(events)) =
+            (&self.exposures, canarykeys_core::health::recognise(bytes))
+        {
             let health = exposures.record_health(events, dry_run).await?;
             return Ok(IngestReport {
                 records: health.events,

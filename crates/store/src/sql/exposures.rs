@@ -9,8 +9,7 @@ use sqlx::Row;
 use super::outbox::insert_deliveries;
 use super::SqlStore;
 use crate::{
-    ExposureOutcome, ExposureRecord, ExposureSource, ExposureStore, NewDelivery, Result,
-    StoreError,
+    ExposureOutcome, ExposureRecord, ExposureSource, ExposureStore, NewDelivery, Result, StoreError,
 };
 
 const COLUMNS: &str = "id, token_id, source, event_type, last_ref, description, location, \
