@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_iam::Client;
-use canarykeys_core::AccessKeyId;
+use canarykeys_core::{AccessKeyId, IamUserName};
 
 use crate::error::{classify, AwsError, ErrorDetail};
 
@@ -20,11 +20,21 @@ pub struct LastUsed {
     pub region: Option<String>,
 }
 
+/// A managed policy attached to a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedPolicy {
+    pub name: String,
+    pub arn: String,
+}
+
 #[async_trait]
 pub trait KeyUsage: Send + Sync + 'static {
     /// IAM GetAccessKeyLastUsed. `Ok(None)` when AWS says never used. `NotFound` when the key
     /// does not exist.
     async fn last_used(&self, access_key_id: &AccessKeyId) -> Result<Option<LastUsed>, AwsError>;
+    /// IAM ListAttachedUserPolicies, every page: how the safety net sees AWS's quarantine
+    /// policy on a decoy user. `NotFound` when the user does not exist.
+    async fn attached_policies(&self, user: &IamUserName) -> Result<Vec<AttachedPolicy>, AwsError>;
 }
 
 /// [`KeyUsage`] over the AWS SDK's IAM client.
@@ -80,6 +90,25 @@ impl KeyUsage for IamKeyUsage {
             service: known(used.service_name()),
             region: known(used.region()),
         }))
+    }
+
+    async fn attached_policies(&self, user: &IamUserName) -> Result<Vec<AttachedPolicy>, AwsError> {
+        const OP: &str = "IAM ListAttachedUserPolicies";
+        let mut pages = self
+            .client
+            .list_attached_user_policies()
+            .user_name(user.as_str())
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(OP, e))?;
+            out.extend(page.attached_policies().iter().map(|p| AttachedPolicy {
+                name: p.policy_name().unwrap_or_default().to_owned(),
+                arn: p.policy_arn().unwrap_or_default().to_owned(),
+            }));
+        }
+        Ok(out)
     }
 }
 

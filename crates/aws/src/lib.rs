@@ -18,7 +18,7 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SecretAccessKey};
 pub use error::{AwsError, BoxError, ErrorDetail};
 pub use gateway::{GatewayMinter, GatewayRetry};
 pub use iam_minter::{DecoyAccount, IamMinter};
-pub use key_usage::{IamKeyUsage, KeyUsage, LastUsed};
+pub use key_usage::{AttachedPolicy, IamKeyUsage, KeyUsage, LastUsed};
 pub use local::LocalMinter;
 pub use settings::{sdk_config, AwsSettings};
 pub use trail_bucket::{S3TrailBucket, TrailBucket, TrailObject};

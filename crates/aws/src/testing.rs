@@ -41,6 +41,12 @@ impl Moto {
         Self::spawn(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])
     }
 
+    /// moto with AWS's managed policies loaded, so `arn:aws:iam::aws:policy/…` can be attached
+    /// (AWSCompromisedKeyQuarantineV2 and V3 among them).
+    pub fn start_with_managed_policies() -> Self {
+        Self::spawn(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")])
+    }
+
     fn spawn(env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -6,6 +6,7 @@ pub mod aws_files;
 pub mod cloudtrail;
 pub mod contact;
 pub mod credentials;
+pub mod health;
 pub mod ids;
 pub mod mint_protocol;
 pub mod names;

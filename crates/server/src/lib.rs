@@ -192,18 +192,21 @@ impl Application {
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
         };
+        let exposures =
+            services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone());
         let state = http::AppState {
             tokens: services.tokens,
             access: services.access.clone(),
-            ingest: services.ingest,
+            ingest: services.ingest.with_exposures(exposures.clone()),
             alerts,
+            exposures: exposures.clone(),
             ingest_secret: config.ingest.secret.clone(),
             templates: Arc::new(templates::environment()),
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.clone().into(),
             limiter: limiter.clone(),
         };
-        let mut jobs = jobs::configure(&config, &services.store, &state.ingest).await;
+        let mut jobs = jobs::configure(&config, &services.store, &state.ingest, &exposures).await;
         jobs.push(jobs::Job::Deliver(deliverer));
         jobs.push(jobs::Job::Expiry(
             state.tokens.clone(),

@@ -37,6 +37,22 @@ pub const HELP: &[(&str, &str)] = &[
         "Matched records already recorded (same eventID), by delivery path",
     ),
     (
+        "canarykeys_exposure_events_total",
+        "AWS Health events received, by source",
+    ),
+    (
+        "canarykeys_exposure_unknown_key_total",
+        "AWS Health events naming a key that belongs to no token (never alerted), by source",
+    ),
+    (
+        "canarykeys_exposure_new_total",
+        "New exposures (a decoy key seen in public), by source",
+    ),
+    (
+        "canarykeys_exposure_repeat_total",
+        "Later sightings added to an existing exposure, by source",
+    ),
+    (
         "canarykeys_ingest_rejected_total",
         "Ingest requests refused (authorisation, size, not CloudTrail), by reason",
     ),
@@ -62,6 +78,8 @@ impl Metrics {
         for (name, help) in HELP {
             let label = if *name == "canarykeys_ingest_rejected_total" {
                 "reason"
+            } else if name.starts_with("canarykeys_exposure_") {
+                "source"
             } else {
                 "path"
             };

@@ -139,3 +139,34 @@ pub fn delivery_json(d: &canarykeys_store::DeliveryRecord) -> Value {
         "delivered_at": d.delivered_at.map(rfc3339),
     })
 }
+
+/// The address to link to for a location taken from outside, or `None` to show it as text:
+/// only an absolute http(s) URL with a host becomes a link (never `javascript:`, `data:` or a
+/// relative path), and it is re-serialised by the URL parser, so what is linked is what was
+/// checked.
+pub fn http_link(location: &str) -> Option<String> {
+    let url = url::Url::parse(location.trim()).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty()))
+        .then(|| url.to_string())
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::http_link;
+
+    #[test]
+    fn only_http_urls_become_links() {
+        assert_eq!(
+            http_link("https://github.com/o/r/blob/x/.env").as_deref(),
+            Some("https://github.com/o/r/blob/x/.env")
+        );
+        assert_eq!(http_link("javascript:alert(1)"), None);
+        assert_eq!(http_link("JavaScript://x%0Aalert(1)"), None);
+        assert_eq!(http_link("data:text/html,<b>x</b>"), None);
+        assert_eq!(http_link("github.com/o/r"), None);
+        assert_eq!(
+            http_link("http://e.example/\"><script>").as_deref(),
+            Some("http://e.example/%22%3E%3Cscript%3E")
+        );
+    }
+}

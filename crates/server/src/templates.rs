@@ -13,6 +13,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("created.html", include_str!("../templates/created.html")),
     ("manage.html", include_str!("../templates/manage.html")),
+    (
+        "_exposures.html",
+        include_str!("../templates/_exposures.html"),
+    ),
     ("deleted.html", include_str!("../templates/deleted.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("unlock.html", include_str!("../templates/unlock.html")),

@@ -96,6 +96,16 @@ async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
     assert_eq!(feed["total"], 1);
     assert_eq!(feed["alerts"][0]["token_id"], id.as_str());
     assert_eq!(feed["alerts"][0]["token_memo"], "ci runner ~/.aws");
+    assert_eq!(feed["alerts"][0]["kind"], "hit");
+    // Filtered by kind: no exposures yet; an unknown kind is refused.
+    let exposures: Value = get(&app, "/api/v1/alerts?kind=exposure", Some(&alerts), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(exposures["total"], 0);
+    let bad = get(&app, "/api/v1/alerts?kind=use", Some(&alerts), None).await;
+    assert_eq!(bad.status(), 400);
 
     // The manage secret keeps working beside the keys.
     assert_eq!(

@@ -252,6 +252,17 @@ async fn safety_net_reports_uses_cloudtrail_did_not_log() {
         usage: Arc::new(IamKeyUsage::new(&cfg)),
         store: store.clone(),
         ingest: ingest.clone(),
+        exposures: canarykeys_server::services::ExposureService::new(
+            store.clone(),
+            canarykeys_server::services::alerts::AlertService::new(
+                store.clone(),
+                canarykeys_server::enrich::Enricher::empty(),
+                app.address.clone().into(),
+                0,
+                false,
+            ),
+            Arc::new(Metrics::default()),
+        ),
     };
     let r = net.round().await.unwrap();
     assert_eq!(

@@ -49,6 +49,35 @@ fn fixture_alert() -> AlertView {
     }
 }
 
+/// The example exposure: hostile text in the description and a `javascript:` location.
+fn fixture_exposure() -> AlertView {
+    let mut alert = fixture_alert();
+    alert.kind = AlertKind::Exposure {
+        source: "health".into(),
+        event_type: "AWS_RISK_CREDENTIALS_EXPOSED".into(),
+        description: "Found at javascript://%0Aalert(1) <img src=x> <!channel> *b* [x](http://e)"
+            .into(),
+        location: Some("javascript://%0Aalert(1".into()),
+        first_seen: "2025-11-24T10:15:42Z".into(),
+        last_seen: "2025-11-24T10:15:42Z".into(),
+        count: 1,
+    };
+    alert.alert_id = "ex_9Vb3nH2kT6".into();
+    alert.headline = "AWS found the key in public at javascript://%0Aalert(1".into();
+    alert.event_name = "AWS_RISK_CREDENTIALS_EXPOSED".into();
+    alert.event_source = "health.amazonaws.com".into();
+    alert.region = String::new();
+    alert.source_ip = String::new();
+    alert.user_agent = String::new();
+    alert.error_code = None;
+    alert.error_message = None;
+    alert.path = "aws-health".into();
+    alert.source_labels = Vec::new();
+    alert.country = None;
+    alert.asn = None;
+    alert
+}
+
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
 struct Received {
@@ -264,17 +293,23 @@ async fn bad_targets_are_permanent() {
     }
 }
 
-fn fixture_path(flavour: WebhookFlavour) -> PathBuf {
+fn fixture_path(flavour: WebhookFlavour, suffix: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/webhooks")
-        .join(format!("{flavour}.json"))
+        .join(format!("{flavour}{suffix}.json"))
 }
 
 #[test]
 fn payloads_match_the_checked_in_examples() {
-    for flavour in WebhookFlavour::ALL {
-        let built = payload(flavour, &fixture_alert());
-        let path = fixture_path(flavour);
+    let examples = WebhookFlavour::ALL.into_iter().flat_map(|f| {
+        [
+            (f, fixture_alert(), ""),
+            (f, fixture_exposure(), ".exposure"),
+        ]
+    });
+    for (flavour, alert, suffix) in examples {
+        let built = payload(flavour, &alert);
+        let path = fixture_path(flavour, suffix);
         if std::env::var_os("UPDATE_FIXTURES").is_some() {
             let pretty = serde_json::to_string_pretty(&built).unwrap() + "\n";
             std::fs::write(&path, pretty).unwrap();

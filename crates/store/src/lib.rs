@@ -4,6 +4,7 @@
 
 mod access;
 mod console;
+mod exposures;
 mod records;
 mod sql;
 
@@ -12,6 +13,7 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
+pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use records::{
     AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, NewAlert,
     NewDelivery, TokenRecord,
@@ -211,12 +213,42 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn hits_received_since(&self, since: i64, limit: u32) -> Result<Vec<HitRecord>>;
 }
 
+/// Exposures: a decoy key seen in public, at most one per token and source.
+#[async_trait]
+pub trait ExposureStore: Send + Sync + 'static {
+    /// Records a sighting. The token's first from this source is inserted with `deliveries`
+    /// (its alert's outbox rows) in one transaction; a later one only adds to the row (count,
+    /// last seen, a location if it had none) and `deliveries` are dropped.
+    async fn record_exposure(
+        &self,
+        exposure: &ExposureRecord,
+        deliveries: &[NewDelivery],
+    ) -> Result<ExposureOutcome>;
+    /// A token's exposures, newest first.
+    async fn list_exposures(&self, token: &TokenId) -> Result<Vec<ExposureRecord>>;
+    /// A page of exposures (of one token, or all), newest first, each with its token's memo,
+    /// and the total count.
+    async fn exposures_feed(
+        &self,
+        token: Option<&TokenId>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<(ExposureRecord, String)>, u64)>;
+}
+
 /// Everything the server stores.
 pub trait Store:
-    TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore
+    TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore + ExposureStore
 {
 }
-impl<T: TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore> Store
-    for T
+impl<
+        T: TokenStore
+            + HitStore
+            + SettingsStore
+            + OutboxStore
+            + AccessStore
+            + ConsoleStore
+            + ExposureStore,
+    > Store for T
 {
 }

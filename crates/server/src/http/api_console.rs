@@ -96,13 +96,34 @@ async fn list_tokens(
     })))
 }
 
+/// `kind=hit` (the default) or `kind=exposure`.
+#[derive(Deserialize)]
+struct KindQuery {
+    kind: Option<String>,
+}
+
 async fn list_alerts(
     State(state): State<AppState>,
     caller: ApiCaller,
     page: Result<Query<Page>, QueryRejection>,
+    kind: Result<Query<KindQuery>, QueryRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(Scope::AlertsRead)?;
     let (limit, offset) = Page::checked(page)?;
+    match kind?.0.kind.as_deref() {
+        None | Some("hit") => {}
+        Some("exposure") => {
+            let (items, total) = state
+                .exposures
+                .feed(None, limit, offset)
+                .await
+                .map_err(ServiceError::from)?;
+            return Ok(axum::Json(
+                json!({"total": total, "limit": limit, "offset": offset, "alerts": items}),
+            ));
+        }
+        Some(_) => return Err(ApiError::BadRequest("kind is hit or exposure".into())),
+    }
     let (hits, total) = state
         .tokens
         .store()
@@ -115,6 +136,7 @@ async fn list_alerts(
             let mut v = hit_json(hit);
             v["token_id"] = json!(hit.token_id.as_str());
             v["token_memo"] = json!(memo);
+            v["kind"] = json!("hit");
             v
         })
         .collect();

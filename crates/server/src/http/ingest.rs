@@ -20,6 +20,9 @@ const CONCURRENT_INGESTS: usize = 4;
 pub fn routes(max_body_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/ingest/v1/cloudtrail", post(ingest))
+        // The same endpoint under a name that fits everything it takes (CloudTrail data and
+        // AWS Health events); the old path stays for deployed relays and rules.
+        .route("/ingest/v1/events", post(ingest))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(tower::limit::ConcurrencyLimitLayer::new(CONCURRENT_INGESTS))
 }

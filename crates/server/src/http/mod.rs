@@ -32,6 +32,7 @@ pub struct AppState {
     pub access: crate::services::AccessService,
     pub ingest: IngestService,
     pub alerts: crate::services::alerts::AlertService,
+    pub exposures: crate::services::ExposureService,
     pub ingest_secret: Option<Secret>,
     pub templates: Arc<minijinja::Environment<'static>>,
     pub public_url: Arc<str>,

@@ -2,6 +2,7 @@
 //! its own interval, logs and keeps going when a round fails, and stops with the server.
 
 pub mod deliver;
+pub mod quarantine;
 pub mod s3_poller;
 pub mod safety_net;
 
@@ -95,7 +96,12 @@ impl Job {
 }
 
 /// The jobs the configuration turns on.
-pub async fn configure(config: &Config, store: &Arc<SqlStore>, ingest: &IngestService) -> Vec<Job> {
+pub async fn configure(
+    config: &Config,
+    store: &Arc<SqlStore>,
+    ingest: &IngestService,
+    exposures: &crate::services::ExposureService,
+) -> Vec<Job> {
     let d = &config.detection;
     if d.s3.bucket.is_none() && !d.safety_net.enabled {
         return Vec::new();
@@ -129,6 +135,7 @@ pub async fn configure(config: &Config, store: &Arc<SqlStore>, ingest: &IngestSe
             usage: Arc::new(IamKeyUsage::new(&aws)),
             store,
             ingest: ingest.clone(),
+            exposures: exposures.clone(),
         };
         jobs.push(Job::SafetyNet(
             net,

@@ -21,6 +21,8 @@ pub struct SafetyNet {
     pub usage: Arc<dyn KeyUsage>,
     pub store: Arc<dyn Store>,
     pub ingest: IngestService,
+    /// Records AWS's quarantine policy on a decoy user as an exposure (`quarantine.rs`).
+    pub exposures: crate::services::ExposureService,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct RoundReport {
     pub not_at_aws: usize,
     pub moved: usize,
     pub new_hits: usize,
+    /// Tokens whose user was found quarantined by AWS for the first time this round.
+    pub quarantined: usize,
 }
 
 impl SafetyNet {
@@ -36,6 +40,9 @@ impl SafetyNet {
         let mut report = RoundReport::default();
         for token in self.store.list_tokens().await? {
             report.checked += 1;
+            // Apart from the last-used check: AWS's quarantine policy means the key was seen
+            // in public, used or not.
+            report.quarantined += self.check_quarantine(&token).await?;
             let used = match self.usage.last_used(&token.access_key_id).await {
                 Ok(Some(used)) => used,
                 Ok(None) => continue,

@@ -26,6 +26,24 @@ pub enum AlertKind {
     },
     /// Sent on request to check a channel; says plainly that it is a test.
     Test,
+    /// The key was seen in public (AWS Health, or AWS's quarantine policy on its user). Nobody
+    /// has to have used it; never grouped by a cooldown, sent once per token and source.
+    Exposure {
+        /// `health` or `quarantine`.
+        source: String,
+        /// The AWS Health event type, or the quarantine policy's name.
+        event_type: String,
+        /// AWS's description: quotes the place the key was published (attacker-influenced).
+        description: String,
+        /// Where the key was found, when the description names a place. Text, not a trusted
+        /// URL: shown escaped, linked only when it is http(s).
+        location: Option<String>,
+        /// RFC 3339, UTC.
+        first_seen: String,
+        last_seen: String,
+        /// Sightings so far (1 in the alert itself).
+        count: u64,
+    },
 }
 
 /// Everything a message shows, already formatted. Every string that came from CloudTrail (the

@@ -66,6 +66,11 @@ impl AlertService {
         }
     }
 
+    /// The server's public address, for links in messages.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// What we know of a hit's source.
     pub fn enrichment(&self, hit: &HitRecord) -> crate::enrich::Enrichment {
         self.enricher.enrich(
@@ -131,6 +136,7 @@ impl AlertService {
             AlertKind::Hit => "hit",
             AlertKind::Summary { .. } => "summary",
             AlertKind::Test => "test",
+            AlertKind::Exposure { .. } => "exposure",
         };
         let payload = serde_json::to_string(view).expect("an AlertView serialises");
         let mut out = Vec::new();

@@ -81,6 +81,9 @@ pub struct IngestReport {
     pub unknown_keys: usize,
     pub new_hits: usize,
     pub duplicates: usize,
+    /// AWS Health events, when the input was Health events rather than CloudTrail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::services::HealthReport>,
 }
 
 const MAX_SKIP_REASONS: usize = 20;
@@ -98,6 +101,9 @@ pub struct IngestService {
     store: Arc<dyn Store>,
     limits: Limits,
     metrics: Arc<Metrics>,
+    /// Where AWS Health events go; without it they are left to the CloudTrail parser, which
+    /// skips them.
+    exposures: Option<crate::services::ExposureService>,
 }
 
 impl IngestService {
@@ -106,7 +112,14 @@ impl IngestService {
             store,
             limits,
             metrics,
+            exposures: None,
         }
+    }
+
+    /// Recognises AWS Health events in ingest input and records them as exposures.
+    pub fn with_exposures(mut self, exposures: crate::services::ExposureService) -> Self {
+        self.exposures = Some(exposures);
+        self
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -121,6 +134,19 @@ impl IngestService {
         path: Option<DeliveryPath>,
         dry_run: bool,
     ) -> Result<IngestReport, IngestError> {
+        if let (Some(exposures), Some(events)) =
+            (&self.exposures, canarykeys_core::health::recognise(bytes))
+        {
+            let health = exposures.record_health(events, dry_run).await?;
+            return Ok(IngestReport {
+                records: health.events,
+                parsed: health.events - health.skipped,
+                skipped: health.skipped,
+                unknown_keys: health.unknown_keys,
+                health: Some(health),
+                ..IngestReport::default()
+            });
+        }
         let parsed = cloudtrail::parse(bytes, &self.limits)?;
         let path = path.unwrap_or_else(|| DeliveryPath::for_format(parsed.format));
         let mut report = IngestReport {

@@ -3,9 +3,11 @@
 
 pub mod access;
 pub mod alerts;
+pub mod exposures;
 pub mod ingest;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};
+pub use exposures::{ExposureItem, ExposureService, HealthReport};
 pub use ingest::{DeliveryPath, IngestError, IngestReport, IngestService};
 pub use tokens::{CreatedToken, ServiceError, TokenService};

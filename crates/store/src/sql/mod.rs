@@ -4,6 +4,7 @@
 
 mod access;
 mod console;
+mod exposures;
 mod hits;
 mod outbox;
 mod settings;

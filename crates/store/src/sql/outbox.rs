@@ -42,7 +42,7 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
     })
 }
 
-async fn insert_deliveries(
+pub(super) async fn insert_deliveries(
     tx: &mut Transaction<'_, Any>,
     deliveries: &[NewDelivery],
 ) -> Result<()> {

@@ -72,6 +72,8 @@ pub(super) async fn manage(
     let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
     let chart = super::alerts::chart(&state, &token).await?;
     let deliveries = super::alerts::channel_states(&state, &token).await?;
+    let exposures = state.exposures.for_token(&token).await;
+    let exposures = exposures.map_err(|e| fail(&state, crate::services::ServiceError::from(e)))?;
     let html = render(
         &state,
         "manage.html",
@@ -88,6 +90,7 @@ pub(super) async fn manage(
             notice => notice(&token),
             chart => chart,
             deliveries => deliveries,
+            exposures => minijinja::Value::from_serialize(exposures),
             ignore_sources => token.alerting.ignore_sources.join("\n"),
         },
     )?;

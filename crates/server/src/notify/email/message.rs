@@ -74,8 +74,29 @@ pub fn render(alert: &AlertView) -> Result<RenderedEmail, minijinja::Error> {
         } => Some((human_time(first_event_time), human_time(last_event_time))),
         _ => None,
     };
+    let exposure_times = match &alert.kind {
+        AlertKind::Exposure {
+            first_seen,
+            last_seen,
+            ..
+        } => Some((human_time(first_seen), human_time(last_seen))),
+        _ => None,
+    };
     let ctx = context! {
         alert => alert,
+        first_seen => exposure_times.as_ref().map(|t| t.0.clone()),
+        last_seen => exposure_times.as_ref().map(|t| t.1.clone()),
+        exposure_source => match &alert.kind {
+            AlertKind::Exposure { source, .. } => {
+                Some(crate::notify::webhook::exposure_source_label(source))
+            }
+            _ => None,
+        },
+        exposure_advice => crate::notify::webhook::EXPOSURE_ADVICE,
+        location_link => match &alert.kind {
+            AlertKind::Exposure { location: Some(l), .. } => crate::render::http_link(l),
+            _ => None,
+        },
         event_time => human_time(&alert.event_time),
         received_at => human_time(&alert.received_at),
         window_start => window.as_ref().map(|w| w.0.clone()),
@@ -97,6 +118,7 @@ pub fn subject(alert: &AlertView) -> String {
         AlertKind::Summary { count: 1, .. } => "1 more use".to_owned(),
         AlertKind::Summary { count, .. } => format!("{count} more uses"),
         AlertKind::Test => "Test alert".to_owned(),
+        AlertKind::Exposure { .. } => "Decoy key exposed in public".to_owned(),
     };
     let line = clean(format!("[canarykeys] {what}: {}", alert.memo));
     let line = line.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -9,7 +9,7 @@
 //! ```text
 //! {
 //!   "schema":   "canarykeys.alert/v1",          always this string for this version
-//!   "type":     "hit" | "summary" | "test",
+//!   "type":     "hit" | "summary" | "test" | "exposure",
 //!   "alert_id": string,                          stable per alert; equal on every retry
 //!   "headline": string,                          one sentence, for people
 //!   "token":   { "id", "memo", "manage_url", "history_url" }         all strings
@@ -20,6 +20,10 @@
 //!   "summary": null, or for "summary" alerts
 //!              { "count": integer, "addresses": [string], "events": [string],
 //!                "first_event_time": string, "last_event_time": string }
+//!   "exposure": null, or for "exposure" alerts
+//!              { "source": "health"|"quarantine", "event_type": string,
+//!                "description": string, "location": string|null,
+//!                "first_seen": string, "last_seen": string, "count": integer }
 //!   "source":  { "labels": [string], "country": string|null, "asn": string|null }
 //! }
 //! ```
@@ -49,6 +53,7 @@ pub fn payload(alert: &AlertView) -> Value {
         AlertKind::Hit => "hit",
         AlertKind::Summary { .. } => "summary",
         AlertKind::Test => "test",
+        AlertKind::Exposure { .. } => "exposure",
     };
     let summary = match &alert.kind {
         AlertKind::Summary {
@@ -64,7 +69,27 @@ pub fn payload(alert: &AlertView) -> Value {
             "first_event_time": first_event_time,
             "last_event_time": last_event_time,
         }),
-        AlertKind::Hit | AlertKind::Test => Value::Null,
+        AlertKind::Hit | AlertKind::Test | AlertKind::Exposure { .. } => Value::Null,
+    };
+    let exposure = match &alert.kind {
+        AlertKind::Exposure {
+            source,
+            event_type,
+            description,
+            location,
+            first_seen,
+            last_seen,
+            count,
+        } => json!({
+            "source": source,
+            "event_type": event_type,
+            "description": description,
+            "location": location,
+            "first_seen": first_seen,
+            "last_seen": last_seen,
+            "count": count,
+        }),
+        _ => Value::Null,
     };
     json!({
         "schema": SCHEMA,
@@ -93,6 +118,7 @@ pub fn payload(alert: &AlertView) -> Value {
             "note": alert.note,
         },
         "summary": summary,
+        "exposure": exposure,
         "source": {
             "labels": alert.source_labels,
             "country": alert.country,
@@ -142,7 +168,8 @@ mod tests {
         let v = payload(&hostile_alert());
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         for key in [
-            "schema", "type", "alert_id", "headline", "token", "event", "summary", "source",
+            "schema", "type", "alert_id", "headline", "token", "event", "summary", "exposure",
+            "source",
         ] {
             assert!(keys.contains(&key), "{key}");
         }

@@ -52,6 +52,7 @@ fn title(alert: &AlertView) -> String {
             format!("Decoy AWS key used: {count} more calls")
         }
         AlertKind::Test => "Test alert from canarykeys (not a real use of the key)".into(),
+        AlertKind::Exposure { .. } => "Decoy AWS key exposed in public".into(),
     }
 }
 
@@ -94,6 +95,34 @@ fn facts(alert: &AlertView) -> Vec<Fact> {
             // The view's event fields are the window's last call.
             facts.push(long("Last user agent", &alert.user_agent));
         }
+        AlertKind::Exposure {
+            source,
+            event_type,
+            description,
+            location,
+            first_seen,
+            last_seen,
+            count,
+        } => {
+            // Chat markup gets the location as escaped text, never as a link: the place was
+            // chosen by whoever published the key.
+            facts.push(short("Reported by", exposure_source_label(source)));
+            facts.push(short("AWS event", event_type));
+            facts.push(short("First seen", first_seen));
+            facts.push(short("Last seen", last_seen));
+            facts.push(short("Times seen", &count.to_string()));
+            if let Some(key) = &alert.access_key_id {
+                facts.push(short("Access key", key));
+            }
+            if let Some(account) = &alert.account_id {
+                facts.push(short("Account", account));
+            }
+            if let Some(location) = location {
+                facts.push(long("Location", location));
+            }
+            facts.push(long("AWS says", description));
+            facts.push(long("What to do", EXPOSURE_ADVICE));
+        }
         AlertKind::Hit | AlertKind::Test => {
             facts.push(short("Event", &alert.event_name));
             facts.push(short("Service", &alert.event_source));
@@ -128,6 +157,18 @@ fn facts(alert: &AlertView) -> Vec<Fact> {
         facts.push(long("Source", &source.join(" · ")));
     }
     facts
+}
+
+/// What an exposure alert tells its reader to do.
+pub const EXPOSURE_ADVICE: &str = "Rotate nothing: the key is a decoy. Find where it was \
+     published (the location above), because whatever else was there is exposed too.";
+
+/// Who reported an exposure, for people.
+pub fn exposure_source_label(source: &str) -> &'static str {
+    match source {
+        "quarantine" => "AWS quarantine policy on the decoy user",
+        _ => "AWS Health event",
+    }
 }
 
 /// A fixed alert with hostile CloudTrail text, for the modules' unit tests.

@@ -13,7 +13,7 @@ use crate::notify::{AlertKind, AlertView};
 
 pub fn payload(alert: &AlertView) -> Value {
     let colour = match alert.kind {
-        AlertKind::Hit | AlertKind::Summary { .. } => "Attention",
+        AlertKind::Hit | AlertKind::Summary { .. } | AlertKind::Exposure { .. } => "Attention",
         AlertKind::Test => "Accent",
     };
     let mut fact_set = vec![json!({"title": "Token", "value": teams(&alert.memo, LONG_TEXT)})];
