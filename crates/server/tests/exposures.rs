@@ -3,8 +3,6 @@
 //! per token and source, past an open cooldown; hostile text stays inert in every channel; a
 //! Health event about a key no token owns is counted and never alerted.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +17,9 @@ use canarykeys_server::jobs::safety_net;
 use canarykeys_server::metrics::Metrics;
 use canarykeys_server::services::IngestService;
 use canarykeys_store::{SqlStore, Store};
-use common::{id_and_secret, TestApp};
+use canarykeys_testkit::smtp_sink::SmtpSink;
+use canarykeys_testkit::{id_and_secret, TestApp};
 use serde_json::{json, Value};
-use smtp_sink::SmtpSink;
 
 const INGEST: &str = "exposure-test-ingest-secret";
 const HOSTILE_DESCRIPTION: &str = "Key found at javascript://%0Aalert(document.cookie) <img src=x onerror=alert(1)> <!channel> *bold* [x](http://evil.example) & more";
@@ -138,7 +136,7 @@ async fn exposure_rows(app: &TestApp, created: &Value) -> usize {
         .count()
 }
 
-fn mails(sink: &SmtpSink, n: usize) -> Vec<smtp_sink::Mail> {
+fn mails(sink: &SmtpSink, n: usize) -> Vec<canarykeys_testkit::smtp_sink::Mail> {
     tokio::task::block_in_place(|| sink.wait_for_mails(n))
 }
 
@@ -146,7 +144,7 @@ fn mails(sink: &SmtpSink, n: usize) -> Vec<smtp_sink::Mail> {
 async fn a_health_event_alerts_once_by_email_and_webhook_past_the_cooldown() {
     let sink = SmtpSink::start();
     let (receiver, url) = Receiver::start().await;
-    let app = common::spawn_app_with(tune(&sink)).await;
+    let app = canarykeys_testkit::spawn_app_with(tune(&sink)).await;
     let created = token(&app, &url).await;
     // A use first: it opens the cooldown window.
     let record = json!({
@@ -219,7 +217,7 @@ async fn a_health_event_alerts_once_by_email_and_webhook_past_the_cooldown() {
 async fn hostile_text_is_inert_in_every_channel_and_unknown_keys_never_alert() {
     let sink = SmtpSink::start();
     let (receiver, url) = Receiver::start().await;
-    let app = common::spawn_app_with(tune(&sink)).await;
+    let app = canarykeys_testkit::spawn_app_with(tune(&sink)).await;
     let flavours = ["generic", "slack", "discord", "teams", "google_chat"];
     let mut keys = Vec::new();
     let mut tokens = Vec::new();
@@ -329,7 +327,7 @@ async fn the_safety_net_reports_aws_quarantine_once() {
 
     let sink = SmtpSink::start();
     let (receiver, url) = Receiver::start().await;
-    let app = common::spawn_app_with(tune(&sink)).await;
+    let app = canarykeys_testkit::spawn_app_with(tune(&sink)).await;
     token(&app, &url).await;
     let db = format!("sqlite:{}", app.data_dir.join("canarykeys.db").display());
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&db).await.unwrap());
@@ -391,6 +389,3 @@ async fn the_safety_net_reports_aws_quarantine_once() {
     assert_eq!(rows.iter().filter(|d| d.kind == "exposure").count(), 2);
     app.stop().await;
 }
-
-#[path = "common/smtp_sink.rs"]
-mod smtp_sink;

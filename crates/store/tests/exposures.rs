@@ -9,7 +9,6 @@ use canarykeys_store::{
     ChannelKind, ExposureOutcome, ExposureRecord, ExposureSource, ExposureStore, NewDelivery,
     OutboxStore, SqlStore, TokenRecord, TokenStore,
 };
-use rand::Rng;
 
 fn token() -> TokenRecord {
     let account = AccountId::parse("210987654321").unwrap();
@@ -67,7 +66,7 @@ fn delivery(t: &TokenRecord, message: &str) -> NewDelivery {
     }
 }
 
-async fn suite(store: &SqlStore) {
+async fn exposures(store: &SqlStore) {
     let t = token();
     store.insert_token(&t).await.unwrap();
     let first = exposure(&t, "x1", ExposureSource::Health, "arn:1", 10);
@@ -126,34 +125,4 @@ async fn suite(store: &SqlStore) {
     assert!(store.list_exposures(&t.id).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn sqlite_exposures() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("t.db").display());
-    let store = SqlStore::connect(&url).await.unwrap();
-    suite(&store).await;
-    store.close().await;
-}
-
-#[tokio::test]
-async fn postgres_exposures() {
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url} ({e})"));
-    let db = format!("ck_test_{}", rand::thread_rng().gen::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let store = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
-    suite(&store).await;
-    store.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
+canarykeys_testkit::on_both_backends!(exposures);
