@@ -26,6 +26,7 @@ use canarykeys_store::{SqlStore, Store, StoreError};
 use tokio::net::TcpListener;
 
 use canarykeys_core::cloudtrail::Limits;
+use clock::{SharedClock, SystemClock};
 pub use config::Config;
 use crypto::{CryptoError, Sealer};
 use services::{IngestService, TokenService};
@@ -66,10 +67,16 @@ pub struct Services {
     pub store: Arc<SqlStore>,
     pub metrics: Arc<metrics::Metrics>,
     pub enricher: enrich::Enricher,
+    pub clock: SharedClock,
 }
 
 impl Services {
     pub async fn open(config: &Config) -> Result<Self, StartError> {
+        Self::open_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// As `open`, with every service reading time from `clock`.
+    pub async fn open_with_clock(config: &Config, clock: SharedClock) -> Result<Self, StartError> {
         create_data_dir(config)?;
         let store = Arc::new(SqlStore::connect(&config.database_url()).await?);
         let sealer = match &config.encryption_key {
@@ -95,15 +102,18 @@ impl Services {
             sealer,
             region,
             output,
-        );
+        )
+        .with_clock(clock.clone());
         let metrics = Arc::new(metrics::Metrics::default());
         let limits = Limits {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
         };
-        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone());
+        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
+            .with_clock(clock.clone());
         let enricher = enrich::Enricher::load(&config.enrich)?;
         let tokens = tokens.with_webhook_policy(config.alerts.allow_private_webhooks);
-        let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access);
+        let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
+            .with_clock(clock.clone());
         Ok(Self {
             tokens,
             access,
@@ -111,6 +121,7 @@ impl Services {
             store,
             metrics,
             enricher,
+            clock,
         })
     }
 }
@@ -139,14 +150,20 @@ pub struct Application {
     public_url: String,
     limiter: http::client::CreateLimiter,
     access: services::AccessService,
-    jobs: Vec<jobs::Job>,
+    jobs: jobs::Jobs,
     sensor: Option<sensor::Sensor>,
 }
 
 impl Application {
     /// Opens storage and binds the listener (port 0 picks a free port), ready to `run`.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let services = Services::open(&config).await?;
+        Self::build_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// As `build`, with all domain time (stamps, expiry, cooldowns, signature freshness) read
+    /// from `clock`: tests pass a `clock::ManualClock` and advance it.
+    pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        let services = Services::open_with_clock(&config, clock.clone()).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -182,7 +199,8 @@ impl Application {
             config.alerts.webhook_signing_secret.clone(),
             config.alerts.allow_private_webhooks,
         )
-        .map_err(StartError::WebhookClient)?;
+        .map_err(StartError::WebhookClient)?
+        .with_clock(clock.clone());
         let deliverer = jobs::deliver::Deliverer {
             store: store.clone(),
             alerts: alerts.clone(),
@@ -191,6 +209,7 @@ impl Application {
                 webhook: Arc::new(webhook),
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
+            clock: clock.clone(),
         };
         let state = http::AppState {
             tokens: services.tokens,
@@ -202,19 +221,16 @@ impl Application {
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.clone().into(),
             limiter: limiter.clone(),
+            clock: clock.clone(),
         };
-        let mut jobs = jobs::configure(&config, &services.store, &state.ingest).await;
-        jobs.push(jobs::Job::Deliver(deliverer));
-        jobs.push(jobs::Job::Expiry(
-            state.tokens.clone(),
-            state.access.clone(),
-        ));
-        if config.alerts.history_retention_days > 0 {
-            jobs.push(jobs::Job::Retention(
-                store,
-                config.alerts.history_retention_days,
-            ));
-        }
+        let jobs = jobs::Jobs {
+            deliverer: Arc::new(deliverer),
+            tokens: state.tokens.clone(),
+            access: state.access.clone(),
+            clock,
+            retention_days: config.alerts.history_retention_days,
+            pollers: jobs::pollers(&config, &services.store, &state.ingest).await,
+        };
         let router = http::router(state, config.max_body_bytes, config.ingest.max_body_bytes);
         Ok(Self {
             listener,
@@ -237,6 +253,12 @@ impl Application {
         self.sensor.as_ref().map(sensor::Sensor::address)
     }
 
+    /// The background jobs, to run a round now (`deliver_once`, `expire_once`, ...) instead of
+    /// waiting for their loops. Clones share the same workers.
+    pub fn jobs(&self) -> jobs::Jobs {
+        self.jobs.clone()
+    }
+
     pub fn public_url(&self) -> &str {
         &self.public_url
     }
@@ -248,7 +270,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(self.limiter.prune_forever());
         let login_pruner = tokio::spawn(self.access.prune_forever());
-        let jobs: Vec<_> = self.jobs.into_iter().map(jobs::Job::start).collect();
+        let jobs = self.jobs.start();
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::api::{authorized, Bearer};
 use super::{ApiError, AppState};
-use crate::clock::now_millis;
 use crate::export;
 use crate::render::delivery_json;
 
@@ -30,7 +29,7 @@ async fn test_alert(
     let token = authorized(&state, &id, &bearer).await?;
     let rows = state
         .alerts
-        .test_alert(&token, now_millis())
+        .test_alert(&token, state.clock.now_millis())
         .await
         .map_err(crate::services::ServiceError::from)?;
     state

@@ -24,10 +24,6 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .layer(tower::limit::ConcurrencyLimitLayer::new(CONCURRENT_INGESTS))
 }
 
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Accepts a valid signature over the exact body, or the secret as a bearer token.
 fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     let Some(secret) = &state.ingest_secret else {
@@ -36,7 +32,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), A
     let secret = secret.expose().as_bytes();
     if let Some(sig) = headers.get(signing::HEADER) {
         let sig = sig.to_str().map_err(|_| ApiError::IngestUnauthorized)?;
-        return signing::verify(secret, sig, body, unix_now())
+        return signing::verify(secret, sig, body, state.clock.now_secs())
             .map_err(|_| ApiError::IngestUnauthorized);
     }
     let bearer = headers

@@ -38,6 +38,8 @@ pub struct AppState {
     pub limiter: client::CreateLimiter,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
+    /// Domain time: stamps, freshness checks, "n minutes ago".
+    pub clock: crate::clock::SharedClock,
 }
 
 impl AppState {

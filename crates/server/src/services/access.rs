@@ -15,7 +15,7 @@ use credentials::{blocking, dummy_hash, hash_password, random_43, sha256_hex, ve
 use model::info;
 pub use model::*;
 
-use crate::clock::now_millis;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::AccessConfig;
 
 #[derive(Clone)]
@@ -26,6 +26,7 @@ pub struct AccessService {
     open_create: bool,
     proxy_header: Option<String>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    clock: SharedClock,
 }
 
 impl AccessService {
@@ -40,7 +41,14 @@ impl AccessService {
             proxy_header: cfg.proxy_header.clone(),
             // `Config::check` has parsed these already.
             trusted_proxies: cfg.proxy_nets().unwrap_or_default().into(),
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Stamps sessions, keys and audit entries by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Whether anyone may create tokens (`[access] create = "open"`).
@@ -99,7 +107,7 @@ impl AccessService {
             password_hash,
             failed_logins: 0,
             locked_until: None,
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
         };
         match self.store.insert_operator(&record).await {
             Err(StoreError::Conflict) => return Err(AccessError::NameTaken),
@@ -122,7 +130,7 @@ impl AccessService {
                 return Err(AccessError::RateLimited);
             }
         }
-        let now = now_millis();
+        let now = self.clock.now_millis();
         let op = self.store.operator_by_name(name.trim()).await?;
         let Some(op) = op else {
             let password = password.to_owned();
@@ -172,7 +180,11 @@ impl AccessService {
 
     pub async fn logout(&self, session_id: &str) {
         let hash = sha256_hex(session_id);
-        if let Ok(Some(op)) = self.store.session_operator(&hash, now_millis()).await {
+        if let Ok(Some(op)) = self
+            .store
+            .session_operator(&hash, self.clock.now_millis())
+            .await
+        {
             self.audit(&op.name, "logout", &op.name, "").await;
         }
         if let Err(e) = self.store.delete_session(&hash).await {
@@ -185,7 +197,7 @@ impl AccessService {
             return None;
         }
         self.store
-            .session_operator(&sha256_hex(session_id), now_millis())
+            .session_operator(&sha256_hex(session_id), self.clock.now_millis())
             .await
             .map_err(|e| tracing::error!(error = %e, "session lookup failed"))
             .ok()
@@ -209,7 +221,7 @@ impl AccessService {
             password_hash: "!proxy".into(),
             failed_logins: 0,
             locked_until: None,
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
         };
         match self.store.insert_operator(&record).await {
             Ok(()) => {
@@ -270,7 +282,7 @@ impl AccessService {
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
             revoked_at: None,
             last_used_at: None,
         };
@@ -286,7 +298,11 @@ impl AccessService {
     }
 
     pub async fn revoke_api_key(&self, actor: &Operator, id: &str) -> Result<(), AccessError> {
-        if !self.store.revoke_api_key(id, now_millis()).await? {
+        if !self
+            .store
+            .revoke_api_key(id, self.clock.now_millis())
+            .await?
+        {
             return Err(AccessError::NotFound);
         }
         self.audit(&actor.name, "api_key.revoke", id, "").await;
@@ -324,7 +340,10 @@ impl AccessService {
             .await
             .ok()
             .flatten()?;
-        let _ = self.store.touch_api_key(&key.id, now_millis()).await;
+        let _ = self
+            .store
+            .touch_api_key(&key.id, self.clock.now_millis())
+            .await;
         Some((
             op.into(),
             Scope::parse_list(&key.scopes).unwrap_or_default(),
@@ -334,8 +353,8 @@ impl AccessService {
     /// Records who did what. Failing to write it is logged, not fatal: the action happened.
     pub async fn audit(&self, actor: &str, action: &str, target: &str, details: &str) {
         let entry = AuditRecord {
-            id: format!("{:013}-{}", now_millis(), &random_43()[..8]),
-            at: now_millis(),
+            id: format!("{:013}-{}", self.clock.now_millis(), &random_43()[..8]),
+            at: self.clock.now_millis(),
             actor: actor.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),

@@ -10,7 +10,7 @@ use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
 use canarykeys_store::{HitRecord, Store, StoreError, TokenRecord};
 use serde::Serialize;
 
-use crate::clock::now_millis;
+use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 
 /// How a record reached us. Kept with each hit, so a responder sees which path is fastest.
@@ -98,6 +98,7 @@ pub struct IngestService {
     store: Arc<dyn Store>,
     limits: Limits,
     metrics: Arc<Metrics>,
+    clock: SharedClock,
 }
 
 impl IngestService {
@@ -106,7 +107,14 @@ impl IngestService {
             store,
             limits,
             metrics,
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Stamps received hits by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -157,7 +165,7 @@ impl IngestService {
         note: Option<&str>,
         dry_run: bool,
     ) -> Result<IngestReport, StoreError> {
-        let received_at = now_millis();
+        let received_at = self.clock.now_millis();
         let mut cache = HashMap::new();
         let mut hits = Vec::new();
         let mut report = IngestReport {

@@ -9,7 +9,7 @@ use canarykeys_core::{
 };
 use canarykeys_store::{ChannelSwitches, HitRecord, Store, StoreError, TokenRecord};
 
-use crate::clock::now_millis;
+use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::{CryptoError, Sealer};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,7 @@ pub struct TokenService {
     region: Region,
     output: OutputFormat,
     allow_private_webhooks: bool,
+    clock: SharedClock,
 }
 
 impl TokenService {
@@ -59,7 +60,14 @@ impl TokenService {
             region,
             output,
             allow_private_webhooks: false,
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Stamps and expires tokens by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Whether new tokens may alert webhooks on loopback and private addresses.
@@ -107,9 +115,10 @@ impl TokenService {
             account_id: key.account_id,
             region: self.region.clone(),
             output: self.output,
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
             expires_at: new.expires_in.map(|e| {
-                now_millis() + i64::try_from(e.as_secs()).unwrap_or(i64::MAX / 1000) * 1000
+                self.clock.now_millis()
+                    + i64::try_from(e.as_secs()).unwrap_or(i64::MAX / 1000) * 1000
             }),
             alerting: Default::default(),
         };
@@ -282,6 +291,11 @@ impl TokenService {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes hits received before `before` (history retention). Returns how many.
+    pub async fn delete_hits_before(&self, before: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.delete_hits_before(before).await?)
     }
 
     pub async fn hits_per_day(

@@ -21,7 +21,6 @@ use super::super::auth::ConsoleOperator;
 use super::super::ui::{fail, UiError};
 use super::super::AppState;
 use super::console_page;
-use crate::clock::now_millis;
 use crate::render::human_time;
 use crate::services::ServiceError;
 
@@ -55,7 +54,7 @@ pub(super) struct FeedQuery {
 }
 
 impl FeedQuery {
-    fn store_filter(&self) -> HitFilter {
+    fn store_filter(&self, now: i64) -> HitFilter {
         let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         let range_ms = match self.range.as_str() {
             "1h" => Some(3_600_000),
@@ -66,7 +65,7 @@ impl FeedQuery {
         };
         HitFilter {
             token: TokenId::parse(self.token.trim()).ok(),
-            since: range_ms.map(|r| now_millis() - r),
+            since: range_ms.map(|r| now - r),
             until: None,
             source_ip: text(&self.ip),
             event_name: text(&self.event),
@@ -75,7 +74,8 @@ impl FeedQuery {
 
     /// The filters the stream applies in memory (the time range does not: live is "now").
     fn keeps_live(&self, h: &HitRecord) -> bool {
-        let f = self.store_filter();
+        // The range is left out below, so any time will do.
+        let f = self.store_filter(0);
         f.token.as_ref().is_none_or(|t| *t == h.token_id)
             && f.source_ip.as_ref().is_none_or(|ip| *ip == h.source_ip)
             && f.event_name.as_ref().is_none_or(|e| *e == h.event_name)
@@ -121,7 +121,7 @@ pub(super) async fn feed(
 ) -> Result<Response, UiError> {
     let store = state.tokens.store().clone();
     let err = |e| fail(&state, ServiceError::Store(e));
-    let filter = q.store_filter();
+    let filter = q.store_filter(state.clock.now_millis());
     let offset = q.page.saturating_mul(PAGE);
     let hits: Vec<HitRecord> = if q.class.trim().is_empty() {
         store.feed(&filter, PAGE + 1, offset).await.map_err(err)?
@@ -156,7 +156,7 @@ pub(super) async fn feed(
     // The stream carries the same filters, and starts where this page was read.
     let mut live = q.clone();
     live.page = 0;
-    live.after = Some(now_millis());
+    live.after = Some(state.clock.now_millis());
     let stream_qs = query_string(&live);
     let pager_qs = format!("{}&range={}", query_string(&q), enc(&q.range));
     let mut resp = console_page(
@@ -270,10 +270,8 @@ pub(super) async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
     // Never earlier than the look-back allows: a stale `after` must not replay history.
-    let from = resumed
-        .or(q.after)
-        .unwrap_or_else(now_millis)
-        .max(now_millis() - 60_000);
+    let now = state.clock.now_millis();
+    let from = resumed.or(q.after).unwrap_or(now).max(now - 60_000);
     // Hits the page already showed are not sent again: they arrived before `after`.
     let cursor = Cursor {
         state,

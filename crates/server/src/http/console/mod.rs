@@ -19,7 +19,6 @@ use minijinja::{context, Value};
 use super::auth::ConsoleOperator;
 use super::ui::{fail, page, render, UiError};
 use super::{csrf, AppState};
-use crate::clock::now_millis;
 use crate::render::human_time;
 
 pub fn routes() -> Router<AppState> {
@@ -87,7 +86,7 @@ fn when(millis: Option<i64>) -> String {
 }
 
 /// "3 h ago", for the overview's at-a-glance columns.
-fn ago(millis: i64) -> String {
-    let secs = (now_millis() - millis).max(0) / 1000;
+fn ago(now: i64, millis: i64) -> String {
+    let secs = (now - millis).max(0) / 1000;
     format!("{} ago", crate::render::human_duration(secs))
 }

@@ -11,7 +11,6 @@ use super::super::auth::ConsoleOperator;
 use super::super::ui::{fail, UiError};
 use super::super::AppState;
 use super::{ago, console_page, when};
-use crate::clock::now_millis;
 use crate::render::human_time;
 
 const DAY: i64 = 86_400_000;
@@ -36,7 +35,7 @@ pub(super) async fn overview(
     op: ConsoleOperator,
 ) -> Result<Response, UiError> {
     let store = state.tokens.store().clone();
-    let now = now_millis();
+    let now = state.clock.now_millis();
     let err = |e| fail(&state, crate::services::ServiceError::Store(e));
     let tokens = store.list_tokens().await.map_err(err)?;
     let stats = store.token_hit_stats().await.map_err(err)?;
@@ -77,7 +76,7 @@ pub(super) async fn overview(
             let seen = health.iter().find(|h| h.path == *p);
             json!({
                 "path": p,
-                "last": seen.map_or_else(|| "never".to_owned(), |h| format!("{} ({})", human_time(h.last_received), ago(h.last_received))),
+                "last": seen.map_or_else(|| "never".to_owned(), |h| format!("{} ({})", human_time(h.last_received), ago(now, h.last_received))),
                 "hits": seen.map_or(0, |h| h.hits),
                 // Never seen is not "quiet": most installations use one or two paths.
                 "quiet": seen.is_some_and(|h| now - h.last_received > QUIET_AFTER),

@@ -16,7 +16,6 @@ use super::super::auth::ConsoleOperator;
 use super::super::ui::{fail, UiError};
 use super::super::{ApiError, AppState};
 use super::{check_csrf, console_page, when};
-use crate::clock::now_millis;
 use crate::render::human_time;
 use crate::services::ServiceError;
 
@@ -78,7 +77,7 @@ pub(super) async fn list(
     let err = |e| fail(&state, ServiceError::Store(e));
     let tokens = store.list_tokens().await.map_err(err)?;
     let stats = store.token_hit_stats().await.map_err(err)?;
-    let now = now_millis();
+    let now = state.clock.now_millis();
     let mut minters: Vec<String> = tokens.iter().map(|t| t.minter.clone()).collect();
     let mut accounts: Vec<String> = tokens.iter().map(|t| t.account_id.to_string()).collect();
     for v in [&mut minters, &mut accounts] {

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{fail, form_token, UiError};
-use crate::clock::now_millis;
 use crate::http::AppState;
 use crate::render::human_time;
 
@@ -21,7 +20,7 @@ const CHART_HEIGHT: u64 = 60;
 
 /// Bars for an inline SVG: numbers only reach the template, so nothing needs escaping there.
 pub(super) async fn chart(state: &AppState, token: &TokenRecord) -> Result<Value, UiError> {
-    let today = now_millis() / 86_400_000;
+    let today = state.clock.now_millis() / 86_400_000;
     let first = today - CHART_DAYS + 1;
     let counts = state
         .tokens
@@ -85,7 +84,7 @@ pub(super) async fn test_alert(
     let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     state
         .alerts
-        .test_alert(&token, now_millis())
+        .test_alert(&token, state.clock.now_millis())
         .await
         .map_err(|e| fail(&state, crate::services::ServiceError::from(e)))?;
     state
