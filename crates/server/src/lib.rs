@@ -148,7 +148,7 @@ pub struct Application {
     router: axum::Router,
     address: SocketAddr,
     public_url: String,
-    limiter: http::client::CreateLimiter,
+    limiter: http::extract::client::CreateLimiter,
     access: services::AccessService,
     jobs: jobs::Jobs,
     sensor: Option<sensor::Sensor>,
@@ -182,7 +182,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
-        let limiter = http::client::CreateLimiter::new(&config.rate_limit);
+        let limiter = http::extract::client::CreateLimiter::new(&config.rate_limit);
         let store: Arc<dyn Store> = services.store.clone();
         let email: Option<Arc<dyn notify::Channel>> = match config.smtp.host {
             Some(_) => Some(Arc::new(notify::email::EmailChannel::new(&config.smtp)?)),

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use canarykeys_core::signing;
@@ -35,12 +35,8 @@ fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), A
         return signing::verify(secret, sig, body, state.clock.now_secs())
             .map_err(|_| ApiError::IngestUnauthorized);
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::IngestUnauthorized)?;
-    if bool::from(bearer.trim().as_bytes().ct_eq(secret)) {
+    let bearer = super::extract::bearer(headers).ok_or(ApiError::IngestUnauthorized)?;
+    if bool::from(bearer.as_bytes().ct_eq(secret)) {
         Ok(())
     } else {
         Err(ApiError::IngestUnauthorized)

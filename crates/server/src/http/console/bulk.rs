@@ -11,10 +11,10 @@ use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
 use serde_json::json;
 use zip::write::SimpleFileOptions;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::{ApiError, AppState};
-use super::check_csrf;
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::check_csrf;
+use crate::http::html::{fail, UiError};
+use crate::http::{ApiError, AppState};
 use crate::services::CreatedToken;
 
 /// One upload makes at most this many tokens: each is a minted key (an IAM user with the IAM

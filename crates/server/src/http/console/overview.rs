@@ -7,17 +7,15 @@ use axum::response::Response;
 use minijinja::{context, Value};
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::AppState;
-use super::{ago, console_page, when};
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::{ago, chart, console_page, when};
+use crate::http::html::{fail, UiError};
+use crate::http::AppState;
 use crate::render::human_time;
 
 const DAY: i64 = 86_400_000;
 /// A path or channel with nothing for this long is flagged: detection may have gone quiet.
 const QUIET_AFTER: i64 = DAY;
-const CHART_DAYS: i64 = 30;
-const CHART_HEIGHT: u64 = 60;
 /// Every way a hit can reach us, so a path that never delivered anything shows up too.
 pub(super) const PATHS: [&str; 7] = [
     "cloudwatch-logs",
@@ -62,9 +60,9 @@ pub(super) async fn overview(
             json!({"ip": ip, "ip_q": ip_q, "count": n})
         })
         .collect();
-    let chart = chart(
+    let chart = chart::daily(
         &store
-            .all_hits_per_day(now / DAY - CHART_DAYS + 1)
+            .all_hits_per_day(chart::first_day(now))
             .await
             .map_err(err)?,
         now,
@@ -122,20 +120,4 @@ pub(super) async fn overview(
             channels => Value::from_serialize(channels),
         },
     )
-}
-
-/// Bars for the last `CHART_DAYS` days, scaled to the busiest day (as the manage page draws).
-fn chart(counts: &[(i64, u64)], now: i64) -> serde_json::Value {
-    let today = now / DAY;
-    let first = today - CHART_DAYS + 1;
-    let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    let bars: Vec<_> = (first..=today)
-        .enumerate()
-        .map(|(i, day)| {
-            let n = counts.iter().find(|(d, _)| *d == day).map_or(0, |(_, n)| *n);
-            let h = if max == 0 { 0 } else { (n * CHART_HEIGHT).div_ceil(max) };
-            json!({"x": i * 10, "y": CHART_HEIGHT - h, "h": h, "count": n, "day": &human_time(day * DAY)[..10]})
-        })
-        .collect();
-    json!({"bars": bars, "max": max, "height": CHART_HEIGHT, "width": CHART_DAYS * 10})
 }

@@ -12,10 +12,10 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::{ApiError, AppState};
-use super::{check_csrf, console_page, when};
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::{check_csrf, console_page, when};
+use crate::http::html::{fail, UiError};
+use crate::http::{ApiError, AppState};
 use crate::render::human_time;
 use crate::services::ServiceError;
 

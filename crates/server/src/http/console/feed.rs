@@ -17,10 +17,10 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::AppState;
-use super::console_page;
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::console_page;
+use crate::http::html::{fail, UiError};
+use crate::http::AppState;
 use crate::render::human_time;
 use crate::services::ServiceError;
 

@@ -7,36 +7,16 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::Router;
 use canarykeys_store::TokenRecord;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::ApiCaller;
-use super::{ApiError, AppState};
-use crate::export::hit_json;
+use crate::http::extract::caller::ApiCaller;
+use crate::http::extract::{PageParams, RawPageQuery};
+use crate::http::{ApiError, AppState};
 use crate::render::rfc3339;
 use crate::services::{Scope, ServiceError};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tokens", get(list_tokens))
-        .route("/alerts", get(list_alerts))
-}
-
-#[derive(Deserialize)]
-struct Page {
-    limit: Option<u32>,
-    offset: Option<u32>,
-}
-
-impl Page {
-    fn checked(page: Result<Query<Page>, QueryRejection>) -> Result<(u32, u32), ApiError> {
-        let Query(page) = page?;
-        let limit = page.limit.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(ApiError::BadRequest("limit is between 1 and 500".into()));
-        }
-        Ok((limit, page.offset.unwrap_or(0)))
-    }
+    Router::new().route("/tokens", get(list_tokens))
 }
 
 /// A token as the operator API lists it: `token_json` without the secret access key.
@@ -74,10 +54,10 @@ fn token_item(t: &TokenRecord, keys_valid_at_aws: bool) -> Value {
 async fn list_tokens(
     State(state): State<AppState>,
     caller: ApiCaller,
-    page: Result<Query<Page>, QueryRejection>,
+    page: Result<Query<RawPageQuery>, QueryRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(Scope::TokensRead)?;
-    let (limit, offset) = Page::checked(page)?;
+    let PageParams { limit, offset } = PageParams::checked(page)?;
     let store = state.tokens.store();
     let (tokens, total) = store
         .tokens_page(limit, offset)
@@ -93,35 +73,5 @@ async fn list_tokens(
         "limit": limit,
         "offset": offset,
         "tokens": items,
-    })))
-}
-
-async fn list_alerts(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    page: Result<Query<Page>, QueryRejection>,
-) -> Result<axum::Json<Value>, ApiError> {
-    caller.require(Scope::AlertsRead)?;
-    let (limit, offset) = Page::checked(page)?;
-    let (hits, total) = state
-        .tokens
-        .store()
-        .hits_feed(limit, offset)
-        .await
-        .map_err(ServiceError::from)?;
-    let items: Vec<_> = hits
-        .iter()
-        .map(|(hit, memo)| {
-            let mut v = hit_json(hit);
-            v["token_id"] = json!(hit.token_id.as_str());
-            v["token_memo"] = json!(memo);
-            v
-        })
-        .collect();
-    Ok(axum::Json(json!({
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "alerts": items,
     })))
 }

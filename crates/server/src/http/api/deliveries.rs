@@ -1,16 +1,15 @@
 //! Alert routes of the JSON API: send a test alert, see each delivery, export the history.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{authorized, Bearer};
-use super::{ApiError, AppState};
-use crate::export;
+use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::{respond, ApiError, AppState};
 use crate::render::delivery_json;
 
 pub fn routes() -> Router<AppState> {
@@ -74,28 +73,5 @@ async fn export_history(
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let token = authorized(&state, &id, &bearer).await?;
-    history_download(&state, &token, q.format.as_deref()).await
-}
-
-/// Shared with the UI's export links.
-pub async fn history_download(
-    state: &AppState,
-    token: &canarykeys_store::TokenRecord,
-    format: Option<&str>,
-) -> Result<Response, ApiError> {
-    let (hits, _) = state.tokens.hits(token, u32::MAX, 0).await?;
-    let (body, content_type, ext) = match format.unwrap_or("json") {
-        "json" => (export::to_json(&hits), "application/json", "json"),
-        "csv" => (export::to_csv(&hits), "text/csv; charset=utf-8", "csv"),
-        _ => return Err(ApiError::BadRequest("format is json or csv".into())),
-    };
-    let disposition = format!("attachment; filename=\"history-{}.{ext}\"", token.id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
+    respond::history_download(&state, &token, q.format.as_deref()).await
 }

@@ -1,8 +1,7 @@
-//! The JSON API under `/api/v1`. Each token is managed with its own secret, sent as
-//! `Authorization: Bearer <manage_secret>`; an unknown id and a wrong secret both answer 404.
+//! Tokens in the JSON API: create (anonymously in `open` mode, or as an operator), read, switch
+//! channels, delete, and download credentials, each with the token's manage secret.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,52 +11,19 @@ use canarykeys_store::{ChannelSwitches, TokenRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{is_api_key, MaybeApiCaller};
-use super::client::ClientAddr;
-use super::{ApiError, AppState};
-use crate::export::hit_json;
+use crate::http::extract::caller::{is_api_key, MaybeApiCaller};
+use crate::http::extract::client::ClientAddr;
+use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::extract::ApiJson;
+use crate::http::{ApiError, AppState};
 use crate::render::{delivery_summary, token_json};
 use crate::services::Scope;
 
-const OPENAPI: &str = include_str!("openapi.json");
-
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(openapi))
         .route("/tokens", post(create))
         .route("/tokens/{id}", get(show).patch(update).delete(remove))
-        .route("/tokens/{id}/alerts", get(alerts))
         .route("/tokens/{id}/credentials", get(credentials))
-        .merge(super::api_alerts::routes())
-        .merge(super::api_console::routes())
-}
-
-/// JSON bodies with our error mapping (400 / 413 / 415 / 422 as JSON) instead of axum's text.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-struct ApiJson<T>(T);
-
-/// The bearer secret from the `Authorization` header.
-pub(super) struct Bearer(pub(super) String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|s| Self(s.trim().to_owned()))
-            .ok_or(ApiError::Unauthenticated)
-    }
-}
-
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn create(
@@ -101,14 +67,6 @@ async fn create(
         axum::Json(body),
     )
         .into_response())
-}
-
-pub(super) async fn authorized(
-    state: &AppState,
-    id: &str,
-    bearer: &Bearer,
-) -> Result<TokenRecord, ApiError> {
-    Ok(state.tokens.authorize(id, &bearer.0).await?)
 }
 
 /// The token as GET and PATCH answer it: with its alert count and delivery state.
@@ -210,34 +168,6 @@ async fn remove(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct Page {
-    limit: Option<u32>,
-    offset: Option<u32>,
-}
-
-async fn alerts(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    bearer: Bearer,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<Value>, ApiError> {
-    let Query(page) = page?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit is between 1 and 500".into()));
-    }
-    let offset = page.offset.unwrap_or(0);
-    let token = authorized(&state, &id, &bearer).await?;
-    let (hits, total) = state.tokens.hits(&token, limit, offset).await?;
-    Ok(axum::Json(json!({
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "alerts": hits.iter().map(hit_json).collect::<Vec<_>>(),
-    })))
 }
 
 #[derive(Deserialize)]

@@ -7,12 +7,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use canarykeys_core::CredentialsFormat;
-use canarykeys_store::ChannelSwitches;
+use canarykeys_store::{ChannelSwitches, TokenRecord};
 use minijinja::context;
 use serde::Deserialize;
+use serde_json::{json, Value};
 
-use super::{creds_ctx, fail, form_token, notice, page, render, token_ctx, UiError};
-use crate::http::{csrf, ApiError, AppState};
+use crate::http::extract::csrf;
+use crate::http::extract::manage::{form_token, SecretFormatQuery};
+use crate::http::html::token::{creds_ctx, notice, token_ctx};
+use crate::http::html::{chart, fail, page, render, UiError};
+use crate::http::{ApiError, AppState};
 use crate::render::human_time;
 
 const HISTORY_PAGE: u32 = 50;
@@ -70,8 +74,8 @@ pub(super) async fn manage(
         .collect();
     let csrf = csrf::token_for(&headers, state.secure_cookies);
     let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
-    let chart = super::alerts::chart(&state, &token).await?;
-    let deliveries = super::alerts::channel_states(&state, &token).await?;
+    let chart = chart(&state, &token).await?;
+    let deliveries = channel_states(&state, &token).await?;
     let html = render(
         &state,
         "manage.html",
@@ -182,7 +186,7 @@ pub(super) async fn delete(
 pub(super) async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<super::SecretFormatQuery>, QueryRejection>,
+    q: Result<Query<SecretFormatQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(q) = q.map_err(|e| fail(&state, e))?;
     let format: CredentialsFormat = q
@@ -201,4 +205,33 @@ pub(super) async fn download(
         .credentials(&token)
         .map_err(|e| fail(&state, e))?;
     Ok(crate::render::download(format, &creds))
+}
+
+/// The hits-per-day chart of the manage page.
+async fn chart(state: &AppState, token: &TokenRecord) -> Result<Value, UiError> {
+    let now = state.clock.now_millis();
+    let counts = state
+        .tokens
+        .hits_per_day(token, chart::first_day(now))
+        .await
+        .map_err(|e| fail(state, e))?;
+    Ok(chart::daily(&counts, now))
+}
+
+/// What the manage page says about each channel's deliveries.
+async fn channel_states(state: &AppState, token: &TokenRecord) -> Result<Value, UiError> {
+    let rows = state
+        .tokens
+        .deliveries(token, 50)
+        .await
+        .map_err(|e| fail(state, e))?;
+    let mut summary = crate::render::delivery_summary(&rows);
+    if let Some(obj) = summary.as_object_mut() {
+        for v in obj.values_mut() {
+            if let Some(t) = v.get("last_delivered_at").and_then(Value::as_str) {
+                v["last_delivered_at"] = json!(t.replace('T', " ").replace('Z', " UTC"));
+            }
+        }
+    }
+    Ok(summary)
 }
