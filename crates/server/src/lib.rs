@@ -64,7 +64,9 @@ pub struct Services {
     pub tokens: TokenService,
     pub access: services::AccessService,
     pub ingest: IngestService,
-    pub store: Arc<SqlStore>,
+    /// Private: services are the only door to storage.
+    store: Arc<SqlStore>,
+    pub console: services::ConsoleService,
     pub metrics: Arc<metrics::Metrics>,
     pub enricher: enrich::Enricher,
     pub clock: SharedClock,
@@ -118,11 +120,19 @@ impl Services {
             tokens,
             access,
             ingest,
+            console: services::ConsoleService::new(store.clone() as Arc<dyn Store>),
             store,
             metrics,
             enricher,
             clock,
         })
+    }
+}
+
+impl Services {
+    /// Closes the database (the CLI, before it exits).
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 }
 
@@ -216,6 +226,7 @@ impl Application {
             access: services.access.clone(),
             ingest: services.ingest,
             alerts,
+            console: services.console.clone(),
             ingest_secret: config.ingest.secret.clone(),
             templates: Arc::new(templates::environment()),
             secure_cookies: public_url.starts_with("https://"),

@@ -73,6 +73,6 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         }
     };
-    services.store.close().await;
+    services.close().await;
     result
 }

@@ -204,6 +204,6 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
             println!("deleted {}", token.id);
         }
     }
-    services.store.close().await;
+    services.close().await;
     Ok(())
 }

@@ -14,6 +14,8 @@ pub struct AppState {
     pub access: crate::services::AccessService,
     pub ingest: IngestService,
     pub alerts: crate::services::alerts::AlertService,
+    /// The operators' read side (console pages, operator API lists).
+    pub console: crate::services::ConsoleService,
     pub ingest_secret: Option<Secret>,
     pub templates: Arc<minijinja::Environment<'static>>,
     pub public_url: Arc<str>,

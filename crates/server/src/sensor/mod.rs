@@ -110,7 +110,7 @@ async fn handle(
         return answer(&Outcome::Unsigned);
     };
     let token = match AccessKeyId::parse(&claim.key_id) {
-        Ok(key) => state.tokens.store().find_token_by_key(&key).await,
+        Ok(key) => state.tokens.find_by_key(&key).await,
         Err(_) => Ok(None),
     };
     let token = match token {

@@ -3,9 +3,13 @@
 
 pub mod access;
 pub mod alerts;
+pub mod console;
+mod error;
 pub mod ingest;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};
+pub use console::ConsoleService;
+pub use error::ServiceError;
 pub use ingest::{DeliveryPath, IngestError, IngestReport, IngestService};
-pub use tokens::{CreatedToken, ServiceError, TokenService};
+pub use tokens::{CreatedToken, TokenService};

@@ -3,29 +3,15 @@
 
 use std::sync::Arc;
 
-use canarykeys_aws::{KeyRef, MintError, MintRequest, Minter};
+use canarykeys_aws::{KeyRef, MintRequest, Minter};
 use canarykeys_core::{
     AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
 };
-use canarykeys_store::{ChannelSwitches, HitRecord, Store, StoreError, TokenRecord};
+use canarykeys_store::{ChannelSwitches, HitRecord, Store, TokenRecord};
 
+use super::ServiceError;
 use crate::clock::{SharedClock, SystemClock};
-use crate::crypto::{CryptoError, Sealer};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("invalid input")]
-    Invalid(Vec<FieldError>),
-    /// Unknown token, or a secret that does not match: deliberately one case.
-    #[error("no such token")]
-    NotFound,
-    #[error("could not mint a key")]
-    Mint(#[from] MintError),
-    #[error("storage failed")]
-    Store(#[from] StoreError),
-    #[error("sealing failed")]
-    Crypto(#[from] CryptoError),
-}
+use crate::crypto::Sealer;
 
 /// What a create hands back: the stored token, the one-time manage secret and the credentials.
 pub struct CreatedToken {
@@ -80,8 +66,12 @@ impl TokenService {
         self.minter.as_ref()
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The token whose key this is, if any.
+    pub async fn find_by_key(
+        &self,
+        key: &canarykeys_core::AccessKeyId,
+    ) -> Result<Option<TokenRecord>, ServiceError> {
+        Ok(self.store.find_token_by_key(key).await?)
     }
 
     /// Mints a key and stores the token. If storing fails the key is revoked again, so a failed

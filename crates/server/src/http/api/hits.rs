@@ -12,7 +12,7 @@ use crate::http::extract::caller::ApiCaller;
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::{PageParams, RawPageQuery};
 use crate::http::{ApiError, AppState};
-use crate::services::{Scope, ServiceError};
+use crate::services::Scope;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -48,12 +48,7 @@ async fn all_hits(
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(Scope::AlertsRead)?;
     let PageParams { limit, offset } = PageParams::checked(page)?;
-    let (hits, total) = state
-        .tokens
-        .store()
-        .hits_feed(limit, offset)
-        .await
-        .map_err(ServiceError::from)?;
+    let (hits, total) = state.console.hits_page(limit, offset).await?;
     let items: Vec<_> = hits
         .iter()
         .map(|(hit, memo)| {

@@ -13,7 +13,7 @@ use crate::http::extract::caller::ApiCaller;
 use crate::http::extract::{PageParams, RawPageQuery};
 use crate::http::{ApiError, AppState};
 use crate::render::rfc3339;
-use crate::services::{Scope, ServiceError};
+use crate::services::Scope;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/tokens", get(list_tokens))
@@ -58,11 +58,7 @@ async fn list_tokens(
 ) -> Result<axum::Json<Value>, ApiError> {
     caller.require(Scope::TokensRead)?;
     let PageParams { limit, offset } = PageParams::checked(page)?;
-    let store = state.tokens.store();
-    let (tokens, total) = store
-        .tokens_page(limit, offset)
-        .await
-        .map_err(ServiceError::from)?;
+    let (tokens, total) = state.console.tokens_page(limit, offset).await?;
     let minter = state.tokens.minter();
     let items: Vec<_> = tokens
         .iter()

@@ -22,7 +22,6 @@ use crate::http::html::console_page;
 use crate::http::html::{fail, UiError};
 use crate::http::AppState;
 use crate::render::human_time;
-use crate::services::ServiceError;
 
 const PAGE: u32 = 50;
 /// With a classification filter (computed here, not in SQL), this many rows are scanned.
@@ -119,14 +118,21 @@ pub(super) async fn feed(
     op: ConsoleOperator,
     Query(q): Query<FeedQuery>,
 ) -> Result<Response, UiError> {
-    let store = state.tokens.store().clone();
-    let err = |e| fail(&state, ServiceError::Store(e));
+    let err = |e| fail(&state, e);
     let filter = q.store_filter(state.clock.now_millis());
     let offset = q.page.saturating_mul(PAGE);
     let hits: Vec<HitRecord> = if q.class.trim().is_empty() {
-        store.feed(&filter, PAGE + 1, offset).await.map_err(err)?
+        state
+            .console
+            .feed(&filter, PAGE + 1, offset)
+            .await
+            .map_err(err)?
     } else {
-        let scanned = store.feed(&filter, CLASS_SCAN, 0).await.map_err(err)?;
+        let scanned = state
+            .console
+            .feed(&filter, CLASS_SCAN, 0)
+            .await
+            .map_err(err)?;
         scanned
             .into_iter()
             .filter(|h| class_matches(&state, h, &q.class))
@@ -135,13 +141,7 @@ pub(super) async fn feed(
             .collect()
     };
     let more = hits.len() > PAGE as usize;
-    let memos: HashMap<String, String> = store
-        .list_tokens()
-        .await
-        .map_err(err)?
-        .into_iter()
-        .map(|t| (t.id.to_string(), t.memo.as_str().to_owned()))
-        .collect();
+    let memos: HashMap<String, String> = state.console.memos().await.map_err(err)?;
     let rows: Vec<_> = hits
         .iter()
         .take(PAGE as usize)
@@ -215,13 +215,13 @@ struct Cursor {
 impl Cursor {
     /// Polls until there is something new, and returns it as one event (a JSON array).
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
-        let store = self.state.tokens.store().clone();
+        let console = self.state.console.clone();
         loop {
             if tokio::time::Instant::now() >= self.deadline {
                 return None;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let hits = match store
+            let hits = match console
                 .hits_received_since(self.from - LOOKBACK_MS, 500)
                 .await
             {
@@ -241,7 +241,7 @@ impl Cursor {
                 if !self.q.keeps_live(&h) || !class_matches(&self.state, &h, &self.q.class) {
                     continue;
                 }
-                let memo = store.get_token(&h.token_id).await.ok().flatten();
+                let memo = console.token(&h.token_id).await.ok().flatten();
                 rows.push(row(&self.state, &h, memo.as_ref().map(|t| t.memo.as_str())));
             }
             let horizon = self.from - LOOKBACK_MS;
@@ -286,8 +286,7 @@ pub(super) async fn stream(
             // Seed with what arrived in the look-back before `after`, which the page has shown.
             if let Ok(old) = c
                 .state
-                .tokens
-                .store()
+                .console
                 .hits_received_since(start - LOOKBACK_MS, 500)
                 .await
             {

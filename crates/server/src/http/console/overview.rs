@@ -32,42 +32,33 @@ pub(super) async fn overview(
     headers: HeaderMap,
     op: ConsoleOperator,
 ) -> Result<Response, UiError> {
-    let store = state.tokens.store().clone();
     let now = state.clock.now_millis();
-    let err = |e| fail(&state, crate::services::ServiceError::Store(e));
-    let tokens = store.list_tokens().await.map_err(err)?;
-    let stats = store.token_hit_stats().await.map_err(err)?;
+    let o = state
+        .console
+        .overview(now, chart::first_day(now))
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let (tokens, stats) = (&o.tokens, &o.stats);
     let soon = now + 7 * DAY;
     let expiring = tokens
         .iter()
         .filter(|t| t.expires_at.is_some_and(|e| e <= soon))
         .count();
-    let mut windows = Vec::new();
-    for (label, days) in [("24 h", 1), ("7 d", 7), ("30 d", 30)] {
-        let n = store
-            .count_hits_since(now - days * DAY)
-            .await
-            .map_err(err)?;
-        windows.push(json!({"label": label, "count": n}));
-    }
-    let sources: Vec<_> = store
-        .top_sources(now - 30 * DAY, 10)
-        .await
-        .map_err(err)?
-        .into_iter()
+    let windows: Vec<_> = o
+        .windows
+        .iter()
+        .map(|(label, n)| json!({"label": label, "count": n}))
+        .collect();
+    let sources: Vec<_> = o
+        .top_sources
+        .iter()
         .map(|(ip, n)| {
             let ip_q: String = url::form_urlencoded::byte_serialize(ip.as_bytes()).collect();
             json!({"ip": ip, "ip_q": ip_q, "count": n})
         })
         .collect();
-    let chart = chart::daily(
-        &store
-            .all_hits_per_day(chart::first_day(now))
-            .await
-            .map_err(err)?,
-        now,
-    );
-    let health = store.path_health().await.map_err(err)?;
+    let chart = chart::daily(&o.per_day, now);
+    let health = &o.paths;
     let paths: Vec<_> = PATHS
         .iter()
         .map(|p| {
@@ -82,19 +73,17 @@ pub(super) async fn overview(
             })
         })
         .collect();
-    let channels: Vec<_> = store
-        .channel_health(now - DAY)
-        .await
-        .map_err(err)?
-        .into_iter()
+    let channels: Vec<_> = o
+        .channels
+        .iter()
         .map(|c| {
             json!({
-                "channel": c.channel,
+                "channel": &c.channel,
                 "last_delivered": when(c.last_delivered_at),
                 "delivered": c.delivered,
                 "pending": c.pending,
                 "failed_recent": c.failed_recent,
-                "last_error": c.last_error,
+                "last_error": &c.last_error,
                 "last_failed": when(c.last_failed_at),
                 "alarm": c.failed_recent > 0,
             })

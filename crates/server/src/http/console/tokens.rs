@@ -73,10 +73,11 @@ pub(super) async fn list(
     op: ConsoleOperator,
     Query(filter): Query<TokenFilter>,
 ) -> Result<Response, UiError> {
-    let store = state.tokens.store().clone();
-    let err = |e| fail(&state, ServiceError::Store(e));
-    let tokens = store.list_tokens().await.map_err(err)?;
-    let stats = store.token_hit_stats().await.map_err(err)?;
+    let (tokens, stats) = state
+        .console
+        .tokens_with_stats()
+        .await
+        .map_err(|e| fail(&state, e))?;
     let now = state.clock.now_millis();
     let mut minters: Vec<String> = tokens.iter().map(|t| t.minter.clone()).collect();
     let mut accounts: Vec<String> = tokens.iter().map(|t| t.account_id.to_string()).collect();

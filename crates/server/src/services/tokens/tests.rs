@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use canarykeys_aws::{LocalMinter, MintedKey};
+use canarykeys_aws::{LocalMinter, MintError, MintedKey};
 use canarykeys_core::{AccountId, NewTokenInput};
 use canarykeys_store::SqlStore;
 
