@@ -237,7 +237,6 @@ impl Application {
         let jobs = jobs::Jobs {
             deliverer: Arc::new(deliverer),
             tokens: state.tokens.clone(),
-            access: state.access.clone(),
             clock,
             retention_days: config.alerts.history_retention_days,
             pollers: jobs::pollers(&config, &services.store, &state.ingest).await,

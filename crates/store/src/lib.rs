@@ -34,6 +34,26 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A change written together with its audit entry (`AuditedStore::write_audited`).
+#[derive(Clone, Copy, Debug)]
+pub enum AuditedWrite<'a> {
+    InsertToken(&'a TokenRecord),
+    DeleteToken(&'a TokenId),
+    SetChannels(&'a TokenId, ChannelSwitches),
+    SetIgnoreSources(&'a TokenId, &'a [String]),
+    /// Only the entry: actions whose effect is not a row here (a test alert, say).
+    Nothing,
+}
+
+/// Changes that leave an audit entry, written in one transaction with it.
+#[async_trait]
+pub trait AuditedStore: Send + Sync + 'static {
+    /// Applies `write` and records `audit`, atomically. Returns whether the write found its
+    /// token (an insert always does); when it did not, nothing is written, not even the entry.
+    /// An insert whose id or key is taken fails with `Conflict`.
+    async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool>;
+}
+
 /// Tokens and their settings.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
@@ -213,10 +233,17 @@ pub trait ConsoleStore: Send + Sync + 'static {
 
 /// Everything the server stores.
 pub trait Store:
-    TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore
+    TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore + AuditedStore
 {
 }
-impl<T: TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore> Store
-    for T
+impl<
+        T: TokenStore
+            + HitStore
+            + SettingsStore
+            + OutboxStore
+            + AccessStore
+            + ConsoleStore
+            + AuditedStore,
+    > Store for T
 {
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::render::{human_time, token_json};
-use crate::services::ServiceError;
+use crate::services::{Actor, ServiceError};
 use crate::Services;
 
 #[derive(Subcommand, Debug)]
@@ -118,12 +118,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 expires_in,
             };
             let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
-            let created = tokens.create(new).await.map_err(describe)?;
-            let t = &created.token;
-            services
-                .access
-                .audit("cli", "token.create", t.id.as_str(), t.memo.as_str())
-                .await;
+            let created = tokens.create(new, &Actor::Cli).await.map_err(describe)?;
             match format.file_format() {
                 Some(f) => print!("{}", f.render(&created.credentials)),
                 None => {
@@ -191,16 +186,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         }
         TokenCommand::Delete { id } => {
             let token = tokens.get(&id).await.map_err(describe)?;
-            tokens.delete(&token).await.map_err(describe)?;
-            services
-                .access
-                .audit(
-                    "cli",
-                    "token.delete",
-                    token.id.as_str(),
-                    token.memo.as_str(),
-                )
-                .await;
+            tokens.delete(&token, &Actor::Cli).await.map_err(describe)?;
             println!("deleted {}", token.id);
         }
     }

@@ -17,6 +17,7 @@ use super::extract::csrf;
 use super::html::token::{creds_ctx, notice, token_ctx};
 use super::html::{fail, page, render, UiError};
 use super::AppState;
+use crate::services::Actor;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -113,15 +114,9 @@ async fn create(
     };
     let created = state
         .tokens
-        .create(new)
+        .create(new, &Actor::operator_or_anonymous(operator.map(|o| o.name)))
         .await
         .map_err(|e| fail(&state, e))?;
-    let actor = operator.map_or_else(|| "anonymous".to_owned(), |o| o.name);
-    let t = &created.token;
-    state
-        .access
-        .audit(&actor, "token.create", t.id.as_str(), t.memo.as_str())
-        .await;
     let secret = created.manage_secret.expose();
     let html = render(
         &state,

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::services::{AccessService, IngestService, TokenService};
+use crate::services::{IngestService, TokenService};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -37,7 +37,6 @@ pub struct Pollers {
 pub struct Jobs {
     pub(crate) deliverer: Arc<deliver::Deliverer>,
     pub(crate) tokens: TokenService,
-    pub(crate) access: AccessService,
     pub(crate) clock: SharedClock,
     /// Days of hits to keep; 0 keeps them all.
     pub(crate) retention_days: u32,
@@ -57,9 +56,6 @@ impl Jobs {
         let deleted = self.tokens.delete_expired(now).await?;
         for t in &deleted {
             tracing::info!(token = %t.id, "expired token deleted");
-            self.access
-                .audit("expiry", "token.delete", t.id.as_str(), t.memo.as_str())
-                .await;
         }
         Ok(deleted.len())
     }

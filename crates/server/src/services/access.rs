@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use canarykeys_store::{ApiKeyRecord, AuditRecord, OperatorRecord, Store, StoreError};
+use canarykeys_store::{ApiKeyRecord, OperatorRecord, Store, StoreError};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 mod credentials;
@@ -15,6 +15,7 @@ use credentials::{blocking, dummy_hash, hash_password, random_43, sha256_hex, ve
 use model::info;
 pub use model::*;
 
+use super::audit::{Actor, AuditAction};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::AccessConfig;
 
@@ -78,13 +79,14 @@ impl AccessService {
         name: &str,
         password: &str,
     ) -> Result<Operator, AccessError> {
-        self.create_operator_by("system", name, password).await
+        self.create_operator_by(&Actor::System, name, password)
+            .await
     }
 
-    /// Creates an operator, recording `actor` (an operator's name, or "cli") in the audit log.
+    /// Creates an operator, recording `actor` in the audit log.
     pub async fn create_operator_by(
         &self,
-        actor: &str,
+        actor: &Actor,
         name: &str,
         password: &str,
     ) -> Result<Operator, AccessError> {
@@ -113,7 +115,8 @@ impl AccessService {
             Err(StoreError::Conflict) => return Err(AccessError::NameTaken),
             other => other?,
         }
-        self.audit(actor, "operator.create", &record.name, "").await;
+        self.audit(actor, AuditAction::OperatorCreate, &record.name, "")
+            .await;
         Ok(record.into())
     }
 
@@ -148,15 +151,20 @@ impl AccessService {
                 .record_login_failure(&op.id, LOCK_AFTER, until)
                 .await?;
             self.audit(
-                &op.name,
-                "login.failed",
+                &Actor::Operator(op.name.clone()),
+                AuditAction::LoginFailed,
                 &op.name,
                 &format!("from {client}"),
             )
             .await;
             if locked.is_some() {
-                self.audit("system", "operator.lockout", &op.name, "15 minutes")
-                    .await;
+                self.audit(
+                    &Actor::System,
+                    AuditAction::OperatorLockout,
+                    &op.name,
+                    "15 minutes",
+                )
+                .await;
                 return Err(AccessError::Locked);
             }
             return Err(AccessError::BadCredentials);
@@ -173,8 +181,13 @@ impl AccessService {
                 now + self.session_ttl_ms,
             )
             .await?;
-        self.audit(&op.name, "login", &op.name, &format!("from {client}"))
-            .await;
+        self.audit(
+            &Actor::Operator(op.name.clone()),
+            AuditAction::Login,
+            &op.name,
+            &format!("from {client}"),
+        )
+        .await;
         Ok((op.into(), session))
     }
 
@@ -185,7 +198,13 @@ impl AccessService {
             .session_operator(&hash, self.clock.now_millis())
             .await
         {
-            self.audit(&op.name, "logout", &op.name, "").await;
+            self.audit(
+                &Actor::Operator(op.name.clone()),
+                AuditAction::Logout,
+                &op.name,
+                "",
+            )
+            .await;
         }
         if let Err(e) = self.store.delete_session(&hash).await {
             tracing::error!(error = %e, "could not delete a session");
@@ -226,8 +245,8 @@ impl AccessService {
         match self.store.insert_operator(&record).await {
             Ok(()) => {
                 self.audit(
-                    "proxy",
-                    "operator.create",
+                    &Actor::Proxy,
+                    AuditAction::OperatorCreate,
                     name,
                     "first seen via proxy header",
                 )
@@ -288,8 +307,8 @@ impl AccessService {
         };
         self.store.insert_api_key(&record).await?;
         self.audit(
-            &owner.name,
-            "api_key.create",
+            &Actor::Operator(owner.name.clone()),
+            AuditAction::ApiKeyCreate,
             &record.id,
             &format!("{name} [{}]", record.scopes),
         )
@@ -305,7 +324,13 @@ impl AccessService {
         {
             return Err(AccessError::NotFound);
         }
-        self.audit(&actor.name, "api_key.revoke", id, "").await;
+        self.audit(
+            &Actor::Operator(actor.name.clone()),
+            AuditAction::ApiKeyRevoke,
+            id,
+            "",
+        )
+        .await;
         Ok(())
     }
 
@@ -351,17 +376,12 @@ impl AccessService {
     }
 
     /// Records who did what. Failing to write it is logged, not fatal: the action happened.
-    pub async fn audit(&self, actor: &str, action: &str, target: &str, details: &str) {
-        let entry = AuditRecord {
-            id: format!("{:013}-{}", self.clock.now_millis(), &random_43()[..8]),
-            at: self.clock.now_millis(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            details: details.to_owned(),
-        };
+    /// Writes an entry for an access action (sign-in, operators, keys); token actions are
+    /// logged by `TokenService`, in the change's own transaction.
+    pub async fn audit(&self, actor: &Actor, action: AuditAction, target: &str, details: &str) {
+        let entry = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
         if let Err(e) = self.store.insert_audit(&entry).await {
-            tracing::error!(error = %e, action, "could not write the audit log");
+            tracing::error!(error = %e, action = action.as_str(), "could not write the audit log");
         }
     }
 

@@ -3,12 +3,14 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
 pub mod console;
 mod error;
 pub mod ingest;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};
+pub use audit::{Actor, AuditAction};
 pub use console::ConsoleService;
 pub use error::ServiceError;
 pub use ingest::{DeliveryPath, IngestError, IngestReport, IngestService};

@@ -7,8 +7,9 @@ use canarykeys_aws::{KeyRef, MintRequest, Minter};
 use canarykeys_core::{
     AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
 };
-use canarykeys_store::{ChannelSwitches, HitRecord, Store, TokenRecord};
+use canarykeys_store::{AuditRecord, AuditedWrite, ChannelSwitches, HitRecord, Store, TokenRecord};
 
+use super::audit::{Actor, AuditAction};
 use super::ServiceError;
 use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::Sealer;
@@ -66,6 +67,32 @@ impl TokenService {
         self.minter.as_ref()
     }
 
+    fn audit(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        token: &TokenId,
+        details: &str,
+    ) -> AuditRecord {
+        super::audit::entry(self.clock.as_ref(), actor, action, token.as_str(), details)
+    }
+
+    /// Records that `actor` did `action` to `target` (token ids) where nothing else changes here
+    /// (a test alert, a bulk summary).
+    pub async fn record_action(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        target: &str,
+        details: &str,
+    ) -> Result<(), ServiceError> {
+        let audit = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
+        self.store
+            .write_audited(AuditedWrite::Nothing, &audit)
+            .await?;
+        Ok(())
+    }
+
     /// The token whose key this is, if any.
     pub async fn find_by_key(
         &self,
@@ -76,7 +103,8 @@ impl TokenService {
 
     /// Mints a key and stores the token. If storing fails the key is revoked again, so a failed
     /// create leaves no key and no row behind.
-    pub async fn create(&self, new: NewToken) -> Result<CreatedToken, ServiceError> {
+    #[tracing::instrument(skip_all, fields(actor = %actor))]
+    pub async fn create(&self, new: NewToken, actor: &Actor) -> Result<CreatedToken, ServiceError> {
         if let Some(hook) = &new.webhook {
             crate::notify::webhook::check_new_webhook(hook.url(), self.allow_private_webhooks)
                 .await
@@ -112,7 +140,14 @@ impl TokenService {
             }),
             alerting: Default::default(),
         };
-        if let Err(e) = self.store.insert_token(&record).await {
+        let audit = self.audit(
+            actor,
+            AuditAction::TokenCreate,
+            &record.id,
+            record.memo.as_str(),
+        );
+        let write = AuditedWrite::InsertToken(&record);
+        if let Err(e) = self.store.write_audited(write, &audit).await {
             let undo_ref = KeyRef {
                 access_key_id: &key.access_key_id,
                 username: &key.username,
@@ -137,6 +172,40 @@ impl TokenService {
             manage_secret,
             credentials,
         })
+    }
+
+    /// Creates every token or none: when one fails, those made so far are deleted again (keys
+    /// revoked), so a retry does not double them. The log gets each create, and a summary.
+    #[tracing::instrument(skip_all, fields(count = news.len(), actor = %actor))]
+    pub async fn create_all(
+        &self,
+        news: Vec<NewToken>,
+        actor: &Actor,
+        summary: &str,
+    ) -> Result<Vec<CreatedToken>, ServiceError> {
+        let mut created: Vec<CreatedToken> = Vec::with_capacity(news.len());
+        for new in news {
+            match self.create(new, actor).await {
+                Ok(c) => created.push(c),
+                Err(e) => {
+                    for c in &created {
+                        if let Err(undo) = self.delete(&c.token, actor).await {
+                            tracing::warn!(token = %c.token.id, error = %undo, "bulk create: undo failed");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let ids: Vec<String> = created.iter().map(|c| c.token.id.to_string()).collect();
+        self.record_action(
+            actor,
+            AuditAction::TokensBulkCreate,
+            &ids.join(" "),
+            summary,
+        )
+        .await?;
+        Ok(created)
     }
 
     /// The token, if `secret` is its manage secret. Unknown id and wrong secret look the same.
@@ -180,10 +249,12 @@ impl TokenService {
     }
 
     /// Switches channels; switching on a channel the token does not have is refused.
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn set_channels(
         &self,
         token: &TokenRecord,
         switches: ChannelSwitches,
+        actor: &Actor,
     ) -> Result<TokenRecord, ServiceError> {
         let mut errors = Vec::new();
         if switches.email == Some(true) && token.email.is_none() {
@@ -201,7 +272,14 @@ impl TokenService {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        if !self.store.set_channels(&token.id, switches).await? {
+        // Nothing asked, nothing changed: no entry either.
+        if switches.email.is_none() && switches.webhook.is_none() {
+            return self.get(token.id.as_str()).await;
+        }
+        let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
+        let audit = self.audit(actor, AuditAction::TokenChannels, &token.id, &details);
+        let write = AuditedWrite::SetChannels(&token.id, switches);
+        if !self.store.write_audited(write, &audit).await? {
             return Err(ServiceError::NotFound);
         }
         self.store
@@ -212,23 +290,34 @@ impl TokenService {
 
     /// Revokes the key first, then forgets the token: if revoking fails the token stays, so
     /// the operator can retry and no live key is left without a record.
-    pub async fn delete(&self, token: &TokenRecord) -> Result<(), ServiceError> {
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
+    pub async fn delete(&self, token: &TokenRecord, actor: &Actor) -> Result<(), ServiceError> {
         let key = KeyRef {
             access_key_id: &token.access_key_id,
             username: &token.username,
             account_id: token.account_id,
         };
         self.minter.revoke(&key).await?;
-        self.store.delete_token(&token.id).await?;
+        let audit = self.audit(
+            actor,
+            AuditAction::TokenDelete,
+            &token.id,
+            token.memo.as_str(),
+        );
+        self.store
+            .write_audited(AuditedWrite::DeleteToken(&token.id), &audit)
+            .await?;
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
     }
 
     /// Replaces the token's ignore list after checking every entry.
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn set_ignore_sources(
         &self,
         token: &TokenRecord,
         sources: &[String],
+        actor: &Actor,
     ) -> Result<TokenRecord, ServiceError> {
         const MAX: usize = 100;
         let mut errors = Vec::new();
@@ -251,7 +340,10 @@ impl TokenService {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        if !self.store.set_ignore_sources(&token.id, &clean).await? {
+        let details = sources.join(" ");
+        let audit = self.audit(actor, AuditAction::TokenIgnoreSources, &token.id, &details);
+        let write = AuditedWrite::SetIgnoreSources(&token.id, &clean);
+        if !self.store.write_audited(write, &audit).await? {
             return Err(ServiceError::NotFound);
         }
         self.store
@@ -273,7 +365,7 @@ impl TokenService {
     pub async fn delete_expired(&self, now: i64) -> Result<Vec<TokenRecord>, ServiceError> {
         let mut deleted = Vec::new();
         for token in self.store.expired_tokens(now).await? {
-            match self.delete(&token).await {
+            match self.delete(&token, &Actor::Expiry).await {
                 Ok(()) => deleted.push(token),
                 Err(e) => {
                     tracing::warn!(token = %token.id, error = %e, "expired token not deleted yet")

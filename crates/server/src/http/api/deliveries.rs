@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::{respond, ApiError, AppState};
 use crate::render::delivery_json;
+use crate::services::{Actor, AuditAction};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -32,9 +33,14 @@ async fn test_alert(
         .await
         .map_err(crate::services::ServiceError::from)?;
     state
-        .access
-        .audit("manage-secret", "token.test_alert", token.id.as_str(), "")
-        .await;
+        .tokens
+        .record_action(
+            &Actor::ManageSecret,
+            AuditAction::TokenTestAlert,
+            token.id.as_str(),
+            "",
+        )
+        .await?;
     if rows.is_empty() {
         return Err(ApiError::Invalid(vec![canarykeys_core::FieldError::new(
             "channels",

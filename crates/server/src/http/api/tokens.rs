@@ -17,7 +17,7 @@ use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
 use crate::render::{delivery_summary, token_json};
-use crate::services::Scope;
+use crate::services::{Actor, Scope};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -36,21 +36,16 @@ async fn create(
     let actor = match (&caller, state.access.create_is_open()) {
         (Some(c), _) => {
             c.require(Scope::TokensWrite)?;
-            c.operator.name.clone()
+            Actor::Operator(c.operator.name.clone())
         }
         (None, true) => {
             state.limiter.check(client)?;
-            "anonymous".to_owned()
+            Actor::Anonymous
         }
         (None, false) => return Err(ApiError::NoCredentials),
     };
     let new = NewToken::parse(&input).map_err(ApiError::Invalid)?;
-    let created = state.tokens.create(new).await?;
-    let t = &created.token;
-    state
-        .access
-        .audit(&actor, "token.create", t.id.as_str(), t.memo.as_str())
-        .await;
+    let created = state.tokens.create(new, &actor).await?;
     let manage_url = state.manage_url(&created.token.id, created.manage_secret.expose());
     let mut body = token_json(
         &created.token,
@@ -107,30 +102,13 @@ async fn update(
         email: patch.email_enabled,
         webhook: patch.webhook_enabled,
     };
-    let mut token = state.tokens.set_channels(&token, switches).await?;
-    if switches.email.is_some() || switches.webhook.is_some() {
-        let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
-        state
-            .access
-            .audit(
-                "manage-secret",
-                "token.channels",
-                token.id.as_str(),
-                &details,
-            )
-            .await;
-    }
+    let actor = Actor::ManageSecret;
+    let mut token = state.tokens.set_channels(&token, switches, &actor).await?;
     if let Some(sources) = patch.ignore_sources {
-        token = state.tokens.set_ignore_sources(&token, &sources).await?;
-        state
-            .access
-            .audit(
-                "manage-secret",
-                "token.ignore_sources",
-                token.id.as_str(),
-                &sources.join(" "),
-            )
-            .await;
+        token = state
+            .tokens
+            .set_ignore_sources(&token, &sources, &actor)
+            .await?;
     }
     Ok(axum::Json(full_json(&state, &token).await?))
 }
@@ -150,23 +128,11 @@ async fn remove(
         if !scopes.contains(&Scope::TokensWrite) {
             return Err(ApiError::MissingScope(Scope::TokensWrite.as_str()));
         }
-        (state.tokens.get(&id).await?, operator.name)
+        (state.tokens.get(&id).await?, Actor::Operator(operator.name))
     } else {
-        (
-            authorized(&state, &id, &bearer).await?,
-            "manage-secret".to_owned(),
-        )
+        (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
     };
-    state.tokens.delete(&token).await?;
-    state
-        .access
-        .audit(
-            &actor,
-            "token.delete",
-            token.id.as_str(),
-            token.memo.as_str(),
-        )
-        .await;
+    state.tokens.delete(&token, &actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

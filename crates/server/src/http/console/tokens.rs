@@ -17,7 +17,7 @@ use crate::http::html::{check_csrf, console_page, when};
 use crate::http::html::{fail, UiError};
 use crate::http::{ApiError, AppState};
 use crate::render::human_time;
-use crate::services::ServiceError;
+use crate::services::{Actor, AuditAction, ServiceError};
 
 const DAY: i64 = 86_400_000;
 /// More than this in one bulk delete is refused: one form should not wipe an installation.
@@ -153,6 +153,7 @@ pub(super) async fn bulk_delete(
             ApiError::BadRequest(format!("choose between 1 and {MAX_BULK_DELETE} tokens")),
         ));
     }
+    let actor = Actor::Operator(op.0.name.clone());
     let mut deleted = Vec::new();
     for id in ids {
         // A token deleted meanwhile (by another operator, or the expiry job) is not an error.
@@ -163,20 +164,21 @@ pub(super) async fn bulk_delete(
         };
         state
             .tokens
-            .delete(&token)
+            .delete(&token, &actor)
             .await
             .map_err(|e| fail(&state, e))?;
         deleted.push(token.id.to_string());
     }
     let details = json!({"count": deleted.len()}).to_string();
     state
-        .access
-        .audit(
-            &op.0.name,
-            "tokens.bulk_delete",
+        .tokens
+        .record_action(
+            &actor,
+            AuditAction::TokensBulkDelete,
             &deleted.join(" "),
             &details,
         )
-        .await;
+        .await
+        .map_err(|e| fail(&state, e))?;
     Ok(Redirect::to("/console/tokens").into_response())
 }

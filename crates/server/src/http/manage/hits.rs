@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::http::extract::manage::{form_token, SecretFormatQuery};
 use crate::http::html::{fail, UiError};
 use crate::http::AppState;
+use crate::services::{Actor, AuditAction};
 
 #[derive(Deserialize)]
 pub(super) struct SecretForm {
@@ -40,9 +41,15 @@ pub(super) async fn test_alert(
         .await
         .map_err(|e| fail(&state, crate::services::ServiceError::from(e)))?;
     state
-        .access
-        .audit("manage-secret", "token.test_alert", token.id.as_str(), "")
-        .await;
+        .tokens
+        .record_action(
+            &Actor::ManageSecret,
+            AuditAction::TokenTestAlert,
+            token.id.as_str(),
+            "",
+        )
+        .await
+        .map_err(|e| fail(&state, e))?;
     Ok(back(token.id.as_str(), &form.s))
 }
 
@@ -62,18 +69,9 @@ pub(super) async fn ignore(
         .collect();
     state
         .tokens
-        .set_ignore_sources(&token, &sources)
+        .set_ignore_sources(&token, &sources, &Actor::ManageSecret)
         .await
         .map_err(|e| fail(&state, e))?;
-    state
-        .access
-        .audit(
-            "manage-secret",
-            "token.ignore_sources",
-            token.id.as_str(),
-            &sources.join(" "),
-        )
-        .await;
     Ok(back(token.id.as_str(), &form.s))
 }
 

@@ -18,6 +18,7 @@ use crate::http::html::token::{creds_ctx, notice, token_ctx};
 use crate::http::html::{chart, fail, page, render, UiError};
 use crate::http::{ApiError, AppState};
 use crate::render::human_time;
+use crate::services::Actor;
 
 const HISTORY_PAGE: u32 = 50;
 
@@ -129,19 +130,9 @@ pub(super) async fn channels(
     };
     state
         .tokens
-        .set_channels(&token, switches)
+        .set_channels(&token, switches, &Actor::ManageSecret)
         .await
         .map_err(|e| fail(&state, e))?;
-    let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
-    state
-        .access
-        .audit(
-            "manage-secret",
-            "token.channels",
-            token.id.as_str(),
-            &details,
-        )
-        .await;
     Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
 }
 
@@ -163,18 +154,9 @@ pub(super) async fn delete(
     let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     state
         .tokens
-        .delete(&token)
+        .delete(&token, &Actor::ManageSecret)
         .await
         .map_err(|e| fail(&state, e))?;
-    state
-        .access
-        .audit(
-            "manage-secret",
-            "token.delete",
-            token.id.as_str(),
-            token.memo.as_str(),
-        )
-        .await;
     let html = render(
         &state,
         "deleted.html",

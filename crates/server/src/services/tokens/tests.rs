@@ -82,7 +82,7 @@ async fn service(
 #[tokio::test]
 async fn a_failed_store_write_revokes_the_minted_key() {
     let (svc, minter, _dir) = service(true, false).await;
-    let err = svc.create(new_token()).await.err().unwrap();
+    let err = svc.create(new_token(), &Actor::Cli).await.err().unwrap();
     assert!(matches!(err, ServiceError::Store(_)));
     assert_eq!(
         minter.revoked.lock().unwrap().len(),
@@ -95,7 +95,7 @@ async fn a_failed_store_write_revokes_the_minted_key() {
 #[tokio::test]
 async fn a_failed_mint_stores_nothing() {
     let (svc, minter, _dir) = service(false, true).await;
-    let err = svc.create(new_token()).await.err().unwrap();
+    let err = svc.create(new_token(), &Actor::Cli).await.err().unwrap();
     assert!(matches!(err, ServiceError::Mint(MintError::Unavailable(_))));
     assert!(svc.list().await.unwrap().is_empty());
     assert!(minter.revoked.lock().unwrap().is_empty());
@@ -111,12 +111,18 @@ async fn expired_tokens_are_deleted_with_their_keys() {
         expires_in: Some("1h".into()),
         ..Default::default()
     };
-    let expiring = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
+    let expiring = svc
+        .create(NewToken::parse(&input).unwrap(), &Actor::Cli)
+        .await
+        .unwrap();
     assert_eq!(expiring.token.username.as_str(), "terraform-ci");
     let at = expiring.token.expires_at.unwrap();
     input.expires_in = None;
     input.username = None;
-    let lasting = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
+    let lasting = svc
+        .create(NewToken::parse(&input).unwrap(), &Actor::Cli)
+        .await
+        .unwrap();
     assert!(svc.delete_expired(at - 1).await.unwrap().is_empty());
     assert_eq!(svc.delete_expired(at).await.unwrap().len(), 1);
     assert_eq!(
@@ -136,7 +142,7 @@ async fn expired_tokens_are_deleted_with_their_keys() {
 #[tokio::test]
 async fn create_then_delete_revokes() {
     let (svc, minter, _dir) = service(false, false).await;
-    let created = svc.create(new_token()).await.unwrap();
+    let created = svc.create(new_token(), &Actor::Cli).await.unwrap();
     let secret = created.manage_secret.expose().to_owned();
     let token = svc
         .authorize(created.token.id.as_str(), &secret)
@@ -146,7 +152,7 @@ async fn create_then_delete_revokes() {
         svc.credentials(&token).unwrap().secret_access_key,
         created.credentials.secret_access_key
     );
-    svc.delete(&token).await.unwrap();
+    svc.delete(&token, &Actor::Cli).await.unwrap();
     assert_eq!(
         *minter.revoked.lock().unwrap(),
         vec![created.token.access_key_id.to_string()]
