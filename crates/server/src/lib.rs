@@ -136,6 +136,18 @@ impl Services {
     }
 }
 
+/// Email alerts without `[smtp] host` fail quietly in the outbox; say so once at startup.
+async fn warn_unsent_email(tokens: &TokenService) {
+    match tokens.email_alerting_tokens().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            tokens = n,
+            "tokens ask for email alerts but no [smtp] host is set: their emails will not be sent"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not check which tokens alert by email"),
+    }
+}
+
 fn create_data_dir(config: &Config) -> Result<(), StartError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = &config.data_dir;
@@ -185,6 +197,9 @@ impl Application {
             addr: config.listen,
             source,
         })?;
+        if config.smtp.host.is_none() {
+            warn_unsent_email(&services.tokens).await;
+        }
         let sensor = sensor::Sensor::bind(&config.sensor, &services).await?;
         let public_url = config
             .public_url

@@ -93,6 +93,16 @@ impl TokenService {
         Ok(())
     }
 
+    /// How many tokens have email alerts switched on (startup warns when no SMTP server would
+    /// carry them).
+    pub async fn email_alerting_tokens(&self) -> Result<usize, ServiceError> {
+        let tokens = self.store.list_tokens().await?;
+        Ok(tokens
+            .iter()
+            .filter(|t| t.email.is_some() && t.email_enabled)
+            .count())
+    }
+
     /// The token whose key this is, if any.
     pub async fn find_by_key(
         &self,

@@ -162,3 +162,40 @@ async fn create_then_delete_revokes() {
         Err(ServiceError::NotFound)
     ));
 }
+
+#[tokio::test]
+async fn changes_leave_their_audit_entry_stamped_by_the_clock() {
+    let (svc, _minter, _dir) = service(false, false).await;
+    let clock = crate::clock::ManualClock::at(1_700_000_000_000);
+    let svc = svc.with_clock(clock.shared());
+    let created = svc.create(new_token(), &Actor::Anonymous).await.unwrap();
+    assert_eq!(created.token.created_at, 1_700_000_000_000);
+    assert_eq!(svc.email_alerting_tokens().await.unwrap(), 1);
+    clock.advance(std::time::Duration::from_secs(5));
+    let off = ChannelSwitches {
+        email: Some(false),
+        webhook: None,
+    };
+    let token = svc
+        .set_channels(&created.token, off, &Actor::ManageSecret)
+        .await
+        .unwrap();
+    assert_eq!(svc.email_alerting_tokens().await.unwrap(), 0);
+    clock.advance(std::time::Duration::from_secs(1));
+    svc.delete(&token, &Actor::Operator("alice".into()))
+        .await
+        .unwrap();
+    let log = svc.store.list_audit(10, 0).await.unwrap();
+    let seen: Vec<_> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("alice", "token.delete", 1_700_000_006_000),
+            ("manage-secret", "token.channels", 1_700_000_005_000),
+            ("anonymous", "token.create", 1_700_000_000_000),
+        ]
+    );
+}
