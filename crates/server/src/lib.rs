@@ -16,6 +16,7 @@ pub mod render;
 pub mod sensor;
 pub mod services;
 mod templates;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

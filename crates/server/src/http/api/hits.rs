@@ -5,14 +5,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
 
-use crate::export::hit_json;
 use crate::http::extract::caller::ApiCaller;
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::{PageParams, RawPageQuery};
 use crate::http::{ApiError, AppState};
 use crate::services::Scope;
+use crate::views::{HitView, HitsPage};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,16 +27,12 @@ async fn token_hits(
     Path(id): Path<String>,
     bearer: Bearer,
     page: Result<Query<RawPageQuery>, QueryRejection>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<HitsPage>, ApiError> {
     let PageParams { limit, offset } = PageParams::checked(page)?;
     let token = authorized(&state, &id, &bearer).await?;
     let (hits, total) = state.tokens.hits(&token, limit, offset).await?;
-    Ok(axum::Json(json!({
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "alerts": hits.iter().map(hit_json).collect::<Vec<_>>(),
-    })))
+    let hits = hits.iter().map(HitView::of).collect();
+    Ok(axum::Json(HitsPage::new(total, limit, offset, hits)))
 }
 
 /// Every token's hits, newest first, with each token's memo.
@@ -45,23 +40,13 @@ async fn all_hits(
     State(state): State<AppState>,
     caller: ApiCaller,
     page: Result<Query<RawPageQuery>, QueryRejection>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<HitsPage>, ApiError> {
     caller.require(Scope::AlertsRead)?;
     let PageParams { limit, offset } = PageParams::checked(page)?;
     let (hits, total) = state.console.hits_page(limit, offset).await?;
-    let items: Vec<_> = hits
+    let hits = hits
         .iter()
-        .map(|(hit, memo)| {
-            let mut v = hit_json(hit);
-            v["token_id"] = json!(hit.token_id.as_str());
-            v["token_memo"] = json!(memo);
-            v
-        })
+        .map(|(hit, memo)| HitView::with_token(hit, memo))
         .collect();
-    Ok(axum::Json(json!({
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "alerts": items,
-    })))
+    Ok(axum::Json(HitsPage::new(total, limit, offset, hits)))
 }

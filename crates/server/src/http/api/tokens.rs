@@ -9,15 +9,14 @@ use axum::Router;
 use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
 use canarykeys_store::{ChannelSwitches, TokenRecord};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::http::extract::caller::{is_api_key, MaybeApiCaller};
 use crate::http::extract::client::ClientAddr;
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
-use crate::render::{delivery_summary, token_json};
 use crate::services::{Actor, Scope};
+use crate::views::{CreatedTokenView, TokenView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -47,14 +46,16 @@ async fn create(
     let new = NewToken::parse(&input).map_err(ApiError::Invalid)?;
     let created = state.tokens.create(new, &actor).await?;
     let manage_url = state.manage_url(&created.token.id, created.manage_secret.expose());
-    let mut body = token_json(
-        &created.token,
-        &created.credentials,
-        state.tokens.minter(),
-        0,
-    );
-    body["manage_url"] = json!(manage_url);
-    body["manage_secret"] = json!(created.manage_secret.expose());
+    let body = CreatedTokenView {
+        token: TokenView::full(
+            &created.token,
+            &created.credentials,
+            state.tokens.minter(),
+            0,
+        ),
+        manage_url,
+        manage_secret: created.manage_secret.expose().to_owned(),
+    };
     let location = format!("/api/v1/tokens/{}", created.token.id);
     Ok((
         StatusCode::CREATED,
@@ -64,20 +65,19 @@ async fn create(
         .into_response())
 }
 
-/// The token as GET and PATCH answer it: with its alert count and delivery state.
-async fn full_json(state: &AppState, token: &TokenRecord) -> Result<Value, ApiError> {
+/// The token as GET and PATCH answer it: with its hit count and delivery state.
+async fn full_json(state: &AppState, token: &TokenRecord) -> Result<TokenView, ApiError> {
     let creds = state.tokens.credentials(token)?;
     let total = state.tokens.hit_count(token).await?;
-    let mut v = token_json(token, &creds, state.tokens.minter(), total);
-    v["delivery"] = delivery_summary(&state.tokens.deliveries(token, 50).await?);
-    Ok(v)
+    let deliveries = state.tokens.deliveries(token, 50).await?;
+    Ok(TokenView::full(token, &creds, state.tokens.minter(), total).with_delivery(&deliveries))
 }
 
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TokenView>, ApiError> {
     let token = authorized(&state, &id, &bearer).await?;
     Ok(axum::Json(full_json(&state, &token).await?))
 }
@@ -96,7 +96,7 @@ async fn update(
     Path(id): Path<String>,
     bearer: Bearer,
     ApiJson(patch): ApiJson<Patch>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TokenView>, ApiError> {
     let token = authorized(&state, &id, &bearer).await?;
     let switches = ChannelSwitches {
         email: patch.email_enabled,

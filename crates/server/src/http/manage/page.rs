@@ -207,7 +207,8 @@ async fn channel_states(state: &AppState, token: &TokenRecord) -> Result<Value, 
         .deliveries(token, 50)
         .await
         .map_err(|e| fail(state, e))?;
-    let mut summary = crate::render::delivery_summary(&rows);
+    let mut summary = serde_json::to_value(crate::views::delivery_summary(&rows))
+        .map_err(|e| fail(state, ApiError::Internal(format!("delivery summary: {e}"))))?;
     if let Some(obj) = summary.as_object_mut() {
         for v in obj.values_mut() {
             if let Some(t) = v.get("last_delivered_at").and_then(Value::as_str) {
