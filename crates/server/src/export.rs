@@ -3,7 +3,7 @@
 //! neutralised with a leading apostrophe: the user agent and other fields are the attacker's.
 
 use canarykeys_store::HitRecord;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::render::rfc3339;
 
@@ -29,32 +29,6 @@ pub const CSV_HEADER: &[&str] = &[
 ];
 
 /// One hit as JSON, as the API and the JSON export show it.
-pub fn hit_json(h: &HitRecord) -> Value {
-    json!({
-        "id": h.id,
-        "event_id": h.event_id,
-        "event_time": rfc3339(h.event_time),
-        "received_at": rfc3339(h.received_at),
-        "event_name": h.event_name,
-        "event_source": h.event_source,
-        "region": h.region,
-        "source_ip": h.source_ip,
-        "user_agent": h.user_agent,
-        "error_code": h.error_code,
-        "error_message": h.error_message,
-        "account_id": h.account_id,
-        "access_key_id": h.access_key_id,
-        "tls_host": h.tls_host,
-        "vpc_endpoint_id": h.vpc_endpoint_id,
-        "request_id": h.request_id,
-        "path": h.path,
-        "note": h.note,
-        "suppressed": h.suppressed,
-        "delay_seconds": (h.received_at - h.event_time) / 1000,
-        "cloudtrail": serde_json::from_str::<Value>(&h.raw).unwrap_or(Value::Null),
-    })
-}
-
 /// Quotes a CSV cell (RFC 4180) after neutralising formula starts.
 pub fn csv_cell(value: &str) -> String {
     let neutral = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
@@ -106,8 +80,8 @@ pub fn to_csv(hits: &[HitRecord]) -> String {
 }
 
 pub fn to_json(hits: &[HitRecord]) -> String {
-    let items: Vec<Value> = hits.iter().map(hit_json).collect();
-    serde_json::to_string_pretty(&json!({ "hits": items })).unwrap_or_default()
+    let hits: Vec<_> = hits.iter().map(crate::views::HitView::of).collect();
+    serde_json::to_string_pretty(&json!({ "hits": hits })).unwrap_or_default()
 }
 
 #[cfg(test)]

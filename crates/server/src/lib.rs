@@ -16,6 +16,7 @@ pub mod render;
 pub mod sensor;
 pub mod services;
 mod templates;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use canarykeys_store::{SqlStore, Store, StoreError};
 use tokio::net::TcpListener;
 
 use canarykeys_core::cloudtrail::Limits;
+use clock::{SharedClock, SystemClock};
 pub use config::Config;
 use crypto::{CryptoError, Sealer};
 use services::{IngestService, TokenService};
@@ -63,13 +65,21 @@ pub struct Services {
     pub tokens: TokenService,
     pub access: services::AccessService,
     pub ingest: IngestService,
-    pub store: Arc<SqlStore>,
+    /// Private: services are the only door to storage.
+    store: Arc<SqlStore>,
+    pub console: services::ConsoleService,
     pub metrics: Arc<metrics::Metrics>,
     pub enricher: enrich::Enricher,
+    pub clock: SharedClock,
 }
 
 impl Services {
     pub async fn open(config: &Config) -> Result<Self, StartError> {
+        Self::open_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// As `open`, with every service reading time from `clock`.
+    pub async fn open_with_clock(config: &Config, clock: SharedClock) -> Result<Self, StartError> {
         create_data_dir(config)?;
         let store = Arc::new(SqlStore::connect(&config.database_url()).await?);
         let sealer = match &config.encryption_key {
@@ -95,23 +105,47 @@ impl Services {
             sealer,
             region,
             output,
-        );
+        )
+        .with_clock(clock.clone());
         let metrics = Arc::new(metrics::Metrics::default());
         let limits = Limits {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
         };
-        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone());
+        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
+            .with_clock(clock.clone());
         let enricher = enrich::Enricher::load(&config.enrich)?;
         let tokens = tokens.with_webhook_policy(config.alerts.allow_private_webhooks);
-        let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access);
+        let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
+            .with_clock(clock.clone());
         Ok(Self {
             tokens,
             access,
             ingest,
+            console: services::ConsoleService::new(store.clone() as Arc<dyn Store>),
             store,
             metrics,
             enricher,
+            clock,
         })
+    }
+}
+
+impl Services {
+    /// Closes the database (the CLI, before it exits).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+/// Email alerts without `[smtp] host` fail quietly in the outbox; say so once at startup.
+async fn warn_unsent_email(tokens: &TokenService) {
+    match tokens.email_alerting_tokens().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            tokens = n,
+            "tokens ask for email alerts but no [smtp] host is set: their emails will not be sent"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not check which tokens alert by email"),
     }
 }
 
@@ -137,16 +171,22 @@ pub struct Application {
     router: axum::Router,
     address: SocketAddr,
     public_url: String,
-    limiter: http::client::CreateLimiter,
+    limiter: http::extract::client::CreateLimiter,
     access: services::AccessService,
-    jobs: Vec<jobs::Job>,
+    jobs: jobs::Jobs,
     sensor: Option<sensor::Sensor>,
 }
 
 impl Application {
     /// Opens storage and binds the listener (port 0 picks a free port), ready to `run`.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let services = Services::open(&config).await?;
+        Self::build_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// As `build`, with all domain time (stamps, expiry, cooldowns, signature freshness) read
+    /// from `clock`: tests pass a `clock::ManualClock` and advance it.
+    pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Self, StartError> {
+        let services = Services::open_with_clock(&config, clock.clone()).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -158,6 +198,9 @@ impl Application {
             addr: config.listen,
             source,
         })?;
+        if config.smtp.host.is_none() {
+            warn_unsent_email(&services.tokens).await;
+        }
         let sensor = sensor::Sensor::bind(&config.sensor, &services).await?;
         let public_url = config
             .public_url
@@ -165,7 +208,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
-        let limiter = http::client::CreateLimiter::new(&config.rate_limit);
+        let limiter = http::extract::client::CreateLimiter::new(&config.rate_limit);
         let store: Arc<dyn Store> = services.store.clone();
         let email: Option<Arc<dyn notify::Channel>> = match config.smtp.host {
             Some(_) => Some(Arc::new(notify::email::EmailChannel::new(&config.smtp)?)),
@@ -182,7 +225,8 @@ impl Application {
             config.alerts.webhook_signing_secret.clone(),
             config.alerts.allow_private_webhooks,
         )
-        .map_err(StartError::WebhookClient)?;
+        .map_err(StartError::WebhookClient)?
+        .with_clock(clock.clone());
         let deliverer = jobs::deliver::Deliverer {
             store: store.clone(),
             alerts: alerts.clone(),
@@ -191,33 +235,32 @@ impl Application {
                 webhook: Arc::new(webhook),
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
+            clock: clock.clone(),
         };
         let exposures =
-            services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone());
+            services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone())
+                .with_clock(clock.clone());
         let state = http::AppState {
             tokens: services.tokens,
             access: services.access.clone(),
             ingest: services.ingest.with_exposures(exposures.clone()),
             alerts,
             exposures: exposures.clone(),
+            console: services.console.clone(),
             ingest_secret: config.ingest.secret.clone(),
             templates: Arc::new(templates::environment()),
             secure_cookies: public_url.starts_with("https://"),
             public_url: public_url.clone().into(),
             limiter: limiter.clone(),
+            clock: clock.clone(),
         };
-        let mut jobs = jobs::configure(&config, &services.store, &state.ingest, &exposures).await;
-        jobs.push(jobs::Job::Deliver(deliverer));
-        jobs.push(jobs::Job::Expiry(
-            state.tokens.clone(),
-            state.access.clone(),
-        ));
-        if config.alerts.history_retention_days > 0 {
-            jobs.push(jobs::Job::Retention(
-                store,
-                config.alerts.history_retention_days,
-            ));
-        }
+        let jobs = jobs::Jobs {
+            deliverer: Arc::new(deliverer),
+            tokens: state.tokens.clone(),
+            clock,
+            retention_days: config.alerts.history_retention_days,
+            pollers: jobs::pollers(&config, &services.store, &state.ingest, &state.exposures).await,
+        };
         let router = http::router(state, config.max_body_bytes, config.ingest.max_body_bytes);
         Ok(Self {
             listener,
@@ -240,6 +283,12 @@ impl Application {
         self.sensor.as_ref().map(sensor::Sensor::address)
     }
 
+    /// The background jobs, to run a round now (`deliver_once`, `expire_once`, ...) instead of
+    /// waiting for their loops. Clones share the same workers.
+    pub fn jobs(&self) -> jobs::Jobs {
+        self.jobs.clone()
+    }
+
     pub fn public_url(&self) -> &str {
         &self.public_url
     }
@@ -251,7 +300,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(self.limiter.prune_forever());
         let login_pruner = tokio::spawn(self.access.prune_forever());
-        let jobs: Vec<_> = self.jobs.into_iter().map(jobs::Job::start).collect();
+        let jobs = self.jobs.start();
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -9,7 +9,7 @@ use canarykeys_core::names::NameGenerator;
 use canarykeys_core::AccountId;
 use canarykeys_store::{SettingsStore, SqlStore};
 
-use crate::config::Config;
+use crate::config::{Config, MinterKind};
 use crate::StartError;
 
 fn setting(key: &'static str) -> impl Fn(canarykeys_core::Invalid) -> StartError {
@@ -35,8 +35,8 @@ fn names(config: &Config) -> Result<NameGenerator, StartError> {
 
 pub async fn build(config: &Config, store: &SqlStore) -> Result<Arc<dyn Minter>, StartError> {
     let m = &config.minter;
-    match m.kind.as_str() {
-        "iam" => {
+    match m.kind {
+        MinterKind::Iam => {
             let mut accounts = Vec::new();
             for a in &m.accounts {
                 let id = a.account_id.as_deref().unwrap_or_default();
@@ -62,7 +62,7 @@ pub async fn build(config: &Config, store: &SqlStore) -> Result<Arc<dyn Minter>,
                 })?;
             Ok(Arc::new(minter))
         }
-        "gateway" => {
+        MinterKind::Gateway => {
             let url = m.gateway.url.as_deref().unwrap_or_default();
             let url = url::Url::parse(url).map_err(|e| StartError::Setting {
                 key: "minter.gateway.url",
@@ -80,7 +80,7 @@ pub async fn build(config: &Config, store: &SqlStore) -> Result<Arc<dyn Minter>,
                 .map_err(setting("minter.gateway"))?;
             Ok(Arc::new(minter))
         }
-        _ => {
+        MinterKind::Local => {
             let account = match &m.account_id {
                 Some(id) => AccountId::parse(id).map_err(setting("minter.account_id"))?,
                 // Chosen once per installation, so every local key encodes the same account

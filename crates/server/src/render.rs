@@ -1,11 +1,9 @@
-//! Presentation shared by the API, the UI and the CLI: a token as JSON, times as text, and
-//! credentials as a downloadable file.
+//! Presentation shared by the API, the UI and the CLI: times as text, credentials as a
+//! downloadable file. The JSON shapes are in `views`.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use canarykeys_aws::Minter;
 use canarykeys_core::{AwsCredentials, CredentialsFormat};
-use canarykeys_store::TokenRecord;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -53,48 +51,6 @@ pub fn user_arn(c: &AwsCredentials) -> String {
     format!("arn:aws:iam::{}:user/{}", c.account_id, c.username)
 }
 
-pub fn token_json(
-    t: &TokenRecord,
-    c: &AwsCredentials,
-    minter: &dyn Minter,
-    alert_count: u64,
-) -> Value {
-    let mut v = json!({
-        "id": t.id.as_str(),
-        "kind": t.kind.as_str(),
-        "memo": t.memo.as_str(),
-        "created_at": rfc3339(t.created_at),
-        "expires_at": t.expires_at.map(rfc3339),
-        "minter": t.minter,
-        "keys_valid_at_aws": t.minter == minter.name() && minter.keys_valid_at_aws(),
-        "channels": {
-            "email": t.email.as_ref().map(|e| json!({
-                "address": e.as_str(), "enabled": t.email_enabled,
-                "disabled_reason": t.alerting.email_disabled_reason,
-            })),
-            "webhook": t.webhook.as_ref().map(|w| json!({
-                "url": w.as_str(), "enabled": t.webhook_enabled,
-                "disabled_reason": t.alerting.webhook_disabled_reason,
-            })),
-        },
-        "ignore_sources": t.alerting.ignore_sources,
-        "aws": {
-            "access_key_id": c.access_key_id.as_str(),
-            "secret_access_key": c.secret_access_key.expose(),
-            "region": c.region.as_str(),
-            "output": c.output.as_str(),
-            "username": c.username.as_str(),
-            "account_id": c.account_id.to_string(),
-            "arn": user_arn(c),
-        },
-        "alert_count": alert_count,
-    });
-    if t.minter == "local" {
-        v["notice"] = json!(LOCAL_KEYS_NOTICE);
-    }
-    v
-}
-
 /// The credentials as a file download, named as the AWS tools expect.
 pub fn download(format: CredentialsFormat, c: &AwsCredentials) -> Response {
     let disposition = format!("attachment; filename=\"{}\"", format.file_name(&c.username));
@@ -106,28 +62,6 @@ pub fn download(format: CredentialsFormat, c: &AwsCredentials) -> Response {
         format.render(c),
     )
         .into_response()
-}
-
-/// Delivery state per channel, from the token's recent deliveries (newest first): the last
-/// delivery's state, when it was delivered, how many wait, and the last error.
-pub fn delivery_summary(deliveries: &[canarykeys_store::DeliveryRecord]) -> Value {
-    let mut out = serde_json::Map::new();
-    for channel in ["email", "webhook"] {
-        let mine: Vec<_> = deliveries.iter().filter(|d| d.channel == channel).collect();
-        let Some(last) = mine.first() else { continue };
-        out.insert(
-            channel.into(),
-            json!({
-                "last_state": last.state,
-                "last_attempts": last.attempts,
-                "last_error": mine.iter().find_map(|d| d.last_error.clone()),
-                "last_delivered_at": mine.iter().find_map(|d| d.delivered_at).map(rfc3339),
-                "pending": mine.iter().filter(|d| d.state == "pending").count(),
-                "failed": mine.iter().filter(|d| d.state == "failed").count(),
-            }),
-        );
-    }
-    Value::Object(out)
 }
 
 pub fn delivery_json(d: &canarykeys_store::DeliveryRecord) -> Value {

@@ -81,7 +81,7 @@ async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
     );
 
     // The feed of all hits, with each hit's token.
-    svc.store.record_hits(&[hit(&id)]).await.unwrap();
+    store(&app).await.record_hits(&[hit(&id)]).await.unwrap();
     assert_eq!(
         get(&app, "/api/v1/alerts", Some(&reader), None)
             .await
@@ -152,6 +152,12 @@ async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
     assert!(audit
         .iter()
         .any(|e| e.action == "token.delete" && e.actor == "ci-owner"));
+}
+
+/// The app's database, opened beside it (services keep theirs private).
+async fn store(app: &canarykeys_testkit::TestApp) -> canarykeys_store::SqlStore {
+    let url = canarykeys_testkit::test_config(&app.data_dir).database_url();
+    canarykeys_store::SqlStore::connect(&url).await.unwrap()
 }
 
 fn hit(token: &str) -> HitRecord {
@@ -290,6 +296,6 @@ async fn the_admin_cli_creates_an_operator_and_a_key_that_authenticates() {
     assert!(audit
         .iter()
         .any(|e| e.action == "login" && e.actor == "root"));
-    let _ = svc.store.list_audit(1, 0).await.unwrap();
+    let _ = store(&app).await.list_audit(1, 0).await.unwrap();
     app.stop().await;
 }

@@ -304,8 +304,18 @@ async fn alerts_start_empty_and_page() {
         .unwrap();
     assert_eq!(
         v,
-        json!({"total": 0, "limit": 50, "offset": 0, "alerts": []})
+        json!({"total": 0, "limit": 50, "offset": 0, "hits": [], "alerts": []})
     );
+    // `/hits` is the list's name; `/alerts` answers the same body.
+    let hits: Value = app
+        .get_authed(&format!("/api/v1/tokens/{id}/hits"), &secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hits, v);
     for bad in ["limit=0", "limit=501", "limit=x", "offset=-1"] {
         let resp = app
             .get_authed(&format!("/api/v1/tokens/{id}/alerts?{bad}"), &secret)

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 async fn iam_app(moto: &Moto) -> TestApp {
     let url = moto.url();
     spawn_app_with(move |c| {
-        c.minter.kind = "iam".into();
+        c.minter.kind = canarykeys_server::config::MinterKind::Iam;
         c.minter.accounts = vec![DecoyAccountConfig {
             account_id: Some("123456789012".into()),
             endpoint_url: Some(url),

@@ -36,6 +36,26 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A change written together with its audit entry (`AuditedStore::write_audited`).
+#[derive(Clone, Copy, Debug)]
+pub enum AuditedWrite<'a> {
+    InsertToken(&'a TokenRecord),
+    DeleteToken(&'a TokenId),
+    SetChannels(&'a TokenId, ChannelSwitches),
+    SetIgnoreSources(&'a TokenId, &'a [String]),
+    /// Only the entry: actions whose effect is not a row here (a test alert, say).
+    Nothing,
+}
+
+/// Changes that leave an audit entry, written in one transaction with it.
+#[async_trait]
+pub trait AuditedStore: Send + Sync + 'static {
+    /// Applies `write` and records `audit`, atomically. Returns whether the write found its
+    /// token (an insert always does); when it did not, nothing is written, not even the entry.
+    /// An insert whose id or key is taken fails with `Conflict`.
+    async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool>;
+}
+
 /// Tokens and their settings.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
@@ -238,7 +258,14 @@ pub trait ExposureStore: Send + Sync + 'static {
 
 /// Everything the server stores.
 pub trait Store:
-    TokenStore + HitStore + SettingsStore + OutboxStore + AccessStore + ConsoleStore + ExposureStore
+    TokenStore
+    + HitStore
+    + SettingsStore
+    + OutboxStore
+    + AccessStore
+    + ConsoleStore
+    + ExposureStore
+    + AuditedStore
 {
 }
 impl<
@@ -248,7 +275,8 @@ impl<
             + OutboxStore
             + AccessStore
             + ConsoleStore
-            + ExposureStore,
+            + ExposureStore
+            + AuditedStore,
     > Store for T
 {
 }

@@ -2,7 +2,8 @@
 //! PostgreSQL database (`CANARYKEYS_TEST_POSTGRES_URL`). A missing PostgreSQL fails the test.
 
 use canarykeys_store::{
-    AccessStore, ApiKeyRecord, AuditRecord, OperatorRecord, SqlStore, StoreError,
+    AccessStore, ApiKeyRecord, AuditRecord, AuditedStore, AuditedWrite, OperatorRecord, SqlStore,
+    StoreError,
 };
 
 fn operator(id: &str, name: &str) -> OperatorRecord {
@@ -148,6 +149,40 @@ async fn suite(store: &SqlStore) {
         ["logout", "api_key.create"]
     );
     assert_eq!(store.list_audit(2, 2).await.unwrap()[0].action, "login");
+
+    // An audited change that finds no token writes nothing, not even its entry; an entry on
+    // its own is written.
+    let entry = |id: &str, action: &str| AuditRecord {
+        id: id.into(),
+        at: 9_000,
+        actor: "cli".into(),
+        action: action.into(),
+        target: "t".into(),
+        details: String::new(),
+    };
+    let missing = canarykeys_core::TokenId::generate();
+    let gone = AuditedWrite::DeleteToken(&missing);
+    assert!(!store
+        .write_audited(gone, &entry("b1", "token.delete"))
+        .await
+        .unwrap());
+    let switches = canarykeys_store::ChannelSwitches {
+        email: Some(false),
+        webhook: None,
+    };
+    let off = AuditedWrite::SetChannels(&missing, switches);
+    assert!(!store
+        .write_audited(off, &entry("b2", "token.channels"))
+        .await
+        .unwrap());
+    let note = AuditedWrite::Nothing;
+    assert!(store
+        .write_audited(note, &entry("b3", "token.test_alert"))
+        .await
+        .unwrap());
+    let newest = store.list_audit(1, 0).await.unwrap();
+    assert_eq!(newest[0].action, "token.test_alert");
+    assert_eq!(store.list_audit(100, 0).await.unwrap().len(), 4);
 
     // With no tokens the all-token pages are empty (their contents are tested through the API).
     assert_eq!(store.tokens_page(10, 0).await.unwrap().1, 0);

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::services::Scope;
+use crate::services::{Actor, Scope};
 use crate::Services;
 
 #[derive(Subcommand, Debug)]
@@ -53,7 +53,7 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
             let password = line.trim_end_matches(['\n', '\r']);
             services
                 .access
-                .create_operator_by("cli", &name, password)
+                .create_operator_by(&Actor::Cli, &name, password)
                 .await
                 .map(|op| println!("created operator {} ({})", op.name, op.id))
                 .map_err(anyhow::Error::from)
@@ -73,6 +73,6 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         }
     };
-    services.store.close().await;
+    services.close().await;
     result
 }

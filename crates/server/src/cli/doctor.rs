@@ -52,7 +52,7 @@ pub async fn findings(config: &Config) -> Vec<String> {
             "smtp.host is not set: tokens with an email address cannot be alerted by email.".into(),
         );
     }
-    if config.minter.kind == "local" {
+    if config.minter.kind == crate::config::MinterKind::Local {
         found.push("minter.kind is \"local\": the keys are not valid at AWS, so only the sensor sees their use.".into());
     }
     match &config.public_url {

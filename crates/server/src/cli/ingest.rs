@@ -117,7 +117,7 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
             totals.new_hits, totals.duplicates, if args.dry_run { " (dry run: nothing stored)" } else { "" }
         );
     }
-    services.store.close().await;
+    services.close().await;
     if totals.failed_files > 0 {
         anyhow::bail!(
             "{} of {} files could not be ingested",

@@ -19,7 +19,8 @@ pub struct SendTestEmailArgs {
 /// it is an error (so a non-zero exit), with the server's own words.
 pub async fn run(args: SendTestEmailArgs, config: &Config) -> anyhow::Result<()> {
     let channel = EmailChannel::new(&config.smtp)?;
-    let now = OffsetDateTime::now_utc();
+    // A one-off command: the wall clock is the only clock it has.
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let alert = test_alert(config, &now);
     // A fresh key per run: a mail system that dedupes by Message-ID would otherwise hide every
     // test after the first.

@@ -2,11 +2,11 @@
 
 use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
 use clap::{Subcommand, ValueEnum};
-use serde_json::json;
 
 use crate::config::Config;
-use crate::render::{human_time, token_json};
-use crate::services::ServiceError;
+use crate::render::human_time;
+use crate::services::{Actor, ServiceError};
+use crate::views::{CreatedTokenView, TokenView};
 use crate::Services;
 
 #[derive(Subcommand, Debug)]
@@ -118,24 +118,25 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 expires_in,
             };
             let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
-            let created = tokens.create(new).await.map_err(describe)?;
-            let t = &created.token;
-            services
-                .access
-                .audit("cli", "token.create", t.id.as_str(), t.memo.as_str())
-                .await;
+            let created = tokens.create(new, &Actor::Cli).await.map_err(describe)?;
             match format.file_format() {
                 Some(f) => print!("{}", f.render(&created.credentials)),
                 None => {
-                    let mut v =
-                        token_json(&created.token, &created.credentials, tokens.minter(), 0);
                     let secret = created.manage_secret.expose();
-                    v["manage_secret"] = json!(secret);
-                    v["manage_url"] = json!(format!(
-                        "{}/manage/{}?s={secret}",
-                        public_url.trim_end_matches('/'),
-                        created.token.id
-                    ));
+                    let v = CreatedTokenView {
+                        token: TokenView::full(
+                            &created.token,
+                            &created.credentials,
+                            tokens.minter(),
+                            0,
+                        ),
+                        manage_url: format!(
+                            "{}/manage/{}?s={secret}",
+                            public_url.trim_end_matches('/'),
+                            created.token.id
+                        ),
+                        manage_secret: secret.to_owned(),
+                    };
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
             }
@@ -146,12 +147,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 ListFormat::Json => {
                     let items: Vec<_> = all
                         .iter()
-                        .map(|t| json!({
-                            "id": t.id.as_str(), "kind": t.kind.as_str(), "memo": t.memo.as_str(),
-                            "access_key_id": t.access_key_id.as_str(), "username": t.username.as_str(),
-                            "account_id": t.account_id.to_string(), "minter": t.minter,
-                            "created_at": crate::render::rfc3339(t.created_at),
-                        }))
+                        .map(|t| TokenView::listed(t, tokens.minter()))
                         .collect();
                     println!("{}", serde_json::to_string_pretty(&items)?);
                 }
@@ -179,7 +175,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                     let total = tokens.hit_count(&token).await.map_err(describe)?;
                     println!(
                         "{}",
-                        serde_json::to_string_pretty(&token_json(
+                        serde_json::to_string_pretty(&TokenView::full(
                             &token,
                             &creds,
                             tokens.minter(),
@@ -191,19 +187,10 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         }
         TokenCommand::Delete { id } => {
             let token = tokens.get(&id).await.map_err(describe)?;
-            tokens.delete(&token).await.map_err(describe)?;
-            services
-                .access
-                .audit(
-                    "cli",
-                    "token.delete",
-                    token.id.as_str(),
-                    token.memo.as_str(),
-                )
-                .await;
+            tokens.delete(&token, &Actor::Cli).await.map_err(describe)?;
             println!("deleted {}", token.id);
         }
     }
-    services.store.close().await;
+    services.close().await;
     Ok(())
 }

@@ -198,15 +198,15 @@ impl Config {
                 });
             }
         }
-        match self.minter.kind.as_str() {
-            "local" => {}
-            "iam" if self.minter.accounts.is_empty() => {
+        match self.minter.kind {
+            MinterKind::Local => {}
+            MinterKind::Iam if self.minter.accounts.is_empty() => {
                 return Err(ConfigError::Value {
                     key: "minter.accounts",
                     problem: "the iam minter needs at least one [[minter.accounts]] entry".into(),
                 })
             }
-            "iam" => {
+            MinterKind::Iam => {
                 if self.minter.accounts.iter().any(|a| a.account_id.is_none()) {
                     return Err(ConfigError::Value {
                         key: "minter.accounts",
@@ -220,7 +220,7 @@ impl Config {
                     });
                 }
             }
-            "gateway" => {
+            MinterKind::Gateway => {
                 if self.minter.gateway.url.is_none()
                     || self.minter.gateway.secret.is_none()
                     || self.minter.account_id.is_none()
@@ -230,14 +230,6 @@ impl Config {
                         problem: "the gateway minter needs minter.gateway.url, minter.gateway.secret and minter.account_id".into(),
                     });
                 }
-            }
-            other => {
-                return Err(ConfigError::Value {
-                    key: "minter.kind",
-                    problem: format!(
-                        "unknown minter {other:?}; use \"local\", \"iam\" or \"gateway\""
-                    ),
-                })
             }
         }
         if let Some(secret) = &self.ingest.secret {

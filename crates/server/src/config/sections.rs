@@ -228,12 +228,51 @@ impl Default for IngestConfig {
     }
 }
 
+/// Which minter makes keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum MinterKind {
+    /// Keys in AWS's format that AWS does not know; only the sensor sees their use.
+    #[default]
+    Local,
+    /// The server calls IAM in the decoy accounts.
+    Iam,
+    /// The minting service (a Lambda behind API Gateway) calls IAM.
+    Gateway,
+}
+
+impl TryFrom<String> for MinterKind {
+    type Error = String;
+
+    /// By hand rather than derived, so the error names the setting and every choice.
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "iam" => Ok(Self::Iam),
+            "gateway" => Ok(Self::Gateway),
+            _ => Err(format!(
+                "unknown minter.kind {value:?}; use \"local\", \"iam\" or \"gateway\""
+            )),
+        }
+    }
+}
+
+impl MinterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Iam => "iam",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MinterConfig {
     /// Which minter makes keys: `local` (AWS's format, unknown to AWS), `iam` (the server
     /// calls IAM in the decoy accounts) or `gateway` (the minting service does).
-    pub kind: String,
+    pub kind: MinterKind,
     /// `local`: the account its keys encode (default: one chosen at random on first start and
     /// kept in the database). `gateway`: the account the minting service works in.
     #[serde(deserialize_with = "account_id_text")]
@@ -314,7 +353,7 @@ pub struct RateLimitConfig {
 impl Default for MinterConfig {
     fn default() -> Self {
         Self {
-            kind: "local".into(),
+            kind: MinterKind::Local,
             names_file: None,
             accounts: Vec::new(),
             gateway: GatewayConfig::default(),

@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use canarykeys_core::signing;
@@ -27,10 +27,6 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .layer(tower::limit::ConcurrencyLimitLayer::new(CONCURRENT_INGESTS))
 }
 
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Accepts a valid signature over the exact body, or the secret as a bearer token.
 fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     let Some(secret) = &state.ingest_secret else {
@@ -39,15 +35,11 @@ fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), A
     let secret = secret.expose().as_bytes();
     if let Some(sig) = headers.get(signing::HEADER) {
         let sig = sig.to_str().map_err(|_| ApiError::IngestUnauthorized)?;
-        return signing::verify(secret, sig, body, unix_now())
+        return signing::verify(secret, sig, body, state.clock.now_secs())
             .map_err(|_| ApiError::IngestUnauthorized);
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::IngestUnauthorized)?;
-    if bool::from(bearer.trim().as_bytes().ct_eq(secret)) {
+    let bearer = super::extract::bearer(headers).ok_or(ApiError::IngestUnauthorized)?;
+    if bool::from(bearer.as_bytes().ct_eq(secret)) {
         Ok(())
     } else {
         Err(ApiError::IngestUnauthorized)

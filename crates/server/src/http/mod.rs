@@ -1,18 +1,24 @@
 //! The HTTP side: shared state, the router, and the layers every response passes through
 //! (security headers, body limit, request logging that never records query strings).
+//!
+//! Layout, by one rule (route modules never import each other):
+//! - `extract/` and `html/` are shared pieces (who is calling, CSRF, pages, the chart); they
+//!   import no router;
+//! - `home` (the create form), `manage/` (the secret-link pages), `console/` (operators),
+//!   `api/` (JSON) and `ingest` (CloudTrail in) are routers, grouped by audience;
+//! - `assets` serves static files; this module only assembles them.
 
-pub mod api;
-pub mod api_alerts;
-pub mod api_console;
-pub mod auth;
-pub mod client;
-pub mod console;
-pub mod csrf;
+mod api;
+mod assets;
+mod console;
 pub mod error;
-pub mod ingest;
-pub mod ui;
-
-use std::sync::Arc;
+pub mod extract;
+mod home;
+pub mod html;
+mod ingest;
+mod manage;
+pub mod respond;
+pub mod state;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
@@ -21,31 +27,8 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::Secret;
-use crate::services::{IngestService, TokenService};
 pub use error::ApiError;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub tokens: TokenService,
-    pub access: crate::services::AccessService,
-    pub ingest: IngestService,
-    pub alerts: crate::services::alerts::AlertService,
-    pub exposures: crate::services::ExposureService,
-    pub ingest_secret: Option<Secret>,
-    pub templates: Arc<minijinja::Environment<'static>>,
-    pub public_url: Arc<str>,
-    pub limiter: client::CreateLimiter,
-    /// Cookies get `Secure` when the public URL is https.
-    pub secure_cookies: bool,
-}
-
-impl AppState {
-    pub fn manage_url(&self, id: &canarykeys_core::TokenId, secret: &str) -> String {
-        format!("{}/manage/{id}?s={secret}", self.public_url)
-    }
-}
+pub use state::AppState;
 
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -70,8 +53,9 @@ pub fn router(state: AppState, max_body_bytes: usize, ingest_max_body_bytes: usi
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .merge(ui::routes())
-        .merge(auth::routes())
+        .merge(home::routes())
+        .merge(manage::routes())
+        .merge(assets::routes())
         .merge(console::routes())
         .nest("/api/v1", api::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use canarykeys_store::{ChannelKind, DeliveryRecord, Store, StoreError};
 use rand::Rng;
 
-use crate::clock::now_millis;
+use crate::clock::SharedClock;
 use crate::notify::{AlertView, Channel, Outcome};
 use crate::services::alerts::AlertService;
 
@@ -54,6 +54,7 @@ pub struct Deliverer {
     pub alerts: AlertService,
     pub channels: Channels,
     pub policy: DeliveryPolicy,
+    pub clock: SharedClock,
 }
 
 /// Sends in flight at once, per worker.
@@ -76,14 +77,14 @@ impl Deliverer {
 
     /// Plans, then sends everything due. Returns how many deliveries were attempted.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let now = now_millis();
+        let now = self.clock.now_millis();
         self.alerts.plan_new(now).await?;
         self.alerts.close_windows(now).await?;
         let mut attempted = 0;
         loop {
             let due = self
                 .store
-                .claim_due(now_millis(), millis(self.policy.lease), BATCH)
+                .claim_due(self.clock.now_millis(), millis(self.policy.lease), BATCH)
                 .await?;
             if due.is_empty() {
                 return Ok(attempted);
@@ -97,12 +98,12 @@ impl Deliverer {
     }
 
     /// Runs until the task is aborted. Errors (a database outage) are logged and retried.
-    pub async fn run_forever(self) {
+    pub async fn run_forever(self: Arc<Self>) {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::error!(error = format!("{e:#}"), "alert delivery round failed");
             }
-            let now = now_millis();
+            let now = self.clock.now_millis();
             let next_due = self.store.next_due().await.ok().flatten();
             let poll = millis(self.policy.poll);
             let wait = next_due.map_or(poll, |t| (t - now).clamp(0, poll));
@@ -135,7 +136,7 @@ impl Deliverer {
         // The same key on every attempt, so a receiver can drop a second copy.
         let key = format!("{}-{}", d.message_id, d.channel);
         let outcome = channel.send(&view, &d.target, &key).await;
-        let now = now_millis();
+        let now = self.clock.now_millis();
         match outcome {
             Outcome::Delivered => {
                 self.store.mark_delivered(&d.id, now).await?;

@@ -1,5 +1,10 @@
-//! Background jobs inside `serve`: the detection pollers. Each is off unless configured, runs on
-//! its own interval, logs and keeps going when a round fails, and stops with the server.
+//! Background jobs inside `serve`: the alert outbox, token expiry, history retention and the
+//! detection pollers. Each runs on its own interval, logs and keeps going when a round fails, and
+//! stops with the server.
+//!
+//! `Jobs` is a cheap, cloneable handle (`Application::jobs()`): `start` spawns the loops, and the
+//! `*_once` methods run one round now, so a test drives the jobs with its clock instead of
+//! sleeping until a loop comes round.
 
 pub mod deliver;
 pub mod quarantine;
@@ -15,96 +20,127 @@ use canarykeys_store::{SqlStore, Store};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::services::IngestService;
+use crate::services::{IngestService, TokenService};
 
-/// A configured job, not yet running.
-pub enum Job {
-    S3(s3_poller::S3Poller, Duration),
-    SafetyNet(safety_net::SafetyNet, Duration),
-    /// The alert outbox worker; always runs.
-    Deliver(deliver::Deliverer),
-    /// Deletes hits older than the retention (days), daily.
-    Retention(Arc<dyn Store>, u32),
-    /// Deletes tokens (and their keys) whose expiry has come; every minute. The expiry time is
-    /// in the database, so a restart loses nothing.
-    Expiry(
-        crate::services::TokenService,
-        crate::services::access::AccessService,
-    ),
+const DAY_MS: i64 = 86_400_000;
+
+/// The detection pollers the configuration turns on.
+#[derive(Clone, Default)]
+pub struct Pollers {
+    s3: Option<(Arc<Mutex<s3_poller::S3Poller>>, Duration)>,
+    safety_net: Option<(Arc<safety_net::SafetyNet>, Duration)>,
 }
 
-impl Job {
-    pub fn start(self) -> JoinHandle<()> {
-        match self {
-            Self::S3(poller, interval) => {
-                let poller = Arc::new(Mutex::new(poller));
-                every("s3-poller", interval, move || {
-                    let poller = poller.clone();
-                    async move {
-                        let report = poller.lock().await.round().await?;
-                        tracing::debug!(?report, "s3 poller round");
-                        Ok(())
-                    }
-                })
-            }
-            Self::Deliver(deliverer) => tokio::spawn(deliverer.run_forever()),
-            Self::Expiry(tokens, access) => every("expiry", Duration::from_secs(60), move || {
-                let (tokens, access) = (tokens.clone(), access.clone());
+/// Every job of one server, ready to start or to run once.
+#[derive(Clone)]
+pub struct Jobs {
+    pub(crate) deliverer: Arc<deliver::Deliverer>,
+    pub(crate) tokens: TokenService,
+    pub(crate) clock: SharedClock,
+    /// Days of hits to keep; 0 keeps them all.
+    pub(crate) retention_days: u32,
+    pub(crate) pollers: Pollers,
+}
+
+impl Jobs {
+    /// One outbox round: plans new alerts, closes cooldown windows, sends what is due. Returns
+    /// how many deliveries were attempted.
+    pub async fn deliver_once(&self) -> anyhow::Result<usize> {
+        Ok(self.deliverer.run_once().await?)
+    }
+
+    /// Deletes the tokens (and their keys) whose expiry has come. Returns how many.
+    pub async fn expire_once(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now_millis();
+        let deleted = self.tokens.delete_expired(now).await?;
+        for t in &deleted {
+            tracing::info!(token = %t.id, "expired token deleted");
+        }
+        Ok(deleted.len())
+    }
+
+    /// Deletes hits older than the retention. Returns how many; 0 when retention is off.
+    pub async fn retention_once(&self) -> anyhow::Result<u64> {
+        if self.retention_days == 0 {
+            return Ok(0);
+        }
+        let days = self.retention_days;
+        let before = self.clock.now_millis() - i64::from(days) * DAY_MS;
+        let n = self.tokens.delete_hits_before(before).await?;
+        if n > 0 {
+            tracing::info!(deleted = n, days, "old hits deleted (history retention)");
+        }
+        Ok(n)
+    }
+
+    /// One round of each configured detection poller (S3, then the safety net).
+    pub async fn poll_once(&self) -> anyhow::Result<()> {
+        if let Some((poller, _)) = &self.pollers.s3 {
+            let report = poller.lock().await.round().await?;
+            tracing::debug!(?report, "s3 poller round");
+        }
+        if let Some((net, _)) = &self.pollers.safety_net {
+            let report = net.round().await?;
+            tracing::debug!(?report, "safety net round");
+        }
+        Ok(())
+    }
+
+    /// Spawns every loop; abort the handles to stop them.
+    pub fn start(&self) -> Vec<JoinHandle<()>> {
+        let mut handles = vec![tokio::spawn(self.deliverer.clone().run_forever())];
+        let jobs = self.clone();
+        handles.push(every("expiry", Duration::from_secs(60), move || {
+            let jobs = jobs.clone();
+            async move { jobs.expire_once().await.map(drop) }
+        }));
+        if self.retention_days > 0 {
+            let jobs = self.clone();
+            handles.push(every(
+                "retention",
+                Duration::from_secs(24 * 3600),
+                move || {
+                    let jobs = jobs.clone();
+                    async move { jobs.retention_once().await.map(drop) }
+                },
+            ));
+        }
+        if let Some((poller, interval)) = self.pollers.s3.clone() {
+            handles.push(every("s3-poller", interval, move || {
+                let poller = poller.clone();
                 async move {
-                    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-                    for t in tokens.delete_expired(now).await? {
-                        tracing::info!(token = %t.id, "expired token deleted");
-                        access
-                            .audit("expiry", "token.delete", t.id.as_str(), t.memo.as_str())
-                            .await;
-                    }
+                    let report = poller.lock().await.round().await?;
+                    tracing::debug!(?report, "s3 poller round");
                     Ok(())
                 }
-            }),
-            Self::Retention(store, days) => {
-                every("retention", Duration::from_secs(24 * 3600), move || {
-                    let store = store.clone();
-                    async move {
-                        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-                        let before = now - i64::from(days) * 86_400_000;
-                        let n = store.delete_hits_before(before).await?;
-                        if n > 0 {
-                            tracing::info!(
-                                deleted = n,
-                                days,
-                                "old hits deleted (history retention)"
-                            );
-                        }
-                        Ok(())
-                    }
-                })
-            }
-            Self::SafetyNet(net, interval) => {
-                let net = Arc::new(net);
-                every("safety-net", interval, move || {
-                    let net = net.clone();
-                    async move {
-                        let report = net.round().await?;
-                        tracing::debug!(?report, "safety net round");
-                        Ok(())
-                    }
-                })
-            }
+            }));
         }
+        if let Some((net, interval)) = self.pollers.safety_net.clone() {
+            handles.push(every("safety-net", interval, move || {
+                let net = net.clone();
+                async move {
+                    let report = net.round().await?;
+                    tracing::debug!(?report, "safety net round");
+                    Ok(())
+                }
+            }));
+        }
+        handles
     }
 }
 
-/// The jobs the configuration turns on.
-pub async fn configure(
+/// The detection pollers the configuration turns on.
+pub async fn pollers(
     config: &Config,
     store: &Arc<SqlStore>,
     ingest: &IngestService,
     exposures: &crate::services::ExposureService,
-) -> Vec<Job> {
+) -> Pollers {
     let d = &config.detection;
     if d.s3.bucket.is_none() && !d.safety_net.enabled {
-        return Vec::new();
+        return Pollers::default();
     }
     let aws = sdk_config(&AwsSettings {
         region: config.aws.region.clone(),
@@ -118,7 +154,7 @@ pub async fn configure(
     })
     .await;
     let store: Arc<dyn Store> = store.clone();
-    let mut jobs = Vec::new();
+    let mut jobs = Pollers::default();
     if let Some(bucket) = &d.s3.bucket {
         let poller = s3_poller::S3Poller::new(
             Arc::new(S3TrailBucket::new(&aws)),
@@ -128,7 +164,10 @@ pub async fn configure(
             d.s3.prefix.clone(),
             config.ingest.max_body_bytes as u64,
         );
-        jobs.push(Job::S3(poller, Duration::from_secs(d.s3.interval_secs)));
+        jobs.s3 = Some((
+            Arc::new(Mutex::new(poller)),
+            Duration::from_secs(d.s3.interval_secs),
+        ));
     }
     if d.safety_net.enabled {
         let net = safety_net::SafetyNet {
@@ -137,8 +176,8 @@ pub async fn configure(
             ingest: ingest.clone(),
             exposures: exposures.clone(),
         };
-        jobs.push(Job::SafetyNet(
-            net,
+        jobs.safety_net = Some((
+            Arc::new(net),
             Duration::from_secs(d.safety_net.interval_secs),
         ));
     }

@@ -15,7 +15,6 @@ use url::form_urlencoded;
 
 use super::protocol::Call;
 use super::respond::{AwsError, Caller};
-use crate::clock::now_millis;
 
 /// What the signature check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +92,8 @@ pub struct Context<'a> {
     pub request_id: &'a str,
     pub verdict: Verdict,
     pub presigned: bool,
+    /// When the call arrived, by the server's clock.
+    pub now_millis: i64,
     pub error: Option<&'a AwsError>,
 }
 
@@ -106,7 +107,7 @@ pub fn record(call: &Call, cx: &Context<'_>) -> Record {
     };
     Record {
         event_id: cx.request_id.to_owned(),
-        event_time: now_millis(),
+        event_time: cx.now_millis,
         event_name: call.operation.clone(),
         event_source: format!("{}.amazonaws.com", call.service),
         aws_region: Some(cx.caller.region.clone()),

@@ -39,6 +39,7 @@ struct SensorState {
     tokens: TokenService,
     ingest: IngestService,
     max_body_bytes: usize,
+    clock: crate::clock::SharedClock,
 }
 
 impl Sensor {
@@ -57,6 +58,7 @@ impl Sensor {
             tokens: services.tokens.clone(),
             ingest: services.ingest.clone(),
             max_body_bytes: config.max_body_bytes,
+            clock: services.clock.clone(),
         };
         let router = Router::new().fallback(handle).with_state(state);
         Ok(Some(Self {
@@ -108,7 +110,7 @@ async fn handle(
         return answer(&Outcome::Unsigned);
     };
     let token = match AccessKeyId::parse(&claim.key_id) {
-        Ok(key) => state.tokens.store().find_token_by_key(&key).await,
+        Ok(key) => state.tokens.find_by_key(&key).await,
         Err(_) => Ok(None),
     };
     let token = match token {
@@ -173,6 +175,7 @@ async fn handle(
             request_id: &request_id,
             verdict,
             presigned: claim.presigned_expires.is_some(),
+            now_millis: state.clock.now_millis(),
             error: error.as_ref(),
         },
     );

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use canarykeys_store::{ApiKeyRecord, AuditRecord, OperatorRecord, Store, StoreError};
+use canarykeys_store::{ApiKeyRecord, OperatorRecord, Store, StoreError};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 mod credentials;
@@ -15,7 +15,8 @@ use credentials::{blocking, dummy_hash, hash_password, random_43, sha256_hex, ve
 use model::info;
 pub use model::*;
 
-use crate::clock::now_millis;
+use super::audit::{Actor, AuditAction};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::AccessConfig;
 
 #[derive(Clone)]
@@ -26,6 +27,7 @@ pub struct AccessService {
     open_create: bool,
     proxy_header: Option<String>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    clock: SharedClock,
 }
 
 impl AccessService {
@@ -40,7 +42,14 @@ impl AccessService {
             proxy_header: cfg.proxy_header.clone(),
             // `Config::check` has parsed these already.
             trusted_proxies: cfg.proxy_nets().unwrap_or_default().into(),
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Stamps sessions, keys and audit entries by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Whether anyone may create tokens (`[access] create = "open"`).
@@ -70,13 +79,14 @@ impl AccessService {
         name: &str,
         password: &str,
     ) -> Result<Operator, AccessError> {
-        self.create_operator_by("system", name, password).await
+        self.create_operator_by(&Actor::System, name, password)
+            .await
     }
 
-    /// Creates an operator, recording `actor` (an operator's name, or "cli") in the audit log.
+    /// Creates an operator, recording `actor` in the audit log.
     pub async fn create_operator_by(
         &self,
-        actor: &str,
+        actor: &Actor,
         name: &str,
         password: &str,
     ) -> Result<Operator, AccessError> {
@@ -99,13 +109,14 @@ impl AccessService {
             password_hash,
             failed_logins: 0,
             locked_until: None,
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
         };
         match self.store.insert_operator(&record).await {
             Err(StoreError::Conflict) => return Err(AccessError::NameTaken),
             other => other?,
         }
-        self.audit(actor, "operator.create", &record.name, "").await;
+        self.audit(actor, AuditAction::OperatorCreate, &record.name, "")
+            .await;
         Ok(record.into())
     }
 
@@ -122,7 +133,7 @@ impl AccessService {
                 return Err(AccessError::RateLimited);
             }
         }
-        let now = now_millis();
+        let now = self.clock.now_millis();
         let op = self.store.operator_by_name(name.trim()).await?;
         let Some(op) = op else {
             let password = password.to_owned();
@@ -140,15 +151,20 @@ impl AccessService {
                 .record_login_failure(&op.id, LOCK_AFTER, until)
                 .await?;
             self.audit(
-                &op.name,
-                "login.failed",
+                &Actor::Operator(op.name.clone()),
+                AuditAction::LoginFailed,
                 &op.name,
                 &format!("from {client}"),
             )
             .await;
             if locked.is_some() {
-                self.audit("system", "operator.lockout", &op.name, "15 minutes")
-                    .await;
+                self.audit(
+                    &Actor::System,
+                    AuditAction::OperatorLockout,
+                    &op.name,
+                    "15 minutes",
+                )
+                .await;
                 return Err(AccessError::Locked);
             }
             return Err(AccessError::BadCredentials);
@@ -165,15 +181,30 @@ impl AccessService {
                 now + self.session_ttl_ms,
             )
             .await?;
-        self.audit(&op.name, "login", &op.name, &format!("from {client}"))
-            .await;
+        self.audit(
+            &Actor::Operator(op.name.clone()),
+            AuditAction::Login,
+            &op.name,
+            &format!("from {client}"),
+        )
+        .await;
         Ok((op.into(), session))
     }
 
     pub async fn logout(&self, session_id: &str) {
         let hash = sha256_hex(session_id);
-        if let Ok(Some(op)) = self.store.session_operator(&hash, now_millis()).await {
-            self.audit(&op.name, "logout", &op.name, "").await;
+        if let Ok(Some(op)) = self
+            .store
+            .session_operator(&hash, self.clock.now_millis())
+            .await
+        {
+            self.audit(
+                &Actor::Operator(op.name.clone()),
+                AuditAction::Logout,
+                &op.name,
+                "",
+            )
+            .await;
         }
         if let Err(e) = self.store.delete_session(&hash).await {
             tracing::error!(error = %e, "could not delete a session");
@@ -185,7 +216,7 @@ impl AccessService {
             return None;
         }
         self.store
-            .session_operator(&sha256_hex(session_id), now_millis())
+            .session_operator(&sha256_hex(session_id), self.clock.now_millis())
             .await
             .map_err(|e| tracing::error!(error = %e, "session lookup failed"))
             .ok()
@@ -209,13 +240,13 @@ impl AccessService {
             password_hash: "!proxy".into(),
             failed_logins: 0,
             locked_until: None,
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
         };
         match self.store.insert_operator(&record).await {
             Ok(()) => {
                 self.audit(
-                    "proxy",
-                    "operator.create",
+                    &Actor::Proxy,
+                    AuditAction::OperatorCreate,
                     name,
                     "first seen via proxy header",
                 )
@@ -270,14 +301,14 @@ impl AccessService {
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(" "),
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
             revoked_at: None,
             last_used_at: None,
         };
         self.store.insert_api_key(&record).await?;
         self.audit(
-            &owner.name,
-            "api_key.create",
+            &Actor::Operator(owner.name.clone()),
+            AuditAction::ApiKeyCreate,
             &record.id,
             &format!("{name} [{}]", record.scopes),
         )
@@ -286,10 +317,20 @@ impl AccessService {
     }
 
     pub async fn revoke_api_key(&self, actor: &Operator, id: &str) -> Result<(), AccessError> {
-        if !self.store.revoke_api_key(id, now_millis()).await? {
+        if !self
+            .store
+            .revoke_api_key(id, self.clock.now_millis())
+            .await?
+        {
             return Err(AccessError::NotFound);
         }
-        self.audit(&actor.name, "api_key.revoke", id, "").await;
+        self.audit(
+            &Actor::Operator(actor.name.clone()),
+            AuditAction::ApiKeyRevoke,
+            id,
+            "",
+        )
+        .await;
         Ok(())
     }
 
@@ -324,7 +365,10 @@ impl AccessService {
             .await
             .ok()
             .flatten()?;
-        let _ = self.store.touch_api_key(&key.id, now_millis()).await;
+        let _ = self
+            .store
+            .touch_api_key(&key.id, self.clock.now_millis())
+            .await;
         Some((
             op.into(),
             Scope::parse_list(&key.scopes).unwrap_or_default(),
@@ -332,17 +376,12 @@ impl AccessService {
     }
 
     /// Records who did what. Failing to write it is logged, not fatal: the action happened.
-    pub async fn audit(&self, actor: &str, action: &str, target: &str, details: &str) {
-        let entry = AuditRecord {
-            id: format!("{:013}-{}", now_millis(), &random_43()[..8]),
-            at: now_millis(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            details: details.to_owned(),
-        };
+    /// Writes an entry for an access action (sign-in, operators, keys); token actions are
+    /// logged by `TokenService`, in the change's own transaction.
+    pub async fn audit(&self, actor: &Actor, action: AuditAction, target: &str, details: &str) {
+        let entry = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
         if let Err(e) = self.store.insert_audit(&entry).await {
-            tracing::error!(error = %e, action, "could not write the audit log");
+            tracing::error!(error = %e, action = action.as_str(), "could not write the audit log");
         }
     }
 

@@ -14,11 +14,12 @@ use canarykeys_store::{
 };
 use serde::Serialize;
 
-use crate::clock::now_millis;
+use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 use crate::notify::{AlertKind, AlertView};
 use crate::render::{http_link, human_time, rfc3339};
 use crate::services::alerts::AlertService;
+use crate::services::ServiceError;
 
 /// The metrics label of Health input.
 const HEALTH: &str = "health";
@@ -84,6 +85,7 @@ pub struct ExposureService {
     store: Arc<dyn Store>,
     alerts: AlertService,
     metrics: Arc<Metrics>,
+    clock: SharedClock,
 }
 
 impl ExposureService {
@@ -92,7 +94,14 @@ impl ExposureService {
             store,
             alerts,
             metrics,
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Stamps exposures by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Records the exposures in a batch of Health events (unless `dry_run`).
@@ -126,7 +135,7 @@ impl ExposureService {
                 if dry_run {
                     continue;
                 }
-                let now = now_millis();
+                let now = self.clock.now_millis();
                 let record = ExposureRecord {
                     id: ids::random_id(),
                     token_id: token.id.clone(),
@@ -170,7 +179,7 @@ impl ExposureService {
         policy_name: &str,
         policy_arn: &str,
     ) -> Result<bool, StoreError> {
-        let now = now_millis();
+        let now = self.clock.now_millis();
         let record = ExposureRecord {
             id: ids::random_id(),
             token_id: token.id.clone(),
@@ -271,7 +280,7 @@ impl ExposureService {
     }
 
     /// A token's exposures, newest first, for its banner.
-    pub async fn for_token(&self, token: &TokenRecord) -> Result<Vec<ExposureItem>, StoreError> {
+    pub async fn for_token(&self, token: &TokenRecord) -> Result<Vec<ExposureItem>, ServiceError> {
         Ok(self
             .store
             .list_exposures(&token.id)
@@ -287,7 +296,7 @@ impl ExposureService {
         token: Option<&canarykeys_core::TokenId>,
         limit: u32,
         offset: u32,
-    ) -> Result<(Vec<ExposureItem>, u64), StoreError> {
+    ) -> Result<(Vec<ExposureItem>, u64), ServiceError> {
         let (rows, total) = self.store.exposures_feed(token, limit, offset).await?;
         Ok((
             rows.iter()

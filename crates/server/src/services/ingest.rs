@@ -10,7 +10,7 @@ use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
 use canarykeys_store::{HitRecord, Store, StoreError, TokenRecord};
 use serde::Serialize;
 
-use crate::clock::now_millis;
+use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 
 /// How a record reached us. Kept with each hit, so a responder sees which path is fastest.
@@ -104,6 +104,7 @@ pub struct IngestService {
     /// Where AWS Health events go; without it they are left to the CloudTrail parser, which
     /// skips them.
     exposures: Option<crate::services::ExposureService>,
+    clock: SharedClock,
 }
 
 impl IngestService {
@@ -113,12 +114,19 @@ impl IngestService {
             limits,
             metrics,
             exposures: None,
+            clock: SystemClock::shared(),
         }
     }
 
     /// Recognises AWS Health events in ingest input and records them as exposures.
     pub fn with_exposures(mut self, exposures: crate::services::ExposureService) -> Self {
         self.exposures = Some(exposures);
+        self
+    }
+
+    /// Stamps received hits by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -183,7 +191,7 @@ impl IngestService {
         note: Option<&str>,
         dry_run: bool,
     ) -> Result<IngestReport, StoreError> {
-        let received_at = now_millis();
+        let received_at = self.clock.now_millis();
         let mut cache = HashMap::new();
         let mut hits = Vec::new();
         let mut report = IngestReport {

@@ -3,11 +3,17 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
+pub mod console;
+mod error;
 pub mod exposures;
 pub mod ingest;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};
+pub use audit::{Actor, AuditAction};
+pub use console::ConsoleService;
+pub use error::ServiceError;
 pub use exposures::{ExposureItem, ExposureService, HealthReport};
 pub use ingest::{DeliveryPath, IngestError, IngestReport, IngestService};
-pub use tokens::{CreatedToken, ServiceError, TokenService};
+pub use tokens::{CreatedToken, TokenService};

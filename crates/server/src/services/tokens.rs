@@ -3,29 +3,16 @@
 
 use std::sync::Arc;
 
-use canarykeys_aws::{KeyRef, MintError, MintRequest, Minter};
+use canarykeys_aws::{KeyRef, MintRequest, Minter};
 use canarykeys_core::{
     AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
 };
-use canarykeys_store::{ChannelSwitches, HitRecord, Store, StoreError, TokenRecord};
+use canarykeys_store::{AuditRecord, AuditedWrite, ChannelSwitches, HitRecord, Store, TokenRecord};
 
-use crate::clock::now_millis;
-use crate::crypto::{CryptoError, Sealer};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("invalid input")]
-    Invalid(Vec<FieldError>),
-    /// Unknown token, or a secret that does not match: deliberately one case.
-    #[error("no such token")]
-    NotFound,
-    #[error("could not mint a key")]
-    Mint(#[from] MintError),
-    #[error("storage failed")]
-    Store(#[from] StoreError),
-    #[error("sealing failed")]
-    Crypto(#[from] CryptoError),
-}
+use super::audit::{Actor, AuditAction};
+use super::ServiceError;
+use crate::clock::{SharedClock, SystemClock};
+use crate::crypto::Sealer;
 
 /// What a create hands back: the stored token, the one-time manage secret and the credentials.
 pub struct CreatedToken {
@@ -42,6 +29,7 @@ pub struct TokenService {
     region: Region,
     output: OutputFormat,
     allow_private_webhooks: bool,
+    clock: SharedClock,
 }
 
 impl TokenService {
@@ -59,7 +47,14 @@ impl TokenService {
             region,
             output,
             allow_private_webhooks: false,
+            clock: SystemClock::shared(),
         }
+    }
+
+    /// Stamps and expires tokens by `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Whether new tokens may alert webhooks on loopback and private addresses.
@@ -72,13 +67,54 @@ impl TokenService {
         self.minter.as_ref()
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    fn audit(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        token: &TokenId,
+        details: &str,
+    ) -> AuditRecord {
+        super::audit::entry(self.clock.as_ref(), actor, action, token.as_str(), details)
+    }
+
+    /// Records that `actor` did `action` to `target` (token ids) where nothing else changes here
+    /// (a test alert, a bulk summary).
+    pub async fn record_action(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        target: &str,
+        details: &str,
+    ) -> Result<(), ServiceError> {
+        let audit = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
+        self.store
+            .write_audited(AuditedWrite::Nothing, &audit)
+            .await?;
+        Ok(())
+    }
+
+    /// How many tokens have email alerts switched on (startup warns when no SMTP server would
+    /// carry them).
+    pub async fn email_alerting_tokens(&self) -> Result<usize, ServiceError> {
+        let tokens = self.store.list_tokens().await?;
+        Ok(tokens
+            .iter()
+            .filter(|t| t.email.is_some() && t.email_enabled)
+            .count())
+    }
+
+    /// The token whose key this is, if any.
+    pub async fn find_by_key(
+        &self,
+        key: &canarykeys_core::AccessKeyId,
+    ) -> Result<Option<TokenRecord>, ServiceError> {
+        Ok(self.store.find_token_by_key(key).await?)
     }
 
     /// Mints a key and stores the token. If storing fails the key is revoked again, so a failed
     /// create leaves no key and no row behind.
-    pub async fn create(&self, new: NewToken) -> Result<CreatedToken, ServiceError> {
+    #[tracing::instrument(skip_all, fields(actor = %actor))]
+    pub async fn create(&self, new: NewToken, actor: &Actor) -> Result<CreatedToken, ServiceError> {
         if let Some(hook) = &new.webhook {
             crate::notify::webhook::check_new_webhook(hook.url(), self.allow_private_webhooks)
                 .await
@@ -107,13 +143,21 @@ impl TokenService {
             account_id: key.account_id,
             region: self.region.clone(),
             output: self.output,
-            created_at: now_millis(),
+            created_at: self.clock.now_millis(),
             expires_at: new.expires_in.map(|e| {
-                now_millis() + i64::try_from(e.as_secs()).unwrap_or(i64::MAX / 1000) * 1000
+                self.clock.now_millis()
+                    + i64::try_from(e.as_secs()).unwrap_or(i64::MAX / 1000) * 1000
             }),
             alerting: Default::default(),
         };
-        if let Err(e) = self.store.insert_token(&record).await {
+        let audit = self.audit(
+            actor,
+            AuditAction::TokenCreate,
+            &record.id,
+            record.memo.as_str(),
+        );
+        let write = AuditedWrite::InsertToken(&record);
+        if let Err(e) = self.store.write_audited(write, &audit).await {
             let undo_ref = KeyRef {
                 access_key_id: &key.access_key_id,
                 username: &key.username,
@@ -138,6 +182,40 @@ impl TokenService {
             manage_secret,
             credentials,
         })
+    }
+
+    /// Creates every token or none: when one fails, those made so far are deleted again (keys
+    /// revoked), so a retry does not double them. The log gets each create, and a summary.
+    #[tracing::instrument(skip_all, fields(count = news.len(), actor = %actor))]
+    pub async fn create_all(
+        &self,
+        news: Vec<NewToken>,
+        actor: &Actor,
+        summary: &str,
+    ) -> Result<Vec<CreatedToken>, ServiceError> {
+        let mut created: Vec<CreatedToken> = Vec::with_capacity(news.len());
+        for new in news {
+            match self.create(new, actor).await {
+                Ok(c) => created.push(c),
+                Err(e) => {
+                    for c in &created {
+                        if let Err(undo) = self.delete(&c.token, actor).await {
+                            tracing::warn!(token = %c.token.id, error = %undo, "bulk create: undo failed");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let ids: Vec<String> = created.iter().map(|c| c.token.id.to_string()).collect();
+        self.record_action(
+            actor,
+            AuditAction::TokensBulkCreate,
+            &ids.join(" "),
+            summary,
+        )
+        .await?;
+        Ok(created)
     }
 
     /// The token, if `secret` is its manage secret. Unknown id and wrong secret look the same.
@@ -181,10 +259,12 @@ impl TokenService {
     }
 
     /// Switches channels; switching on a channel the token does not have is refused.
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn set_channels(
         &self,
         token: &TokenRecord,
         switches: ChannelSwitches,
+        actor: &Actor,
     ) -> Result<TokenRecord, ServiceError> {
         let mut errors = Vec::new();
         if switches.email == Some(true) && token.email.is_none() {
@@ -202,7 +282,14 @@ impl TokenService {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        if !self.store.set_channels(&token.id, switches).await? {
+        // Nothing asked, nothing changed: no entry either.
+        if switches.email.is_none() && switches.webhook.is_none() {
+            return self.get(token.id.as_str()).await;
+        }
+        let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
+        let audit = self.audit(actor, AuditAction::TokenChannels, &token.id, &details);
+        let write = AuditedWrite::SetChannels(&token.id, switches);
+        if !self.store.write_audited(write, &audit).await? {
             return Err(ServiceError::NotFound);
         }
         self.store
@@ -213,23 +300,34 @@ impl TokenService {
 
     /// Revokes the key first, then forgets the token: if revoking fails the token stays, so
     /// the operator can retry and no live key is left without a record.
-    pub async fn delete(&self, token: &TokenRecord) -> Result<(), ServiceError> {
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
+    pub async fn delete(&self, token: &TokenRecord, actor: &Actor) -> Result<(), ServiceError> {
         let key = KeyRef {
             access_key_id: &token.access_key_id,
             username: &token.username,
             account_id: token.account_id,
         };
         self.minter.revoke(&key).await?;
-        self.store.delete_token(&token.id).await?;
+        let audit = self.audit(
+            actor,
+            AuditAction::TokenDelete,
+            &token.id,
+            token.memo.as_str(),
+        );
+        self.store
+            .write_audited(AuditedWrite::DeleteToken(&token.id), &audit)
+            .await?;
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
     }
 
     /// Replaces the token's ignore list after checking every entry.
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn set_ignore_sources(
         &self,
         token: &TokenRecord,
         sources: &[String],
+        actor: &Actor,
     ) -> Result<TokenRecord, ServiceError> {
         const MAX: usize = 100;
         let mut errors = Vec::new();
@@ -252,7 +350,10 @@ impl TokenService {
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        if !self.store.set_ignore_sources(&token.id, &clean).await? {
+        let details = sources.join(" ");
+        let audit = self.audit(actor, AuditAction::TokenIgnoreSources, &token.id, &details);
+        let write = AuditedWrite::SetIgnoreSources(&token.id, &clean);
+        if !self.store.write_audited(write, &audit).await? {
             return Err(ServiceError::NotFound);
         }
         self.store
@@ -274,7 +375,7 @@ impl TokenService {
     pub async fn delete_expired(&self, now: i64) -> Result<Vec<TokenRecord>, ServiceError> {
         let mut deleted = Vec::new();
         for token in self.store.expired_tokens(now).await? {
-            match self.delete(&token).await {
+            match self.delete(&token, &Actor::Expiry).await {
                 Ok(()) => deleted.push(token),
                 Err(e) => {
                     tracing::warn!(token = %token.id, error = %e, "expired token not deleted yet")
@@ -282,6 +383,11 @@ impl TokenService {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes hits received before `before` (history retention). Returns how many.
+    pub async fn delete_hits_before(&self, before: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.delete_hits_before(before).await?)
     }
 
     pub async fn hits_per_day(

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::{Any, Executor};
 
 use super::{
     hit_from_row, is_unique_violation, token_from_row, SqlStore, HIT_COLUMNS, TOKEN_READ_COLUMNS,
@@ -236,19 +237,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn insert_audit(&self, e: &AuditRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, at, actor, action, target, details) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&e.id)
-        .bind(e.at)
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.target)
-        .bind(&e.details)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_audit(&self.pool, e).await
     }
 
     async fn list_audit(&self, limit: u32, offset: u32) -> Result<Vec<AuditRecord>> {
@@ -310,4 +299,23 @@ impl AccessStore for SqlStore {
             .collect::<Result<_>>()?;
         Ok((hits, self.count("hits").await?))
     }
+}
+
+pub(crate) async fn insert_audit<'c>(
+    db: impl Executor<'c, Database = Any>,
+    e: &AuditRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, action, target, details) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&e.id)
+    .bind(e.at)
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.target)
+    .bind(&e.details)
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! flags and times); each backend has its own migrations so each gets its native DDL.
 
 mod access;
+mod audited;
 mod console;
 mod exposures;
 mod hits;

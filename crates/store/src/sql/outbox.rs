@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use canarykeys_core::TokenId;
 use sqlx::any::AnyRow;
+use sqlx::Executor;
 use sqlx::{Any, Row, Transaction};
 
 use super::{hit_from_row, Backend, SqlStore, HIT_COLUMNS};
@@ -325,11 +326,19 @@ impl OutboxStore for SqlStore {
     }
 
     async fn set_ignore_sources(&self, token: &TokenId, sources: &[String]) -> Result<bool> {
-        let res = sqlx::query("UPDATE tokens SET ignore_sources = $2 WHERE id = $1")
-            .bind(token.as_str())
-            .bind(sources.join(" "))
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected() > 0)
+        set_ignore_sources(&self.pool, token, sources).await
     }
+}
+
+pub(crate) async fn set_ignore_sources<'c>(
+    db: impl Executor<'c, Database = Any>,
+    token: &TokenId,
+    sources: &[String],
+) -> Result<bool> {
+    let res = sqlx::query("UPDATE tokens SET ignore_sources = $2 WHERE id = $1")
+        .bind(token.as_str())
+        .bind(sources.join(" "))
+        .execute(db)
+        .await?;
+    Ok(res.rows_affected() > 0)
 }

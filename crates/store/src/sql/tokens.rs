@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
+use sqlx::{Any, Executor};
 
 use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS};
 use crate::{ChannelSwitches, Result, StoreError, TokenRecord, TokenStore};
@@ -21,35 +22,7 @@ impl SqlStore {
 #[async_trait]
 impl TokenStore for SqlStore {
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        );
-        let res = sqlx::query(&sql)
-            .bind(t.id.as_str())
-            .bind(t.kind.as_str())
-            .bind(t.memo.as_str())
-            .bind(t.email.as_ref().map(|e| e.as_str().to_owned()))
-            .bind(i64::from(t.email_enabled))
-            .bind(t.webhook.as_ref().map(|w| w.as_str().to_owned()))
-            .bind(i64::from(t.webhook_enabled))
-            .bind(t.manage_hash.to_hex())
-            .bind(&t.minter)
-            .bind(t.access_key_id.as_str())
-            .bind(&t.secret_sealed)
-            .bind(t.username.as_str())
-            .bind(t.account_id.to_string())
-            .bind(t.region.as_str())
-            .bind(t.output.as_str())
-            .bind(t.created_at)
-            .bind(t.expires_at)
-            .execute(&self.pool)
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(e.into()),
-        }
+        insert_token(&self.pool, t).await
     }
 
     async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
@@ -88,29 +61,79 @@ impl TokenStore for SqlStore {
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<bool> {
-        // Hits and alerts go with the token (ON DELETE CASCADE), in this statement's transaction.
-        let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected() > 0)
+        delete_token(&self.pool, id).await
     }
 
     async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
-        let res = sqlx::query(
-            // Switching a channel on also forgets why the server switched it off.
-            "UPDATE tokens SET email_enabled = COALESCE($2, email_enabled), \
-             webhook_enabled = COALESCE($3, webhook_enabled), \
-             email_disabled_reason = CASE WHEN $2 = 1 THEN NULL ELSE email_disabled_reason END, \
-             email_failures = CASE WHEN $2 = 1 THEN 0 ELSE email_failures END, \
-             webhook_disabled_reason = CASE WHEN $3 = 1 THEN NULL ELSE webhook_disabled_reason END, \
-             webhook_failures = CASE WHEN $3 = 1 THEN 0 ELSE webhook_failures END WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(s.email.map(i64::from))
-        .bind(s.webhook.map(i64::from))
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() > 0)
+        set_channels(&self.pool, id, s).await
     }
+}
+
+pub(crate) async fn insert_token<'c>(
+    db: impl Executor<'c, Database = Any>,
+    t: &TokenRecord,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    );
+    let res = sqlx::query(&sql)
+        .bind(t.id.as_str())
+        .bind(t.kind.as_str())
+        .bind(t.memo.as_str())
+        .bind(t.email.as_ref().map(|e| e.as_str().to_owned()))
+        .bind(i64::from(t.email_enabled))
+        .bind(t.webhook.as_ref().map(|w| w.as_str().to_owned()))
+        .bind(i64::from(t.webhook_enabled))
+        .bind(t.manage_hash.to_hex())
+        .bind(&t.minter)
+        .bind(t.access_key_id.as_str())
+        .bind(&t.secret_sealed)
+        .bind(t.username.as_str())
+        .bind(t.account_id.to_string())
+        .bind(t.region.as_str())
+        .bind(t.output.as_str())
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(db)
+        .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn delete_token<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id: &TokenId,
+) -> Result<bool> {
+    // Hits and alerts go with the token (ON DELETE CASCADE), in this statement's transaction.
+    let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
+        .bind(id.as_str())
+        .execute(db)
+        .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+pub(crate) async fn set_channels<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id: &TokenId,
+    s: ChannelSwitches,
+) -> Result<bool> {
+    let res = sqlx::query(
+        // Switching a channel on also forgets why the server switched it off.
+        "UPDATE tokens SET email_enabled = COALESCE($2, email_enabled), \
+         webhook_enabled = COALESCE($3, webhook_enabled), \
+         email_disabled_reason = CASE WHEN $2 = 1 THEN NULL ELSE email_disabled_reason END, \
+         email_failures = CASE WHEN $2 = 1 THEN 0 ELSE email_failures END, \
+         webhook_disabled_reason = CASE WHEN $3 = 1 THEN NULL ELSE webhook_disabled_reason END, \
+         webhook_failures = CASE WHEN $3 = 1 THEN 0 ELSE webhook_failures END WHERE id = $1",
+    )
+    .bind(id.as_str())
+    .bind(s.email.map(i64::from))
+    .bind(s.webhook.map(i64::from))
+    .execute(db)
+    .await?;
+    Ok(res.rows_affected() > 0)
 }

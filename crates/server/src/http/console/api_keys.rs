@@ -9,10 +9,10 @@ use axum::Form;
 use minijinja::{context, Value};
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::AppState;
-use super::{check_csrf, console_page, console_page_status, when};
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::{check_csrf, console_page, console_page_status, when};
+use crate::http::html::{fail, UiError};
+use crate::http::AppState;
 use crate::render::human_time;
 use crate::services::access::Scope;
 

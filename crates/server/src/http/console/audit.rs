@@ -8,11 +8,11 @@ use minijinja::{context, Value};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::{ApiError, AppState};
-use super::console_page;
 use crate::export::csv_cell;
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::console_page;
+use crate::http::html::{fail, UiError};
+use crate::http::{ApiError, AppState};
 use crate::render::{human_time, rfc3339};
 use crate::services::access::AuditEntry;
 

@@ -11,11 +11,11 @@ use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
 use serde_json::json;
 use zip::write::SimpleFileOptions;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::{ApiError, AppState};
-use super::check_csrf;
-use crate::services::CreatedToken;
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::check_csrf;
+use crate::http::html::{fail, UiError};
+use crate::http::{ApiError, AppState};
+use crate::services::{Actor, CreatedToken};
 
 /// One upload makes at most this many tokens: each is a minted key (an IAM user with the IAM
 /// minter), so a slip should not make thousands.
@@ -98,29 +98,15 @@ pub(super) async fn create(
         })?;
         parsed.push(new);
     }
-    let mut created: Vec<CreatedToken> = Vec::with_capacity(parsed.len());
-    for new in parsed {
-        match state.tokens.create(new).await {
-            Ok(c) => created.push(c),
-            Err(e) => {
-                // All or nothing: undo the ones made so far, so a retry does not double them.
-                for c in &created {
-                    if let Err(undo) = state.tokens.delete(&c.token).await {
-                        tracing::warn!(token = %c.token.id, error = %undo, "bulk create: undo failed");
-                    }
-                }
-                return Err(fail(&state, e));
-            }
-        }
-    }
+    let details =
+        json!({"count": parsed.len(), "email": email, "webhook_url": webhook}).to_string();
+    let created = state
+        .tokens
+        .create_all(parsed, &Actor::Operator(op.0.name.clone()), &details)
+        .await
+        .map_err(|e| fail(&state, e))?;
     let zip = archive(&state, &created)
         .map_err(|e| fail(&state, ApiError::Internal(format!("zip: {e:#}"))))?;
-    let ids: Vec<String> = created.iter().map(|c| c.token.id.to_string()).collect();
-    let details = json!({"count": ids.len(), "email": email, "webhook_url": webhook}).to_string();
-    state
-        .access
-        .audit(&op.0.name, "tokens.bulk_create", &ids.join(" "), &details)
-        .await;
     Ok((
         StatusCode::CREATED,
         [

@@ -12,13 +12,12 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::{ApiError, AppState};
-use super::{check_csrf, console_page, when};
-use crate::clock::now_millis;
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::{check_csrf, console_page, when};
+use crate::http::html::{fail, UiError};
+use crate::http::{ApiError, AppState};
 use crate::render::human_time;
-use crate::services::ServiceError;
+use crate::services::{Actor, AuditAction, ServiceError};
 
 const DAY: i64 = 86_400_000;
 /// More than this in one bulk delete is refused: one form should not wipe an installation.
@@ -74,11 +73,12 @@ pub(super) async fn list(
     op: ConsoleOperator,
     Query(filter): Query<TokenFilter>,
 ) -> Result<Response, UiError> {
-    let store = state.tokens.store().clone();
-    let err = |e| fail(&state, ServiceError::Store(e));
-    let tokens = store.list_tokens().await.map_err(err)?;
-    let stats = store.token_hit_stats().await.map_err(err)?;
-    let now = now_millis();
+    let (tokens, stats) = state
+        .console
+        .tokens_with_stats()
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let now = state.clock.now_millis();
     let mut minters: Vec<String> = tokens.iter().map(|t| t.minter.clone()).collect();
     let mut accounts: Vec<String> = tokens.iter().map(|t| t.account_id.to_string()).collect();
     for v in [&mut minters, &mut accounts] {
@@ -153,6 +153,7 @@ pub(super) async fn bulk_delete(
             ApiError::BadRequest(format!("choose between 1 and {MAX_BULK_DELETE} tokens")),
         ));
     }
+    let actor = Actor::Operator(op.0.name.clone());
     let mut deleted = Vec::new();
     for id in ids {
         // A token deleted meanwhile (by another operator, or the expiry job) is not an error.
@@ -163,20 +164,21 @@ pub(super) async fn bulk_delete(
         };
         state
             .tokens
-            .delete(&token)
+            .delete(&token, &actor)
             .await
             .map_err(|e| fail(&state, e))?;
         deleted.push(token.id.to_string());
     }
     let details = json!({"count": deleted.len()}).to_string();
     state
-        .access
-        .audit(
-            &op.0.name,
-            "tokens.bulk_delete",
+        .tokens
+        .record_action(
+            &actor,
+            AuditAction::TokensBulkDelete,
             &deleted.join(" "),
             &details,
         )
-        .await;
+        .await
+        .map_err(|e| fail(&state, e))?;
     Ok(Redirect::to("/console/tokens").into_response())
 }

@@ -18,6 +18,7 @@ use url::Url;
 use super::escape::single_line;
 use super::ssrf::{self, CheckError, CheckedResolver, REFUSED};
 use super::{payload, WebhookFlavour};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Secret;
 use crate::notify::{AlertView, Channel, Outcome};
 
@@ -32,6 +33,8 @@ pub struct WebhookChannel {
     signing_secret: Option<Secret>,
     /// Lets loopback and private addresses through: for tests, or a receiver on the LAN.
     allow_private: bool,
+    /// Stamps signatures; tests pass their own.
+    clock: SharedClock,
 }
 
 impl WebhookChannel {
@@ -53,7 +56,14 @@ impl WebhookChannel {
             client,
             signing_secret,
             allow_private,
+            clock: SystemClock::shared(),
         })
+    }
+
+    /// Signs with `clock`'s time instead of the wall clock.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sends `alert` to `url` in `flavour`'s format, whatever the URL would be detected as.
@@ -95,7 +105,7 @@ impl WebhookChannel {
             .header(CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", idempotency_key);
         if let (WebhookFlavour::Generic, Some(secret)) = (flavour, &self.signing_secret) {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let now = self.clock.now_secs();
             let signature = signing::sign(secret.expose().as_bytes(), now, &body);
             request = request.header(signing::HEADER, signature);
         }

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use canarykeys_aws::{LocalMinter, MintedKey};
+use canarykeys_aws::{LocalMinter, MintError, MintedKey};
 use canarykeys_core::{AccountId, NewTokenInput};
 use canarykeys_store::SqlStore;
 
@@ -82,7 +82,7 @@ async fn service(
 #[tokio::test]
 async fn a_failed_store_write_revokes_the_minted_key() {
     let (svc, minter, _dir) = service(true, false).await;
-    let err = svc.create(new_token()).await.err().unwrap();
+    let err = svc.create(new_token(), &Actor::Cli).await.err().unwrap();
     assert!(matches!(err, ServiceError::Store(_)));
     assert_eq!(
         minter.revoked.lock().unwrap().len(),
@@ -95,7 +95,7 @@ async fn a_failed_store_write_revokes_the_minted_key() {
 #[tokio::test]
 async fn a_failed_mint_stores_nothing() {
     let (svc, minter, _dir) = service(false, true).await;
-    let err = svc.create(new_token()).await.err().unwrap();
+    let err = svc.create(new_token(), &Actor::Cli).await.err().unwrap();
     assert!(matches!(err, ServiceError::Mint(MintError::Unavailable(_))));
     assert!(svc.list().await.unwrap().is_empty());
     assert!(minter.revoked.lock().unwrap().is_empty());
@@ -111,12 +111,18 @@ async fn expired_tokens_are_deleted_with_their_keys() {
         expires_in: Some("1h".into()),
         ..Default::default()
     };
-    let expiring = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
+    let expiring = svc
+        .create(NewToken::parse(&input).unwrap(), &Actor::Cli)
+        .await
+        .unwrap();
     assert_eq!(expiring.token.username.as_str(), "terraform-ci");
     let at = expiring.token.expires_at.unwrap();
     input.expires_in = None;
     input.username = None;
-    let lasting = svc.create(NewToken::parse(&input).unwrap()).await.unwrap();
+    let lasting = svc
+        .create(NewToken::parse(&input).unwrap(), &Actor::Cli)
+        .await
+        .unwrap();
     assert!(svc.delete_expired(at - 1).await.unwrap().is_empty());
     assert_eq!(svc.delete_expired(at).await.unwrap().len(), 1);
     assert_eq!(
@@ -136,7 +142,7 @@ async fn expired_tokens_are_deleted_with_their_keys() {
 #[tokio::test]
 async fn create_then_delete_revokes() {
     let (svc, minter, _dir) = service(false, false).await;
-    let created = svc.create(new_token()).await.unwrap();
+    let created = svc.create(new_token(), &Actor::Cli).await.unwrap();
     let secret = created.manage_secret.expose().to_owned();
     let token = svc
         .authorize(created.token.id.as_str(), &secret)
@@ -146,7 +152,7 @@ async fn create_then_delete_revokes() {
         svc.credentials(&token).unwrap().secret_access_key,
         created.credentials.secret_access_key
     );
-    svc.delete(&token).await.unwrap();
+    svc.delete(&token, &Actor::Cli).await.unwrap();
     assert_eq!(
         *minter.revoked.lock().unwrap(),
         vec![created.token.access_key_id.to_string()]
@@ -155,4 +161,41 @@ async fn create_then_delete_revokes() {
         svc.authorize(created.token.id.as_str(), &secret).await,
         Err(ServiceError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn changes_leave_their_audit_entry_stamped_by_the_clock() {
+    let (svc, _minter, _dir) = service(false, false).await;
+    let clock = crate::clock::ManualClock::at(1_700_000_000_000);
+    let svc = svc.with_clock(clock.shared());
+    let created = svc.create(new_token(), &Actor::Anonymous).await.unwrap();
+    assert_eq!(created.token.created_at, 1_700_000_000_000);
+    assert_eq!(svc.email_alerting_tokens().await.unwrap(), 1);
+    clock.advance(std::time::Duration::from_secs(5));
+    let off = ChannelSwitches {
+        email: Some(false),
+        webhook: None,
+    };
+    let token = svc
+        .set_channels(&created.token, off, &Actor::ManageSecret)
+        .await
+        .unwrap();
+    assert_eq!(svc.email_alerting_tokens().await.unwrap(), 0);
+    clock.advance(std::time::Duration::from_secs(1));
+    svc.delete(&token, &Actor::Operator("alice".into()))
+        .await
+        .unwrap();
+    let log = svc.store.list_audit(10, 0).await.unwrap();
+    let seen: Vec<_> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("alice", "token.delete", 1_700_000_006_000),
+            ("manage-secret", "token.channels", 1_700_000_005_000),
+            ("anonymous", "token.create", 1_700_000_000_000),
+        ]
+    );
 }

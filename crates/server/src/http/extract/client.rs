@@ -10,8 +10,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{ApiError, AppState};
 use crate::config::RateLimitConfig;
+use crate::http::{ApiError, AppState};
 
 /// The client's address as far as this server can tell.
 #[derive(Clone, Copy, Debug)]

@@ -17,13 +17,11 @@ use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::super::auth::ConsoleOperator;
-use super::super::ui::{fail, UiError};
-use super::super::AppState;
-use super::console_page;
-use crate::clock::now_millis;
+use crate::http::extract::caller::ConsoleOperator;
+use crate::http::html::console_page;
+use crate::http::html::{fail, UiError};
+use crate::http::AppState;
 use crate::render::human_time;
-use crate::services::ServiceError;
 
 const PAGE: u32 = 50;
 /// With a classification filter (computed here, not in SQL), this many rows are scanned.
@@ -55,7 +53,7 @@ pub(super) struct FeedQuery {
 }
 
 impl FeedQuery {
-    fn store_filter(&self) -> HitFilter {
+    fn store_filter(&self, now: i64) -> HitFilter {
         let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         let range_ms = match self.range.as_str() {
             "1h" => Some(3_600_000),
@@ -66,7 +64,7 @@ impl FeedQuery {
         };
         HitFilter {
             token: TokenId::parse(self.token.trim()).ok(),
-            since: range_ms.map(|r| now_millis() - r),
+            since: range_ms.map(|r| now - r),
             until: None,
             source_ip: text(&self.ip),
             event_name: text(&self.event),
@@ -75,7 +73,8 @@ impl FeedQuery {
 
     /// The filters the stream applies in memory (the time range does not: live is "now").
     fn keeps_live(&self, h: &HitRecord) -> bool {
-        let f = self.store_filter();
+        // The range is left out below, so any time will do.
+        let f = self.store_filter(0);
         f.token.as_ref().is_none_or(|t| *t == h.token_id)
             && f.source_ip.as_ref().is_none_or(|ip| *ip == h.source_ip)
             && f.event_name.as_ref().is_none_or(|e| *e == h.event_name)
@@ -119,14 +118,21 @@ pub(super) async fn feed(
     op: ConsoleOperator,
     Query(q): Query<FeedQuery>,
 ) -> Result<Response, UiError> {
-    let store = state.tokens.store().clone();
-    let err = |e| fail(&state, ServiceError::Store(e));
-    let filter = q.store_filter();
+    let err = |e| fail(&state, e);
+    let filter = q.store_filter(state.clock.now_millis());
     let offset = q.page.saturating_mul(PAGE);
     let hits: Vec<HitRecord> = if q.class.trim().is_empty() {
-        store.feed(&filter, PAGE + 1, offset).await.map_err(err)?
+        state
+            .console
+            .feed(&filter, PAGE + 1, offset)
+            .await
+            .map_err(err)?
     } else {
-        let scanned = store.feed(&filter, CLASS_SCAN, 0).await.map_err(err)?;
+        let scanned = state
+            .console
+            .feed(&filter, CLASS_SCAN, 0)
+            .await
+            .map_err(err)?;
         scanned
             .into_iter()
             .filter(|h| class_matches(&state, h, &q.class))
@@ -135,13 +141,7 @@ pub(super) async fn feed(
             .collect()
     };
     let more = hits.len() > PAGE as usize;
-    let memos: HashMap<String, String> = store
-        .list_tokens()
-        .await
-        .map_err(err)?
-        .into_iter()
-        .map(|t| (t.id.to_string(), t.memo.as_str().to_owned()))
-        .collect();
+    let memos: HashMap<String, String> = state.console.memos().await.map_err(err)?;
     let rows: Vec<_> = hits
         .iter()
         .take(PAGE as usize)
@@ -156,7 +156,7 @@ pub(super) async fn feed(
     // The stream carries the same filters, and starts where this page was read.
     let mut live = q.clone();
     live.page = 0;
-    live.after = Some(now_millis());
+    live.after = Some(state.clock.now_millis());
     let stream_qs = query_string(&live);
     let pager_qs = format!("{}&range={}", query_string(&q), enc(&q.range));
     let mut resp = console_page(
@@ -215,13 +215,13 @@ struct Cursor {
 impl Cursor {
     /// Polls until there is something new, and returns it as one event (a JSON array).
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
-        let store = self.state.tokens.store().clone();
+        let console = self.state.console.clone();
         loop {
             if tokio::time::Instant::now() >= self.deadline {
                 return None;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let hits = match store
+            let hits = match console
                 .hits_received_since(self.from - LOOKBACK_MS, 500)
                 .await
             {
@@ -241,7 +241,7 @@ impl Cursor {
                 if !self.q.keeps_live(&h) || !class_matches(&self.state, &h, &self.q.class) {
                     continue;
                 }
-                let memo = store.get_token(&h.token_id).await.ok().flatten();
+                let memo = console.token(&h.token_id).await.ok().flatten();
                 rows.push(row(&self.state, &h, memo.as_ref().map(|t| t.memo.as_str())));
             }
             let horizon = self.from - LOOKBACK_MS;
@@ -270,10 +270,8 @@ pub(super) async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
     // Never earlier than the look-back allows: a stale `after` must not replay history.
-    let from = resumed
-        .or(q.after)
-        .unwrap_or_else(now_millis)
-        .max(now_millis() - 60_000);
+    let now = state.clock.now_millis();
+    let from = resumed.or(q.after).unwrap_or(now).max(now - 60_000);
     // Hits the page already showed are not sent again: they arrived before `after`.
     let cursor = Cursor {
         state,
@@ -288,8 +286,7 @@ pub(super) async fn stream(
             // Seed with what arrived in the look-back before `after`, which the page has shown.
             if let Ok(old) = c
                 .state
-                .tokens
-                .store()
+                .console
                 .hits_received_since(start - LOOKBACK_MS, 500)
                 .await
             {

@@ -7,13 +7,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use canarykeys_core::CredentialsFormat;
-use canarykeys_store::ChannelSwitches;
+use canarykeys_store::{ChannelSwitches, TokenRecord};
 use minijinja::context;
 use serde::Deserialize;
+use serde_json::{json, Value};
 
-use super::{creds_ctx, fail, form_token, notice, page, render, token_ctx, UiError};
-use crate::http::{csrf, ApiError, AppState};
+use crate::http::extract::csrf;
+use crate::http::extract::manage::{form_token, SecretFormatQuery};
+use crate::http::html::token::{creds_ctx, notice, token_ctx};
+use crate::http::html::{chart, fail, page, render, UiError};
+use crate::http::{ApiError, AppState};
 use crate::render::human_time;
+use crate::services::Actor;
 
 const HISTORY_PAGE: u32 = 50;
 
@@ -70,10 +75,10 @@ pub(super) async fn manage(
         .collect();
     let csrf = csrf::token_for(&headers, state.secure_cookies);
     let more = u64::from(offset) + u64::from(HISTORY_PAGE) < total;
-    let chart = super::alerts::chart(&state, &token).await?;
-    let deliveries = super::alerts::channel_states(&state, &token).await?;
+    let chart = chart(&state, &token).await?;
+    let deliveries = channel_states(&state, &token).await?;
     let exposures = state.exposures.for_token(&token).await;
-    let exposures = exposures.map_err(|e| fail(&state, crate::services::ServiceError::from(e)))?;
+    let exposures = exposures.map_err(|e| fail(&state, e))?;
     let html = render(
         &state,
         "manage.html",
@@ -128,19 +133,9 @@ pub(super) async fn channels(
     };
     state
         .tokens
-        .set_channels(&token, switches)
+        .set_channels(&token, switches, &Actor::ManageSecret)
         .await
         .map_err(|e| fail(&state, e))?;
-    let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
-    state
-        .access
-        .audit(
-            "manage-secret",
-            "token.channels",
-            token.id.as_str(),
-            &details,
-        )
-        .await;
     Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
 }
 
@@ -162,18 +157,9 @@ pub(super) async fn delete(
     let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     state
         .tokens
-        .delete(&token)
+        .delete(&token, &Actor::ManageSecret)
         .await
         .map_err(|e| fail(&state, e))?;
-    state
-        .access
-        .audit(
-            "manage-secret",
-            "token.delete",
-            token.id.as_str(),
-            token.memo.as_str(),
-        )
-        .await;
     let html = render(
         &state,
         "deleted.html",
@@ -185,7 +171,7 @@ pub(super) async fn delete(
 pub(super) async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    q: Result<Query<super::SecretFormatQuery>, QueryRejection>,
+    q: Result<Query<SecretFormatQuery>, QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(q) = q.map_err(|e| fail(&state, e))?;
     let format: CredentialsFormat = q
@@ -204,4 +190,34 @@ pub(super) async fn download(
         .credentials(&token)
         .map_err(|e| fail(&state, e))?;
     Ok(crate::render::download(format, &creds))
+}
+
+/// The hits-per-day chart of the manage page.
+async fn chart(state: &AppState, token: &TokenRecord) -> Result<Value, UiError> {
+    let now = state.clock.now_millis();
+    let counts = state
+        .tokens
+        .hits_per_day(token, chart::first_day(now))
+        .await
+        .map_err(|e| fail(state, e))?;
+    Ok(chart::daily(&counts, now))
+}
+
+/// What the manage page says about each channel's deliveries.
+async fn channel_states(state: &AppState, token: &TokenRecord) -> Result<Value, UiError> {
+    let rows = state
+        .tokens
+        .deliveries(token, 50)
+        .await
+        .map_err(|e| fail(state, e))?;
+    let mut summary = serde_json::to_value(crate::views::delivery_summary(&rows))
+        .map_err(|e| fail(state, ApiError::Internal(format!("delivery summary: {e}"))))?;
+    if let Some(obj) = summary.as_object_mut() {
+        for v in obj.values_mut() {
+            if let Some(t) = v.get("last_delivered_at").and_then(Value::as_str) {
+                v["last_delivered_at"] = json!(t.replace('T', " ").replace('Z', " UTC"));
+            }
+        }
+    }
+    Ok(summary)
 }

@@ -1,18 +1,17 @@
 //! Alert routes of the JSON API: send a test alert, see each delivery, export the history.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{authorized, Bearer};
-use super::{ApiError, AppState};
-use crate::clock::now_millis;
-use crate::export;
+use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::{respond, ApiError, AppState};
 use crate::render::delivery_json;
+use crate::services::{Actor, AuditAction};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,13 +29,18 @@ async fn test_alert(
     let token = authorized(&state, &id, &bearer).await?;
     let rows = state
         .alerts
-        .test_alert(&token, now_millis())
+        .test_alert(&token, state.clock.now_millis())
         .await
         .map_err(crate::services::ServiceError::from)?;
     state
-        .access
-        .audit("manage-secret", "token.test_alert", token.id.as_str(), "")
-        .await;
+        .tokens
+        .record_action(
+            &Actor::ManageSecret,
+            AuditAction::TokenTestAlert,
+            token.id.as_str(),
+            "",
+        )
+        .await?;
     if rows.is_empty() {
         return Err(ApiError::Invalid(vec![canarykeys_core::FieldError::new(
             "channels",
@@ -75,28 +79,5 @@ async fn export_history(
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let token = authorized(&state, &id, &bearer).await?;
-    history_download(&state, &token, q.format.as_deref()).await
-}
-
-/// Shared with the UI's export links.
-pub async fn history_download(
-    state: &AppState,
-    token: &canarykeys_store::TokenRecord,
-    format: Option<&str>,
-) -> Result<Response, ApiError> {
-    let (hits, _) = state.tokens.hits(token, u32::MAX, 0).await?;
-    let (body, content_type, ext) = match format.unwrap_or("json") {
-        "json" => (export::to_json(&hits), "application/json", "json"),
-        "csv" => (export::to_csv(&hits), "text/csv; charset=utf-8", "csv"),
-        _ => return Err(ApiError::BadRequest("format is json or csv".into())),
-    };
-    let disposition = format!("attachment; filename=\"history-{}.{ext}\"", token.id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response())
+    respond::history_download(&state, &token, q.format.as_deref()).await
 }

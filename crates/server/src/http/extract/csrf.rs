@@ -2,11 +2,11 @@
 //! repeated in a hidden form field and compared in constant time. Another site can make a browser
 //! send the form, but can neither read the cookie nor make the browser attach it.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use canarykeys_core::ManageSecret;
 use subtle::ConstantTimeEq;
 
-use super::ApiError;
+use crate::http::ApiError;
 
 pub const COOKIE: &str = "ck_csrf";
 
@@ -17,15 +17,7 @@ pub struct CsrfToken {
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
-        .filter(|v| v.len() == 43)
+    super::cookie(headers, COOKIE).filter(|v| v.len() == 43)
 }
 
 /// Reuses the browser's token, or makes one (256 random bits) with its cookie.

@@ -1,0 +1,39 @@
+//! The operator API: every token and the feed of every alert, for an API key with the right
+//! scope or a signed-in operator. Token items carry no secrets: those stay behind the manage
+//! secret and the one-time create response.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::Router;
+
+use crate::http::extract::caller::ApiCaller;
+use crate::http::extract::{PageParams, RawPageQuery};
+use crate::http::{ApiError, AppState};
+use crate::services::Scope;
+use crate::views::{TokenView, TokensPage};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/tokens", get(list_tokens))
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    page: Result<Query<RawPageQuery>, QueryRejection>,
+) -> Result<axum::Json<TokensPage>, ApiError> {
+    caller.require(Scope::TokensRead)?;
+    let PageParams { limit, offset } = PageParams::checked(page)?;
+    let (tokens, total) = state.console.tokens_page(limit, offset).await?;
+    let minter = state.tokens.minter();
+    let tokens = tokens
+        .iter()
+        .map(|t| TokenView::listed(t, minter))
+        .collect();
+    Ok(axum::Json(TokensPage {
+        total,
+        limit,
+        offset,
+        tokens,
+    }))
+}

@@ -1,0 +1,162 @@
+//! Tokens in the JSON API: create (anonymously in `open` mode, or as an operator), read, switch
+//! channels, delete, and download credentials, each with the token's manage secret.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
+use canarykeys_store::{ChannelSwitches, TokenRecord};
+use serde::Deserialize;
+
+use crate::http::extract::caller::{is_api_key, MaybeApiCaller};
+use crate::http::extract::client::ClientAddr;
+use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::extract::ApiJson;
+use crate::http::{ApiError, AppState};
+use crate::services::{Actor, Scope};
+use crate::views::{CreatedTokenView, TokenView};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", post(create))
+        .route("/tokens/{id}", get(show).patch(update).delete(remove))
+        .route("/tokens/{id}/credentials", get(credentials))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    MaybeApiCaller(caller): MaybeApiCaller,
+    ApiJson(input): ApiJson<NewTokenInput>,
+) -> Result<Response, ApiError> {
+    // Operators and keys are accountable, so only anonymous creation (open mode) is rate limited.
+    let actor = match (&caller, state.access.create_is_open()) {
+        (Some(c), _) => {
+            c.require(Scope::TokensWrite)?;
+            Actor::Operator(c.operator.name.clone())
+        }
+        (None, true) => {
+            state.limiter.check(client)?;
+            Actor::Anonymous
+        }
+        (None, false) => return Err(ApiError::NoCredentials),
+    };
+    let new = NewToken::parse(&input).map_err(ApiError::Invalid)?;
+    let created = state.tokens.create(new, &actor).await?;
+    let manage_url = state.manage_url(&created.token.id, created.manage_secret.expose());
+    let body = CreatedTokenView {
+        token: TokenView::full(
+            &created.token,
+            &created.credentials,
+            state.tokens.minter(),
+            0,
+        ),
+        manage_url,
+        manage_secret: created.manage_secret.expose().to_owned(),
+    };
+    let location = format!("/api/v1/tokens/{}", created.token.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(body),
+    )
+        .into_response())
+}
+
+/// The token as GET and PATCH answer it: with its hit count and delivery state.
+async fn full_json(state: &AppState, token: &TokenRecord) -> Result<TokenView, ApiError> {
+    let creds = state.tokens.credentials(token)?;
+    let total = state.tokens.hit_count(token).await?;
+    let deliveries = state.tokens.deliveries(token, 50).await?;
+    Ok(TokenView::full(token, &creds, state.tokens.minter(), total).with_delivery(&deliveries))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+) -> Result<axum::Json<TokenView>, ApiError> {
+    let token = authorized(&state, &id, &bearer).await?;
+    Ok(axum::Json(full_json(&state, &token).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    email_enabled: Option<bool>,
+    webhook_enabled: Option<bool>,
+    /// Addresses and CIDR ranges whose hits are recorded but not alerted; replaces the list.
+    ignore_sources: Option<Vec<String>>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+    ApiJson(patch): ApiJson<Patch>,
+) -> Result<axum::Json<TokenView>, ApiError> {
+    let token = authorized(&state, &id, &bearer).await?;
+    let switches = ChannelSwitches {
+        email: patch.email_enabled,
+        webhook: patch.webhook_enabled,
+    };
+    let actor = Actor::ManageSecret;
+    let mut token = state.tokens.set_channels(&token, switches, &actor).await?;
+    if let Some(sources) = patch.ignore_sources {
+        token = state
+            .tokens
+            .set_ignore_sources(&token, &sources, &actor)
+            .await?;
+    }
+    Ok(axum::Json(full_json(&state, &token).await?))
+}
+
+/// Deletes with the token's manage secret, or with an API key that has `tokens:write`.
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+) -> Result<StatusCode, ApiError> {
+    let (token, actor) = if is_api_key(&bearer.0) {
+        let (operator, scopes) = state
+            .access
+            .api_key(&bearer.0)
+            .await
+            .ok_or(ApiError::NoCredentials)?;
+        if !scopes.contains(&Scope::TokensWrite) {
+            return Err(ApiError::MissingScope(Scope::TokensWrite.as_str()));
+        }
+        (state.tokens.get(&id).await?, Actor::Operator(operator.name))
+    } else {
+        (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
+    };
+    state.tokens.delete(&token, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+async fn credentials(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    bearer: Bearer,
+    q: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let format: CredentialsFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("credentials")
+        .parse()
+        .map_err(|e: canarykeys_core::Invalid| ApiError::BadRequest(e.to_string()))?;
+    let token = authorized(&state, &id, &bearer).await?;
+    Ok(crate::render::download(
+        format,
+        &state.tokens.credentials(&token)?,
+    ))
+}

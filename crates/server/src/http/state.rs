@@ -1,0 +1,34 @@
+//! The state every handler can reach.
+
+use std::sync::Arc;
+
+use crate::config::Secret;
+use crate::services::{IngestService, TokenService};
+
+use super::extract::client::CreateLimiter;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub tokens: TokenService,
+    pub access: crate::services::AccessService,
+    pub ingest: IngestService,
+    pub alerts: crate::services::alerts::AlertService,
+    pub exposures: crate::services::ExposureService,
+    /// The operators' read side (console pages, operator API lists).
+    pub console: crate::services::ConsoleService,
+    pub ingest_secret: Option<Secret>,
+    pub templates: Arc<minijinja::Environment<'static>>,
+    pub public_url: Arc<str>,
+    pub limiter: CreateLimiter,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
+    /// Domain time: stamps, freshness checks, "n minutes ago".
+    pub clock: crate::clock::SharedClock,
+}
+
+impl AppState {
+    pub fn manage_url(&self, id: &canarykeys_core::TokenId, secret: &str) -> String {
+        format!("{}/manage/{id}?s={secret}", self.public_url)
+    }
+}

@@ -1,0 +1,31 @@
+//! `AuditedStore` over SQL: the change and its audit entry in one transaction, so the log never
+//! names a change that did not happen, nor misses one that did.
+
+use async_trait::async_trait;
+
+use super::{access, outbox, tokens, SqlStore};
+use crate::{AuditRecord, AuditedStore, AuditedWrite, Result};
+
+#[async_trait]
+impl AuditedStore for SqlStore {
+    async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let applied = match write {
+            AuditedWrite::InsertToken(t) => {
+                tokens::insert_token(&mut *tx, t).await.map(|()| true)?
+            }
+            AuditedWrite::DeleteToken(id) => tokens::delete_token(&mut *tx, id).await?,
+            AuditedWrite::SetChannels(id, s) => tokens::set_channels(&mut *tx, id, s).await?,
+            AuditedWrite::SetIgnoreSources(id, sources) => {
+                outbox::set_ignore_sources(&mut *tx, id, sources).await?
+            }
+            AuditedWrite::Nothing => true,
+        };
+        // A change that found nothing to change is not logged (and nothing was written).
+        if applied {
+            access::insert_audit(&mut *tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
