@@ -201,12 +201,35 @@ async fn suite(store: &SqlStore) {
 
     outbox(store, &a).await;
 
-    // Deleting a token takes its hits and alerts with it.
+    // Deleting a token keeps its hits, alerts and queued deliveries, and a copy of the token
+    // (without its sealed secret) for the messages still to be sent.
+    let queued = hit(&a.id, "before-delete", 40);
+    assert_eq!(store.record_hits(&[queued]).await.unwrap(), vec![true]);
+    let pending = store.list_deliveries(&a.id, 10).await.unwrap().len();
     assert!(store.delete_token(&a.id).await.unwrap());
     assert!(!store.delete_token(&a.id).await.unwrap());
-    assert_eq!(store.count_hits(&a.id).await.unwrap(), 0);
-    assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
+    assert!(store.get_token(&a.id).await.unwrap().is_none());
+    assert_eq!(store.count_hits(&a.id).await.unwrap(), 4);
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 1);
+    assert_eq!(
+        store.list_deliveries(&a.id, 10).await.unwrap().len(),
+        pending
+    );
+    let gone = store.get_deleted_token(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (gone.memo.as_str(), gone.secret_sealed.as_str()),
+        (a.memo.as_str(), "")
+    );
     assert!(store.get_token(&b.id).await.unwrap().is_some());
+    let late = store.new_alerts(10).await.unwrap();
+    let send = AlertPlan::Send {
+        deliveries: vec![delivery(&a, &late[0].alert_id, ChannelKind::Email)],
+        cooldown_until: None,
+    };
+    assert!(store
+        .plan_alert(&late[0].alert_id, &a.id, &send)
+        .await
+        .unwrap());
 
     // Expiry: only tokens whose time has come.
     let mut expiring = token(4_000);
@@ -224,7 +247,8 @@ async fn suite(store: &SqlStore) {
         .record_hits(&[hit(&b.id, "old", 1), hit(&b.id, "recent", 1_000)])
         .await
         .unwrap();
-    assert_eq!(store.delete_hits_before(500).await.unwrap(), 1);
+    // (The deleted token's four hits are older still.)
+    assert_eq!(store.delete_hits_before(500).await.unwrap(), 5);
     assert_eq!(store.count_hits(&b.id).await.unwrap(), 1);
 
     // A setting is chosen once.
@@ -309,17 +333,18 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
     let grouped = store.grouped_alerts(&a.id).await.unwrap();
     assert_eq!(grouped.len(), 1);
     let summary = delivery(a, "summary-1", ChannelKind::Webhook);
-    store
-        .plan_summary(
-            &a.id,
-            "summary-1",
-            &[grouped[0].alert_id.clone()],
-            &[summary],
-            Some(9_000),
-        )
+    let ids = [grouped[0].alert_id.clone()];
+    assert!(store
+        .plan_summary(&a.id, "summary-1", &ids, &[summary], Some(9_000))
         .await
-        .unwrap();
+        .unwrap());
     assert!(store.grouped_alerts(&a.id).await.unwrap().is_empty());
+    // A second worker that read the same grouped alerts writes nothing.
+    let late = delivery(a, "summary-2", ChannelKind::Webhook);
+    assert!(!store
+        .plan_summary(&a.id, "summary-2", &ids, &[late], Some(9_000))
+        .await
+        .unwrap());
 
     // Claims are leases: a claimed row is not claimed again until the lease runs out.
     let claimed = store.claim_due(200, 1_000, 10).await.unwrap();
@@ -427,6 +452,86 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
             .len(),
         2
     );
+}
+
+/// Two replicas (two pools on one database) race to summarize the same window, many times:
+/// exactly one wins each time and only its summary is queued.
+async fn summary_race(one: &SqlStore, two: &SqlStore) {
+    let t = token(5_000);
+    one.insert_token(&t).await.unwrap();
+    for round in 0..20 {
+        let hits: Vec<_> = (0..3)
+            .map(|i| hit(&t.id, &format!("race-{round}-{i}"), 50))
+            .collect();
+        one.record_hits(&hits).await.unwrap();
+        for alert in one.new_alerts(10).await.unwrap() {
+            assert!(one
+                .plan_alert(&alert.alert_id, &t.id, &AlertPlan::Group)
+                .await
+                .unwrap());
+        }
+        let ids: Vec<String> = one
+            .grouped_alerts(&t.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.alert_id)
+            .collect();
+        assert_eq!(ids.len(), 3);
+        let (s1, s2) = (format!("sum-{round}-a"), format!("sum-{round}-b"));
+        let (d1, d2) = (
+            [delivery(&t, &s1, ChannelKind::Webhook)],
+            [delivery(&t, &s2, ChannelKind::Webhook)],
+        );
+        let (r1, r2) = tokio::join!(
+            one.plan_summary(&t.id, &s1, &ids, &d1, None),
+            two.plan_summary(&t.id, &s2, &ids, &d2, None),
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        assert!(
+            r1 ^ r2,
+            "round {round}: exactly one replica plans the summary"
+        );
+    }
+    let summaries = one.list_deliveries(&t.id, 100).await.unwrap();
+    assert_eq!(summaries.len(), 20, "one summary per window");
+}
+
+#[tokio::test]
+async fn sqlite_summary_planned_once_across_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let one = SqlStore::connect(&url).await.unwrap();
+    let two = SqlStore::connect(&url).await.unwrap();
+    summary_race(&one, &two).await;
+}
+
+#[tokio::test]
+async fn postgres_summary_planned_once_across_replicas() {
+    let (admin, base, db) = fresh_postgres().await;
+    let url = format!("{base}/{db}");
+    let one = SqlStore::connect(&url).await.unwrap();
+    let two = SqlStore::connect(&url).await.unwrap();
+    summary_race(&one, &two).await;
+    one.close().await;
+    two.close().await;
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+async fn fresh_postgres() -> (sqlx::AnyPool, String, String) {
+    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = connect_admin(&admin_url).await;
+    let db = format!("ck_test_{}", rand::thread_rng().gen::<u64>());
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').unwrap().0.to_owned();
+    (admin, base, db)
 }
 
 #[tokio::test]

@@ -96,7 +96,8 @@ fn record(token: &TokenRecord, used: &LastUsed) -> Record {
     });
     Record {
         event_id: format!("safety-net:{}:{}", token.access_key_id, used.at_millis),
-        event_time: used.at_millis,
+        event_time: Some(used.at_millis),
+        fallbacks: Vec::new(),
         event_name: "(call not logged by CloudTrail)".into(),
         event_source: format!("{service}.amazonaws.com"),
         aws_region: used.region.clone(),

@@ -88,12 +88,32 @@ impl TokenStore for SqlStore {
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<bool> {
-        // Hits and alerts go with the token (ON DELETE CASCADE), in this statement's transaction.
+        // Hits, alerts and deliveries stay: an alert still queued must be sent. What its message
+        // needs is copied in the same transaction; the sealed secret is not.
+        let mut tx = self.pool.begin().await?;
+        let copy = TOKEN_READ_COLUMNS.replace("secret_sealed", "'' AS secret_sealed");
+        sqlx::query(&format!(
+            "INSERT INTO deleted_tokens ({TOKEN_READ_COLUMNS}) SELECT {copy} FROM tokens \
+             WHERE id = $1 ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
         let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(res.rows_affected() > 0)
+    }
+
+    async fn get_deleted_token(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_READ_COLUMNS} FROM deleted_tokens WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
     }
 
     async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
