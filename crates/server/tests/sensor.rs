@@ -397,3 +397,93 @@ fn the_readme_shows_the_tested_quickstart() {
         "README.md's quickstart differs from docs/quickstart.sh"
     );
 }
+
+const SKEWED: &str = "request time too skewed (X-Amz-Date more than 15 minutes from now): a replayed or delayed request";
+const EXPIRED: &str = "request expired (a presigned URL past its X-Amz-Expires): a replay or a late use of a copied URL";
+
+#[tokio::test]
+async fn a_skewed_or_expired_request_gets_aws_answer_and_is_a_marked_hit() {
+    use aws_sdk_s3::presigning::PresigningConfig;
+    use aws_sdk_sts::config::retry::RetryConfig;
+    use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_async::time::StaticTimeSource;
+    use std::time::{Duration, SystemTime};
+
+    let app = app().await;
+    let planted = Planted::new(&app).await;
+    let credentials = Credentials::new(&planted.key_id, &planted.secret_key, None, None, "file");
+    // The SDK signs with a clock an hour behind: a replayed or long-delayed request.
+    let an_hour_ago = || StaticTimeSource::new(SystemTime::now() - Duration::from_secs(3600));
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(credentials.clone())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&planted.sensor)
+            .time_source(an_hour_ago())
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    );
+    let err = sts.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    let err = err.into_service_error();
+    let meta = aws_sdk_sts::error::ProvideErrorMetadata::meta(&err);
+    assert_eq!(meta.code(), Some("SignatureDoesNotMatch"));
+    assert!(
+        meta.message().unwrap().starts_with("Signature expired: "),
+        "{meta:?}"
+    );
+    let hit = &planted.alerts().await[0];
+    assert_eq!(hit["event_name"], "GetCallerIdentity");
+    assert_eq!(hit["note"], format!("{SKEWED}; {VERIFIED}"));
+
+    let s3_config = |time: StaticTimeSource| {
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(credentials.clone())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&planted.sensor)
+            .force_path_style(true)
+            .time_source(time)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build()
+    };
+    let s3 = aws_sdk_s3::Client::from_conf(s3_config(an_hour_ago()));
+    let err = s3.list_buckets().send().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    let err = err.into_service_error();
+    let meta = aws_sdk_s3::error::ProvideErrorMetadata::meta(&err);
+    assert_eq!(meta.code(), Some("RequestTimeTooSkewed"));
+    assert_eq!(
+        planted.alerts().await[0]["note"],
+        format!("{SKEWED}; {VERIFIED}")
+    );
+
+    // A presigned URL made two hours ago for one minute, used now.
+    let s3 = aws_sdk_s3::Client::from_conf(s3_config(StaticTimeSource::new(SystemTime::now())));
+    let presigning = PresigningConfig::builder()
+        .start_time(SystemTime::now() - Duration::from_secs(7200))
+        .expires_in(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let url = s3
+        .get_object()
+        .bucket("prod-backups")
+        .key("db/2026-11-27.sql.gz")
+        .presigned(presigning)
+        .await
+        .unwrap();
+    let resp = app.http.get(url.uri()).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+    assert!(
+        body.contains("<Message>Request has expired</Message>"),
+        "{body}"
+    );
+    let alerts = planted.alerts().await;
+    assert_eq!(alerts.len(), 3, "each stale request is still one hit");
+    assert_eq!(alerts[0]["event_name"], "GetObject");
+    assert_eq!(alerts[0]["note"], format!("{EXPIRED}; {VERIFIED}"));
+    app.stop().await;
+}

@@ -55,6 +55,21 @@ async fn metrics(
     )
 }
 
+/// Per-path detail for operators and monitoring; plain `/healthz` stays "ok" for load balancers.
+/// It names the decoy accounts, so it needs an operator (session or API key with `alerts:read`).
+async fn health_detail(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: auth::ApiCaller,
+) -> Result<axum::Json<crate::services::detection_health::HealthDetail>, ApiError> {
+    caller.require(crate::services::Scope::AlertsRead)?;
+    let detail = state
+        .ingest
+        .detection_health()
+        .await
+        .map_err(|e| ApiError::Service(crate::services::ServiceError::Store(e)))?;
+    Ok(axum::Json(detail))
+}
+
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -68,6 +83,7 @@ pub fn router(state: AppState, max_body_bytes: usize, ingest_max_body_bytes: usi
     ];
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz/detail", get(health_detail))
         .route("/metrics", get(metrics))
         .merge(ui::routes())
         .merge(auth::routes())

@@ -5,11 +5,13 @@ pub mod deliver;
 pub mod s3_poller;
 pub mod safety_net;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canarykeys_aws::{sdk_config, AwsSettings, IamKeyUsage, S3TrailBucket};
+use canarykeys_aws::{sdk_config, AwsSettings, IamKeyUsage, KeyUsage, S3TrailBucket};
+use canarykeys_core::AccountId;
 use canarykeys_store::{SqlStore, Store};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -125,8 +127,18 @@ pub async fn configure(config: &Config, store: &Arc<SqlStore>, ingest: &IngestSe
         jobs.push(Job::S3(poller, Duration::from_secs(d.s3.interval_secs)));
     }
     if d.safety_net.enabled {
+        // Each decoy account is asked with its own credentials, as the iam minter reaches it.
+        let mut accounts: HashMap<AccountId, Arc<dyn KeyUsage>> = HashMap::new();
+        for account in crate::minters::decoy_accounts(config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "safety net: decoy accounts unreadable; using [aws] only");
+            Vec::new()
+        }) {
+            let usage = IamKeyUsage::for_account(&account).await;
+            accounts.insert(account.account_id, Arc::new(usage));
+        }
         let net = safety_net::SafetyNet {
             usage: Arc::new(IamKeyUsage::new(&aws)),
+            accounts,
             store,
             ingest: ingest.clone(),
         };

@@ -101,6 +101,10 @@ pub struct IngestService {
 }
 
 impl IngestService {
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     pub fn new(store: Arc<dyn Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             store,

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod detection_health;
 pub mod ingest;
 pub mod tokens;
 
