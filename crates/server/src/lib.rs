@@ -209,6 +209,7 @@ impl Application {
             state.tokens.clone(),
             state.access.clone(),
         ));
+        jobs.push(jobs::Job::Reconcile(state.tokens.clone()));
         if config.alerts.history_retention_days > 0 {
             jobs.push(jobs::Job::Retention(
                 store,

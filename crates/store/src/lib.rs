@@ -13,8 +13,8 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use records::{
-    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, NewAlert,
-    NewDelivery, TokenRecord,
+    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, MintIntent,
+    MintedRef, NewAlert, NewDelivery, TokenRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -59,6 +59,14 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn delete_token(&self, id: &TokenId) -> Result<bool>;
     /// The copy a deleted token left behind, for its late messages.
     async fn get_deleted_token(&self, id: &TokenId) -> Result<Option<TokenRecord>>;
+    /// Notes that a mint is about to start (before any call to the minter).
+    async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()>;
+    /// Notes what the mint made, before its token is stored.
+    async fn note_minted(&self, id: &str, minted: &MintedRef) -> Result<()>;
+    /// Forgets a mint: its token is stored, or nothing was left behind.
+    async fn end_mint(&self, id: &str) -> Result<()>;
+    /// Mints begun before `before` and never ended, oldest first.
+    async fn stale_mints(&self, before: i64) -> Result<Vec<MintIntent>>;
     /// Switches alert channels on or off; `None` leaves a switch as it is. Returns whether the
     /// token exists.
     async fn set_channels(&self, id: &TokenId, switches: ChannelSwitches) -> Result<bool>;

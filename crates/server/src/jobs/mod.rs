@@ -33,7 +33,14 @@ pub enum Job {
         crate::services::TokenService,
         crate::services::access::AccessService,
     ),
+    /// Revokes keys that interrupted creates left behind; every few minutes.
+    Reconcile(crate::services::TokenService),
 }
+
+/// How often the reconciler runs, and how old an intent must be before it acts: far longer
+/// than a mint may take (30 s with retries), so it never races a create in flight.
+const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+const MINT_GRACE_MS: i64 = 10 * 60 * 1000;
 
 impl Job {
     pub fn start(self) -> JoinHandle<()> {
@@ -59,6 +66,17 @@ impl Job {
                         access
                             .audit("expiry", "token.delete", t.id.as_str(), t.memo.as_str())
                             .await;
+                    }
+                    Ok(())
+                }
+            }),
+            Self::Reconcile(tokens) => every("reconcile", RECONCILE_EVERY, move || {
+                let tokens = tokens.clone();
+                async move {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+                    let report = tokens.reconcile_mints(now - MINT_GRACE_MS).await?;
+                    if report != Default::default() {
+                        tracing::info!(?report, "mint reconciler round");
                     }
                     Ok(())
                 }

@@ -109,10 +109,13 @@ CREATE TABLE deleted_tokens (
 
 -- Minting writes its intent before the first IAM call and clears it once the token is stored.
 -- An intent left behind means a crash in between; the reconciler cleans up after it.
+-- What the minter made is noted as soon as it answers, so a crash before the token is stored
+-- leaves the key to revoke.
 CREATE TABLE mint_intents (
-    id          TEXT PRIMARY KEY NOT NULL,
-    minter      TEXT NOT NULL,
-    account_id  TEXT NOT NULL,
-    username    TEXT NOT NULL,
-    created_at  BIGINT NOT NULL
+    id             TEXT PRIMARY KEY NOT NULL,
+    minter         TEXT NOT NULL,
+    account_id     TEXT,
+    username       TEXT,
+    access_key_id  TEXT,
+    created_at     BIGINT NOT NULL
 );
