@@ -2,65 +2,15 @@
 //! database on the local server (`CANARYKEYS_TEST_POSTGRES_URL`, default the machine's trust-auth
 //! server). A missing PostgreSQL fails the test: both backends are supported, so both are tested.
 
-use canarykeys_core::{
-    names::ordinary_user_name, AccessKeyId, AccountId, Email, ManageSecret, Memo, OutputFormat,
-    Region, TokenId, TokenKind, WebhookUrl,
-};
+use canarykeys_core::{AccessKeyId, AccountId, TokenId};
 use canarykeys_store::{
-    AlertPlan, ChannelKind, ChannelSwitches, HitRecord, HitStore, NewDelivery, OutboxStore,
-    SettingsStore, SqlStore, StoreError, TokenRecord, TokenStore,
+    AlertPlan, ChannelKind, ChannelSwitches, HitStore, OutboxStore, SettingsStore, SqlStore,
+    StoreError, TokenRecord, TokenStore,
 };
-use rand::Rng;
 
-fn token(created_at: i64) -> TokenRecord {
-    let account = AccountId::parse("210987654321").unwrap();
-    TokenRecord {
-        id: TokenId::generate(),
-        kind: TokenKind::AwsKeys,
-        memo: Memo::parse("web01 /srv/app/.env").unwrap(),
-        email: Some(Email::parse("soc@example.com").unwrap()),
-        email_enabled: true,
-        webhook: Some(WebhookUrl::parse("https://hooks.example.com/x").unwrap()),
-        webhook_enabled: true,
-        manage_hash: ManageSecret::generate().hash(),
-        minter: "local".into(),
-        access_key_id: AccessKeyId::generate_for(account),
-        secret_sealed: "sealed".into(),
-        username: ordinary_user_name(),
-        account_id: account,
-        region: Region::parse("us-east-1").unwrap(),
-        output: OutputFormat::Json,
-        created_at,
-        expires_at: None,
-        alerting: Default::default(),
-    }
-}
+mod support;
 
-fn hit(token: &TokenId, event_id: &str, t: i64) -> HitRecord {
-    HitRecord {
-        id: format!("h-{event_id}"),
-        token_id: token.clone(),
-        event_id: event_id.into(),
-        event_time: t,
-        received_at: t + 1000,
-        event_name: "GetCallerIdentity".into(),
-        event_source: "sts.amazonaws.com".into(),
-        region: "us-east-1".into(),
-        source_ip: "203.0.113.7".into(),
-        user_agent: "<script>alert(1)</script>".into(),
-        error_code: Some("AccessDenied".into()),
-        error_message: None,
-        account_id: Some("210987654321".into()),
-        access_key_id: None,
-        tls_host: Some("sts.amazonaws.com".into()),
-        vpc_endpoint_id: None,
-        request_id: Some("req-1".into()),
-        path: "cloudwatch-logs".into(),
-        note: None,
-        suppressed: None,
-        raw: "{}".into(),
-    }
-}
+use support::{delivery, fresh_postgres, hit, token};
 
 async fn suite(store: &SqlStore) {
     let a = token(1_000);
@@ -269,21 +219,6 @@ async fn suite(store: &SqlStore) {
     );
 }
 
-fn delivery(token: &TokenRecord, message: &str, channel: ChannelKind) -> NewDelivery {
-    NewDelivery {
-        id: format!("d-{message}-{}", channel.as_str()),
-        token_id: token.id.clone(),
-        message_id: message.into(),
-        kind: "hit".into(),
-        channel,
-        target: "soc@example.com".into(),
-        payload: "{}".into(),
-        state: "pending".into(),
-        last_error: None,
-        created_at: 100,
-    }
-}
-
 /// The outbox on top of the hits `suite` recorded for `a` (alerts e1, e2, e3 are new).
 async fn outbox(store: &SqlStore, a: &TokenRecord) {
     let new = store.new_alerts(10).await.unwrap();
@@ -454,86 +389,6 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
     );
 }
 
-/// Two replicas (two pools on one database) race to summarize the same window, many times:
-/// exactly one wins each time and only its summary is queued.
-async fn summary_race(one: &SqlStore, two: &SqlStore) {
-    let t = token(5_000);
-    one.insert_token(&t).await.unwrap();
-    for round in 0..20 {
-        let hits: Vec<_> = (0..3)
-            .map(|i| hit(&t.id, &format!("race-{round}-{i}"), 50))
-            .collect();
-        one.record_hits(&hits).await.unwrap();
-        for alert in one.new_alerts(10).await.unwrap() {
-            assert!(one
-                .plan_alert(&alert.alert_id, &t.id, &AlertPlan::Group)
-                .await
-                .unwrap());
-        }
-        let ids: Vec<String> = one
-            .grouped_alerts(&t.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|a| a.alert_id)
-            .collect();
-        assert_eq!(ids.len(), 3);
-        let (s1, s2) = (format!("sum-{round}-a"), format!("sum-{round}-b"));
-        let (d1, d2) = (
-            [delivery(&t, &s1, ChannelKind::Webhook)],
-            [delivery(&t, &s2, ChannelKind::Webhook)],
-        );
-        let (r1, r2) = tokio::join!(
-            one.plan_summary(&t.id, &s1, &ids, &d1, None),
-            two.plan_summary(&t.id, &s2, &ids, &d2, None),
-        );
-        let (r1, r2) = (r1.unwrap(), r2.unwrap());
-        assert!(
-            r1 ^ r2,
-            "round {round}: exactly one replica plans the summary"
-        );
-    }
-    let summaries = one.list_deliveries(&t.id, 100).await.unwrap();
-    assert_eq!(summaries.len(), 20, "one summary per window");
-}
-
-#[tokio::test]
-async fn sqlite_summary_planned_once_across_replicas() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("t.db").display());
-    let one = SqlStore::connect(&url).await.unwrap();
-    let two = SqlStore::connect(&url).await.unwrap();
-    summary_race(&one, &two).await;
-}
-
-#[tokio::test]
-async fn postgres_summary_planned_once_across_replicas() {
-    let (admin, base, db) = fresh_postgres().await;
-    let url = format!("{base}/{db}");
-    let one = SqlStore::connect(&url).await.unwrap();
-    let two = SqlStore::connect(&url).await.unwrap();
-    summary_race(&one, &two).await;
-    one.close().await;
-    two.close().await;
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .execute(&admin)
-        .await
-        .unwrap();
-}
-
-async fn fresh_postgres() -> (sqlx::AnyPool, String, String) {
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = connect_admin(&admin_url).await;
-    let db = format!("ck_test_{}", rand::thread_rng().gen::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0.to_owned();
-    (admin, base, db)
-}
-
 #[tokio::test]
 async fn sqlite_backend() {
     let dir = tempfile::tempdir().unwrap();
@@ -548,15 +403,7 @@ async fn sqlite_backend() {
 
 #[tokio::test]
 async fn postgres_backend() {
-    let admin_url = std::env::var("CANARYKEYS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = connect_admin(&admin_url).await;
-    let db = format!("ck_test_{}", rand::thread_rng().gen::<u64>());
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
+    let (admin, base, db) = fresh_postgres().await;
     let store = SqlStore::connect(&format!("{base}/{db}")).await.unwrap();
     suite(&store).await;
     store.close().await;
@@ -564,13 +411,4 @@ async fn postgres_backend() {
         .execute(&admin)
         .await
         .unwrap();
-}
-
-async fn connect_admin(url: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyPool::connect(url).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is needed for this test at {url} ({e}); set CANARYKEYS_TEST_POSTGRES_URL"
-        )
-    })
 }
