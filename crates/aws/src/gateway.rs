@@ -305,9 +305,7 @@ impl GatewayMinter {
 
     fn check_account(&self, account: Option<AccountId>) -> Result<(), MintError> {
         match account {
-            Some(a) if a != self.account => Err(MintError::Refused(format!(
-                "account {a} is not the minting service's account"
-            ))),
+            Some(a) if a != self.account => Err(MintError::UnknownAccount(a)),
             _ => Ok(()),
         }
     }

@@ -187,11 +187,7 @@ impl Inner {
         self.accounts
             .iter()
             .find(|a| a.config.account_id == id)
-            .ok_or_else(|| {
-                MintError::Refused(format!(
-                    "account {id} is not one of the configured decoy accounts"
-                ))
-            })
+            .ok_or(MintError::UnknownAccount(id))
     }
 
     async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError> {

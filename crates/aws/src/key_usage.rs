@@ -2,11 +2,16 @@
 //! catches use that the CloudTrail paths missed (at the cost of AWS's hours-long update delay).
 
 use async_trait::async_trait;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
 use aws_sdk_iam::Client;
 use canarykeys_core::{AccessKeyId, IamUserName};
 
 use crate::error::{classify, AwsError, ErrorDetail};
+use crate::{sdk_config, AwsSettings, DecoyAccount};
+
+/// The AssumeRole session name of the safety net's calls; ordinary, like the minter's.
+const SESSION_NAME: &str = "iam-audit";
 
 /// When and where a key was last used, as IAM reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +52,30 @@ impl IamKeyUsage {
     pub fn new(cfg: &SdkConfig) -> Self {
         Self {
             client: Client::new(cfg),
+        }
+    }
+
+    /// Asks IAM in one decoy account with that account's credentials: its role when it has one
+    /// (as the `iam` minter reaches it), else its static keys or the default chain.
+    pub async fn for_account(account: &DecoyAccount) -> Self {
+        let base = sdk_config(&AwsSettings {
+            region: account.region.clone(),
+            endpoint_url: account.endpoint_url.clone(),
+            access_key_id: account.access_key_id.clone(),
+            secret_access_key: account.secret_access_key.clone(),
+        })
+        .await;
+        let mut conf = aws_sdk_iam::config::Builder::from(&base);
+        if let Some(role) = &account.role_arn {
+            let provider = AssumeRoleProvider::builder(role)
+                .configure(&base)
+                .session_name(SESSION_NAME)
+                .build()
+                .await;
+            conf = conf.credentials_provider(provider);
+        }
+        Self {
+            client: Client::from_conf(conf.build()),
         }
     }
 }

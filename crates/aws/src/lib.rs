@@ -57,6 +57,9 @@ pub enum MintError {
     /// AWS (or the minting service) could not be reached or kept failing; worth retrying later.
     #[error("the minting service is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request names an account this minter does not mint in: the caller's mistake.
+    #[error("account {0} is not one of the decoy accounts this server mints in")]
+    UnknownAccount(AccountId),
     /// The request was refused for a reason that retrying will not fix.
     #[error("minting was refused: {0}")]
     Refused(String),

@@ -29,9 +29,7 @@ impl Minter for LocalMinter {
 
     async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError> {
         if let Some(account) = request.account.filter(|a| *a != self.account) {
-            return Err(MintError::Refused(format!(
-                "account {account} is not configured"
-            )));
+            return Err(MintError::UnknownAccount(account));
         }
         Ok(MintedKey {
             access_key_id: AccessKeyId::generate_for(self.account),

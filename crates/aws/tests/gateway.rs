@@ -252,7 +252,7 @@ async fn other_accounts_and_wrong_secrets_are_refused() {
         ..MintRequest::default()
     };
     let err = m.mint(&elsewhere).await.unwrap_err();
-    assert!(matches!(err, MintError::Refused(_)), "{err:?}");
+    assert!(matches!(err, MintError::UnknownAccount(_)), "{err:?}");
     assert_eq!(rig.adapter.requests.load(Ordering::SeqCst), 0);
 
     let wrong = minter(&rig.url, "not-the-secret-0123456789");

@@ -277,7 +277,7 @@ async fn an_unconfigured_account_is_refused() {
         account: Some(AccountId::parse("210987654321").unwrap()),
     };
     let e = minter.mint(&elsewhere).await.unwrap_err();
-    assert!(matches!(e, MintError::Refused(_)), "{e:?}");
+    assert!(matches!(e, MintError::UnknownAccount(_)), "{e:?}");
     assert!(user_names(&iam).await.is_empty());
     let chosen = MintRequest {
         username: None,

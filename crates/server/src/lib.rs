@@ -254,12 +254,20 @@ impl Application {
             limiter: limiter.clone(),
             clock: clock.clone(),
         };
+        let pollers = jobs::pollers(
+            &config,
+            &services.store,
+            &state.ingest,
+            &state.exposures,
+            &clock,
+        )
+        .await;
         let jobs = jobs::Jobs {
             deliverer: Arc::new(deliverer),
             tokens: state.tokens.clone(),
             clock,
             retention_days: config.alerts.history_retention_days,
-            pollers: jobs::pollers(&config, &services.store, &state.ingest, &state.exposures).await,
+            pollers,
         };
         let router = http::router(state, config.max_body_bytes, config.ingest.max_body_bytes);
         Ok(Self {

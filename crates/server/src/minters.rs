@@ -33,27 +33,33 @@ fn names(config: &Config) -> Result<NameGenerator, StartError> {
     }
 }
 
+/// The `[[minter.accounts]]` entries as the `iam` minter (and the safety net, which asks each
+/// account with the same credentials) use them.
+pub fn decoy_accounts(config: &Config) -> Result<Vec<DecoyAccount>, StartError> {
+    let mut accounts = Vec::new();
+    for a in &config.minter.accounts {
+        let id = a.account_id.as_deref().unwrap_or_default();
+        let mut account = DecoyAccount::new(
+            AccountId::parse(id).map_err(setting("minter.accounts.account_id"))?,
+            a.region.clone(),
+        );
+        account.role_arn = a.role_arn.clone();
+        account.weight = a.weight;
+        account.path = a.path.clone();
+        account.permissions_boundary = a.permissions_boundary.clone();
+        account.endpoint_url = a.endpoint_url.clone();
+        account.access_key_id = a.access_key_id.clone();
+        account.secret_access_key = a.secret_access_key.as_ref().map(|s| s.expose().to_owned());
+        accounts.push(account);
+    }
+    Ok(accounts)
+}
+
 pub async fn build(config: &Config, store: &SqlStore) -> Result<Arc<dyn Minter>, StartError> {
     let m = &config.minter;
     match m.kind {
         MinterKind::Iam => {
-            let mut accounts = Vec::new();
-            for a in &m.accounts {
-                let id = a.account_id.as_deref().unwrap_or_default();
-                let mut account = DecoyAccount::new(
-                    AccountId::parse(id).map_err(setting("minter.accounts.account_id"))?,
-                    a.region.clone(),
-                );
-                account.role_arn = a.role_arn.clone();
-                account.weight = a.weight;
-                account.path = a.path.clone();
-                account.permissions_boundary = a.permissions_boundary.clone();
-                account.endpoint_url = a.endpoint_url.clone();
-                account.access_key_id = a.access_key_id.clone();
-                account.secret_access_key =
-                    a.secret_access_key.as_ref().map(|s| s.expose().to_owned());
-                accounts.push(account);
-            }
+            let accounts = decoy_accounts(config)?;
             let minter = IamMinter::new(accounts, names(config)?)
                 .await
                 .map_err(|e| StartError::Setting {

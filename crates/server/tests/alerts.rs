@@ -485,3 +485,36 @@ async fn a_hit_reaches_email_and_webhook_through_the_outbox() {
     let token = get(&app, &created, "").await;
     assert_eq!(token["delivery"]["email"]["last_state"], "delivered");
 }
+
+#[tokio::test]
+async fn a_hit_before_its_token_is_deleted_is_still_alerted_and_says_so() {
+    let (rx, url) = Receiver::start().await;
+    let app = canarykeys_testkit::spawn_app_with(|c| {
+        tune(c);
+        // The second hit waits in the window for a summary: it is still queued at the delete.
+        c.alerts.cooldown = Duration::from_secs(3600);
+    })
+    .await;
+    let created = webhook_token(&app, &url).await;
+    hit(&app, &created, "before-delete-1", "203.0.113.7").await;
+    assert_eq!(rx.wait_for(1).await.len(), 1);
+    hit(&app, &created, "before-delete-2", "198.51.100.4").await;
+    let (id, secret) = id_and_secret(&created);
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let calls = rx.wait_for(2).await;
+    assert_eq!(calls.len(), 2, "the queued use is still alerted");
+    let late = serde_json::to_string(&calls[1]).unwrap();
+    assert!(late.contains("198.51.100.4"), "{late}");
+    assert!(late.contains("was deleted after this use"), "{late}");
+    assert!(
+        late.contains("web01 .env"),
+        "the memo survives the delete: {late}"
+    );
+}

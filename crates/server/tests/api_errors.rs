@@ -203,3 +203,18 @@ async fn webhooks_to_private_addresses_are_refused_at_creation() {
         .await;
     assert_eq!(resp.status(), 201);
 }
+
+#[tokio::test]
+async fn an_account_the_minter_does_not_have_is_a_client_error() {
+    let app = spawn_app().await;
+    let resp = app
+        .post_token(&json!({"memo": "m", "email": "a@example.com", "account_id": "999999999999"}))
+        .await;
+    assert_eq!(resp.status(), 422);
+    let v: Value = resp.json().await.unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("999999999999") && message.contains("not one of the decoy accounts"),
+        "{v}"
+    );
+}

@@ -351,6 +351,8 @@ async fn the_safety_net_reports_aws_quarantine_once() {
     let exposures =
         canarykeys_server::services::ExposureService::new(store.clone(), alerts, metrics.clone());
     let net = safety_net::SafetyNet {
+        accounts: Default::default(),
+        clock: canarykeys_server::clock::SystemClock::shared(),
         usage: Arc::new(IamKeyUsage::new(&cfg)),
         store: store.clone(),
         ingest: IngestService::new(store.clone(), Limits::default(), metrics),

@@ -323,8 +323,9 @@ async fn bad_input_gets_a_clear_4xx_and_keeps_earlier_hits() {
     assert_eq!(resp.status(), 413);
 
     // In a batch, good records are kept and bad ones reported.
+    // (A record is broken beyond use only when it names no identity.)
     let mut broken = token_record(&created, "evt-x");
-    broken.as_object_mut().unwrap().remove("eventID");
+    broken.as_object_mut().unwrap().remove("userIdentity");
     let batch = json!([
         token_record(&created, "evt-batch-1"),
         broken,
@@ -366,4 +367,37 @@ async fn bodies_over_the_ingest_limit_are_413() {
         resp.json::<Value>().await.unwrap()["error"]["code"],
         "payload_too_large"
     );
+}
+
+#[tokio::test]
+async fn a_record_without_event_time_or_id_is_still_a_hit_once_and_says_why() {
+    let app = app().await;
+    let created = app.create_token().await;
+    // A SIEM export: eventTime renamed to @timestamp, eventID dropped.
+    let mut rec = token_record(&created, "unused");
+    let obj = rec.as_object_mut().unwrap();
+    obj.remove("eventID");
+    obj.remove("eventTime");
+    obj.insert("@timestamp".into(), json!("2026-11-28T10:00:00.000Z"));
+    let line = serde_json::to_vec(&rec).unwrap();
+    let v: Value = post_bearer(&app, line.clone(), SECRET)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (v["new_hits"].as_u64(), v["skipped"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    // The same record again is a duplicate: the content hash stands in for the eventID.
+    let v: Value = post_bearer(&app, line, SECRET).await.json().await.unwrap();
+    assert_eq!(v["duplicates"], 1, "{v}");
+    let hits = alerts(&app, &created).await;
+    assert_eq!(hits["total"], 1);
+    let hit = &hits["alerts"][0];
+    assert_eq!(hit["event_time"], "2026-11-28T10:00:00Z");
+    let note = hit["note"].as_str().unwrap();
+    assert!(note.contains("@timestamp used"), "{note}");
+    assert!(note.contains("hash of the record"), "{note}");
 }

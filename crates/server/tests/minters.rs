@@ -122,3 +122,113 @@ async fn an_unknown_account_is_refused_and_nothing_is_stored() {
         .users()
         .is_empty());
 }
+
+/// A token service over moto's IAM and a fresh SQLite store, as `serve` wires it.
+async fn iam_service(
+    moto: &Moto,
+    dir: &std::path::Path,
+) -> (
+    canarykeys_server::services::TokenService,
+    std::sync::Arc<canarykeys_store::SqlStore>,
+    std::sync::Arc<canarykeys_aws::IamMinter>,
+) {
+    use canarykeys_aws::{DecoyAccount, IamMinter};
+    use canarykeys_core::{names::NameGenerator, AccountId, OutputFormat, Region};
+    use std::sync::Arc;
+    let mut account = DecoyAccount::new(AccountId::parse("123456789012").unwrap(), "us-east-1");
+    account.endpoint_url = Some(moto.url());
+    account.access_key_id = Some("testing".into());
+    account.secret_access_key = Some("testing".into());
+    let minter = Arc::new(
+        IamMinter::new(vec![account], NameGenerator::default_set())
+            .await
+            .unwrap(),
+    );
+    let url = format!("sqlite:{}", dir.join("t.db").display());
+    let store = Arc::new(canarykeys_store::SqlStore::connect(&url).await.unwrap());
+    let sealer = canarykeys_server::crypto::Sealer::load_or_create(&dir.join("k")).unwrap();
+    let service = canarykeys_server::services::TokenService::new(
+        store.clone(),
+        minter.clone(),
+        sealer,
+        Region::parse("us-east-1").unwrap(),
+        OutputFormat::Json,
+    );
+    (service, store, minter)
+}
+
+async fn user_names(iam: &aws_sdk_iam::Client) -> Vec<String> {
+    let mut names: Vec<String> = iam
+        .list_users()
+        .send()
+        .await
+        .unwrap()
+        .users()
+        .iter()
+        .map(|u| u.user_name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_key_minted_before_a_crash_is_revoked_and_nothing_else_is_touched() {
+    use canarykeys_aws::{MintRequest, Minter};
+    use canarykeys_core::{NewToken, NewTokenInput};
+    use canarykeys_store::{MintedRef, TokenStore};
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (service, store, minter) = iam_service(&moto, dir.path()).await;
+    let iam = iam_client(&moto).await;
+
+    // A normal create leaves no intent behind.
+    let input = NewTokenInput {
+        memo: Some("ci".into()),
+        email: Some("soc@example.com".into()),
+        ..NewTokenInput::default()
+    };
+    let created = service
+        .create(
+            NewToken::parse(&input).unwrap(),
+            &canarykeys_server::services::Actor::Cli,
+        )
+        .await
+        .unwrap();
+    assert!(store.stale_mints(i64::MAX).await.unwrap().is_empty());
+
+    // A crash after the minter answered and before the token was stored: the intent names it.
+    let orphan = minter.mint(&MintRequest::default()).await.unwrap();
+    store.begin_mint("crashed", "iam", 1).await.unwrap();
+    let minted = MintedRef {
+        account_id: orphan.account_id,
+        username: orphan.username.clone(),
+        access_key_id: orphan.access_key_id.clone(),
+    };
+    store.note_minted("crashed", &minted).await.unwrap();
+    // A crash after the insert: the token owns its key, which must stay.
+    store.begin_mint("stored", "iam", 2).await.unwrap();
+    let owned = MintedRef {
+        account_id: created.token.account_id,
+        username: created.token.username.clone(),
+        access_key_id: created.token.access_key_id.clone(),
+    };
+    store.note_minted("stored", &owned).await.unwrap();
+    // A crash inside the minter's call: nothing to name.
+    store.begin_mint("unanswered", "iam", 3).await.unwrap();
+    // Someone else's user in the same account.
+    iam.create_user()
+        .user_name("deploy-bot")
+        .send()
+        .await
+        .unwrap();
+
+    // Too recent to act on (a create may still be in flight): nothing happens.
+    let r = service.reconcile_mints(1).await.unwrap();
+    assert_eq!(r, Default::default());
+    let r = service.reconcile_mints(10).await.unwrap();
+    assert_eq!((r.revoked, r.owned, r.unanswered, r.errors), (1, 1, 1, 0));
+    let mut want = vec![created.token.username.to_string(), "deploy-bot".to_owned()];
+    want.sort();
+    assert_eq!(user_names(&iam).await, want, "only the orphan went");
+    assert!(store.stale_mints(i64::MAX).await.unwrap().is_empty());
+}

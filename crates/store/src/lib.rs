@@ -15,8 +15,8 @@ pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use records::{
-    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, NewAlert,
-    NewDelivery, TokenRecord,
+    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, MintIntent,
+    MintedRef, NewAlert, NewDelivery, TokenRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -75,8 +75,20 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
     /// Tokens whose expiry time has come.
     async fn expired_tokens(&self, now: i64) -> Result<Vec<TokenRecord>>;
-    /// Deletes a token with its hits and alerts. Returns whether it existed.
+    /// Deletes a token. Its hits, alerts and deliveries stay, so a use recorded before the
+    /// delete is still alerted; a copy of the token (without its sealed secret) stays for those
+    /// messages. Returns whether it existed.
     async fn delete_token(&self, id: &TokenId) -> Result<bool>;
+    /// The copy a deleted token left behind, for its late messages.
+    async fn get_deleted_token(&self, id: &TokenId) -> Result<Option<TokenRecord>>;
+    /// Notes that a mint is about to start (before any call to the minter).
+    async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()>;
+    /// Notes what the mint made, before its token is stored.
+    async fn note_minted(&self, id: &str, minted: &MintedRef) -> Result<()>;
+    /// Forgets a mint: its token is stored, or nothing was left behind.
+    async fn end_mint(&self, id: &str) -> Result<()>;
+    /// Mints begun before `before` and never ended, oldest first.
+    async fn stale_mints(&self, before: i64) -> Result<Vec<MintIntent>>;
     /// Switches alert channels on or off; `None` leaves a switch as it is. Returns whether the
     /// token exists.
     async fn set_channels(&self, id: &TokenId, switches: ChannelSwitches) -> Result<bool>;
@@ -114,7 +126,8 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// A token's grouped alerts with their hits, oldest first.
     async fn grouped_alerts(&self, token: &TokenId) -> Result<Vec<NewAlert>>;
     /// Marks `alert_ids` summarized into `summary_id`, writes the summary's deliveries and the
-    /// next window, in one transaction.
+    /// next window, in one transaction. False (and nothing written) if another worker
+    /// summarized any of them first: only one replica plans a summary.
     async fn plan_summary(
         &self,
         token: &TokenId,
@@ -122,7 +135,7 @@ pub trait OutboxStore: Send + Sync + 'static {
         alert_ids: &[String],
         deliveries: &[NewDelivery],
         cooldown_until: Option<i64>,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// Writes deliveries outside of planning (test alerts).
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()>;
     /// Claims due pending deliveries for `lease_ms`: a worker that dies mid-send loses the claim

@@ -33,6 +33,25 @@ pub struct TokenRecord {
     pub alerting: Alerting,
 }
 
+/// A mint in progress, written before the minter's first call and removed once its token is
+/// stored. One left behind means a crash in between: the reconciler cleans up after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MintIntent {
+    pub id: String,
+    pub minter: String,
+    /// What the minter made, once it answered; `None` when it never did.
+    pub minted: Option<MintedRef>,
+    pub created_at: i64,
+}
+
+/// The key a mint made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MintedRef {
+    pub account_id: AccountId,
+    pub username: IamUserName,
+    pub access_key_id: AccessKeyId,
+}
+
 /// A token's alerting state: the open cooldown window, the ignored sources, channel health.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Alerting {

@@ -3,64 +3,15 @@
 //! the machine's trust-auth server). A missing PostgreSQL fails the tests: both backends are
 //! supported, so both are tested.
 
-use canarykeys_core::{
-    names::ordinary_user_name, AccessKeyId, AccountId, Email, ManageSecret, Memo, OutputFormat,
-    Region, TokenId, TokenKind, WebhookUrl,
-};
+use canarykeys_core::{AccessKeyId, AccountId, TokenId};
 use canarykeys_store::{
-    AlertPlan, ChannelKind, ChannelSwitches, HitRecord, HitStore, NewDelivery, OutboxStore,
-    SettingsStore, SqlStore, StoreError, TokenRecord, TokenStore,
+    AlertPlan, ChannelKind, ChannelSwitches, HitStore, OutboxStore, SettingsStore, SqlStore,
+    StoreError, TokenRecord, TokenStore,
 };
 
-fn token(created_at: i64) -> TokenRecord {
-    let account = AccountId::parse("210987654321").unwrap();
-    TokenRecord {
-        id: TokenId::generate(),
-        kind: TokenKind::AwsKeys,
-        memo: Memo::parse("web01 /srv/app/.env").unwrap(),
-        email: Some(Email::parse("soc@example.com").unwrap()),
-        email_enabled: true,
-        webhook: Some(WebhookUrl::parse("https://hooks.example.com/x").unwrap()),
-        webhook_enabled: true,
-        manage_hash: ManageSecret::generate().hash(),
-        minter: "local".into(),
-        access_key_id: AccessKeyId::generate_for(account),
-        secret_sealed: "sealed".into(),
-        username: ordinary_user_name(),
-        account_id: account,
-        region: Region::parse("us-east-1").unwrap(),
-        output: OutputFormat::Json,
-        created_at,
-        expires_at: None,
-        alerting: Default::default(),
-    }
-}
+mod support;
 
-fn hit(token: &TokenId, event_id: &str, t: i64) -> HitRecord {
-    HitRecord {
-        id: format!("h-{event_id}"),
-        token_id: token.clone(),
-        event_id: event_id.into(),
-        event_time: t,
-        received_at: t + 1000,
-        event_name: "GetCallerIdentity".into(),
-        event_source: "sts.amazonaws.com".into(),
-        region: "us-east-1".into(),
-        source_ip: "203.0.113.7".into(),
-        user_agent: "<script>alert(1)</script>".into(),
-        error_code: Some("AccessDenied".into()),
-        error_message: None,
-        account_id: Some("210987654321".into()),
-        access_key_id: None,
-        tls_host: Some("sts.amazonaws.com".into()),
-        vpc_endpoint_id: None,
-        request_id: Some("req-1".into()),
-        path: "cloudwatch-logs".into(),
-        note: None,
-        suppressed: None,
-        raw: "{}".into(),
-    }
-}
+use support::{delivery, hit, token};
 
 /// Tokens: conflicts on id and key, reads, newest-first listing, channel switches.
 async fn tokens(store: &SqlStore) {
@@ -232,17 +183,39 @@ async fn outbox_plans_claims_and_health(store: &SqlStore) {
     outbox(store, &a).await;
 }
 
-async fn delete_takes_hits_and_alerts(store: &SqlStore) {
+async fn delete_keeps_hits_and_alerts(store: &SqlStore) {
     let a = token(1_000);
     let b = token(2_000);
     three_hits(store, &a).await;
     store.insert_token(&b).await.unwrap();
-    // Deleting a token takes its hits and alerts with it.
+    // Deleting a token keeps its hits, alerts and queued deliveries, and a copy of the token
+    // (without its sealed secret) for the messages still to be sent.
+    let pending = store.list_deliveries(&a.id, 10).await.unwrap().len();
     assert!(store.delete_token(&a.id).await.unwrap());
     assert!(!store.delete_token(&a.id).await.unwrap());
-    assert_eq!(store.count_hits(&a.id).await.unwrap(), 0);
-    assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
+    assert!(store.get_token(&a.id).await.unwrap().is_none());
+    assert_eq!(store.count_hits(&a.id).await.unwrap(), 3);
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 3);
+    assert_eq!(
+        store.list_deliveries(&a.id, 10).await.unwrap().len(),
+        pending
+    );
+    let gone = store.get_deleted_token(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (gone.memo.as_str(), gone.secret_sealed.as_str()),
+        (a.memo.as_str(), "")
+    );
     assert!(store.get_token(&b.id).await.unwrap().is_some());
+    // A deleted token's alert can still be planned and sent.
+    let late = store.new_alerts(10).await.unwrap();
+    let send = AlertPlan::Send {
+        deliveries: vec![delivery(&a, &late[0].alert_id, ChannelKind::Email)],
+        cooldown_until: None,
+    };
+    assert!(store
+        .plan_alert(&late[0].alert_id, &a.id, &send)
+        .await
+        .unwrap());
 }
 
 async fn expiry(store: &SqlStore) {
@@ -294,26 +267,11 @@ canarykeys_testkit::on_both_backends!(
     lookups,
     hits,
     outbox_plans_claims_and_health,
-    delete_takes_hits_and_alerts,
+    delete_keeps_hits_and_alerts,
     expiry,
     retention,
     settings,
 );
-
-fn delivery(token: &TokenRecord, message: &str, channel: ChannelKind) -> NewDelivery {
-    NewDelivery {
-        id: format!("d-{message}-{}", channel.as_str()),
-        token_id: token.id.clone(),
-        message_id: message.into(),
-        kind: "hit".into(),
-        channel,
-        target: "soc@example.com".into(),
-        payload: "{}".into(),
-        state: "pending".into(),
-        last_error: None,
-        created_at: 100,
-    }
-}
 
 /// The outbox on top of [`three_hits`] for `a` (alerts e1, e2, e3 are new).
 async fn outbox(store: &SqlStore, a: &TokenRecord) {
@@ -364,17 +322,18 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
     let grouped = store.grouped_alerts(&a.id).await.unwrap();
     assert_eq!(grouped.len(), 1);
     let summary = delivery(a, "summary-1", ChannelKind::Webhook);
-    store
-        .plan_summary(
-            &a.id,
-            "summary-1",
-            &[grouped[0].alert_id.clone()],
-            &[summary],
-            Some(9_000),
-        )
+    let ids = [grouped[0].alert_id.clone()];
+    assert!(store
+        .plan_summary(&a.id, "summary-1", &ids, &[summary], Some(9_000))
         .await
-        .unwrap();
+        .unwrap());
     assert!(store.grouped_alerts(&a.id).await.unwrap().is_empty());
+    // A second worker that read the same grouped alerts writes nothing.
+    let late = delivery(a, "summary-2", ChannelKind::Webhook);
+    assert!(!store
+        .plan_summary(&a.id, "summary-2", &ids, &[late], Some(9_000))
+        .await
+        .unwrap());
 
     // Claims are leases: a claimed row is not claimed again until the lease runs out.
     let claimed = store.claim_due(200, 1_000, 10).await.unwrap();

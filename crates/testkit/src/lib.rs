@@ -11,6 +11,7 @@
 //! | [`smtp_sink`] | a real SMTP server (aiosmtpd) writing a Maildir |
 //! | [`access`], [`console`] | operators, sign-in and hits for the access and console tests |
 //! | [`gzip`] | gzip bytes, as CloudTrail and CloudWatch Logs deliver them |
+//! | [`pollers`] | trail files in moto's S3 and the pipeline a poller needs |
 
 pub mod backends;
 pub mod postgres;
@@ -24,6 +25,8 @@ pub mod app;
 pub mod cli;
 #[cfg(feature = "app")]
 pub mod console;
+#[cfg(feature = "app")]
+pub mod pollers;
 #[cfg(feature = "app")]
 pub mod smtp_sink;
 

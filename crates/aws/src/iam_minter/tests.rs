@@ -246,7 +246,10 @@ async fn revoke_deletes_keys_it_was_not_told_of() {
         account_id: AccountId::parse("210987654321").unwrap(),
         ..r
     };
-    assert!(matches!(m.revoke(&other).await, Err(MintError::Refused(_))));
+    assert!(matches!(
+        m.revoke(&other).await,
+        Err(MintError::UnknownAccount(_))
+    ));
 }
 
 #[test]
@@ -282,7 +285,7 @@ fn accounts_are_drawn_by_weight_or_chosen() {
     let unknown = m
         .inner
         .choose(Some(AccountId::parse("444444444444").unwrap()), &mut rng);
-    assert!(matches!(unknown, Err(MintError::Refused(_))));
+    assert!(matches!(unknown, Err(MintError::UnknownAccount(_))));
 }
 
 #[tokio::test]

@@ -1,16 +1,22 @@
 //! One CloudTrail record: what makes a JSON object a record, and the fields the detector needs,
-//! lifted out of it with every type surprise turned into "missing" rather than an error.
+//! lifted out of it with every type surprise turned into "missing" rather than an error. A record
+//! that names an identity is never dropped over a field a hit can do without: a missing time or
+//! id gets a stated stand-in instead (see [`Record::fallbacks`]).
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// A CloudTrail record with the fields detection and alerting use; everything else is in `raw`.
 #[derive(Debug, Clone)]
 pub struct Record {
+    /// `eventID`, or `sha256:` and a hash of the record's content when it has none (so the same
+    /// record from two paths is still one hit).
     pub event_id: String,
-    /// `eventTime` as unix milliseconds.
-    pub event_time: i64,
+    /// `eventTime` (or a stand-in field) as unix milliseconds; `None` when no time field is
+    /// usable, and the caller uses the arrival time.
+    pub event_time: Option<i64>,
     pub event_name: String,
     pub event_source: String,
     pub aws_region: Option<String>,
@@ -30,6 +36,8 @@ pub struct Record {
     pub read_only: Option<bool>,
     /// The whole record object as received (for an EventBridge event: its `detail`).
     pub raw: Value,
+    /// Fixed texts saying what stood in for a missing or unusable field; kept with the hit.
+    pub fallbacks: Vec<&'static str>,
 }
 
 /// `userIdentity`: who made the call. Absent fields (and a missing `userIdentity`) are `None`.
@@ -49,9 +57,23 @@ const NO_EVENT_SOURCE: &str = "not a CloudTrail record (no eventSource)";
 const NO_EVENT_NAME: &str = "not a CloudTrail record (no eventName)";
 const LAMBDA_SOURCE: &str = "not a CloudTrail record (a Lambda event-source record such as aws:s3)";
 const INSIGHT: &str = "CloudTrail Insights event, not an API call";
-/// The fields without which a record is skipped, in the order a skip reason lists them.
-const REQUIRED: [&str; 4] = ["eventID", "eventTime", "eventName", "eventSource"];
-const BAD_TIME: &str = "eventTime is not an RFC 3339 timestamp";
+const NO_IDENTITY: &str = "CloudTrail record names no identity (no userIdentity)";
+/// Fields SIEM exports put the time in when they rename or drop `eventTime`, tried in order.
+/// Each is a string (RFC 3339) or a number (unix seconds or milliseconds).
+const TIME_STAND_INS: [(&str, &str); 3] = [
+    (
+        "@timestamp",
+        "eventTime missing or malformed: @timestamp used",
+    ),
+    (
+        "timestamp",
+        "eventTime missing or malformed: timestamp used",
+    ),
+    ("time", "eventTime missing or malformed: time used"),
+];
+const ENVELOPE_TIME: &str = "eventTime missing or malformed: the EventBridge event's time used";
+const ARRIVAL_TIME: &str = "eventTime missing or malformed: arrival time used";
+const HASHED_ID: &str = "eventID missing: deduplicated by a hash of the record";
 
 /// The `detail-type`s EventBridge gives CloudTrail events ("AWS API Call via CloudTrail",
 /// "AWS Service Event via CloudTrail", "AWS Console Sign In via CloudTrail", and the rarer
@@ -138,16 +160,72 @@ fn identity(v: Option<&Value>) -> Identity {
     }
 }
 
-/// `eventTime` as unix milliseconds. RFC 3339 allows fractions and offsets; both are honoured.
-fn millis(time: &str) -> Option<i64> {
-    let t = OffsetDateTime::parse(time, &Rfc3339).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+/// A time as unix milliseconds: an RFC 3339 string (fractions and offsets honoured), or a number
+/// of unix seconds or milliseconds (told apart by size) within years 1970..=9999.
+fn millis(v: &Value) -> Option<i64> {
+    let ms = match v {
+        Value::String(s) => {
+            let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?
+        }
+        Value::Number(n) => {
+            let n = n.as_f64()?;
+            // Below 10^11 it is seconds (10^11 s is the year 5138; 10^11 ms is 1973).
+            let ms = if n.abs() < 1e11 { n * 1000.0 } else { n };
+            if !(0.0..=253_402_300_799_000.0).contains(&ms) {
+                return None;
+            }
+            ms as i64
+        }
+        _ => return None,
+    };
+    Some(ms)
+}
+
+/// The record's time and what stood in for `eventTime`, if anything did.
+fn event_time(
+    obj: &Map<String, Value>,
+    envelope_time: Option<&Value>,
+) -> (Option<i64>, Option<&'static str>) {
+    if let Some(t) = obj
+        .get("eventTime")
+        .and_then(|v| v.as_str().map(|_| v))
+        .and_then(millis)
+    {
+        return (Some(t), None);
+    }
+    for (key, note) in TIME_STAND_INS {
+        if let Some(t) = obj.get(key).and_then(millis) {
+            return (Some(t), Some(note));
+        }
+    }
+    if let Some(t) = envelope_time.and_then(millis) {
+        return (Some(t), Some(ENVELOPE_TIME));
+    }
+    (None, Some(ARRIVAL_TIME))
+}
+
+/// Whether the record says who made the call: a non-empty `userIdentity` object. (Services
+/// acting on their own name only themselves there; they are records, just never a token's.)
+fn names_identity(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_object).is_some_and(|o| !o.is_empty())
+}
+
+/// A stand-in event id: the same record content always gives the same id.
+fn content_id(v: &Value) -> String {
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 impl Record {
     /// Turns one item (a record, or an EventBridge envelope around one) into a [`Record`], or
-    /// says why it cannot: the reason is a fixed text, never a piece of the input.
+    /// says why it cannot: the reason is a fixed text, never a piece of the input. An item is
+    /// refused only when it is not a CloudTrail API call or names no identity.
     pub(super) fn from_value(v: Value) -> Result<Record, String> {
+        let envelope_time = is_cloudtrail_envelope(&v)
+            .then(|| v.get("time").cloned())
+            .flatten();
         let v = unwrap_envelope(v);
         if let Some(reason) = not_cloudtrail(&v) {
             return Err(reason.to_owned());
@@ -160,16 +238,17 @@ impl Record {
         if obj.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight") {
             return Err(INSIGHT.to_owned());
         }
-        let fields = REQUIRED.map(|key| text(obj, key));
-        let missing: Vec<&str> = REQUIRED
-            .iter()
-            .zip(&fields)
-            .filter_map(|(key, value)| value.is_none().then_some(*key))
-            .collect();
-        let [Some(event_id), Some(time), Some(event_name), Some(event_source)] = fields else {
-            return Err(format!("missing {}", missing.join(", ")));
-        };
-        let event_time = millis(&time).ok_or_else(|| BAD_TIME.to_owned())?;
+        if !names_identity(obj.get("userIdentity")) {
+            return Err(NO_IDENTITY.to_owned());
+        }
+        let identity = identity(obj.get("userIdentity"));
+        let mut fallbacks = Vec::new();
+        let (event_time, time_note) = event_time(obj, envelope_time.as_ref());
+        fallbacks.extend(time_note);
+        let event_id = text(obj, "eventID").unwrap_or_else(|| {
+            fallbacks.push(HASHED_ID);
+            content_id(&v)
+        });
         let tls_host = obj
             .get("tlsDetails")
             .and_then(Value::as_object)
@@ -177,20 +256,22 @@ impl Record {
         Ok(Record {
             event_id,
             event_time,
-            event_name,
-            event_source,
+            // Empty when missing: the message says "an unnamed call" rather than drop the use.
+            event_name: text(obj, "eventName").unwrap_or_default(),
+            event_source: text(obj, "eventSource").unwrap_or_default(),
             aws_region: text(obj, "awsRegion"),
             source_ip: text(obj, "sourceIPAddress"),
             user_agent: text(obj, "userAgent"),
             error_code: text(obj, "errorCode"),
             error_message: text(obj, "errorMessage"),
             recipient_account_id: text(obj, "recipientAccountId"),
-            identity: identity(obj.get("userIdentity")),
+            identity,
             tls_host,
             vpc_endpoint_id: text(obj, "vpcEndpointId"),
             request_id: text(obj, "requestID"),
             event_type: text(obj, "eventType"),
             read_only: flag(obj, "readOnly"),
+            fallbacks,
             raw: v,
         })
     }

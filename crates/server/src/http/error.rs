@@ -58,6 +58,10 @@ impl ApiError {
                 ServiceError::NotFound => StatusCode::NOT_FOUND,
                 ServiceError::Mint(MintError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Mint(MintError::Refused(_)) => StatusCode::BAD_GATEWAY,
+                // The client named an account we do not mint in: its mistake, not the minter's.
+                ServiceError::Mint(MintError::UnknownAccount(_)) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 ServiceError::Mint(MintError::Conflict(_)) => StatusCode::CONFLICT,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -129,6 +133,9 @@ impl ApiError {
             }
             Self::Service(ServiceError::Mint(MintError::Refused(_))) => {
                 "the key minting service refused the request; nothing was created".into()
+            }
+            Self::Service(ServiceError::Mint(e @ MintError::UnknownAccount(_))) => {
+                format!("{e}; nothing was created")
             }
             Self::Service(ServiceError::Mint(MintError::Conflict(_))) => {
                 "that user name is already taken in the decoy account; choose another or leave it out".into()

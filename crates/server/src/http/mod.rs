@@ -6,7 +6,7 @@
 //!   import no router;
 //! - `home` (the create form), `manage/` (the secret-link pages), `console/` (operators),
 //!   `api/` (JSON) and `ingest` (CloudTrail in) are routers, grouped by audience;
-//! - `assets` serves static files; this module only assembles them.
+//! - `assets` serves static files and `ops` health and metrics; this module only assembles them.
 
 mod api;
 mod assets;
@@ -17,27 +17,18 @@ mod home;
 pub mod html;
 mod ingest;
 mod manage;
+mod ops;
 pub mod respond;
 pub mod state;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
-use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use state::AppState;
-
-async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> impl axum::response::IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.ingest.metrics().render(),
-    )
-}
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -51,8 +42,7 @@ pub fn router(state: AppState, max_body_bytes: usize, ingest_max_body_bytes: usi
         (header::CACHE_CONTROL, "no-store"),
     ];
     let mut app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
+        .merge(ops::routes())
         .merge(home::routes())
         .merge(manage::routes())
         .merge(assets::routes())

@@ -11,11 +11,13 @@ pub mod quarantine;
 pub mod s3_poller;
 pub mod safety_net;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canarykeys_aws::{sdk_config, AwsSettings, IamKeyUsage, S3TrailBucket};
+use canarykeys_aws::{sdk_config, AwsSettings, IamKeyUsage, KeyUsage, S3TrailBucket};
+use canarykeys_core::AccountId;
 use canarykeys_store::{SqlStore, Store};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -25,6 +27,11 @@ use crate::config::Config;
 use crate::services::{IngestService, TokenService};
 
 const DAY_MS: i64 = 86_400_000;
+
+/// How often the mint reconciler runs, and how old an intent must be before it acts: far
+/// longer than a mint may take (30 s with retries), so it never races a create in flight.
+const RECONCILE_EVERY: Duration = Duration::from_secs(300);
+const MINT_GRACE_MS: i64 = 10 * 60 * 1000;
 
 /// The detection pollers the configuration turns on.
 #[derive(Clone, Default)]
@@ -75,6 +82,17 @@ impl Jobs {
         Ok(n)
     }
 
+    /// Revokes keys that creates interrupted by a crash left behind (intents older than the
+    /// grace period). Returns what it did.
+    pub async fn reconcile_once(&self) -> anyhow::Result<crate::services::tokens::ReconcileReport> {
+        let now = self.clock.now_millis();
+        let report = self.tokens.reconcile_mints(now - MINT_GRACE_MS).await?;
+        if report != Default::default() {
+            tracing::info!(?report, "mint reconciler round");
+        }
+        Ok(report)
+    }
+
     /// One round of each configured detection poller (S3, then the safety net).
     pub async fn poll_once(&self) -> anyhow::Result<()> {
         if let Some((poller, _)) = &self.pollers.s3 {
@@ -95,6 +113,11 @@ impl Jobs {
         handles.push(every("expiry", Duration::from_secs(60), move || {
             let jobs = jobs.clone();
             async move { jobs.expire_once().await.map(drop) }
+        }));
+        let jobs = self.clone();
+        handles.push(every("reconcile", RECONCILE_EVERY, move || {
+            let jobs = jobs.clone();
+            async move { jobs.reconcile_once().await.map(drop) }
         }));
         if self.retention_days > 0 {
             let jobs = self.clone();
@@ -137,6 +160,7 @@ pub async fn pollers(
     store: &Arc<SqlStore>,
     ingest: &IngestService,
     exposures: &crate::services::ExposureService,
+    clock: &SharedClock,
 ) -> Pollers {
     let d = &config.detection;
     if d.s3.bucket.is_none() && !d.safety_net.enabled {
@@ -170,11 +194,22 @@ pub async fn pollers(
         ));
     }
     if d.safety_net.enabled {
+        // Each decoy account is asked with its own credentials, as the iam minter reaches it.
+        let mut accounts: HashMap<AccountId, Arc<dyn KeyUsage>> = HashMap::new();
+        for account in crate::minters::decoy_accounts(config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "safety net: decoy accounts unreadable; using [aws] only");
+            Vec::new()
+        }) {
+            let usage = IamKeyUsage::for_account(&account).await;
+            accounts.insert(account.account_id, Arc::new(usage));
+        }
         let net = safety_net::SafetyNet {
             usage: Arc::new(IamKeyUsage::new(&aws)),
+            accounts,
             store,
             ingest: ingest.clone(),
             exposures: exposures.clone(),
+            clock: clock.clone(),
         };
         jobs.safety_net = Some((
             Arc::new(net),

@@ -12,7 +12,11 @@ impl SafetyNet {
     /// Checks one token's user; returns 1 when this was its first quarantine exposure. A user
     /// AWS does not know (the local minter's keys) has nothing to report.
     pub(super) async fn check_quarantine(&self, token: &TokenRecord) -> anyhow::Result<usize> {
-        let policies = match self.usage.attached_policies(&token.username).await {
+        let policies = match self
+            .usage_for(&token.account_id)
+            .attached_policies(&token.username)
+            .await
+        {
             Ok(p) => p,
             Err(AwsError::NotFound { .. }) => return Ok(0),
             Err(e) => return Err(e.into()),

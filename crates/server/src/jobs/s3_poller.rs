@@ -2,8 +2,13 @@
 //! `AWSLogs/…/CloudTrail/<region>/` prefix in the database, so a restart resumes where the last
 //! run stopped. A file is marked done only after its hits are committed (at least once; the
 //! eventID dedupe makes a second reading harmless).
+//!
+//! A file that fails (a transient S3 or database error) is retried after 1, 2, 4, … rounds, and
+//! the position never moves past it until it is read or given up after [`MAX_ATTEMPTS`] (then it
+//! is logged as an error and counted). What the poller remembers is bounded: per folder, the keys
+//! read in the position's day (the look-back window) and the files waiting for a retry.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use canarykeys_aws::TrailBucket;
@@ -16,6 +21,17 @@ const PAGE: i32 = 1000;
 /// How deep below the configured prefix the region folders may be
 /// (`AWSLogs/[o-org/]<account>/CloudTrail/<region>/`).
 const MAX_DEPTH: usize = 4;
+/// Reads of one file before it is given up (spread over about 2^MAX_ATTEMPTS rounds).
+pub const MAX_ATTEMPTS: u32 = 10;
+/// The longest wait between two reads of a failing file, in rounds.
+const MAX_WAIT_ROUNDS: u64 = 64;
+
+/// A file that failed: how often, and the round it may be read again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempts: u32,
+    due_round: u64,
+}
 
 pub struct S3Poller {
     pub bucket_api: Arc<dyn TrailBucket>,
@@ -24,9 +40,12 @@ pub struct S3Poller {
     pub bucket: String,
     pub prefix: String,
     pub max_object_bytes: u64,
-    /// Keys read since start, so the same-day look-back does not fetch them again.
-    seen: HashSet<String>,
-    first_round: bool,
+    /// Per region folder, keys read since start within the look-back window (the position's
+    /// day), so the look-back does not fetch them again. Older keys are forgotten.
+    seen: HashMap<String, BTreeSet<String>>,
+    /// Files that failed and wait for another read. The position stays before them.
+    retries: HashMap<String, Retry>,
+    round_no: u64,
 }
 
 /// What one round did, for logs and tests.
@@ -36,6 +55,10 @@ pub struct RoundReport {
     pub objects: usize,
     pub new_hits: usize,
     pub failed_objects: usize,
+    /// Failing files left waiting for a later round (the position stays before them).
+    pub waiting_objects: usize,
+    /// Files given up after [`MAX_ATTEMPTS`] failed reads.
+    pub abandoned_objects: usize,
 }
 
 impl S3Poller {
@@ -54,8 +77,9 @@ impl S3Poller {
             bucket,
             prefix,
             max_object_bytes,
-            seen: HashSet::new(),
-            first_round: true,
+            seen: HashMap::new(),
+            retries: HashMap::new(),
+            round_no: 0,
         }
     }
 
@@ -93,50 +117,102 @@ impl S3Poller {
         let leaves = self.leaves().await?;
         report.prefixes = leaves.len();
         for leaf in leaves {
-            let key = self.cursor_key(&leaf);
-            let cursor = self.store.get_setting(&key).await?;
-            // Files of one delivery window can land out of name order, so each round looks back
-            // over the cursor's day; what was read since start is skipped. On the first round
-            // after a start, everything up to the cursor counts as read.
-            let start_after = match (&cursor, self.first_round) {
-                (Some(c), false) => Some(day_folder(c).unwrap_or(c).to_owned()),
-                (c, _) => c.clone(),
-            };
-            let mut after = start_after;
-            loop {
-                let page = self
-                    .bucket_api
-                    .list_after(&self.bucket, &leaf, after.as_deref(), PAGE)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(last.key.clone());
-                let full = page.len() as i32 == PAGE;
-                for object in page {
-                    if !is_log_file(&object.key) || self.seen.contains(&object.key) {
-                        continue;
-                    }
-                    report.objects += 1;
-                    match self.read(&object.key).await {
-                        Ok(new_hits) => report.new_hits += new_hits,
-                        Err(e) => {
-                            // A file we cannot read is logged and passed over, not retried
-                            // forever: the other paths and the safety net still see the calls.
-                            report.failed_objects += 1;
-                            tracing::warn!(key = %object.key, error = format!("{e:#}"), "cannot ingest trail file");
-                        }
-                    }
-                    self.seen.insert(object.key.clone());
-                    if cursor.as_deref().is_none_or(|c| object.key.as_str() > c) {
-                        self.store.put_setting(&key, &object.key).await?;
-                    }
+            self.leaf_round(&leaf, &mut report).await?;
+        }
+        self.round_no += 1;
+        report.waiting_objects = self.retries.len();
+        Ok(report)
+    }
+
+    /// Reads one region folder's new files, and moves its position past the files read, up to
+    /// the first one that failed.
+    async fn leaf_round(&mut self, leaf: &str, report: &mut RoundReport) -> anyhow::Result<()> {
+        let key = self.cursor_key(leaf);
+        let mut cursor = self.store.get_setting(&key).await?;
+        // Files of one delivery window can land out of name order, so each round looks back
+        // over the position's day; what was read since start is skipped. On the first round
+        // after a start, everything up to the position counts as read.
+        let start_after = match (&cursor, self.round_no) {
+            (Some(c), 1..) => Some(day_folder(c).unwrap_or(c).to_owned()),
+            (c, _) => c.clone(),
+        };
+        let mut after = start_after;
+        // Once a file is not read, the position stays before it.
+        let mut blocked = false;
+        loop {
+            let page = self
+                .bucket_api
+                .list_after(&self.bucket, leaf, after.as_deref(), PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            let full = page.len() as i32 == PAGE;
+            for object in page {
+                if !is_log_file(&object.key) {
+                    continue;
                 }
-                if !full {
-                    break;
+                let seen = self.seen.get(leaf).is_some_and(|s| s.contains(&object.key));
+                if !seen && !self.read_or_retry(&object.key, report).await {
+                    blocked = true;
+                    continue;
+                }
+                self.seen
+                    .entry(leaf.to_owned())
+                    .or_default()
+                    .insert(object.key.clone());
+                if !blocked && cursor.as_deref().is_none_or(|c| object.key.as_str() > c) {
+                    self.store.put_setting(&key, &object.key).await?;
+                    cursor = Some(object.key.clone());
                 }
             }
+            if !full {
+                break;
+            }
         }
-        self.first_round = false;
-        Ok(report)
+        // Forget what the next look-back will not list again.
+        if let (Some(c), Some(seen)) = (&cursor, self.seen.get_mut(leaf)) {
+            let window = day_folder(c).unwrap_or(c).to_owned();
+            seen.retain(|k| *k >= window);
+        }
+        Ok(())
+    }
+
+    /// Reads a file unless it waits for a retry. True when it is done with: read now, or given
+    /// up after too many failures.
+    async fn read_or_retry(&mut self, key: &str, report: &mut RoundReport) -> bool {
+        let retry = self.retries.get(key).copied();
+        if retry.is_some_and(|r| r.due_round > self.round_no) {
+            return false;
+        }
+        report.objects += 1;
+        let error = match self.read(key).await {
+            Ok(new_hits) => {
+                report.new_hits += new_hits;
+                self.retries.remove(key);
+                return true;
+            }
+            Err(e) => e,
+        };
+        report.failed_objects += 1;
+        let attempts = retry.map_or(1, |r| r.attempts + 1);
+        if attempts >= MAX_ATTEMPTS {
+            // Passed over so one bad file cannot hold the folder forever; the other paths and
+            // the safety net still see the calls it held.
+            self.retries.remove(key);
+            report.abandoned_objects += 1;
+            tracing::error!(key = %key, attempts, error = format!("{error:#}"), "giving up on trail file");
+            return true;
+        }
+        let wait = (1_u64 << (attempts - 1).min(6)).min(MAX_WAIT_ROUNDS);
+        self.retries.insert(
+            key.to_owned(),
+            Retry {
+                attempts,
+                due_round: self.round_no + wait,
+            },
+        );
+        tracing::warn!(key = %key, attempts, wait_rounds = wait, error = format!("{error:#}"), "cannot ingest trail file; will retry");
+        false
     }
 
     async fn read(&self, key: &str) -> anyhow::Result<usize> {

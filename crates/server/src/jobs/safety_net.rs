@@ -2,14 +2,22 @@
 //! date. For every token this asks IAM `GetAccessKeyLastUsed`; when the date moves and no
 //! CloudTrail hit explains it, it records a hit marked as a call CloudTrail did not log, with the
 //! service and region AWS reports.
+//!
+//! Every key is checked every round: an error is counted against the key's account and the round
+//! goes on. Each account is asked with its own credentials (the role of its
+//! `[[minter.accounts]]` entry, as the `iam` minter reaches it); other accounts with the `[aws]`
+//! credentials. Each round's per-account outcome is stored for `/healthz/detail` and the console.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use canarykeys_aws::{AwsError, KeyUsage, LastUsed};
 use canarykeys_core::cloudtrail::{Identity, Record};
+use canarykeys_core::AccountId;
 use canarykeys_store::{Store, TokenRecord};
 use serde_json::json;
 
+use crate::services::detection_health::{AccountCheck, SafetyNetHealth};
 use crate::services::{DeliveryPath, IngestService};
 
 pub const NOTE: &str = "used through a call CloudTrail did not log (seen by IAM's last-used date)";
@@ -18,11 +26,15 @@ pub const NOTE: &str = "used through a call CloudTrail did not log (seen by IAM'
 const EXPLAINED_WITHIN_MS: i64 = 15 * 60 * 1000;
 
 pub struct SafetyNet {
+    /// Asks IAM for accounts without an entry in `accounts` (the `[aws]` credentials).
     pub usage: Arc<dyn KeyUsage>,
+    /// Asks IAM in one decoy account with that account's own credentials.
+    pub accounts: HashMap<AccountId, Arc<dyn KeyUsage>>,
     pub store: Arc<dyn Store>,
     pub ingest: IngestService,
     /// Records AWS's quarantine policy on a decoy user as an exposure (`quarantine.rs`).
     pub exposures: crate::services::ExposureService,
+    pub clock: crate::clock::SharedClock,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,62 +43,118 @@ pub struct RoundReport {
     pub not_at_aws: usize,
     pub moved: usize,
     pub new_hits: usize,
+    /// Keys whose check failed (the round went on with the others).
+    pub errors: usize,
     /// Tokens whose user was found quarantined by AWS for the first time this round.
     pub quarantined: usize,
 }
 
+/// What checking one key found.
+enum KeyOutcome {
+    NeverUsed,
+    NotAtAws,
+    Unchanged,
+    Moved { new_hits: usize },
+}
+
 impl SafetyNet {
+    pub(super) fn usage_for(&self, account: &AccountId) -> &Arc<dyn KeyUsage> {
+        self.accounts.get(account).unwrap_or(&self.usage)
+    }
+
     pub async fn round(&self) -> anyhow::Result<RoundReport> {
         let mut report = RoundReport::default();
+        let mut accounts: BTreeMap<String, AccountCheck> = BTreeMap::new();
         for token in self.store.list_tokens().await? {
             report.checked += 1;
+            let account = accounts
+                .entry(token.account_id.to_string())
+                .or_insert_with(|| AccountCheck::new(token.account_id.to_string()));
+            account.keys += 1;
             // Apart from the last-used check: AWS's quarantine policy means the key was seen
-            // in public, used or not.
-            report.quarantined += self.check_quarantine(&token).await?;
-            let used = match self.usage.last_used(&token.access_key_id).await {
-                Ok(Some(used)) => used,
-                Ok(None) => continue,
-                // Keys AWS does not know (the local minter's) have nothing to report.
-                Err(AwsError::NotFound { .. }) => {
+            // in public, used or not. A key with a failed check counts as one error.
+            let quarantine = self.check_quarantine(&token).await;
+            let usage = self.check_key(&token).await;
+            if let Ok(n) = &quarantine {
+                report.quarantined += n;
+            }
+            let failure = match usage {
+                Ok(KeyOutcome::NotAtAws) => {
                     report.not_at_aws += 1;
-                    continue;
+                    None
                 }
-                Err(e) => return Err(e.into()),
-            };
-            let key = format!("safety_net:last_used:{}", token.access_key_id);
-            let seen: Option<i64> = self
-                .store
-                .get_setting(&key)
-                .await?
-                .and_then(|v| v.parse().ok());
-            if seen.is_some_and(|s| used.at_millis <= s) {
-                continue;
+                Ok(KeyOutcome::Moved { new_hits }) => {
+                    report.moved += 1;
+                    report.new_hits += new_hits;
+                    None
+                }
+                Ok(KeyOutcome::NeverUsed | KeyOutcome::Unchanged) => None,
+                Err(e) => Some(e),
             }
-            report.moved += 1;
-            let explained = self
-                .store
-                .latest_hit_time(&token.id)
-                .await?
-                .is_some_and(|t| t >= used.at_millis - EXPLAINED_WITHIN_MS);
-            if !explained {
-                let outcome = self
-                    .ingest
-                    .record(
-                        &[record(&token, &used)],
-                        DeliveryPath::SafetyNet,
-                        Some(NOTE),
-                        false,
-                    )
-                    .await?;
-                report.new_hits += outcome.new_hits;
+            .or(quarantine.err());
+            if let Some(e) = failure {
+                // One key's failure (a throttle, a denied role) must not hide the others.
+                report.errors += 1;
+                account.errors += 1;
+                account.last_error = Some(format!("{e:#}"));
+                tracing::warn!(token = %token.id, account = %token.account_id, error = format!("{e:#}"), "safety net cannot check key");
             }
-            // Stored after the hit is committed: a crash in between re-checks, and the
-            // synthetic event id makes the second record a duplicate.
-            self.store
-                .put_setting(&key, &used.at_millis.to_string())
-                .await?;
         }
+        let health = SafetyNetHealth {
+            checked_at: self.clock.now_millis(),
+            accounts: accounts.into_values().collect(),
+        };
+        crate::services::detection_health::store_safety_net(self.store.as_ref(), &health).await?;
         Ok(report)
+    }
+
+    /// Checks one key: asks IAM in its account, and records a hit when the last-used date moved
+    /// with no CloudTrail hit to explain it.
+    async fn check_key(&self, token: &TokenRecord) -> anyhow::Result<KeyOutcome> {
+        let used = match self
+            .usage_for(&token.account_id)
+            .last_used(&token.access_key_id)
+            .await
+        {
+            Ok(Some(used)) => used,
+            Ok(None) => return Ok(KeyOutcome::NeverUsed),
+            // Keys AWS does not know (the local minter's) have nothing to report.
+            Err(AwsError::NotFound { .. }) => return Ok(KeyOutcome::NotAtAws),
+            Err(e) => return Err(e.into()),
+        };
+        let key = format!("safety_net:last_used:{}", token.access_key_id);
+        let seen: Option<i64> = self
+            .store
+            .get_setting(&key)
+            .await?
+            .and_then(|v| v.parse().ok());
+        if seen.is_some_and(|s| used.at_millis <= s) {
+            return Ok(KeyOutcome::Unchanged);
+        }
+        let explained = self
+            .store
+            .latest_hit_time(&token.id)
+            .await?
+            .is_some_and(|t| t >= used.at_millis - EXPLAINED_WITHIN_MS);
+        let mut new_hits = 0;
+        if !explained {
+            let outcome = self
+                .ingest
+                .record(
+                    &[record(token, &used)],
+                    DeliveryPath::SafetyNet,
+                    Some(NOTE),
+                    false,
+                )
+                .await?;
+            new_hits = outcome.new_hits;
+        }
+        // Stored after the hit is committed: a crash in between re-checks, and the
+        // synthetic event id makes the second record a duplicate.
+        self.store
+            .put_setting(&key, &used.at_millis.to_string())
+            .await?;
+        Ok(KeyOutcome::Moved { new_hits })
     }
 }
 
@@ -103,7 +171,8 @@ fn record(token: &TokenRecord, used: &LastUsed) -> Record {
     });
     Record {
         event_id: format!("safety-net:{}:{}", token.access_key_id, used.at_millis),
-        event_time: used.at_millis,
+        event_time: Some(used.at_millis),
+        fallbacks: Vec::new(),
         event_name: "(call not logged by CloudTrail)".into(),
         event_source: format!("{service}.amazonaws.com"),
         aws_region: used.region.clone(),

@@ -107,7 +107,8 @@ pub fn record(call: &Call, cx: &Context<'_>) -> Record {
     };
     Record {
         event_id: cx.request_id.to_owned(),
-        event_time: cx.now_millis,
+        event_time: Some(cx.now_millis),
+        fallbacks: Vec::new(),
         event_name: call.operation.clone(),
         event_source: format!("{}.amazonaws.com", call.service),
         aws_region: Some(cx.caller.region.clone()),

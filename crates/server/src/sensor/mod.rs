@@ -6,6 +6,7 @@
 //! service uses, has its own body cap, and sends none of the web UI's headers (they would give it
 //! away). It does no work for the caller beyond the token lookup and the hit.
 
+mod freshness;
 mod hit;
 mod protocol;
 mod respond;
@@ -155,9 +156,12 @@ async fn handle(
         user_id: hit::user_id(&token),
         region: protocol::clean_name(&claim.scope.region),
     };
-    let outcome = match verdict {
+    // As AWS: the request's time is judged before its signature or permissions.
+    let stale = freshness::check(&claim, std::time::SystemTime::now());
+    let outcome = match (&stale, verdict) {
+        (Some(stale), _) => Outcome::Stale(stale),
         // As AWS: a bad signature is refused before permissions are even looked at.
-        Verdict::Failed => Outcome::SignatureMismatch,
+        (None, Verdict::Failed) => Outcome::SignatureMismatch,
         _ if service == "sts" && call.operation == "GetCallerIdentity" => {
             Outcome::Identity(&caller)
         }
@@ -181,9 +185,14 @@ async fn handle(
     );
     // Answer only after the hit is committed, as the ingest endpoint does: a failure here lets
     // the caller's retry be recorded instead.
+    // A stale request is still a use of the key: recorded, and marked replayed or expired.
+    let note = match &stale {
+        Some(s) => format!("{}; {}", s.note(), verdict.note()),
+        None => verdict.note().to_owned(),
+    };
     if let Err(e) = state
         .ingest
-        .record(&[record], DeliveryPath::Sensor, Some(verdict.note()), false)
+        .record(&[record], DeliveryPath::Sensor, Some(&note), false)
         .await
     {
         tracing::error!(error = %e, token = %token.id, "sensor: could not record a hit");

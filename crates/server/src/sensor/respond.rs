@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use super::freshness::Stale;
 use super::protocol::{Call, Protocol};
 
 /// Who the key belongs to, as AWS would name the caller.
@@ -24,6 +25,8 @@ pub enum Outcome<'a> {
     /// Everything else a valid key asks for.
     Denied(&'a Caller),
     SignatureMismatch,
+    /// A replayed or expired request: dated too far from now, or a presigned URL past its expiry.
+    Stale(&'a Stale),
     UnknownKey,
     Unsigned,
     Internal,
@@ -93,6 +96,20 @@ pub fn error(call: &Call, outcome: &Outcome<'_>) -> Option<AwsError> {
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
         ),
+        // S3 has its own codes for time; EC2 its RequestExpired; the others answer a signature
+        // error saying "Signature expired", as the SDKs have long reported it.
+        (Outcome::Stale(s), S3) if s.presign_expired => {
+            e(403, "AccessDenied", "Request has expired")
+        }
+        (Outcome::Stale(_), S3) => e(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        ),
+        (Outcome::Stale(_), Ec2) => e(400, "RequestExpired", "Request has expired."),
+        (Outcome::Stale(s), Json) => e(400, "InvalidSignatureException", &s.message),
+        (Outcome::Stale(s), RestJson) => e(403, "InvalidSignatureException", &s.message),
+        (Outcome::Stale(s), Query) => e(403, "SignatureDoesNotMatch", &s.message),
         (Outcome::Internal, S3 | Ec2) => e(
             500,
             "InternalError",

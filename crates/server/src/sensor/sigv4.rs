@@ -150,7 +150,7 @@ fn build(
 }
 
 /// `X-Amz-Date` as a time; the signer formats it back to the same text.
-fn parse_date(date: &str) -> Option<SystemTime> {
+pub(super) fn parse_date(date: &str) -> Option<SystemTime> {
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let t = time::PrimitiveDateTime::parse(date, format)
         .ok()?

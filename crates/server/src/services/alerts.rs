@@ -49,7 +49,47 @@ fn ignored(token: &TokenRecord, source_ip: &str) -> Option<String> {
         .map(|e| format!("source on the ignore list ({e})"))
 }
 
+/// The token an alert belongs to, live or deleted since its hit was recorded.
+struct AlertToken {
+    token: TokenRecord,
+    /// Why the token is gone, said in every message about it.
+    gone: Option<&'static str>,
+}
+
+fn gone_note(token: &TokenRecord, now: i64) -> &'static str {
+    if token.expires_at.is_some_and(|e| e <= now) {
+        "This token has expired and was deleted after this use; its key no longer works."
+    } else {
+        "This token was deleted after this use; its key no longer works."
+    }
+}
+
 impl AlertService {
+    /// A hit recorded before its token was deleted or expired is still alerted, from the copy
+    /// the delete left behind.
+    async fn alert_token(&self, id: &TokenId, now: i64) -> Result<Option<AlertToken>, StoreError> {
+        if let Some(token) = self.store.get_token(id).await? {
+            return Ok(Some(AlertToken { token, gone: None }));
+        }
+        Ok(self
+            .store
+            .get_deleted_token(id)
+            .await?
+            .map(|token| AlertToken {
+                gone: Some(gone_note(&token, now)),
+                token,
+            }))
+    }
+
+    fn mark_gone(view: &mut AlertView, gone: Option<&str>) {
+        if let Some(gone) = gone {
+            view.note = Some(match view.note.take() {
+                Some(note) => format!("{gone} {note}"),
+                None => gone.to_owned(),
+            });
+        }
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         enricher: Enricher,
@@ -175,19 +215,26 @@ impl AlertService {
         let mut planned = 0;
         for alert in self.store.new_alerts(200).await? {
             // Re-read per alert: planning the previous one may have opened a window.
-            let Some(token) = self.store.get_token(&alert.hit.token_id).await? else {
+            let Some(AlertToken { token, gone }) =
+                self.alert_token(&alert.hit.token_id, now).await?
+            else {
                 continue;
             };
             let plan = if let Some(reason) = ignored(&token, &alert.hit.source_ip) {
                 AlertPlan::Ignore { reason }
-            } else if self.cooldown_ms > 0 && token.alerting.cooldown_until.is_some_and(|u| u > now)
+            } else if gone.is_none()
+                && self.cooldown_ms > 0
+                && token.alerting.cooldown_until.is_some_and(|u| u > now)
             {
                 AlertPlan::Group
             } else {
-                let view = self.view(AlertKind::Hit, &alert.alert_id, &token, &alert.hit);
+                let mut view = self.view(AlertKind::Hit, &alert.alert_id, &token, &alert.hit);
+                Self::mark_gone(&mut view, gone);
                 AlertPlan::Send {
                     deliveries: self.deliveries(&token, &view, now),
-                    cooldown_until: (self.cooldown_ms > 0).then_some(now + self.cooldown_ms),
+                    // A deleted token opens no window: nothing would close it.
+                    cooldown_until: (self.cooldown_ms > 0 && gone.is_none())
+                        .then_some(now + self.cooldown_ms),
                 }
             };
             if self
@@ -206,7 +253,7 @@ impl AlertService {
     pub async fn close_windows(&self, now: i64) -> Result<usize, StoreError> {
         let mut sent = 0;
         for token_id in self.store.closed_windows(now).await? {
-            let Some(token) = self.store.get_token(&token_id).await? else {
+            let Some(AlertToken { token, gone }) = self.alert_token(&token_id, now).await? else {
                 continue;
             };
             let grouped = self.store.grouped_alerts(&token_id).await?;
@@ -245,13 +292,18 @@ impl AlertService {
                     .collect::<Vec<_>>()
                     .join(", "),
             );
+            Self::mark_gone(&mut view, gone);
             let ids: Vec<String> = grouped.iter().map(|a| a.alert_id.clone()).collect();
             let deliveries = self.deliveries(&token, &view, now);
-            let next = (self.cooldown_ms > 0).then_some(now + self.cooldown_ms);
-            self.store
+            let next = (self.cooldown_ms > 0 && gone.is_none()).then_some(now + self.cooldown_ms);
+            // False when another replica summarized this window first.
+            if self
+                .store
                 .plan_summary(&token_id, &summary_id, &ids, &deliveries, next)
-                .await?;
-            sent += 1;
+                .await?
+            {
+                sent += 1;
+            }
         }
         Ok(sent)
     }

@@ -108,6 +108,10 @@ pub struct IngestService {
 }
 
 impl IngestService {
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     pub fn new(store: Arc<dyn Store>, limits: Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
@@ -281,6 +285,12 @@ impl IngestService {
     }
 }
 
+/// The path's note and the parser's stand-ins, in one line.
+fn hit_note(note: Option<&str>, fallbacks: &[&str]) -> Option<String> {
+    let parts: Vec<&str> = note.into_iter().chain(fallbacks.iter().copied()).collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 fn hit_from(
     r: &Record,
     token: &TokenRecord,
@@ -292,7 +302,8 @@ fn hit_from(
         id: ids::random_id(),
         token_id: token.id.clone(),
         event_id: r.event_id.clone(),
-        event_time: r.event_time,
+        // No usable time field: the arrival time stands in, and the note says so.
+        event_time: r.event_time.unwrap_or(received_at),
         received_at,
         event_name: r.event_name.clone(),
         event_source: r.event_source.clone(),
@@ -311,7 +322,7 @@ fn hit_from(
         vpc_endpoint_id: r.vpc_endpoint_id.clone(),
         request_id: r.request_id.clone(),
         path: path.as_str().to_owned(),
-        note: note.map(str::to_owned),
+        note: hit_note(note, &r.fallbacks),
         suppressed: None,
         raw: r.raw.to_string(),
     }

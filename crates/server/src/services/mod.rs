@@ -5,6 +5,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod console;
+pub mod detection_health;
 mod error;
 pub mod exposures;
 pub mod ingest;

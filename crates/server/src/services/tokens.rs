@@ -4,15 +4,22 @@
 use std::sync::Arc;
 
 use canarykeys_aws::{KeyRef, MintRequest, Minter};
+use canarykeys_core::ids;
 use canarykeys_core::{
     AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
 };
-use canarykeys_store::{AuditRecord, AuditedWrite, ChannelSwitches, HitRecord, Store, TokenRecord};
+use canarykeys_store::{
+    AuditRecord, AuditedWrite, ChannelSwitches, HitRecord, MintedRef, Store, TokenRecord,
+};
 
 use super::audit::{Actor, AuditAction};
 use super::ServiceError;
 use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::Sealer;
+
+mod reconcile;
+
+pub use reconcile::ReconcileReport;
 
 /// What a create hands back: the stored token, the one-time manage secret and the credentials.
 pub struct CreatedToken {
@@ -124,7 +131,30 @@ impl TokenService {
             username: new.username.clone(),
             account: new.account_id,
         };
-        let key = self.minter.mint(&request).await?;
+        // The intent comes first: a crash from here to the token's insert leaves a row the
+        // reconciler finds, instead of a key nothing tracks.
+        let intent = ids::random_id();
+        self.store
+            .begin_mint(&intent, self.minter.name(), self.clock.now_millis())
+            .await?;
+        let key = match self.minter.mint(&request).await {
+            Ok(key) => key,
+            Err(e) => {
+                // A failed mint undoes its own steps: nothing is left to track.
+                self.forget_mint(&intent).await;
+                return Err(e.into());
+            }
+        };
+        let minted = MintedRef {
+            account_id: key.account_id,
+            username: key.username.clone(),
+            access_key_id: key.access_key_id.clone(),
+        };
+        if let Err(e) = self.store.note_minted(&intent, &minted).await {
+            self.undo_mint(&minted).await;
+            self.forget_mint(&intent).await;
+            return Err(e.into());
+        }
         let id = TokenId::generate();
         let manage_secret = ManageSecret::generate();
         let record = TokenRecord {
@@ -158,16 +188,12 @@ impl TokenService {
         );
         let write = AuditedWrite::InsertToken(&record);
         if let Err(e) = self.store.write_audited(write, &audit).await {
-            let undo_ref = KeyRef {
-                access_key_id: &key.access_key_id,
-                username: &key.username,
-                account_id: key.account_id,
-            };
-            if let Err(undo) = self.minter.revoke(&undo_ref).await {
-                tracing::error!(error = %undo, key = %key.access_key_id, "could not revoke a key after a failed create");
-            }
+            self.undo_mint(&minted).await;
+            self.forget_mint(&intent).await;
             return Err(e.into());
         }
+        // Stored: the token owns the key now (the reconciler checks that before any revoke).
+        self.forget_mint(&intent).await;
         let credentials = AwsCredentials {
             access_key_id: key.access_key_id,
             secret_access_key: key.secret_access_key,

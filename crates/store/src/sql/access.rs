@@ -285,7 +285,9 @@ impl AccessStore for SqlStore {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {cols}, t.memo AS token_memo FROM hits h JOIN tokens t ON t.id = h.token_id \
+            // A deleted token's hits stay in the history, named by the copy it left.
+            "SELECT {cols}, COALESCE(t.memo, d.memo, '') AS token_memo FROM hits h \
+             LEFT JOIN tokens t ON t.id = h.token_id LEFT JOIN deleted_tokens d ON d.id = h.token_id \
              ORDER BY h.event_time DESC, h.id LIMIT $1 OFFSET $2"
         );
         let rows = sqlx::query(&sql)

@@ -14,7 +14,7 @@ impl AuditedStore for SqlStore {
             AuditedWrite::InsertToken(t) => {
                 tokens::insert_token(&mut *tx, t).await.map(|()| true)?
             }
-            AuditedWrite::DeleteToken(id) => tokens::delete_token(&mut *tx, id).await?,
+            AuditedWrite::DeleteToken(id) => tokens::delete_token(&mut tx, id).await?,
             AuditedWrite::SetChannels(id, s) => tokens::set_channels(&mut *tx, id, s).await?,
             AuditedWrite::SetIgnoreSources(id, sources) => {
                 outbox::set_ignore_sources(&mut *tx, id, sources).await?

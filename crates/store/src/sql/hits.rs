@@ -107,10 +107,19 @@ impl HitStore for SqlStore {
     }
 
     async fn delete_hits_before(&self, before: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
         let res = sqlx::query("DELETE FROM hits WHERE event_time < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        // A deleted token's copy goes once nothing of it is left to show or send.
+        sqlx::query(
+            "DELETE FROM deleted_tokens WHERE NOT EXISTS (SELECT 1 FROM hits h WHERE h.token_id = deleted_tokens.id) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.token_id = deleted_tokens.id AND d.state = 'pending')",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(res.rows_affected())
     }
 

@@ -159,8 +159,10 @@ impl OutboxStore for SqlStore {
 
     async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT a.token_id FROM alerts a JOIN tokens t ON t.id = a.token_id \
-             WHERE a.state = 'grouped' AND (t.cooldown_until IS NULL OR t.cooldown_until <= $1)",
+            // A deleted token's window closes at once: nothing will reopen it.
+            "SELECT DISTINCT a.token_id FROM alerts a LEFT JOIN tokens t ON t.id = a.token_id \
+             WHERE a.state = 'grouped' \
+             AND (t.id IS NULL OR t.cooldown_until IS NULL OR t.cooldown_until <= $1)",
         )
         .bind(now)
         .fetch_all(&self.pool)
@@ -181,19 +183,25 @@ impl OutboxStore for SqlStore {
         alert_ids: &[String],
         deliveries: &[NewDelivery],
         cooldown_until: Option<i64>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         for id in alert_ids {
-            sqlx::query("UPDATE alerts SET state = 'summarized', summary_id = $2 WHERE id = $1 AND state = 'grouped'")
+            let claimed = sqlx::query("UPDATE alerts SET state = 'summarized', summary_id = $2 WHERE id = $1 AND state = 'grouped'")
                 .bind(id)
                 .bind(summary_id)
                 .execute(&mut *tx)
                 .await?;
+            // Another replica summarized this alert (its row lock made us wait for its commit):
+            // its summary covers it, so ours would be a second copy.
+            if claimed.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
         }
         insert_deliveries(&mut tx, deliveries).await?;
         set_cooldown(&mut tx, token, cooldown_until).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()> {

@@ -5,7 +5,9 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 use sqlx::{Any, Executor};
 
 use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS};
-use crate::{ChannelSwitches, Result, StoreError, TokenRecord, TokenStore};
+use crate::{ChannelSwitches, MintIntent, MintedRef, Result, StoreError, TokenRecord, TokenStore};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 impl SqlStore {
     async fn token_where(&self, condition: &str, binds: &[&str]) -> Result<Option<TokenRecord>> {
@@ -17,6 +19,29 @@ impl SqlStore {
         let row = query.fetch_optional(&self.pool).await?;
         row.as_ref().map(token_from_row).transpose()
     }
+}
+
+fn intent_from_row(row: &AnyRow) -> Result<MintIntent> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("mint_intents.{what}"));
+    let text = |name: &str| -> Result<Option<String>> { Ok(row.try_get(name)?) };
+    let minted = match (
+        text("account_id")?,
+        text("username")?,
+        text("access_key_id")?,
+    ) {
+        (Some(a), Some(u), Some(k)) => Some(MintedRef {
+            account_id: AccountId::parse(&a).map_err(|_| corrupt("account_id"))?,
+            username: IamUserName::parse(&u).map_err(|_| corrupt("username"))?,
+            access_key_id: AccessKeyId::parse(&k).map_err(|_| corrupt("access_key_id"))?,
+        }),
+        _ => None,
+    };
+    Ok(MintIntent {
+        id: row.try_get("id")?,
+        minter: row.try_get("minter")?,
+        minted,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 #[async_trait]
@@ -61,7 +86,61 @@ impl TokenStore for SqlStore {
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<bool> {
-        delete_token(&self.pool, id).await
+        let mut tx = self.pool.begin().await?;
+        let deleted = delete_token(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn get_deleted_token(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
+        let sql = format!("SELECT {TOKEN_READ_COLUMNS} FROM deleted_tokens WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO mint_intents (id, minter, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(minter)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn note_minted(&self, id: &str, m: &MintedRef) -> Result<()> {
+        sqlx::query(
+            "UPDATE mint_intents SET account_id = $2, username = $3, access_key_id = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(m.account_id.to_string())
+        .bind(m.username.as_str())
+        .bind(m.access_key_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn end_mint(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM mint_intents WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn stale_mints(&self, before: i64) -> Result<Vec<MintIntent>> {
+        let rows = sqlx::query(
+            "SELECT id, minter, account_id, username, access_key_id, created_at FROM mint_intents \
+             WHERE created_at < $1 ORDER BY created_at, id",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(intent_from_row).collect()
     }
 
     async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
@@ -104,14 +183,20 @@ pub(crate) async fn insert_token<'c>(
     }
 }
 
-pub(crate) async fn delete_token<'c>(
-    db: impl Executor<'c, Database = Any>,
-    id: &TokenId,
-) -> Result<bool> {
-    // Hits and alerts go with the token (ON DELETE CASCADE), in this statement's transaction.
+pub(crate) async fn delete_token(db: &mut sqlx::AnyConnection, id: &TokenId) -> Result<bool> {
+    // Hits, alerts and deliveries stay: an alert still queued must be sent. What its message
+    // needs is copied in the caller's transaction; the sealed secret is not.
+    let copy = TOKEN_READ_COLUMNS.replace("secret_sealed", "'' AS secret_sealed");
+    sqlx::query(&format!(
+        "INSERT INTO deleted_tokens ({TOKEN_READ_COLUMNS}) SELECT {copy} FROM tokens \
+         WHERE id = $1 ON CONFLICT (id) DO NOTHING"
+    ))
+    .bind(id.as_str())
+    .execute(&mut *db)
+    .await?;
     let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
         .bind(id.as_str())
-        .execute(db)
+        .execute(&mut *db)
         .await?;
     Ok(res.rows_affected() > 0)
 }

@@ -133,7 +133,8 @@ fn fields_are_extracted_and_normalised() {
     v["eventTime"] = json!("2023-07-10T13:41:52.250+02:00");
     let p = run(v.to_string().as_bytes()).unwrap();
     let r = &p.records[0];
-    assert_eq!(r.event_time, 1_688_989_312_250);
+    assert_eq!(r.event_time, Some(1_688_989_312_250));
+    assert!(r.fallbacks.is_empty());
     assert_eq!(
         (r.event_name.as_str(), r.event_source.as_str()),
         ("GetCallerIdentity", "sts.amazonaws.com")
@@ -166,7 +167,7 @@ fn fields_are_extracted_and_normalised() {
 }
 
 #[test]
-fn a_record_missing_event_id_is_skipped_and_its_neighbours_parse() {
+fn a_record_missing_event_id_becomes_a_record_with_a_content_id() {
     let mut bad = rec("x");
     bad.as_object_mut().unwrap().remove("eventID");
     let (a, c) = (rec("a"), rec("c"));
@@ -176,45 +177,128 @@ fn a_record_missing_event_id_is_skipped_and_its_neighbours_parse() {
         format!("{a}\n{bad}\n{c}"),
         subscription(&[a.to_string(), bad.to_string(), c.to_string()]).to_string(),
     ];
+    let mut content_ids = Vec::new();
     for input in inputs {
         let p = run(input.as_bytes()).unwrap();
-        assert_eq!(ids(&p), ["a", "c"]);
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.records.len(), 3);
+        let r = &p.records[1];
+        assert!(r.event_id.starts_with("sha256:"), "{}", r.event_id);
         assert_eq!(
-            p.skipped,
-            [Skip {
-                index: 1,
-                reason: "missing eventID".into()
-            }]
+            r.fallbacks,
+            ["eventID missing: deduplicated by a hash of the record"]
         );
+        content_ids.push(r.event_id.clone());
     }
+    content_ids.dedup();
+    assert_eq!(
+        content_ids.len(),
+        1,
+        "the same record gives the same id in every wrapper"
+    );
+    let mut other = bad.clone();
+    other["sourceIPAddress"] = json!("198.51.100.1");
+    let p = run(other.to_string().as_bytes()).unwrap();
+    assert_ne!(
+        p.records[0].event_id, content_ids[0],
+        "other content, other id"
+    );
+}
+
+#[test]
+fn a_missing_or_malformed_event_time_falls_back_and_says_which() {
+    let cases = [
+        // (eventTime, extra field, want time, want note)
+        (
+            None,
+            Some(("@timestamp", json!("2023-07-10T11:41:52.5Z"))),
+            Some(1_688_989_312_500),
+            "@timestamp used",
+        ),
+        (
+            Some(json!("10/07/2023 11:41")),
+            Some(("timestamp", json!(1_688_989_312_000_i64))),
+            Some(1_688_989_312_000),
+            "timestamp used",
+        ),
+        (
+            Some(json!(1_688_989_312)),
+            Some(("time", json!(1_688_989_312))),
+            Some(1_688_989_312_000),
+            "time used",
+        ),
+        (None, None, None, "arrival time used"),
+        (
+            Some(json!("garbage")),
+            Some(("@timestamp", json!("also garbage"))),
+            None,
+            "arrival time used",
+        ),
+    ];
+    for (time, extra, want, note) in cases {
+        let mut v = rec("t");
+        v.as_object_mut().unwrap().remove("eventTime");
+        if let Some(time) = time {
+            v["eventTime"] = time;
+        }
+        if let Some((key, value)) = extra {
+            v[key] = value;
+        }
+        let p = run(v.to_string().as_bytes()).unwrap();
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        let r = &p.records[0];
+        assert_eq!(r.event_time, want, "{note}");
+        assert_eq!(r.event_id, "t");
+        assert_eq!(r.fallbacks.len(), 1);
+        assert!(r.fallbacks[0].ends_with(note), "{:?}", r.fallbacks);
+    }
+    // In an EventBridge envelope, the envelope's time stands in.
+    let mut detail = rec("e");
+    detail.as_object_mut().unwrap().remove("eventTime");
+    let event = json!({"detail-type": "AWS API Call via CloudTrail", "time": "2023-07-10T11:41:52Z",
+                       "detail": detail});
+    let p = run(event.to_string().as_bytes()).unwrap();
+    assert_eq!(p.records[0].event_time, Some(1_688_989_312_000));
+    assert_eq!(
+        p.records[0].fallbacks,
+        ["eventTime missing or malformed: the EventBridge event's time used"]
+    );
 }
 
 #[test]
 fn each_broken_item_gets_its_reason() {
+    // Broken but naming an identity: still a record.
     let mut no_time = rec("t");
-    no_time["eventTime"] = json!(1_688_989_312);
+    no_time["eventTime"] = json!("not a time");
     no_time["eventName"] = json!("");
-    let mut bad_time = rec("u");
-    bad_time["eventTime"] = json!("10/07/2023 11:41");
+    let mut nobody = rec("n");
+    nobody["userIdentity"] = json!({});
+    let mut no_identity = rec("m");
+    no_identity.as_object_mut().unwrap().remove("userIdentity");
     let insight = json!({"eventVersion": "1.07", "eventTime": "2019-11-14T00:51:00Z", "eventID": "i",
                          "eventType": "AwsCloudTrailInsight", "insightDetails": {"eventName": "X"}});
-    let input = json!([rec("a"), no_time, bad_time, insight, {"hello": 1}, 7, {"eventSource": "x.amazonaws.com"}]);
+    let input = json!([rec("a"), no_time, nobody, insight, {"hello": 1}, 7, {"eventSource": "x.amazonaws.com"}, no_identity]);
     let p = run(input.to_string().as_bytes()).unwrap();
-    assert_eq!(ids(&p), ["a"]);
+    assert_eq!(ids(&p), ["a", "t"]);
+    assert_eq!(
+        p.records[1].event_name, "",
+        "a missing name is empty, not a skip"
+    );
     let reasons: Vec<(usize, &str)> = p
         .skipped
         .iter()
         .map(|s| (s.index, s.reason.as_str()))
         .collect();
+    let nobody = "CloudTrail record names no identity (no userIdentity)";
     assert_eq!(
         reasons,
         [
-            (1, "missing eventTime, eventName"),
-            (2, "eventTime is not an RFC 3339 timestamp"),
+            (2, nobody),
             (3, "CloudTrail Insights event, not an API call"),
             (4, "not a CloudTrail record (no eventSource)"),
             (5, "not a JSON object"),
             (6, "not a CloudTrail record (no eventName)"),
+            (7, nobody),
         ]
     );
 }

@@ -73,6 +73,21 @@ pub(super) async fn overview(
             })
         })
         .collect();
+    // The safety net's last round per decoy account: an account it cannot ask is a blind spot.
+    let safety_net = state
+        .ingest
+        .detection_health()
+        .await
+        .map_err(|e| fail(&state, e))?
+        .safety_net
+        .map(|h| {
+            let accounts: Vec<_> = h
+                .accounts
+                .iter()
+                .map(|a| json!({"account": a.account_id, "keys": a.keys, "errors": a.errors, "last_error": a.last_error}))
+                .collect();
+            json!({"checked": format!("{} ({})", human_time(h.checked_at), ago(now, h.checked_at)), "accounts": accounts})
+        });
     let channels: Vec<_> = o
         .channels
         .iter()
@@ -106,6 +121,7 @@ pub(super) async fn overview(
             sources => Value::from_serialize(sources),
             chart => Value::from_serialize(chart),
             paths => Value::from_serialize(paths),
+            safety_net => Value::from_serialize(safety_net),
             channels => Value::from_serialize(channels),
         },
     )
