@@ -131,6 +131,25 @@ impl Services {
 }
 
 impl Services {
+    /// Exposures for a process without the HTTP server (`canarykeys ingest`). Their alerts are
+    /// queued in the outbox for a running server to send, and link to `public_url` (or the
+    /// listen address), as the server's own would.
+    pub fn exposures(&self, config: &Config) -> services::ExposureService {
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen));
+        let alerts = services::alerts::AlertService::new(
+            self.store.clone(),
+            self.enricher.clone(),
+            public_url.trim_end_matches('/').into(),
+            i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
+            config.smtp.host.is_some(),
+        );
+        services::ExposureService::new(self.store.clone(), alerts, self.metrics.clone())
+            .with_clock(self.clock.clone())
+    }
+
     /// Closes the database (the CLI, before it exits).
     pub async fn close(&self) {
         self.store.close().await;
@@ -265,6 +284,7 @@ impl Application {
         let jobs = jobs::Jobs {
             deliverer: Arc::new(deliverer),
             tokens: state.tokens.clone(),
+            exposures: state.exposures.clone(),
             clock,
             retention_days: config.alerts.history_retention_days,
             pollers,

@@ -438,6 +438,67 @@ fn ingest_records_hits_once_and_reports_bad_files() {
     assert_eq!(shown["alert_count"], 1);
 }
 
+/// A Health fixture with the key swapped for the token's: the dry run reports the match and
+/// stores nothing, the real run records one exposure, a second run only adds to it. The other
+/// fixture names a key no token holds: counted, never recorded.
+#[test]
+fn ingest_records_health_events_as_exposures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let created: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["token", "create", "--memo", "m", "--email", "a@example.com"],
+        &[],
+    )))
+    .unwrap();
+    let key = created["aws"]["access_key_id"].as_str().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures/health");
+    let exposed = std::fs::read_to_string(fixtures.join("credentials-exposed.json")).unwrap();
+    assert!(exposed.contains("AKIAEXAMPLEEXPOSEDQQ"));
+    std::fs::write(
+        d.join("exposed.json"),
+        exposed.replace("AKIAEXAMPLEEXPOSEDQQ", key),
+    )
+    .unwrap();
+    std::fs::copy(fixtures.join("older-sample.json"), d.join("unknown.json")).unwrap();
+    let files = ["exposed.json", "unknown.json"];
+
+    let dry: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["ingest", "--dry-run", "--json", files[0], files[1]],
+        &[],
+    )))
+    .unwrap();
+    let t = &dry["totals"];
+    assert_eq!(
+        (&t["health_events"], &t["matched"], &t["unknown_keys"]),
+        (&Value::from(2), &Value::from(1), &Value::from(1)),
+        "{dry}"
+    );
+    assert_eq!(
+        (&t["new_exposures"], &t["dry_run"]),
+        (&Value::from(0), &Value::from(true))
+    );
+    assert_eq!(dry["files"][0]["report"]["health"]["matched"], 1);
+
+    let out: Value = serde_json::from_str(&ok(canarykeys(
+        d,
+        &["ingest", "--json", files[0], files[1]],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(out["totals"]["new_exposures"], 1, "{out}");
+    assert_eq!(out["totals"]["new_hits"], 0);
+
+    let text = ok(canarykeys(d, &["ingest", files[0]], &[]));
+    assert!(
+        text.contains("1 AWS Health events")
+            && text.contains("0 new exposures, 1 updated exposures"),
+        "{text}"
+    );
+    assert!(text.contains("AWS Health: 1 events"), "{text}");
+}
+
 #[test]
 fn doctor_warns_about_known_canary_accounts() {
     let dir = tempfile::tempdir().unwrap();

@@ -267,6 +267,10 @@ pub trait ExposureStore: Send + Sync + 'static {
         limit: u32,
         offset: u32,
     ) -> Result<(Vec<(ExposureRecord, String)>, u64)>;
+    /// Deletes exposures last seen before `before` (history retention). Returns how many. An
+    /// exposure still being reported (a quarantine policy still attached, a Health event
+    /// repeated) keeps a fresh `last_seen` and stays, so it is never alerted a second time.
+    async fn delete_exposures_before(&self, before: i64) -> Result<u64>;
 }
 
 /// Everything the server stores.

@@ -125,4 +125,33 @@ async fn exposures(store: &SqlStore) {
     assert!(store.list_exposures(&t.id).await.unwrap().is_empty());
 }
 
-canarykeys_testkit::on_both_backends!(exposures);
+/// Retention: an exposure last seen before the cut goes, one seen since (even if first seen
+/// long ago) stays, and the count says how many went.
+async fn retention(store: &SqlStore) {
+    let old = token();
+    let renewed = token();
+    store.insert_token(&old).await.unwrap();
+    store.insert_token(&renewed).await.unwrap();
+    let stale = exposure(&old, "s1", ExposureSource::Health, "arn:s", 10);
+    store.record_exposure(&stale, &[]).await.unwrap();
+    let q = exposure(&renewed, "r1", ExposureSource::Quarantine, "policy", 20);
+    store.record_exposure(&q, &[]).await.unwrap();
+    // The next safety-net round sees the policy again: only last_seen moves, to 900.
+    let again = exposure(&renewed, "r2", ExposureSource::Quarantine, "policy", 900);
+    let out = store.record_exposure(&again, &[]).await.unwrap();
+    assert_eq!(out, ExposureOutcome::Repeat);
+
+    assert_eq!(
+        store.delete_exposures_before(10).await.unwrap(),
+        0,
+        "strictly before"
+    );
+    assert_eq!(store.delete_exposures_before(500).await.unwrap(), 1);
+    assert!(store.list_exposures(&old.id).await.unwrap().is_empty());
+    let kept = store.list_exposures(&renewed.id).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].id.as_str(), kept[0].first_seen), ("r1", 20));
+    assert_eq!(store.delete_exposures_before(500).await.unwrap(), 0);
+}
+
+canarykeys_testkit::on_both_backends!(exposures, retention);

@@ -1,5 +1,7 @@
 //! `canarykeys ingest [--dry-run] [--json] FILE…`: runs CloudTrail files (any wrapper, gzipped or
-//! not) through the detection pipeline, straight on the configured database.
+//! not) through the detection pipeline, straight on the configured database. A file of AWS Health
+//! events (one event or a JSON array) records exposures instead; their alerts wait in the outbox
+//! for the server to send.
 
 use std::path::PathBuf;
 
@@ -18,7 +20,7 @@ pub struct IngestArgs {
     #[arg(long)]
     json: bool,
     /// CloudTrail files: log files (.json or .json.gz), arrays, single records, NDJSON,
-    /// EventBridge events, CloudWatch Logs subscription payloads.
+    /// EventBridge events, CloudWatch Logs subscription payloads; or AWS Health events.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -34,6 +36,10 @@ struct Totals {
     unknown_keys: usize,
     new_hits: usize,
     duplicates: usize,
+    /// AWS Health events read, and the exposures they recorded or added to.
+    health_events: usize,
+    new_exposures: usize,
+    updated_exposures: usize,
     dry_run: bool,
 }
 
@@ -50,6 +56,10 @@ struct FileResult {
 /// exit status non-zero, but does not stop the others.
 pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
     let services = Services::open(config).await?;
+    let ingest = services
+        .ingest
+        .clone()
+        .with_exposures(services.exposures(config));
     let mut totals = Totals {
         dry_run: args.dry_run,
         ..Totals::default()
@@ -60,8 +70,7 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
         let name = file.display().to_string();
         let outcome = match std::fs::read(file) {
             Err(e) => Err(format!("cannot read: {e}")),
-            Ok(bytes) => match services
-                .ingest
+            Ok(bytes) => match ingest
                 .ingest(&bytes, Some(DeliveryPath::Cli), args.dry_run)
                 .await
             {
@@ -79,7 +88,17 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
                 totals.unknown_keys += r.unknown_keys;
                 totals.new_hits += r.new_hits;
                 totals.duplicates += r.duplicates;
-                if !args.json {
+                if let Some(h) = &r.health {
+                    totals.health_events += h.events;
+                    totals.new_exposures += h.new_exposures;
+                    totals.updated_exposures += h.updated_exposures;
+                    if !args.json {
+                        println!(
+                            "{name}: {} AWS Health events, {} skipped, {} matched, {} unknown keys, {} new exposures, {} updated exposures",
+                            h.events, h.skipped, h.matched, h.unknown_keys, h.new_exposures, h.updated_exposures
+                        );
+                    }
+                } else if !args.json {
                     println!(
                         "{name}: {} records, {} parsed, {} skipped, {} matched, {} new hits, {} duplicates",
                         r.records, r.parsed, r.skipped, r.matched, r.new_hits, r.duplicates
@@ -116,6 +135,12 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
             totals.files, totals.records, totals.parsed, totals.skipped, totals.matched, totals.unknown_keys,
             totals.new_hits, totals.duplicates, if args.dry_run { " (dry run: nothing stored)" } else { "" }
         );
+        if totals.health_events > 0 {
+            println!(
+                "AWS Health: {} events, {} new exposures, {} updated exposures",
+                totals.health_events, totals.new_exposures, totals.updated_exposures
+            );
+        }
     }
     services.close().await;
     if totals.failed_files > 0 {

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::services::{IngestService, TokenService};
+use crate::services::{ExposureService, IngestService, TokenService};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -40,13 +40,21 @@ pub struct Pollers {
     safety_net: Option<(Arc<safety_net::SafetyNet>, Duration)>,
 }
 
+/// What one retention round deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub hits: u64,
+    pub exposures: u64,
+}
+
 /// Every job of one server, ready to start or to run once.
 #[derive(Clone)]
 pub struct Jobs {
     pub(crate) deliverer: Arc<deliver::Deliverer>,
     pub(crate) tokens: TokenService,
+    pub(crate) exposures: ExposureService,
     pub(crate) clock: SharedClock,
-    /// Days of hits to keep; 0 keeps them all.
+    /// Days of hits and exposures to keep; 0 keeps them all.
     pub(crate) retention_days: u32,
     pub(crate) pollers: Pollers,
 }
@@ -68,18 +76,27 @@ impl Jobs {
         Ok(deleted.len())
     }
 
-    /// Deletes hits older than the retention. Returns how many; 0 when retention is off.
-    pub async fn retention_once(&self) -> anyhow::Result<u64> {
+    /// Deletes hits and exposures older than the retention (a hit by its event time, an
+    /// exposure by when it was last reported). Returns how many; nothing when retention is off.
+    pub async fn retention_once(&self) -> anyhow::Result<Pruned> {
         if self.retention_days == 0 {
-            return Ok(0);
+            return Ok(Pruned::default());
         }
         let days = self.retention_days;
         let before = self.clock.now_millis() - i64::from(days) * DAY_MS;
-        let n = self.tokens.delete_hits_before(before).await?;
-        if n > 0 {
-            tracing::info!(deleted = n, days, "old hits deleted (history retention)");
+        let pruned = Pruned {
+            hits: self.tokens.delete_hits_before(before).await?,
+            exposures: self.exposures.delete_before(before).await?,
+        };
+        if pruned != Pruned::default() {
+            tracing::info!(
+                hits = pruned.hits,
+                exposures = pruned.exposures,
+                days,
+                "old history deleted (history retention)"
+            );
         }
-        Ok(n)
+        Ok(pruned)
     }
 
     /// Revokes keys that creates interrupted by a crash left behind (intents older than the

@@ -31,6 +31,8 @@ pub struct HealthReport {
     pub events: usize,
     /// Events of other types (or unreadable ones): recognised, not exposures.
     pub skipped: usize,
+    /// Affected keys that belong to a token (in a dry run: the exposures it would record).
+    pub matched: usize,
     /// Affected keys that belong to no token: counted, never alerted.
     pub unknown_keys: usize,
     pub new_exposures: usize,
@@ -132,6 +134,7 @@ impl ExposureService {
                     report.unknown_keys += 1;
                     continue;
                 };
+                report.matched += 1;
                 if dry_run {
                     continue;
                 }
@@ -304,5 +307,10 @@ impl ExposureService {
                 .collect(),
             total,
         ))
+    }
+
+    /// Deletes exposures last seen before `before` (history retention). Returns how many.
+    pub async fn delete_before(&self, before: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.delete_exposures_before(before).await?)
     }
 }

@@ -154,6 +154,7 @@ impl IngestService {
                 records: health.events,
                 parsed: health.events - health.skipped,
                 skipped: health.skipped,
+                matched: health.matched,
                 unknown_keys: health.unknown_keys,
                 health: Some(health),
                 ..IngestReport::default()

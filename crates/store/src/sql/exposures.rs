@@ -147,4 +147,12 @@ impl ExposureStore for SqlStore {
                 .await?;
         Ok((items, u64::try_from(total).unwrap_or(0)))
     }
+
+    async fn delete_exposures_before(&self, before: i64) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM exposures WHERE last_seen < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
 }

@@ -1,4 +1,5 @@
-//! `/console/alerts`: one feed of hits across all tokens, newest arrival first, filterable; and
+//! `/console/alerts`: one feed of hits across all tokens, newest arrival first, filterable, or
+//! with `kind=exposure` the exposures (keys AWS found in public), newest first; and
 //! `/console/alerts/stream`, server-sent events that poll the database every second, so a hit
 //! recorded by any replica reaches every open console.
 
@@ -20,8 +21,9 @@ use serde_json::json;
 use crate::http::extract::caller::ConsoleOperator;
 use crate::http::html::console_page;
 use crate::http::html::{fail, UiError};
-use crate::http::AppState;
+use crate::http::{ApiError, AppState};
 use crate::render::human_time;
+use crate::services::ExposureItem;
 
 const PAGE: u32 = 50;
 /// With a classification filter (computed here, not in SQL), this many rows are scanned.
@@ -40,6 +42,8 @@ const STREAM_LIFETIME: Duration = Duration::from_secs(15);
 #[derive(Deserialize, Serialize, Default, Clone)]
 #[serde(default)]
 pub(super) struct FeedQuery {
+    /// `hit` (or empty) or `exposure`.
+    kind: String,
     token: String,
     /// `1h`, `24h`, `7d`, `30d`; empty: all time.
     range: String,
@@ -112,6 +116,42 @@ fn class_matches(state: &AppState, h: &HitRecord, class: &str) -> bool {
             .any(|l| l.to_lowercase().contains(&class))
 }
 
+/// Which alerts the feed lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Hit,
+    Exposure,
+}
+
+impl Kind {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "" | "hit" => Some(Self::Hit),
+            "exposure" => Some(Self::Exposure),
+            _ => None,
+        }
+    }
+}
+
+/// An exposure as the feed's table shows it. The location's link target is the one the service
+/// checked (`location_url`, http(s) only); the template escapes every value.
+fn exposure_row(e: ExposureItem) -> serde_json::Value {
+    let shown = |t: &str| t.replace('T', " ").replace('Z', " UTC");
+    json!({
+        "id": e.id,
+        "token_id": e.token_id,
+        "memo": e.token_memo,
+        "source": e.source,
+        "event_type": e.event_type,
+        "description": e.description,
+        "location": e.location,
+        "location_url": e.location_url,
+        "first_seen": shown(&e.first_seen),
+        "last_seen": shown(&e.last_seen),
+        "count": e.count,
+    })
+}
+
 pub(super) async fn feed(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -119,6 +159,13 @@ pub(super) async fn feed(
     Query(q): Query<FeedQuery>,
 ) -> Result<Response, UiError> {
     let err = |e| fail(&state, e);
+    let Some(kind) = Kind::parse(&q.kind) else {
+        let e = ApiError::BadRequest("kind must be hit or exposure".into());
+        return Err(fail(&state, e));
+    };
+    if kind == Kind::Exposure {
+        return exposures(&state, &headers, &op, &q).await;
+    }
     let filter = q.store_filter(state.clock.now_millis());
     let offset = q.page.saturating_mul(PAGE);
     let hits: Vec<HitRecord> = if q.class.trim().is_empty() {
@@ -166,6 +213,7 @@ pub(super) async fn feed(
         "console/alerts.html",
         "alerts",
         context! {
+            kind => "hit",
             hits => Value::from_serialize(rows),
             q => Value::from_serialize(&q),
             stream_url => format!("/console/alerts/stream?{stream_qs}"),
@@ -182,6 +230,42 @@ pub(super) async fn feed(
         HeaderValue::from_static(FEED_CSP),
     );
     Ok(resp)
+}
+
+/// The exposure feed: the token filter applies; the hit filters (address, call, label, time)
+/// have no meaning for an exposure and are left out.
+async fn exposures(
+    state: &AppState,
+    headers: &HeaderMap,
+    op: &ConsoleOperator,
+    q: &FeedQuery,
+) -> Result<Response, UiError> {
+    let token = TokenId::parse(q.token.trim()).ok();
+    let offset = q.page.saturating_mul(PAGE);
+    let (items, total) = state
+        .exposures
+        .feed(token.as_ref(), PAGE, offset)
+        .await
+        .map_err(|e| fail(state, e))?;
+    let more = u64::from(offset) + u64::from(PAGE) < total;
+    let rows: Vec<_> = items.into_iter().map(exposure_row).collect();
+    console_page(
+        state,
+        headers,
+        op,
+        "console/alerts.html",
+        "alerts",
+        context! {
+            kind => "exposure",
+            exposures => Value::from_serialize(rows),
+            total => total,
+            q => Value::from_serialize(q),
+            pager_qs => format!("kind=exposure&token={}", enc(&q.token)),
+            next_page => more.then_some(q.page + 1),
+            prev_page => q.page.checked_sub(1),
+            live => false,
+        },
+    )
 }
 
 fn enc(s: &str) -> String {

@@ -1,5 +1,6 @@
-//! `/console`: the overview. Token counts by state, hit counts over three windows, the top
-//! sources, hits per day, and whether each detection path and alert channel is alive.
+//! `/console`: the overview. Keys AWS found in public, token counts by state, hit counts over
+//! three windows, the top sources, hits per day, and whether each detection path and alert
+//! channel is alive.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,6 +17,8 @@ use crate::render::human_time;
 const DAY: i64 = 86_400_000;
 /// A path or channel with nothing for this long is flagged: detection may have gone quiet.
 const QUIET_AFTER: i64 = DAY;
+/// The newest exposures shown as banners; the alert feed lists the rest.
+const EXPOSURE_BANNERS: u32 = 10;
 /// Every way a hit can reach us, so a path that never delivered anything shows up too.
 pub(super) const PATHS: [&str; 7] = [
     "cloudwatch-logs",
@@ -39,6 +42,11 @@ pub(super) async fn overview(
         .await
         .map_err(|e| fail(&state, e))?;
     let (tokens, stats) = (&o.tokens, &o.stats);
+    let (exposures, exposure_total) = state
+        .exposures
+        .feed(None, EXPOSURE_BANNERS, 0)
+        .await
+        .map_err(|e| fail(&state, e))?;
     let soon = now + 7 * DAY;
     let expiring = tokens
         .iter()
@@ -117,6 +125,8 @@ pub(super) async fn overview(
                 expiring => expiring,
                 with_hits => stats.len(),
             },
+            exposures => Value::from_serialize(exposures),
+            exposure_total => exposure_total,
             windows => Value::from_serialize(windows),
             sources => Value::from_serialize(sources),
             chart => Value::from_serialize(chart),

@@ -1,6 +1,8 @@
 //! `/console/tokens`: every token with its hits, filtered by memo, kind, minter, account,
-//! status, last hit and expiry; and bulk delete through `TokenService::delete`, so a minted key
-//! is revoked before its row goes.
+//! status, last hit and expiry, with a banner for each listed token AWS found in public; and
+//! bulk delete through `TokenService::delete`, so a minted key is revoked before its row goes.
+
+use std::collections::HashMap;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
@@ -17,11 +19,13 @@ use crate::http::html::{check_csrf, console_page, when};
 use crate::http::html::{fail, UiError};
 use crate::http::{ApiError, AppState};
 use crate::render::human_time;
-use crate::services::{Actor, AuditAction, ServiceError};
+use crate::services::{Actor, AuditAction, ExposureItem, ServiceError};
 
 const DAY: i64 = 86_400_000;
 /// More than this in one bulk delete is refused: one form should not wipe an installation.
 const MAX_BULK_DELETE: usize = 500;
+/// The newest this many exposures get banners (at most two per token, so hundreds of tokens).
+const EXPOSURE_SCAN: u32 = 1000;
 
 /// The filters, as the form's query string carries them; empty means "any".
 #[derive(Deserialize, Serialize, Default)]
@@ -78,6 +82,15 @@ pub(super) async fn list(
         .tokens_with_stats()
         .await
         .map_err(|e| fail(&state, e))?;
+    let (exposures, _) = state
+        .exposures
+        .feed(None, EXPOSURE_SCAN, 0)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let mut exposed: HashMap<String, Vec<ExposureItem>> = HashMap::new();
+    for e in exposures {
+        exposed.entry(e.token_id.clone()).or_default().push(e);
+    }
     let now = state.clock.now_millis();
     let mut minters: Vec<String> = tokens.iter().map(|t| t.minter.clone()).collect();
     let mut accounts: Vec<String> = tokens.iter().map(|t| t.account_id.to_string()).collect();
@@ -103,6 +116,7 @@ pub(super) async fn list(
                     "expired": t.expires_at.is_some_and(|e| e <= now),
                     "hits": s.map_or(0, |s| s.hits),
                     "last_hit": when(last_hit),
+                    "exposures": exposed.get(t.id.as_str()).map_or(&[][..], Vec::as_slice),
                 })
             })
         })
