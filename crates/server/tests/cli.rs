@@ -260,10 +260,9 @@ fn serve_reports_a_taken_port_and_exits() {
     assert!(err.contains("cannot listen on"), "{err}");
 }
 
-/// `serve` logs where to open the UI, and even at debug level its logs hold neither a manage
-/// secret nor a secret access key (manage links carry the secret in the query string).
-#[tokio::test]
-async fn serve_logs_where_to_open_and_never_a_secret() {
+/// Runs `serve` with `env`, creates a token and reads it back (by manage link and API), stops
+/// the server and returns its log (stdout and stderr, as a file) and the create response.
+async fn serve_a_session(env: &[(&str, &str)]) -> (String, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -277,7 +276,8 @@ async fn serve_logs_where_to_open_and_never_a_secret() {
         .args(["serve", "--listen", &listen])
         .env("CANARYKEYS_ACCESS__CREATE", "open")
         .env("RUST_LOG", "debug")
-        .env("NO_COLOR", "1")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -315,16 +315,53 @@ async fn serve_logs_where_to_open_and_never_a_secret() {
     assert_eq!(resp.status(), 200);
     child.kill().unwrap();
     child.wait().unwrap();
-
+    assert!(dir.path().join("data/canarykeys.db").exists());
     let logs = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
-    assert!(logs.contains(&format!("open http://{listen}/")), "{logs}");
-    assert!(logs.contains("/manage/"), "requests are logged: {logs}");
+    (logs, created, listen)
+}
+
+fn assert_no_secrets(logs: &str, created: &Value) {
+    let secret = created["manage_secret"].as_str().unwrap();
     assert!(!logs.contains(secret), "manage secret in the logs");
     assert!(
         !logs.contains(created["aws"]["secret_access_key"].as_str().unwrap()),
         "secret key in the logs"
     );
-    assert!(dir.path().join("data/canarykeys.db").exists());
+}
+
+/// `serve` logs where to open the UI, and even at debug level its logs hold neither a manage
+/// secret nor a secret access key (manage links carry the secret in the query string). A log
+/// that is not a terminal carries no ANSI colour codes.
+#[tokio::test]
+async fn serve_logs_where_to_open_and_never_a_secret() {
+    let (logs, created, listen) = serve_a_session(&[]).await;
+    assert!(logs.contains(&format!("open http://{listen}/")), "{logs}");
+    assert!(logs.contains("/manage/"), "requests are logged: {logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI codes in a log file: {logs:?}"
+    );
+    assert_no_secrets(&logs, &created);
+}
+
+/// `log_format = "json"`: every line is one JSON object with a level and a message, for log
+/// shippers, and it holds no secret either.
+#[tokio::test]
+async fn serve_json_logs_are_one_object_per_line() {
+    let (logs, created, listen) = serve_a_session(&[("CANARYKEYS_LOG_FORMAT", "json")]).await;
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["level"].is_string()), "{logs}");
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("open http://{listen}/")))),
+        "{logs}"
+    );
+    assert_no_secrets(&logs, &created);
 }
 
 fn corpus_files() -> Vec<String> {
