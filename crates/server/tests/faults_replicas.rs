@@ -80,10 +80,14 @@ async fn two_replicas_send_each_alert_and_summary_once() {
     }
 
     let total = TOKENS * HITS_PER_TOKEN;
-    wait_for("every hit accounted for by an alert or summary", WAIT * 2, || {
-        let bodies = webhook.bodies();
-        async move { (accounted(&bodies) >= total).then_some(()) }
-    })
+    wait_for(
+        "every hit accounted for by an alert or summary",
+        WAIT * 2,
+        || {
+            let bodies = webhook.bodies();
+            async move { (accounted(&bodies) >= total).then_some(()) }
+        },
+    )
     .await;
     // Both replicas take more turns at the outbox: nothing may be sent again.
     for app in &replicas {
@@ -106,7 +110,9 @@ async fn two_replicas_send_each_alert_and_summary_once() {
     assert_eq!(accounted(&bodies), total, "every hit in exactly one alert");
     let mut per_token: BTreeMap<&str, usize> = BTreeMap::new();
     for b in &bodies {
-        *per_token.entry(b["token"]["id"].as_str().unwrap()).or_default() += 1;
+        *per_token
+            .entry(b["token"]["id"].as_str().unwrap())
+            .or_default() += 1;
     }
     assert_eq!(per_token.len(), TOKENS, "every token alerted");
 
