@@ -34,6 +34,29 @@ pub enum StoreError {
     Conflict,
 }
 
+impl StoreError {
+    /// The database could not be reached (down, restarting, out of connections), as opposed to
+    /// refusing or failing a statement: the caller should answer "try again later".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL's connection exceptions (08…) and operator intervention
+                // (57P01–57P03: shutdown, crash, cannot connect now).
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            },
+            Self::Migrate(_) | Self::Corrupt(_) | Self::UnsupportedUrl | Self::Conflict => false,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A change written together with its audit entry (`AuditedStore::write_audited`).

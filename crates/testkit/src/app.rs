@@ -19,6 +19,8 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     pub http: reqwest::Client,
+    /// The app's background jobs, to run a round now (`jobs.deliver_once()`).
+    pub jobs: canarykeys_server::jobs::Jobs,
 }
 
 pub fn test_config(data_dir: &Path) -> Config {
@@ -57,16 +59,38 @@ pub async fn start_config(config: Config) -> TestApp {
     start(config).await
 }
 
+/// Starts an app whose domain time is `clock` (a `ManualClock` the test advances).
+pub async fn spawn_app_clocked(
+    clock: canarykeys_server::clock::SharedClock,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let app = Application::build_with_clock(config, clock)
+        .await
+        .expect("the app starts");
+    let mut app = serve(app, dir.path().to_path_buf());
+    app._dir = Some(dir);
+    app
+}
+
 async fn start(config: Config) -> TestApp {
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.expect("the app starts");
+    serve(app, data_dir)
+}
+
+fn serve(app: Application, data_dir: PathBuf) -> TestApp {
     let address = format!("http://{}", app.address());
+    let jobs = app.jobs();
     let sensor_address = app.sensor_address().map(|a| format!("http://{a}"));
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestApp {
+        jobs,
         address,
         sensor_address,
         data_dir,

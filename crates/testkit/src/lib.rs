@@ -9,6 +9,7 @@
 //! | [`cli`] | the `canarykeys` binary run as a script would run it |
 //! | [`wait`] | waiting for a condition with a deadline, never for a fixed time |
 //! | [`smtp_sink`] | a real SMTP server (aiosmtpd) writing a Maildir |
+//! | [`receiver`] | a webhook receiver that records alerts and can go down and come back |
 //! | [`access`], [`console`] | operators, sign-in and hits for the access and console tests |
 //! | [`gzip`] | gzip bytes, as CloudTrail and CloudWatch Logs deliver them |
 //! | [`pollers`] | trail files in moto's S3 and the pipeline a poller needs |
@@ -28,11 +29,14 @@ pub mod console;
 #[cfg(feature = "app")]
 pub mod pollers;
 #[cfg(feature = "app")]
+pub mod receiver;
+#[cfg(feature = "app")]
 pub mod smtp_sink;
 
 #[cfg(feature = "app")]
 pub use app::{
-    id_and_secret, spawn_app, spawn_app_in, spawn_app_with, start_config, test_config, TestApp,
+    id_and_secret, spawn_app, spawn_app_clocked, spawn_app_in, spawn_app_with, start_config,
+    test_config, TestApp,
 };
 pub use postgres::TestDatabase;
 pub use wait::{wait_for, wait_for_file, WAIT};

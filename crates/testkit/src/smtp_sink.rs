@@ -35,6 +35,12 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts on `port` (a port a test kept closed until now, to stand for an SMTP server that
+    /// was down and came back).
+    pub fn start_on(port: u16) -> Self {
         let probe = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .output()
@@ -45,7 +51,7 @@ impl SmtpSink {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         std::fs::write(dir.path().join("canarykeys_sink.py"), HANDLER).unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         // A file, unlike a pipe nobody reads, cannot fill up and stall the server.
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new("python3")

@@ -44,6 +44,9 @@ pub enum ApiError {
     IngestUnauthorized,
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// The database is unreachable (down or restarting): answered 503 with `Retry-After`.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] canarykeys_store::StoreError),
     /// A bug of ours (a template that does not render, say). The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +88,7 @@ impl ApiError {
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::IngestDisabled => StatusCode::SERVICE_UNAVAILABLE,
             Self::IngestUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Ingest(IngestError::Parse(e)) if e.is_too_large() => {
@@ -99,6 +103,7 @@ impl ApiError {
         match self {
             Self::IngestDisabled => return "ingest_disabled",
             Self::IngestUnauthorized => return "unauthenticated",
+            Self::Unavailable(_) => return "unavailable",
             Self::Ingest(IngestError::Parse(_)) if self.status() == StatusCode::BAD_REQUEST => {
                 return "not_cloudtrail"
             }
@@ -144,6 +149,7 @@ impl ApiError {
             | Self::Internal(_)
             | Self::Access(AccessError::Hash(_) | AccessError::Store(_))
             | Self::Ingest(IngestError::Store(_)) => "internal error".into(),
+            Self::Unavailable(_) => "the server cannot reach its database; try again shortly".into(),
             other => other.to_string(),
         }
     }
@@ -170,23 +176,55 @@ impl ApiError {
     }
 }
 
+/// Seconds a client should wait before retrying while the database is unreachable.
+const RETRY_AFTER_SECS: &str = "5";
+
+impl ApiError {
+    /// A database outage becomes [`ApiError::Unavailable`] whichever service met it, so every
+    /// route answers it with the same 503.
+    fn unavailable_first(self) -> Self {
+        let store = match &self {
+            Self::Service(ServiceError::Store(e))
+            | Self::Access(AccessError::Store(e))
+            | Self::Ingest(IngestError::Store(e)) => e,
+            _ => return self,
+        };
+        if !store.is_unavailable() {
+            return self;
+        }
+        match self {
+            Self::Service(ServiceError::Store(e))
+            | Self::Access(AccessError::Store(e))
+            | Self::Ingest(IngestError::Store(e)) => Self::Unavailable(e),
+            other => other,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.log();
-        let fields: Vec<_> = self
+        let this = self.unavailable_first();
+        this.log();
+        let fields: Vec<_> = this
             .fields()
             .iter()
             .map(|f| json!({"field": f.field, "message": f.problem}))
             .collect();
-        let mut error = json!({"code": self.code(), "message": self.public_message()});
+        let mut error = json!({"code": this.code(), "message": this.public_message()});
         if !fields.is_empty() {
             error["fields"] = json!(fields);
         }
-        let mut resp = (self.status(), axum::Json(json!({ "error": error }))).into_response();
-        if matches!(self, Self::Unauthenticated | Self::NoCredentials) {
+        let mut resp = (this.status(), axum::Json(json!({ "error": error }))).into_response();
+        if matches!(this, Self::Unauthenticated | Self::NoCredentials) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if matches!(this, Self::Unavailable(_)) {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
         resp
