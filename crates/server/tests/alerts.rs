@@ -162,17 +162,21 @@ async fn an_outage_delays_alerts_but_loses_none() {
     }
     // Outbox rounds, each past the retry delay, until every alert has failed twice (the
     // background loop may hold a row in flight during one of ours, so this waits, bounded).
-    wait_for("every alert failed twice against the outage", WAIT, || async {
-        app.advance(RETRY_PAST);
-        app.deliver_once().await;
-        let waiting = get(&app, &created, "/deliveries").await;
-        let rows = waiting["deliveries"].as_array().unwrap().clone();
-        (rows.len() == 5
-            && rows
-                .iter()
-                .all(|d| d["attempts"].as_i64().unwrap() >= 2 && d["state"] == "pending"))
-        .then_some(())
-    })
+    wait_for(
+        "every alert failed twice against the outage",
+        WAIT,
+        || async {
+            app.advance(RETRY_PAST);
+            app.deliver_once().await;
+            let waiting = get(&app, &created, "/deliveries").await;
+            let rows = waiting["deliveries"].as_array().unwrap().clone();
+            (rows.len() == 5
+                && rows
+                    .iter()
+                    .all(|d| d["attempts"].as_i64().unwrap() >= 2 && d["state"] == "pending"))
+            .then_some(())
+        },
+    )
     .await;
     assert!(rx.bodies().is_empty());
     rx.mode.store(OK, Ordering::SeqCst);

@@ -56,7 +56,10 @@ pub enum AuditedWrite<'a> {
     DeleteSession(&'a str),
     InsertApiKey(&'a ApiKeyRecord),
     /// Applies only to a key not yet revoked.
-    RevokeApiKey { id: &'a str, now: i64 },
+    RevokeApiKey {
+        id: &'a str,
+        now: i64,
+    },
     /// Only the entry: actions whose effect is not a row here (a test alert, say).
     Nothing,
 }

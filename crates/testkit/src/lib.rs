@@ -32,8 +32,8 @@ pub mod smtp_sink;
 
 #[cfg(feature = "app")]
 pub use app::{
-    id_and_secret, spawn_app, spawn_app_in, spawn_app_with, start_config, start_config_with_clock, test_config,
-    TestApp,
+    id_and_secret, spawn_app, spawn_app_in, spawn_app_with, start_config, start_config_with_clock,
+    test_config, TestApp,
 };
 pub use postgres::TestDatabase;
 pub use wait::{wait_for, wait_for_file, WAIT};

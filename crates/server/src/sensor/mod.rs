@@ -192,8 +192,8 @@ impl SignedCall for SensorRequest<'_> {
             user_id: hit::user_id(token),
             region: protocol::clean_name(&self.claim.scope.region),
         };
-        let now = SystemTime::UNIX_EPOCH
-            + Duration::from_millis(u64::try_from(now_millis).unwrap_or(0));
+        let now =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_millis).unwrap_or(0));
         let checked = Checked {
             stale: freshness::check(self.claim, now),
             caller,

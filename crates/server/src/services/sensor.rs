@@ -19,7 +19,8 @@ pub trait SignedCall {
     fn key_id(&self) -> &str;
 
     /// Checks the signature with `secret` and describes the call as a hit at `now_millis`.
-    fn examine(&self, token: &TokenRecord, secret: &str, now_millis: i64) -> Examined<Self::Answer>;
+    fn examine(&self, token: &TokenRecord, secret: &str, now_millis: i64)
+        -> Examined<Self::Answer>;
 }
 
 /// A call checked against its token: the hit to record, its note, and the answer to give once
@@ -58,7 +59,10 @@ impl SensorService {
     /// Looks the key up, lets `call` check its signature with the token's secret, and records
     /// the hit before returning the answer, so a failure lets the caller's retry be recorded.
     #[tracing::instrument(skip_all, fields(token))]
-    pub async fn observe<C: SignedCall>(&self, call: &C) -> Result<Observed<C::Answer>, ServiceError> {
+    pub async fn observe<C: SignedCall>(
+        &self,
+        call: &C,
+    ) -> Result<Observed<C::Answer>, ServiceError> {
         let token = match AccessKeyId::parse(call.key_id()) {
             Ok(key) => self.tokens.find_by_key(&key).await?,
             Err(_) => None,

@@ -30,9 +30,9 @@ impl AuditedStore for SqlStore {
             } => access::insert_session(&mut *tx, id_hash, operator_id, created_at, expires_at)
                 .await
                 .map(|()| true)?,
-            AuditedWrite::DeleteSession(id_hash) => {
-                access::delete_session(&mut *tx, id_hash).await.map(|()| true)?
-            }
+            AuditedWrite::DeleteSession(id_hash) => access::delete_session(&mut *tx, id_hash)
+                .await
+                .map(|()| true)?,
             AuditedWrite::InsertApiKey(k) => {
                 access::insert_api_key(&mut *tx, k).await.map(|()| true)?
             }
