@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use canarykeys_server::clock::ManualClock;
 use canarykeys_server::config::{Config, Secret};
 use canarykeys_testkit::{id_and_secret, wait_for, TestApp, WAIT};
 use serde_json::{json, Value};
@@ -18,6 +19,8 @@ const SIGNING: &str = "alerts-test-webhook-signing";
 
 /// What the receiver answers.
 const OK: u8 = 0;
+/// Past the longest retry delay `tune` sets (400 ms, plus 10 % jitter).
+const RETRY_PAST: Duration = Duration::from_secs(1);
 const DOWN: u8 = 1;
 const GONE: u8 = 2;
 const HANG: u8 = 3;
@@ -157,26 +160,28 @@ async fn an_outage_delays_alerts_but_loses_none() {
     for i in 0..5 {
         hit(&app, &created, &format!("outage-{i}"), "203.0.113.7").await;
     }
-    // Wait (bounded) until every alert has failed at least twice against the outage.
-    let mut failing = false;
-    for _ in 0..200 {
-        let waiting = get(&app, &created, "/deliveries").await;
-        let rows = waiting["deliveries"].as_array().unwrap().clone();
-        failing = rows.len() == 5
-            && rows
-                .iter()
-                .all(|d| d["attempts"].as_i64().unwrap() >= 2 && d["state"] == "pending");
-        if failing {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        failing,
-        "the alerts were retried while the receiver was down"
-    );
+    // Outbox rounds, each past the retry delay, until every alert has failed twice (the
+    // background loop may hold a row in flight during one of ours, so this waits, bounded).
+    wait_for(
+        "every alert failed twice against the outage",
+        WAIT,
+        || async {
+            app.advance(RETRY_PAST);
+            app.deliver_once().await;
+            let waiting = get(&app, &created, "/deliveries").await;
+            let rows = waiting["deliveries"].as_array().unwrap().clone();
+            (rows.len() == 5
+                && rows
+                    .iter()
+                    .all(|d| d["attempts"].as_i64().unwrap() >= 2 && d["state"] == "pending"))
+            .then_some(())
+        },
+    )
+    .await;
     assert!(rx.bodies().is_empty());
     rx.mode.store(OK, Ordering::SeqCst);
+    app.advance(RETRY_PAST);
+    app.deliver_once().await;
     let calls = rx.wait_for(5).await;
     assert_eq!(
         calls.len(),
@@ -198,13 +203,14 @@ async fn a_restart_mid_delivery_loses_nothing() {
     let (rx, url) = Receiver::start().await;
     rx.mode.store(HANG, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let start = |d: std::path::PathBuf| async move {
+    let clock = ManualClock::starting_now();
+    let start = |d: std::path::PathBuf, clock: ManualClock| async move {
         let mut c = canarykeys_testkit::test_config(&d);
         tune(&mut c);
         c.alerts.claim_lease = Duration::from_millis(500);
-        canarykeys_testkit::start_config(c).await
+        canarykeys_testkit::start_config_with_clock(c, clock).await
     };
-    let app = start(dir.path().to_owned()).await;
+    let app = start(dir.path().to_owned(), clock.clone()).await;
     let created = webhook_token(&app, &url).await;
     hit(&app, &created, "restart-1", "203.0.113.7").await;
     // The worker has claimed the row and is stuck in the send: stop the server there.
@@ -214,7 +220,10 @@ async fn a_restart_mid_delivery_loses_nothing() {
     .await;
     app.stop().await;
     rx.mode.store(OK, Ordering::SeqCst);
-    let app = start(dir.path().to_owned()).await;
+    // The claim's lease runs out while the server is down.
+    clock.advance(Duration::from_secs(1));
+    let app = start(dir.path().to_owned(), clock).await;
+    app.deliver_once().await;
     let calls = rx.wait_for(1).await;
     assert_eq!(
         calls.len(),
@@ -230,7 +239,6 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
     let (rx, url) = Receiver::start().await;
     let app = canarykeys_testkit::spawn_app_with(|c| {
         tune(c);
-        // Long enough that the whole burst lands inside the window even on a loaded machine.
         c.alerts.cooldown = Duration::from_secs(5);
     })
     .await;
@@ -248,6 +256,11 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
         )
         .await;
     }
+    // The first hit is sent at once; the window closes when the clock passes the cooldown.
+    app.deliver_once().await;
+    assert_eq!(rx.wait_for(1).await.len(), 1, "one alert at once");
+    app.advance(Duration::from_secs(6));
+    app.deliver_once().await;
     let calls = rx.wait_for(2).await;
     assert_eq!(
         calls.len(),
@@ -261,9 +274,9 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
         summary.contains("49 more calls from 2 addresses"),
         "{summary}"
     );
-    // CLOCK: waits for time to pass so a stray third send would have happened; with a test
-    // clock this becomes "advance past the window, run the outbox once".
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another window later, the outbox has nothing more to send.
+    app.advance(Duration::from_secs(6));
+    app.deliver_once().await;
     assert_eq!(rx.bodies().len(), 2, "nothing else was sent");
     assert_eq!(get(&app, &created, "/alerts").await["total"], 50);
 }
@@ -298,9 +311,9 @@ async fn ignored_sources_are_recorded_and_marked_not_alerted() {
     hit(&app, &created, "ignored-1", "198.51.100.9").await;
     hit(&app, &created, "alerted-1", "203.0.113.7").await;
     let calls = rx.wait_for(1).await;
-    // CLOCK: waits for time to pass so an alert for the ignored source would have been sent;
-    // with a test clock this becomes "run the outbox once".
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A round after the alert: nothing is due for the ignored source.
+    app.advance(RETRY_PAST);
+    app.deliver_once().await;
     assert_eq!(rx.bodies().len(), 1);
     assert_eq!(calls[0]["event"]["source_ip"], "203.0.113.7");
     let alerts = get(&app, &created, "/alerts").await;

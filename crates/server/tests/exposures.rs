@@ -348,14 +348,17 @@ async fn the_safety_net_reports_aws_quarantine_once() {
         3_600_000,
         true,
     );
+    // On the app's clock, so what it writes is due by the app's outbox.
+    let clock = app.clock.shared();
     let exposures =
-        canarykeys_server::services::ExposureService::new(store.clone(), alerts, metrics.clone());
+        canarykeys_server::services::ExposureService::new(store.clone(), alerts, metrics.clone())
+            .with_clock(clock.clone());
     let net = safety_net::SafetyNet {
         accounts: Default::default(),
-        clock: canarykeys_server::clock::SystemClock::shared(),
+        clock: clock.clone(),
         usage: Arc::new(IamKeyUsage::new(&cfg)),
         store: store.clone(),
-        ingest: IngestService::new(store.clone(), Limits::default(), metrics),
+        ingest: IngestService::new(store.clone(), Limits::default(), metrics).with_clock(clock),
         exposures,
     };
     assert_eq!(
@@ -373,6 +376,7 @@ async fn the_safety_net_reports_aws_quarantine_once() {
     assert_eq!(net.round().await.unwrap().quarantined, 1);
     assert_eq!(net.round().await.unwrap().quarantined, 0, "once per token");
 
+    app.deliver_once().await;
     let calls = receiver.wait_for(1).await;
     let v: Value = serde_json::from_str(&calls[0]).unwrap();
     assert_eq!(v["type"], "exposure");

@@ -11,7 +11,7 @@ use canarykeys_server::clock::{Clock, ManualClock};
 use canarykeys_server::config::{Config, Secret, SmtpTls};
 use canarykeys_testkit::receiver::Receiver;
 use canarykeys_testkit::smtp_sink::{free_port, SmtpSink};
-use canarykeys_testkit::{spawn_app_clocked, TestApp};
+use canarykeys_testkit::{spawn_app_with, TestApp};
 use serde_json::{json, Value};
 
 const INGEST: &str = "faults-outage-ingest-secret";
@@ -81,11 +81,10 @@ async fn alerts_after_an_outage_arrive_in_order_per_token() {
 /// Runs the outage and checks that every alert arrived exactly once by each channel within the
 /// horizon; returns each token's webhook alerts' event times in arrival order.
 async fn outage() -> BTreeMap<String, Vec<String>> {
-    let clock = ManualClock::starting_now();
     let webhook = Receiver::start().await;
     webhook.down();
     let smtp_port = free_port();
-    let app = spawn_app_clocked(clock.shared(), |c: &mut Config| {
+    let app = spawn_app_with(|c: &mut Config| {
         c.ingest.secret = Some(Secret::new(INGEST));
         c.alerts.allow_private_webhooks = true;
         c.alerts.cooldown = Duration::ZERO;
@@ -97,6 +96,7 @@ async fn outage() -> BTreeMap<String, Vec<String>> {
         c.smtp.from = Some("alerts <alerts@example.net>".into());
     })
     .await;
+    let clock = app.clock.clone();
 
     let mut tokens = Vec::new();
     for n in 0..TOKENS {

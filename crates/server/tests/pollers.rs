@@ -10,7 +10,7 @@ use canarykeys_aws::{sdk_config, IamKeyUsage, S3TrailBucket};
 use canarykeys_server::jobs::{s3_poller::S3Poller, safety_net};
 use canarykeys_store::Store;
 use canarykeys_testkit::pollers::*;
-use canarykeys_testkit::{id_and_secret, spawn_app_with};
+use canarykeys_testkit::{id_and_secret, spawn_app_with, wait_for, WAIT};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -234,9 +234,19 @@ async fn safety_net_reports_uses_cloudtrail_did_not_log() {
         .await
         .unwrap();
     assert_eq!(report.new_hits, 1);
-    // CLOCK: moto stamps key use in whole seconds, so the next use must fall in a later second.
-    // This is moto's clock, not ours; a test clock on our side cannot advance it.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // moto stamps key use in whole seconds by the wall clock (its clock, not ours, so a test
+    // clock cannot move it): wait until the wall clock is in a later second than that use.
+    let second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let used_in = second();
+    wait_for("the wall clock to reach the next second", WAIT, || async {
+        (second() > used_in).then_some(())
+    })
+    .await;
     let _ = s3.list_buckets().send().await;
     let r = net.round().await.unwrap();
     assert_eq!((r.moved, r.new_hits), (1, 0));

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
+use canarykeys_server::clock::ManualClock;
 use canarykeys_testkit::{id_and_secret, spawn_app_with, TestApp};
 use serde_json::Value;
 use tokio::process::Command;
@@ -23,6 +24,9 @@ struct Planted {
     secret_key: String,
     arn: String,
     dir: tempfile::TempDir,
+    /// The app's clock: each call and each reading of the hits moves it on a second, so the
+    /// latest call's hit is the newest (the list is newest first; a stopped clock would tie).
+    clock: ManualClock,
 }
 
 impl Planted {
@@ -46,6 +50,7 @@ impl Planted {
             secret_key: aws("secret_access_key"),
             arn: aws("arn"),
             dir,
+            clock: app.clock.clone(),
         }
     }
 
@@ -87,6 +92,7 @@ impl Planted {
 
     /// Runs `aws <args> --endpoint-url <sensor>`.
     async fn aws(&self, args: &str) -> Output {
+        self.clock.advance(std::time::Duration::from_secs(1));
         self.command("aws")
             .args(args.split_whitespace())
             .args(["--endpoint-url", &self.sensor])
@@ -102,6 +108,7 @@ impl Planted {
             .get(&self.alerts_url)
             .bearer_auth(&self.manage_secret);
         let body: Value = req.send().await.unwrap().json().await.unwrap();
+        self.clock.advance(std::time::Duration::from_secs(1));
         body["alerts"].as_array().unwrap().clone()
     }
 }
@@ -254,6 +261,7 @@ async fn the_rust_sdk_is_a_third_client() {
     );
     let identity = sts.get_caller_identity().send().await.unwrap();
     assert_eq!(identity.arn(), Some(planted.arn.as_str()));
+    planted.clock.advance(std::time::Duration::from_secs(1));
 
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::Config::builder()

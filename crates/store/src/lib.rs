@@ -66,6 +66,23 @@ pub enum AuditedWrite<'a> {
     DeleteToken(&'a TokenId),
     SetChannels(&'a TokenId, ChannelSwitches),
     SetIgnoreSources(&'a TokenId, &'a [String]),
+    /// Fails with `Conflict` when the name is taken.
+    InsertOperator(&'a OperatorRecord),
+    /// A sign-in's new session.
+    InsertSession {
+        id_hash: &'a str,
+        operator_id: &'a str,
+        created_at: i64,
+        expires_at: i64,
+    },
+    /// A sign-out (applies whether or not the session was still there).
+    DeleteSession(&'a str),
+    InsertApiKey(&'a ApiKeyRecord),
+    /// Applies only to a key not yet revoked.
+    RevokeApiKey {
+        id: &'a str,
+        now: i64,
+    },
     /// Only the entry: actions whose effect is not a row here (a test alert, say).
     Nothing,
 }

@@ -1,8 +1,12 @@
 //! The black-box app: starts the real application on port 0 with a temp data directory,
-//! as `canarykeys serve` would, and talks to it over HTTP.
+//! as `canarykeys serve` would, and talks to it over HTTP. Its domain time is a `ManualClock` the
+//! test holds: time passes only when the test advances it, and `jobs` runs a round now.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use canarykeys_server::clock::ManualClock;
+use canarykeys_server::jobs::Jobs;
 use canarykeys_server::{Application, Config};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -14,13 +18,15 @@ pub struct TestApp {
     /// The AWS-compatible sensor, `http://127.0.0.1:PORT`, when `[sensor] listen` is set.
     pub sensor_address: Option<String>,
     pub data_dir: PathBuf,
+    /// The app's clock, stopped at the start time: advance it to let time pass.
+    pub clock: ManualClock,
+    /// The app's background jobs, to run one round now (`deliver_once`, `expire_once`, ...).
+    pub jobs: Jobs,
     /// Keeps the temp directory alive as long as the app (absent when the caller owns it).
     _dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
     pub http: reqwest::Client,
-    /// The app's background jobs, to run a round now (`jobs.deliver_once()`).
-    pub jobs: canarykeys_server::jobs::Jobs,
 }
 
 pub fn test_config(data_dir: &Path) -> Config {
@@ -59,29 +65,20 @@ pub async fn start_config(config: Config) -> TestApp {
     start(config).await
 }
 
-/// Starts an app whose domain time is `clock` (a `ManualClock` the test advances).
-pub async fn spawn_app_clocked(
-    clock: canarykeys_server::clock::SharedClock,
-    tweak: impl FnOnce(&mut Config),
-) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    tweak(&mut config);
-    let app = Application::build_with_clock(config, clock)
-        .await
-        .expect("the app starts");
-    let mut app = serve(app, dir.path().to_path_buf());
-    app._dir = Some(dir);
-    app
+/// As `start_config`, on a clock the caller already holds (a restart that keeps the time).
+pub async fn start_config_with_clock(config: Config, clock: ManualClock) -> TestApp {
+    start_with_clock(config, clock).await
 }
 
 async fn start(config: Config) -> TestApp {
-    let data_dir = config.data_dir.clone();
-    let app = Application::build(config).await.expect("the app starts");
-    serve(app, data_dir)
+    start_with_clock(config, ManualClock::starting_now()).await
 }
 
-fn serve(app: Application, data_dir: PathBuf) -> TestApp {
+async fn start_with_clock(config: Config, clock: ManualClock) -> TestApp {
+    let data_dir = config.data_dir.clone();
+    let app = Application::build_with_clock(config, clock.shared())
+        .await
+        .expect("the app starts");
     let address = format!("http://{}", app.address());
     let jobs = app.jobs();
     let sensor_address = app.sensor_address().map(|a| format!("http://{a}"));
@@ -90,10 +87,11 @@ fn serve(app: Application, data_dir: PathBuf) -> TestApp {
         let _ = rx.await;
     }));
     TestApp {
-        jobs,
         address,
         sensor_address,
         data_dir,
+        clock,
+        jobs,
         _dir: None,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -107,6 +105,16 @@ fn serve(app: Application, data_dir: PathBuf) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Lets `by` pass on the app's clock.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Runs the alert outbox once now (plans, closes cooldown windows, sends what is due).
+    pub async fn deliver_once(&self) -> usize {
+        self.jobs.deliver_once().await.expect("an outbox round")
     }
 
     /// Stops the server and waits until it has let go of its port and database.

@@ -35,7 +35,7 @@ pub mod smtp_sink;
 
 #[cfg(feature = "app")]
 pub use app::{
-    id_and_secret, spawn_app, spawn_app_clocked, spawn_app_in, spawn_app_with, start_config,
+    id_and_secret, spawn_app, spawn_app_in, spawn_app_with, start_config, start_config_with_clock,
     test_config, TestApp,
 };
 pub use postgres::TestDatabase;

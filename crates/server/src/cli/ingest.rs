@@ -43,6 +43,13 @@ struct Totals {
     dry_run: bool,
 }
 
+/// `--json`: the totals, then one result per file.
+#[derive(Serialize)]
+struct IngestOutput<'a> {
+    totals: &'a Totals,
+    files: &'a [FileResult],
+}
+
 #[derive(Serialize)]
 struct FileResult {
     file: String,
@@ -127,7 +134,10 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        let out = serde_json::json!({ "totals": totals, "files": results });
+        let out = IngestOutput {
+            totals: &totals,
+            files: &results,
+        };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(

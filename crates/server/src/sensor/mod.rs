@@ -4,7 +4,8 @@
 //!
 //! It is its own router, not a route of the main one: it must accept any path and method an AWS
 //! service uses, has its own body cap, and sends none of the web UI's headers (they would give it
-//! away). It does no work for the caller beyond the token lookup and the hit.
+//! away). It only reads the request and writes AWS's answer: the lookup, check and hit are one
+//! `SensorService::observe` call.
 
 mod freshness;
 mod hit;
@@ -13,20 +14,24 @@ mod respond;
 mod sigv4;
 
 use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::Method;
 use axum::response::Response;
 use axum::Router;
-use canarykeys_core::AccessKeyId;
+use canarykeys_store::TokenRecord;
 use tokio::net::TcpListener;
 
 use crate::config::SensorConfig;
-use crate::services::{DeliveryPath, IngestService, TokenService};
+use crate::services::sensor::{Examined, Observed, SensorService, SignedCall};
 use crate::{Services, StartError};
+use freshness::Stale;
 use hit::Verdict;
-use protocol::Protocol;
+use protocol::{Call, Protocol};
 use respond::{Caller, Outcome};
+use sigv4::Claim;
 
 /// A bound sensor listener, ready to serve.
 pub struct Sensor {
@@ -37,10 +42,8 @@ pub struct Sensor {
 
 #[derive(Clone)]
 struct SensorState {
-    tokens: TokenService,
-    ingest: IngestService,
+    sensor: SensorService,
     max_body_bytes: usize,
-    clock: crate::clock::SharedClock,
 }
 
 impl Sensor {
@@ -56,10 +59,12 @@ impl Sensor {
         let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
         let address = listener.local_addr().map_err(listen_error)?;
         let state = SensorState {
-            tokens: services.tokens.clone(),
-            ingest: services.ingest.clone(),
+            sensor: SensorService::new(
+                services.tokens.clone(),
+                services.ingest.clone(),
+                services.clock.clone(),
+            ),
             max_body_bytes: config.max_body_bytes,
-            clock: services.clock.clone(),
         };
         let router = Router::new().fallback(handle).with_state(state);
         Ok(Some(Self {
@@ -110,93 +115,115 @@ async fn handle(
     let Some(claim) = claim else {
         return answer(&Outcome::Unsigned);
     };
-    let token = match AccessKeyId::parse(&claim.key_id) {
-        Ok(key) => state.tokens.find_by_key(&key).await,
-        Err(_) => Ok(None),
+    let request = SensorRequest {
+        parts: &parts,
+        body: body.as_deref(),
+        claim: &claim,
+        call: &call,
+        service: &service,
+        peer,
+        request_id: &request_id,
     };
-    let token = match token {
-        Ok(Some(token)) => token,
-        // Keys that belong to no token are counted, never alerted: scanners try made-up keys.
-        Ok(None) => {
-            let metrics = state.ingest.metrics();
-            metrics.add("canarykeys_ingest_unknown_key_total", "sensor", 1);
-            return answer(&Outcome::UnknownKey);
-        }
+    match state.sensor.observe(&request).await {
+        Ok(Observed::Recorded(checked)) => answer(&checked.outcome(&service, &call)),
+        Ok(Observed::UnknownKey) => answer(&Outcome::UnknownKey),
         Err(e) => {
-            tracing::error!(error = %e, "sensor: token lookup failed");
-            return answer(&Outcome::Internal);
+            tracing::error!(error = %e, "sensor: could not record a hit");
+            answer(&Outcome::Internal)
         }
-    };
-    let credentials = match state.tokens.credentials(&token) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, token = %token.id, "sensor: cannot open the token's secret");
-            return answer(&Outcome::Internal);
-        }
-    };
-    // S3 signs a declared payload hash, so its signature is checkable without the body.
-    let verdict = if claim.v2 {
-        Verdict::SignatureV2
-    } else if body.is_none() && !s3 {
-        Verdict::BodyTooLarge
-    } else if sigv4::verify(
-        &claim,
-        &parts,
-        body.as_deref(),
-        credentials.secret_access_key.expose(),
-        s3,
-    ) {
-        Verdict::Verified
-    } else {
-        Verdict::Failed
-    };
-    let caller = Caller {
-        arn: format!("arn:aws:iam::{}:user/{}", token.account_id, token.username),
-        account: token.account_id.to_string(),
-        user_id: hit::user_id(&token),
-        region: protocol::clean_name(&claim.scope.region),
-    };
-    // As AWS: the request's time is judged before its signature or permissions.
-    let stale = freshness::check(&claim, std::time::SystemTime::now());
-    let outcome = match (&stale, verdict) {
-        (Some(stale), _) => Outcome::Stale(stale),
-        // As AWS: a bad signature is refused before permissions are even looked at.
-        (None, Verdict::Failed) => Outcome::SignatureMismatch,
-        _ if service == "sts" && call.operation == "GetCallerIdentity" => {
-            Outcome::Identity(&caller)
-        }
-        _ => Outcome::Denied(&caller),
-    };
-    let error = respond::error(&call, &outcome);
-    let record = hit::record(
-        &call,
-        &hit::Context {
-            parts: &parts,
-            peer,
-            key_id: &claim.key_id,
-            token: &token,
-            caller: &caller,
-            request_id: &request_id,
-            verdict,
-            presigned: claim.presigned_expires.is_some(),
-            now_millis: state.clock.now_millis(),
-            error: error.as_ref(),
-        },
-    );
-    // Answer only after the hit is committed, as the ingest endpoint does: a failure here lets
-    // the caller's retry be recorded instead.
-    // A stale request is still a use of the key: recorded, and marked replayed or expired.
-    let note = match &stale {
-        Some(s) => format!("{}; {}", s.note(), verdict.note()),
-        None => verdict.note().to_owned(),
-    };
-    if let Err(e) = state
-        .ingest
-        .record(&[record], DeliveryPath::Sensor, Some(&note), false)
-        .await
-    {
-        tracing::error!(error = %e, token = %token.id, "sensor: could not record a hit");
-        return answer(&Outcome::Internal);
     }
-    answer(&outcome)
+}
+
+/// One parsed request, for `SensorService::observe`.
+struct SensorRequest<'a> {
+    parts: &'a Parts,
+    body: Option<&'a [u8]>,
+    claim: &'a Claim,
+    call: &'a Call,
+    service: &'a str,
+    peer: SocketAddr,
+    request_id: &'a str,
+}
+
+/// What the checks found, kept until the hit is committed and the answer can be given.
+struct Checked {
+    caller: Caller,
+    stale: Option<Stale>,
+    verdict: Verdict,
+}
+
+impl Checked {
+    fn outcome(&self, service: &str, call: &Call) -> Outcome<'_> {
+        match (&self.stale, self.verdict) {
+            // As AWS: the request's time is judged before its signature or permissions.
+            (Some(stale), _) => Outcome::Stale(stale),
+            // As AWS: a bad signature is refused before permissions are even looked at.
+            (None, Verdict::Failed) => Outcome::SignatureMismatch,
+            _ if service == "sts" && call.operation == "GetCallerIdentity" => {
+                Outcome::Identity(&self.caller)
+            }
+            _ => Outcome::Denied(&self.caller),
+        }
+    }
+}
+
+impl SignedCall for SensorRequest<'_> {
+    type Answer = Checked;
+
+    fn key_id(&self) -> &str {
+        &self.claim.key_id
+    }
+
+    fn examine(&self, token: &TokenRecord, secret: &str, now_millis: i64) -> Examined<Checked> {
+        let s3 = self.call.protocol == Protocol::S3;
+        // S3 signs a declared payload hash, so its signature is checkable without the body.
+        let verdict = if self.claim.v2 {
+            Verdict::SignatureV2
+        } else if self.body.is_none() && !s3 {
+            Verdict::BodyTooLarge
+        } else if sigv4::verify(self.claim, self.parts, self.body, secret, s3) {
+            Verdict::Verified
+        } else {
+            Verdict::Failed
+        };
+        let caller = Caller {
+            arn: format!("arn:aws:iam::{}:user/{}", token.account_id, token.username),
+            account: token.account_id.to_string(),
+            user_id: hit::user_id(token),
+            region: protocol::clean_name(&self.claim.scope.region),
+        };
+        let now =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_millis).unwrap_or(0));
+        let checked = Checked {
+            stale: freshness::check(self.claim, now),
+            caller,
+            verdict,
+        };
+        let error = respond::error(self.call, &checked.outcome(self.service, self.call));
+        let record = hit::record(
+            self.call,
+            &hit::Context {
+                parts: self.parts,
+                peer: self.peer,
+                key_id: &self.claim.key_id,
+                token,
+                caller: &checked.caller,
+                request_id: self.request_id,
+                verdict,
+                presigned: self.claim.presigned_expires.is_some(),
+                now_millis,
+                error: error.as_ref(),
+            },
+        );
+        // A stale request is still a use of the key: recorded, and marked replayed or expired.
+        let note = match &checked.stale {
+            Some(s) => format!("{}; {}", s.note(), verdict.note()),
+            None => verdict.note().to_owned(),
+        };
+        Examined {
+            record,
+            note,
+            answer: checked,
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use canarykeys_store::{ApiKeyRecord, OperatorRecord, Store, StoreError};
+use canarykeys_store::{ApiKeyRecord, AuditedWrite, OperatorRecord, Store, StoreError};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 mod credentials;
@@ -84,6 +84,7 @@ impl AccessService {
     }
 
     /// Creates an operator, recording `actor` in the audit log.
+    #[tracing::instrument(skip_all, fields(actor = actor.as_str(), operator = name))]
     pub async fn create_operator_by(
         &self,
         actor: &Actor,
@@ -111,17 +112,20 @@ impl AccessService {
             locked_until: None,
             created_at: self.clock.now_millis(),
         };
-        match self.store.insert_operator(&record).await {
+        let write = AuditedWrite::InsertOperator(&record);
+        match self
+            .audited(write, actor, AuditAction::OperatorCreate, &record.name, "")
+            .await
+        {
             Err(StoreError::Conflict) => return Err(AccessError::NameTaken),
             other => other?,
-        }
-        self.audit(actor, AuditAction::OperatorCreate, &record.name, "")
-            .await;
+        };
         Ok(record.into())
     }
 
     /// Checks a password and opens a NEW session: the id is never one the browser brought, so a
     /// planted session id (fixation) is worthless. Returns the session id for the cookie.
+    #[tracing::instrument(skip_all, fields(operator = name, %client))]
     pub async fn login(
         &self,
         name: &str,
@@ -173,40 +177,46 @@ impl AccessService {
         // Housekeeping where it costs nothing extra: sign-ins are rare.
         let _ = self.store.delete_expired_sessions(now).await;
         let session = random_43();
-        self.store
-            .insert_session(
-                &sha256_hex(&session),
-                &op.id,
-                now,
-                now + self.session_ttl_ms,
-            )
-            .await?;
-        self.audit(
+        let id_hash = sha256_hex(&session);
+        let write = AuditedWrite::InsertSession {
+            id_hash: &id_hash,
+            operator_id: &op.id,
+            created_at: now,
+            expires_at: now + self.session_ttl_ms,
+        };
+        self.audited(
+            write,
             &Actor::Operator(op.name.clone()),
             AuditAction::Login,
             &op.name,
             &format!("from {client}"),
         )
-        .await;
+        .await?;
         Ok((op.into(), session))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn logout(&self, session_id: &str) {
         let hash = sha256_hex(session_id);
-        if let Ok(Some(op)) = self
+        let result = match self
             .store
             .session_operator(&hash, self.clock.now_millis())
             .await
         {
-            self.audit(
-                &Actor::Operator(op.name.clone()),
-                AuditAction::Logout,
-                &op.name,
-                "",
-            )
-            .await;
-        }
-        if let Err(e) = self.store.delete_session(&hash).await {
+            // A live session: its end and the entry saying so are one write.
+            Ok(Some(op)) => self
+                .audited(
+                    AuditedWrite::DeleteSession(&hash),
+                    &Actor::Operator(op.name.clone()),
+                    AuditAction::Logout,
+                    &op.name,
+                    "",
+                )
+                .await
+                .map(drop),
+            _ => self.store.delete_session(&hash).await,
+        };
+        if let Err(e) = result {
             tracing::error!(error = %e, "could not delete a session");
         }
     }
@@ -242,17 +252,18 @@ impl AccessService {
             locked_until: None,
             created_at: self.clock.now_millis(),
         };
-        match self.store.insert_operator(&record).await {
-            Ok(()) => {
-                self.audit(
-                    &Actor::Proxy,
-                    AuditAction::OperatorCreate,
-                    name,
-                    "first seen via proxy header",
-                )
-                .await;
-                Some(record.into())
-            }
+        let write = AuditedWrite::InsertOperator(&record);
+        let created = self
+            .audited(
+                write,
+                &Actor::Proxy,
+                AuditAction::OperatorCreate,
+                name,
+                "first seen via proxy header",
+            )
+            .await;
+        match created {
+            Ok(_) => Some(record.into()),
             // Two first requests at once: the other one created it.
             Err(_) => self
                 .store
@@ -273,6 +284,7 @@ impl AccessService {
     }
 
     /// Makes a key and returns it once; only its SHA-256 is kept.
+    #[tracing::instrument(skip_all, fields(operator = %owner.name, key_name = name))]
     pub async fn create_api_key(
         &self,
         owner: &Operator,
@@ -305,32 +317,35 @@ impl AccessService {
             revoked_at: None,
             last_used_at: None,
         };
-        self.store.insert_api_key(&record).await?;
-        self.audit(
+        self.audited(
+            AuditedWrite::InsertApiKey(&record),
             &Actor::Operator(owner.name.clone()),
             AuditAction::ApiKeyCreate,
             &record.id,
             &format!("{name} [{}]", record.scopes),
         )
-        .await;
+        .await?;
         Ok((info(record), key))
     }
 
+    #[tracing::instrument(skip_all, fields(operator = %actor.name, key = %id))]
     pub async fn revoke_api_key(&self, actor: &Operator, id: &str) -> Result<(), AccessError> {
-        if !self
-            .store
-            .revoke_api_key(id, self.clock.now_millis())
-            .await?
-        {
+        let write = AuditedWrite::RevokeApiKey {
+            id,
+            now: self.clock.now_millis(),
+        };
+        let revoked = self
+            .audited(
+                write,
+                &Actor::Operator(actor.name.clone()),
+                AuditAction::ApiKeyRevoke,
+                id,
+                "",
+            )
+            .await?;
+        if !revoked {
             return Err(AccessError::NotFound);
         }
-        self.audit(
-            &Actor::Operator(actor.name.clone()),
-            AuditAction::ApiKeyRevoke,
-            id,
-            "",
-        )
-        .await;
         Ok(())
     }
 
@@ -383,6 +398,19 @@ impl AccessService {
         if let Err(e) = self.store.insert_audit(&entry).await {
             tracing::error!(error = %e, action = action.as_str(), "could not write the audit log");
         }
+    }
+
+    /// Applies `write` and its audit entry in one transaction; whether the write applied.
+    async fn audited(
+        &self,
+        write: AuditedWrite<'_>,
+        actor: &Actor,
+        action: AuditAction,
+        target: &str,
+        details: &str,
+    ) -> Result<bool, StoreError> {
+        let entry = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
+        self.store.write_audited(write, &entry).await
     }
 
     pub async fn list_audit(&self, limit: u32, offset: u32) -> Vec<AuditEntry> {

@@ -211,6 +211,7 @@ impl AlertService {
     }
 
     /// Plans every new alert. Returns how many were planned.
+    #[tracing::instrument(skip_all, fields(now))]
     pub async fn plan_new(&self, now: i64) -> Result<usize, StoreError> {
         let mut planned = 0;
         for alert in self.store.new_alerts(200).await? {
@@ -250,6 +251,7 @@ impl AlertService {
 
     /// Sends a summary for every window that closed with gathered hits. A summary opens the
     /// next window, so a steady stream of calls gives one message per window.
+    #[tracing::instrument(skip_all, fields(now))]
     pub async fn close_windows(&self, now: i64) -> Result<usize, StoreError> {
         let mut sent = 0;
         for token_id in self.store.closed_windows(now).await? {
@@ -309,6 +311,7 @@ impl AlertService {
     }
 
     /// Queues a test message through every enabled channel; returns the rows written.
+    #[tracing::instrument(skip_all, fields(token = %token.id))]
     pub async fn test_alert(
         &self,
         token: &TokenRecord,

@@ -80,6 +80,7 @@ impl ConsoleService {
     }
 
     /// Each token's memo by token id.
+    #[tracing::instrument(skip_all)]
     pub async fn memos(&self) -> Result<HashMap<String, String>, ServiceError> {
         Ok(self
             .store
@@ -91,6 +92,7 @@ impl ConsoleService {
     }
 
     /// One token, if it still exists.
+    #[tracing::instrument(skip_all)]
     pub async fn token(
         &self,
         id: &canarykeys_core::TokenId,
@@ -99,6 +101,7 @@ impl ConsoleService {
     }
 
     /// Hits that arrived at or after `since` (the live feed polls this).
+    #[tracing::instrument(skip_all)]
     pub async fn hits_received_since(
         &self,
         since: i64,

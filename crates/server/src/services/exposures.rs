@@ -107,6 +107,7 @@ impl ExposureService {
     }
 
     /// Records the exposures in a batch of Health events (unless `dry_run`).
+    #[tracing::instrument(skip_all, fields(events = events.len(), dry_run))]
     pub async fn record_health(
         &self,
         events: Vec<Result<HealthEvent, Invalid>>,
@@ -176,6 +177,7 @@ impl ExposureService {
 
     /// Records that AWS's quarantine policy is attached to the token's user. Returns whether
     /// this was the token's first quarantine exposure.
+    #[tracing::instrument(skip_all, fields(token = %token.id, policy_name))]
     pub async fn record_quarantine(
         &self,
         token: &TokenRecord,
@@ -283,6 +285,7 @@ impl ExposureService {
     }
 
     /// A token's exposures, newest first, for its banner.
+    #[tracing::instrument(skip_all, fields(token = %token.id))]
     pub async fn for_token(&self, token: &TokenRecord) -> Result<Vec<ExposureItem>, ServiceError> {
         Ok(self
             .store
@@ -294,6 +297,7 @@ impl ExposureService {
     }
 
     /// A page of exposures across tokens (or of one), newest first, with the total.
+    #[tracing::instrument(skip_all, fields(limit, offset))]
     pub async fn feed(
         &self,
         token: Option<&canarykeys_core::TokenId>,

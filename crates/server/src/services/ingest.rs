@@ -140,6 +140,7 @@ impl IngestService {
 
     /// Parses any CloudTrail data and records its hits (unless `dry_run`). Answers only after
     /// the hits are committed.
+    #[tracing::instrument(skip_all, fields(bytes = bytes.len(), ?path, dry_run))]
     pub async fn ingest(
         &self,
         bytes: &[u8],
@@ -189,6 +190,7 @@ impl IngestService {
     }
 
     /// Matches parsed records to tokens and stores the hits. `note` is kept with every hit.
+    #[tracing::instrument(skip_all, fields(records = records.len(), path = path.as_str(), dry_run))]
     pub async fn record(
         &self,
         records: &[Record],

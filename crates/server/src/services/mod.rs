@@ -9,6 +9,7 @@ pub mod detection_health;
 mod error;
 pub mod exposures;
 pub mod ingest;
+pub mod sensor;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};

@@ -86,6 +86,7 @@ impl TokenService {
 
     /// Records that `actor` did `action` to `target` (token ids) where nothing else changes here
     /// (a test alert, a bulk summary).
+    #[tracing::instrument(skip_all, fields(actor = actor.as_str(), action = action.as_str(), target))]
     pub async fn record_action(
         &self,
         actor: &Actor,
@@ -245,6 +246,7 @@ impl TokenService {
     }
 
     /// The token, if `secret` is its manage secret. Unknown id and wrong secret look the same.
+    #[tracing::instrument(skip_all, fields(token = id))]
     pub async fn authorize(&self, id: &str, secret: &str) -> Result<TokenRecord, ServiceError> {
         let id = TokenId::parse(id).map_err(|_| ServiceError::NotFound)?;
         let secret = ManageSecret::parse(secret).map_err(|_| ServiceError::NotFound)?;
@@ -261,6 +263,7 @@ impl TokenService {
     }
 
     /// A token by id, for the operator's CLI, which works on the database directly.
+    #[tracing::instrument(skip_all, fields(token = id))]
     pub async fn get(&self, id: &str) -> Result<TokenRecord, ServiceError> {
         let id = TokenId::parse(id).map_err(|_| ServiceError::NotFound)?;
         self.store
@@ -398,6 +401,7 @@ impl TokenService {
 
     /// Deletes every token whose expiry has come (key and user first, then the row). Returns
     /// the ones that went; one that cannot be revoked now is tried again on the next round.
+    #[tracing::instrument(skip_all, fields(now))]
     pub async fn delete_expired(&self, now: i64) -> Result<Vec<TokenRecord>, ServiceError> {
         let mut deleted = Vec::new();
         for token in self.store.expired_tokens(now).await? {
@@ -412,6 +416,7 @@ impl TokenService {
     }
 
     /// Deletes hits received before `before` (history retention). Returns how many.
+    #[tracing::instrument(skip_all, fields(before))]
     pub async fn delete_hits_before(&self, before: i64) -> Result<u64, ServiceError> {
         Ok(self.store.delete_hits_before(before).await?)
     }
@@ -428,6 +433,7 @@ impl TokenService {
         Ok(self.store.count_hits(&token.id).await?)
     }
 
+    #[tracing::instrument(skip_all, fields(token = %token.id, limit, offset))]
     pub async fn hits(
         &self,
         token: &TokenRecord,

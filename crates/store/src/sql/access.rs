@@ -71,19 +71,7 @@ impl SqlStore {
 #[async_trait]
 impl AccessStore for SqlStore {
     async fn insert_operator(&self, op: &OperatorRecord) -> Result<()> {
-        let sql =
-            format!("INSERT INTO operators ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
-        sqlx::query(&sql)
-            .bind(&op.id)
-            .bind(&op.name)
-            .bind(&op.password_hash)
-            .bind(op.failed_logins)
-            .bind(op.locked_until)
-            .bind(op.created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or)?;
-        Ok(())
+        insert_operator(&self.pool, op).await
     }
 
     async fn operator_by_name(&self, name: &str) -> Result<Option<OperatorRecord>> {
@@ -135,18 +123,7 @@ impl AccessStore for SqlStore {
         created_at: i64,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, operator_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id_hash)
-        .bind(operator_id)
-        .bind(created_at)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or)?;
-        Ok(())
+        insert_session(&self.pool, id_hash, operator_id, created_at, expires_at).await
     }
 
     async fn session_operator(&self, id_hash: &str, now: i64) -> Result<Option<OperatorRecord>> {
@@ -168,11 +145,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        delete_session(&self.pool, id_hash).await
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
@@ -184,22 +157,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        );
-        sqlx::query(&sql)
-            .bind(&k.id)
-            .bind(&k.operator_id)
-            .bind(&k.name)
-            .bind(&k.key_hash)
-            .bind(&k.scopes)
-            .bind(k.created_at)
-            .bind(k.revoked_at)
-            .bind(k.last_used_at)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or)?;
-        Ok(())
+        insert_api_key(&self.pool, k).await
     }
 
     async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
@@ -221,13 +179,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
-        let res =
-            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        Ok(res.rows_affected() > 0)
+        revoke_api_key(&self.pool, id, now).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
@@ -320,4 +272,93 @@ pub(crate) async fn insert_audit<'c>(
     .execute(db)
     .await?;
     Ok(())
+}
+
+// The writes an audit entry may accompany: each takes any executor, so `AuditedStore` runs it
+// in the entry's transaction and the trait methods above run it on the pool.
+
+pub(crate) async fn insert_operator<'c>(
+    db: impl Executor<'c, Database = Any>,
+    op: &OperatorRecord,
+) -> Result<()> {
+    let sql = format!("INSERT INTO operators ({OPERATOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+    sqlx::query(&sql)
+        .bind(&op.id)
+        .bind(&op.name)
+        .bind(&op.password_hash)
+        .bind(op.failed_logins)
+        .bind(op.locked_until)
+        .bind(op.created_at)
+        .execute(db)
+        .await
+        .map_err(conflict_or)?;
+    Ok(())
+}
+
+pub(crate) async fn insert_session<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id_hash: &str,
+    operator_id: &str,
+    created_at: i64,
+    expires_at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, operator_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id_hash)
+    .bind(operator_id)
+    .bind(created_at)
+    .bind(expires_at)
+    .execute(db)
+    .await
+    .map_err(conflict_or)?;
+    Ok(())
+}
+
+pub(crate) async fn delete_session<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id_hash: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_api_key<'c>(
+    db: impl Executor<'c, Database = Any>,
+    k: &ApiKeyRecord,
+) -> Result<()> {
+    let sql =
+        format!("INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+    sqlx::query(&sql)
+        .bind(&k.id)
+        .bind(&k.operator_id)
+        .bind(&k.name)
+        .bind(&k.key_hash)
+        .bind(&k.scopes)
+        .bind(k.created_at)
+        .bind(k.revoked_at)
+        .bind(k.last_used_at)
+        .execute(db)
+        .await
+        .map_err(conflict_or)?;
+    Ok(())
+}
+
+/// Returns whether a key that was not yet revoked was found.
+pub(crate) async fn revoke_api_key<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let res =
+        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(db)
+            .await?;
+    Ok(res.rows_affected() > 0)
 }

@@ -19,6 +19,26 @@ impl AuditedStore for SqlStore {
             AuditedWrite::SetIgnoreSources(id, sources) => {
                 outbox::set_ignore_sources(&mut *tx, id, sources).await?
             }
+            AuditedWrite::InsertOperator(op) => {
+                access::insert_operator(&mut *tx, op).await.map(|()| true)?
+            }
+            AuditedWrite::InsertSession {
+                id_hash,
+                operator_id,
+                created_at,
+                expires_at,
+            } => access::insert_session(&mut *tx, id_hash, operator_id, created_at, expires_at)
+                .await
+                .map(|()| true)?,
+            AuditedWrite::DeleteSession(id_hash) => access::delete_session(&mut *tx, id_hash)
+                .await
+                .map(|()| true)?,
+            AuditedWrite::InsertApiKey(k) => {
+                access::insert_api_key(&mut *tx, k).await.map(|()| true)?
+            }
+            AuditedWrite::RevokeApiKey { id, now } => {
+                access::revoke_api_key(&mut *tx, id, now).await?
+            }
             AuditedWrite::Nothing => true,
         };
         // A change that found nothing to change is not logged (and nothing was written).

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use minijinja::{context, Value};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::export::csv_cell;
@@ -119,15 +119,35 @@ fn to_csv(entries: &[AuditEntry]) -> String {
     out
 }
 
+/// The audit export's JSON document.
+#[derive(Serialize)]
+struct AuditExport<'a> {
+    entries: Vec<AuditExportRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct AuditExportRow<'a> {
+    id: &'a str,
+    time: String,
+    actor: &'a str,
+    action: &'a str,
+    target: &'a str,
+    details: &'a str,
+}
+
 fn to_json(entries: &[AuditEntry]) -> String {
-    let rows: Vec<_> = entries
+    let entries = entries
         .iter()
-        .map(|e| {
-            json!({"id": e.id, "time": rfc3339(e.at), "actor": e.actor, "action": e.action,
-                   "target": e.target, "details": e.details})
+        .map(|e| AuditExportRow {
+            id: &e.id,
+            time: rfc3339(e.at),
+            actor: &e.actor,
+            action: &e.action,
+            target: &e.target,
+            details: &e.details,
         })
         .collect();
-    json!({ "entries": rows }).to_string()
+    serde_json::to_string(&AuditExport { entries }).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use canarykeys_store::{HitFilter, HitRecord};
 use futures_util::stream::{self, Stream};
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::http::extract::caller::ConsoleOperator;
 use crate::http::html::console_page;
@@ -86,23 +85,40 @@ impl FeedQuery {
 }
 
 /// A hit as the feed shows it, in the page and in the stream alike.
-fn row(state: &AppState, h: &HitRecord, memo: Option<&str>) -> serde_json::Value {
+#[derive(Serialize)]
+struct FeedRow {
+    id: String,
+    token_id: String,
+    token_url: String,
+    memo: Option<String>,
+    event_time: String,
+    received_at: String,
+    event_name: String,
+    event_source: String,
+    source_ip: String,
+    user_agent: String,
+    path: String,
+    labels: Vec<String>,
+    country: Option<String>,
+}
+
+fn row(state: &AppState, h: &HitRecord, memo: Option<&str>) -> FeedRow {
     let e = state.alerts.enrichment(h);
-    json!({
-        "id": h.id,
-        "token_id": h.token_id.as_str(),
-        "token_url": format!("/console/tokens?token={}", h.token_id),
-        "memo": memo,
-        "event_time": human_time(h.event_time),
-        "received_at": human_time(h.received_at),
-        "event_name": h.event_name,
-        "event_source": h.event_source,
-        "source_ip": h.source_ip,
-        "user_agent": h.user_agent,
-        "path": h.path,
-        "labels": e.labels,
-        "country": e.country,
-    })
+    FeedRow {
+        id: h.id.clone(),
+        token_id: h.token_id.as_str().to_owned(),
+        token_url: format!("/console/tokens?token={}", h.token_id),
+        memo: memo.map(str::to_owned),
+        event_time: human_time(h.event_time),
+        received_at: human_time(h.received_at),
+        event_name: h.event_name.clone(),
+        event_source: h.event_source.clone(),
+        source_ip: h.source_ip.clone(),
+        user_agent: h.user_agent.clone(),
+        path: h.path.clone(),
+        labels: e.labels,
+        country: e.country,
+    }
 }
 
 fn class_matches(state: &AppState, h: &HitRecord, class: &str) -> bool {
@@ -135,21 +151,36 @@ impl Kind {
 
 /// An exposure as the feed's table shows it. The location's link target is the one the service
 /// checked (`location_url`, http(s) only); the template escapes every value.
-fn exposure_row(e: ExposureItem) -> serde_json::Value {
+#[derive(Serialize)]
+struct ExposureRow {
+    id: String,
+    token_id: String,
+    memo: Option<String>,
+    source: &'static str,
+    event_type: String,
+    description: String,
+    location: Option<String>,
+    location_url: Option<String>,
+    first_seen: String,
+    last_seen: String,
+    count: i64,
+}
+
+fn exposure_row(e: ExposureItem) -> ExposureRow {
     let shown = |t: &str| t.replace('T', " ").replace('Z', " UTC");
-    json!({
-        "id": e.id,
-        "token_id": e.token_id,
-        "memo": e.token_memo,
-        "source": e.source,
-        "event_type": e.event_type,
-        "description": e.description,
-        "location": e.location,
-        "location_url": e.location_url,
-        "first_seen": shown(&e.first_seen),
-        "last_seen": shown(&e.last_seen),
-        "count": e.count,
-    })
+    ExposureRow {
+        first_seen: shown(&e.first_seen),
+        last_seen: shown(&e.last_seen),
+        id: e.id,
+        token_id: e.token_id,
+        memo: e.token_memo,
+        source: e.source,
+        event_type: e.event_type,
+        description: e.description,
+        location: e.location,
+        location_url: e.location_url,
+        count: e.count,
+    }
 }
 
 pub(super) async fn feed(
@@ -336,7 +367,7 @@ impl Cursor {
                     .event("hits")
                     .id(self.from.to_string())
                     .retry(Duration::from_secs(1))
-                    .data(serde_json::Value::from(rows).to_string());
+                    .data(serde_json::to_string(&rows).unwrap_or_default());
                 return Some((Ok(event), self));
             }
         }

@@ -1,0 +1,92 @@
+//! The sensor's use case: a request signed with some access key id is looked up, checked with
+//! the token's secret and recorded as a hit, in that order, in one call. The sensor module only
+//! reads the wire format and writes AWS's answer; what a request means for storage is decided here.
+
+use canarykeys_core::cloudtrail::Record;
+use canarykeys_core::AccessKeyId;
+use canarykeys_store::TokenRecord;
+
+use crate::clock::SharedClock;
+use crate::services::{DeliveryPath, IngestService, ServiceError, TokenService};
+
+/// One signed request, as the sensor parsed it. The service asks it for the key id, then (with
+/// the token's secret in hand) for the hit to record and the answer to give.
+pub trait SignedCall {
+    /// What the caller is eventually told (AWS's answer, in the sensor's terms).
+    type Answer;
+
+    /// The access key id the signature names, as sent.
+    fn key_id(&self) -> &str;
+
+    /// Checks the signature with `secret` and describes the call as a hit at `now_millis`.
+    fn examine(&self, token: &TokenRecord, secret: &str, now_millis: i64)
+        -> Examined<Self::Answer>;
+}
+
+/// A call checked against its token: the hit to record, its note, and the answer to give once
+/// the hit is committed.
+pub struct Examined<A> {
+    pub record: Record,
+    pub note: String,
+    pub answer: A,
+}
+
+/// What became of a signed request.
+pub enum Observed<A> {
+    /// No token has that key: counted, never alerted (scanners try made-up keys).
+    UnknownKey,
+    /// The hit is committed; give the caller `A`.
+    Recorded(A),
+}
+
+/// Turns signed requests to the AWS-compatible listener into hits.
+#[derive(Clone)]
+pub struct SensorService {
+    tokens: TokenService,
+    ingest: IngestService,
+    clock: SharedClock,
+}
+
+impl SensorService {
+    pub fn new(tokens: TokenService, ingest: IngestService, clock: SharedClock) -> Self {
+        Self {
+            tokens,
+            ingest,
+            clock,
+        }
+    }
+
+    /// Looks the key up, lets `call` check its signature with the token's secret, and records
+    /// the hit before returning the answer, so a failure lets the caller's retry be recorded.
+    #[tracing::instrument(skip_all, fields(token))]
+    pub async fn observe<C: SignedCall>(
+        &self,
+        call: &C,
+    ) -> Result<Observed<C::Answer>, ServiceError> {
+        let token = match AccessKeyId::parse(call.key_id()) {
+            Ok(key) => self.tokens.find_by_key(&key).await?,
+            Err(_) => None,
+        };
+        let Some(token) = token else {
+            let metrics = self.ingest.metrics();
+            metrics.add("canarykeys_ingest_unknown_key_total", "sensor", 1);
+            return Ok(Observed::UnknownKey);
+        };
+        tracing::Span::current().record("token", tracing::field::display(&token.id));
+        let credentials = self.tokens.credentials(&token)?;
+        let examined = call.examine(
+            &token,
+            credentials.secret_access_key.expose(),
+            self.clock.now_millis(),
+        );
+        self.ingest
+            .record(
+                &[examined.record],
+                DeliveryPath::Sensor,
+                Some(&examined.note),
+                false,
+            )
+            .await?;
+        Ok(Observed::Recorded(examined.answer))
+    }
+}
