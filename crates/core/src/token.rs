@@ -44,22 +44,38 @@ impl fmt::Display for TokenKind {
     }
 }
 
-/// A create request as it arrives (form, JSON or CLI), before any rule is applied.
+/// A create request as it arrives (form, JSON or CLI), before any rule is applied. The schema
+/// states the limits `NewToken::parse` enforces that a schema can say; the server's 422 covers
+/// the rest (an address's shape, the tells in a user name).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NewToken))]
 pub struct NewTokenInput {
+    /// `aws_keys`, the only kind (the default).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*(aws_keys)?\s*$"))]
     pub kind: Option<String>,
+    /// Where the key will be planted; shown in every alert.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, min_length = 1, max_length = 1000)
+    )]
     pub memo: Option<String>,
+    /// Where alerts are emailed. An email or a webhook URL (or both) is required.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
     pub email: Option<String>,
+    /// An http(s) URL alerts are posted to.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub webhook_url: Option<String>,
     /// A user name of the caller's choosing (else an ordinary one is generated).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub username: Option<String>,
     /// The decoy account to mint in (else the minter picks).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*([0-9]{12})?\s*$"))]
     pub account_id: Option<String>,
     /// Delete the token and its key after this long (`30m`, `12h`, `7d`).
     #[serde(default)]
