@@ -133,13 +133,13 @@ fn ingest_path(operation_id: &str) -> PathItem {
                 EventBridge or a CloudWatch Logs subscription; gzip is fine.",
             "security": [{"ingestSignature": []}, {"ingestBearer": []}],
             "parameters": [{
-                "name": "x-canarykeys-path", "in": "header",
+                "name": "x-canarykeys-path", "in": "header", "required": false,
                 "description": "Which path the data came by, for the hit's `path`",
                 "schema": {"type": "string", "enum": ["cloudwatch-logs", "eventbridge", "s3", "api", "cli", "safety-net"]}
             }],
             "requestBody": {"required": true, "content": {
-                "application/json": {"schema": {}},
-                "application/gzip": {"schema": {}}
+                "application/json": {"schema": {"type": ["object", "array"]}},
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}}
             }},
             "responses": {
                 "200": {"description": "What was found", "content": {"application/json": {"schema": {
@@ -169,4 +169,13 @@ fn self_path() -> PathItem {
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}
     }}))
     .expect("the openapi path item is well formed")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_builds() {
+        let doc: serde_json::Value = serde_json::from_str(&super::DOCUMENT).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
 }
