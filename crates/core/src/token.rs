@@ -90,7 +90,9 @@ impl ExpiresIn {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let s = s.trim();
         let bad = || Invalid::new("expires_in is a number and a unit: 30m, 12h, 7d");
-        let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+        // The unit is the last character, which need not be one byte (`7é` is client input).
+        let split = s.char_indices().last().map_or(0, |(i, _)| i);
+        let (digits, unit) = s.split_at(split);
         let n: u64 = digits.parse().map_err(|_| bad())?;
         let secs = match unit {
             "s" => n,
@@ -218,6 +220,12 @@ mod tests {
         let errs = NewToken::parse(&i).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["kind", "memo", "email", "webhook_url"]);
+    }
+
+    #[test]
+    fn a_multibyte_unit_is_invalid_not_a_panic() {
+        assert!(ExpiresIn::parse("Îôâ").is_err());
+        assert!(ExpiresIn::parse("7é").is_err());
     }
 
     #[test]

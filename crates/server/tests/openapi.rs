@@ -205,7 +205,11 @@ async fn every_documented_json_answer_matches_its_schema() {
 
     // The operator lists, with an API key.
     let svc = services(&app).await;
-    let op = svc.access.create_operator("auditor", PASSWORD).await.unwrap();
+    let op = svc
+        .access
+        .create_operator("auditor", PASSWORD)
+        .await
+        .unwrap();
     let (_, all) = svc
         .access
         .create_api_key(&op, "all", &[Scope::TokensRead, Scope::AlertsRead])
@@ -217,7 +221,8 @@ async fn every_documented_json_answer_matches_its_schema() {
         .await
         .unwrap();
     call.check(
-        call.req(Method::GET, &format!("{api}/tokens")).bearer_auth(&all),
+        call.req(Method::GET, &format!("{api}/tokens"))
+            .bearer_auth(&all),
         "get",
         "/tokens",
         StatusCode::OK,
@@ -346,7 +351,11 @@ async fn the_create_schema_states_its_limits() {
     assert!(text.contains(r#""maxLength":1000"#), "{new_token:#}");
     let any_of = &new_token["allOf"][1]["anyOf"];
     assert_eq!(any_of[0]["required"], json!(["email"]), "{new_token:#}");
-    assert_eq!(any_of[1]["required"], json!(["webhook_url"]), "{new_token:#}");
+    assert_eq!(
+        any_of[1]["required"],
+        json!(["webhook_url"]),
+        "{new_token:#}"
+    );
     let params = doc["paths"]["/tokens"]["get"]["parameters"]
         .as_array()
         .unwrap();

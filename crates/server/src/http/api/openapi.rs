@@ -78,7 +78,12 @@ impl Modify for Extras {
             ))),
         );
         need_a_channel(components);
-        alias(doc, "/tokens/{id}/hits", "/tokens/{id}/alerts", "listTokenAlerts");
+        alias(
+            doc,
+            "/tokens/{id}/hits",
+            "/tokens/{id}/alerts",
+            "listTokenAlerts",
+        );
         alias(doc, "/hits", "/alerts", "listAlerts");
         for (path, id) in [
             ("/ingest/v1/cloudtrail", "ingestCloudTrail"),
@@ -86,7 +91,9 @@ impl Modify for Extras {
         ] {
             doc.paths.paths.insert(path.to_owned(), ingest_path(id));
         }
-        doc.paths.paths.insert("/openapi.json".to_owned(), self_path());
+        doc.paths
+            .paths
+            .insert("/openapi.json".to_owned(), self_path());
     }
 }
 
@@ -98,7 +105,11 @@ fn need_a_channel(components: &mut utoipa::openapi::Components) {
     let needs = |field: &str| ObjectBuilder::new().required(field).build();
     let schema = AllOfBuilder::new()
         .item(fields)
-        .item(AnyOfBuilder::new().item(needs("email")).item(needs("webhook_url")))
+        .item(
+            AnyOfBuilder::new()
+                .item(needs("email"))
+                .item(needs("webhook_url")),
+        )
         .description(Some(
             "A token to create. `memo` and an email or a webhook URL (or both) are required.",
         ))
