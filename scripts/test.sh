@@ -115,3 +115,6 @@ if [ -f Cargo.lock ]; then
 fi
 echo "==> cargo test --workspace ${locked[*]} $*"
 cargo test --workspace "${locked[@]}" "$@"
+
+# The API contract against a running server (bounded; see the script).
+bash scripts/schemathesis.sh

@@ -44,22 +44,38 @@ impl fmt::Display for TokenKind {
     }
 }
 
-/// A create request as it arrives (form, JSON or CLI), before any rule is applied.
+/// A create request as it arrives (form, JSON or CLI), before any rule is applied. The schema
+/// states the limits `NewToken::parse` enforces that a schema can say; the server's 422 covers
+/// the rest (an address's shape, the tells in a user name).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NewToken))]
 pub struct NewTokenInput {
+    /// `aws_keys`, the only kind (the default).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*(aws_keys)?\s*$"))]
     pub kind: Option<String>,
+    /// Where the key will be planted; shown in every alert.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, min_length = 1, max_length = 1000)
+    )]
     pub memo: Option<String>,
+    /// Where alerts are emailed. An email or a webhook URL (or both) is required.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
     pub email: Option<String>,
+    /// An http(s) URL alerts are posted to.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub webhook_url: Option<String>,
     /// A user name of the caller's choosing (else an ordinary one is generated).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub username: Option<String>,
     /// The decoy account to mint in (else the minter picks).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*([0-9]{12})?\s*$"))]
     pub account_id: Option<String>,
     /// Delete the token and its key after this long (`30m`, `12h`, `7d`).
     #[serde(default)]
@@ -74,7 +90,9 @@ impl ExpiresIn {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let s = s.trim();
         let bad = || Invalid::new("expires_in is a number and a unit: 30m, 12h, 7d");
-        let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+        // The unit is the last character, which need not be one byte (`7é` is client input).
+        let split = s.char_indices().last().map_or(0, |(i, _)| i);
+        let (digits, unit) = s.split_at(split);
         let n: u64 = digits.parse().map_err(|_| bad())?;
         let secs = match unit {
             "s" => n,
@@ -202,6 +220,12 @@ mod tests {
         let errs = NewToken::parse(&i).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["kind", "memo", "email", "webhook_url"]);
+    }
+
+    #[test]
+    fn a_multibyte_unit_is_invalid_not_a_panic() {
+        assert!(ExpiresIn::parse("Îôâ").is_err());
+        assert!(ExpiresIn::parse("7é").is_err());
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! neutralised with a leading apostrophe: the user agent and other fields are the attacker's.
 
 use canarykeys_store::HitRecord;
-use serde_json::json;
 
 use crate::render::rfc3339;
 
@@ -80,8 +79,8 @@ pub fn to_csv(hits: &[HitRecord]) -> String {
 }
 
 pub fn to_json(hits: &[HitRecord]) -> String {
-    let hits: Vec<_> = hits.iter().map(crate::views::HitView::of).collect();
-    serde_json::to_string_pretty(&json!({ "hits": hits })).unwrap_or_default()
+    let hits = hits.iter().map(crate::views::HitView::of).collect();
+    serde_json::to_string_pretty(&crate::views::HitsExport { hits }).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use canarykeys_core::{AwsCredentials, CredentialsFormat};
-use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -62,16 +61,6 @@ pub fn download(format: CredentialsFormat, c: &AwsCredentials) -> Response {
         format.render(c),
     )
         .into_response()
-}
-
-pub fn delivery_json(d: &canarykeys_store::DeliveryRecord) -> Value {
-    json!({
-        "id": d.id, "message_id": d.message_id, "kind": d.kind, "channel": d.channel,
-        "target": d.target, "state": d.state, "attempts": d.attempts,
-        "next_attempt_at": (d.state == "pending").then(|| rfc3339(d.next_attempt_at)),
-        "last_error": d.last_error, "created_at": rfc3339(d.created_at),
-        "delivered_at": d.delivered_at.map(rfc3339),
-    })
 }
 
 /// The address to link to for a location taken from outside, or `None` to show it as text:

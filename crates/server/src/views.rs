@@ -9,14 +9,16 @@ use canarykeys_core::AwsCredentials;
 use canarykeys_store::{DeliveryRecord, HitRecord, TokenRecord};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::render::{rfc3339, LOCAL_KEYS_NOTICE};
 
 /// A token. `aws.secret_access_key`, `alert_count`, `delivery` and `notice` are present where
 /// the reader may see them (the token's own secret holder, the CLI), absent in operator lists.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
+    #[schema(value_type = String, example = "aws_keys")]
     pub kind: &'static str,
     pub memo: String,
     pub created_at: String,
@@ -31,38 +33,41 @@ pub struct TokenView {
     pub alert_count: Option<u64>,
     /// Delivery state per channel (`email`, `webhook`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, ChannelDelivery>>)]
     pub delivery: Option<BTreeMap<&'static str, ChannelDelivery>>,
     /// Why these keys do not work at AWS, for keys of the local minter.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub notice: Option<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelsView {
     pub email: Option<EmailChannelView>,
     pub webhook: Option<WebhookChannelView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EmailChannelView {
     pub address: String,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookChannelView {
     pub url: String,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AwsView {
     pub access_key_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<String>,
     pub region: String,
+    #[schema(value_type = String, example = "json")]
     pub output: &'static str,
     pub username: String,
     pub account_id: String,
@@ -125,7 +130,7 @@ impl TokenView {
 }
 
 /// A token just created: the token, plus the manage secret shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedTokenView {
     #[serde(flatten)]
     pub token: TokenView,
@@ -134,7 +139,7 @@ pub struct CreatedTokenView {
 }
 
 /// One channel's deliveries, from the token's recent ones.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelDelivery {
     pub last_state: String,
     pub last_attempts: i64,
@@ -166,9 +171,10 @@ pub fn delivery_summary(deliveries: &[DeliveryRecord]) -> BTreeMap<&'static str,
 }
 
 /// One hit. `token_id` and `token_memo` are set in lists across tokens.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct HitView {
-    /// Always `hit`; exposures are the other kind of alert (`ExposurePage`).
+    /// Always `hit`; exposures are the other kind of alert (`ExposuresPage`).
+    #[schema(value_type = String, pattern = "^hit$")]
     pub kind: &'static str,
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,6 +201,7 @@ pub struct HitView {
     pub suppressed: Option<String>,
     pub delay_seconds: i64,
     /// The CloudTrail record as received (attacker-controlled text: escape before display).
+    #[schema(value_type = Object)]
     pub cloudtrail: Value,
 }
 
@@ -239,7 +246,7 @@ impl HitView {
 }
 
 /// A page of hits. `alerts` repeats `hits` under the lists' former name, for older clients.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HitsPage {
     pub total: u64,
     pub limit: u32,
@@ -262,7 +269,9 @@ impl HitsPage {
 }
 
 /// A page of exposures (`GET /api/v1/alerts?kind=exposure`), under the same keys as hits.
-#[derive(Debug, Serialize)]
+/// Closed to other keys, so a page of hits never reads as one of these.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ExposuresPage {
     pub total: u64,
     pub limit: u32,
@@ -270,11 +279,113 @@ pub struct ExposuresPage {
     pub alerts: Vec<crate::services::exposures::ExposureItem>,
 }
 
+/// The list across tokens: hits, or exposures with `kind=exposure`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AlertsPage {
+    Hits(HitsPage),
+    Exposures(ExposuresPage),
+}
+
 /// A page of tokens as the operator API lists them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokensPage {
     pub total: u64,
     pub limit: u32,
     pub offset: u32,
     pub tokens: Vec<TokenView>,
+}
+
+/// One outbox row: a message to one channel of a token, and how its sending went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub message_id: String,
+    /// `hit`, `summary` or `test`.
+    pub kind: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// The address or URL the message goes to.
+    pub target: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    /// When the next try is due, while the row is pending.
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+impl DeliveryView {
+    pub fn of(d: &DeliveryRecord) -> Self {
+        Self {
+            id: d.id.clone(),
+            message_id: d.message_id.clone(),
+            kind: d.kind.clone(),
+            channel: d.channel.clone(),
+            target: d.target.clone(),
+            state: d.state.clone(),
+            attempts: d.attempts,
+            next_attempt_at: (d.state == "pending").then(|| rfc3339(d.next_attempt_at)),
+            last_error: d.last_error.clone(),
+            created_at: rfc3339(d.created_at),
+            delivered_at: d.delivered_at.map(rfc3339),
+        }
+    }
+}
+
+/// A token's recent deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveriesView {
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// A delivery just queued by a test alert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedDelivery {
+    pub id: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// `pending`, or `failed` when the channel cannot be tried (not configured).
+    pub state: String,
+}
+
+/// The answer to a test alert: one queued delivery per enabled channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestAlertView {
+    pub deliveries: Vec<QueuedDelivery>,
+}
+
+/// Every error of the JSON API (and of ingest) has this body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable machine-readable code: `bad_request`, `invalid_input`, `unauthenticated`,
+    /// `forbidden`, `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `rate_limited`, `minter_refused`, `minter_unavailable`, `ingest_disabled`,
+    /// `not_cloudtrail` or `internal`.
+    #[schema(value_type = String)]
+    pub code: &'static str,
+    /// For people; a server error says only that something failed.
+    pub message: String,
+    /// Each invalid field and what is wrong with it (422 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FieldProblem>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// A token's whole history as `GET /tokens/{id}/alerts/export?format=json` downloads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HitsExport {
+    pub hits: Vec<HitView>,
 }

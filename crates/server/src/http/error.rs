@@ -6,9 +6,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use canarykeys_aws::MintError;
 use canarykeys_core::FieldError;
-use serde_json::json;
 
 use crate::services::{AccessError, IngestError, ServiceError};
+use crate::views::{ErrorBody, ErrorDetail, FieldProblem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -208,13 +208,19 @@ impl IntoResponse for ApiError {
         let fields: Vec<_> = this
             .fields()
             .iter()
-            .map(|f| json!({"field": f.field, "message": f.problem}))
+            .map(|f| FieldProblem {
+                field: f.field.to_string(),
+                message: f.problem.to_string(),
+            })
             .collect();
-        let mut error = json!({"code": this.code(), "message": this.public_message()});
-        if !fields.is_empty() {
-            error["fields"] = json!(fields);
-        }
-        let mut resp = (this.status(), axum::Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: this.code(),
+                message: this.public_message(),
+                fields: (!fields.is_empty()).then_some(fields),
+            },
+        };
+        let mut resp = (this.status(), axum::Json(body)).into_response();
         if matches!(this, Self::Unauthenticated | Self::NoCredentials) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -42,12 +42,15 @@ pub struct HealthReport {
 
 /// An exposure as pages and the API show it: times as text, the location linked only when it
 /// is an http(s) URL.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ExposureItem {
     pub id: String,
+    /// Always `exposure`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub token_id: String,
     pub token_memo: Option<String>,
+    #[schema(value_type = String)]
     pub source: &'static str,
     pub event_type: String,
     pub description: String,

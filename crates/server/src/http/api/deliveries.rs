@@ -6,12 +6,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::{respond, ApiError, AppState};
-use crate::render::delivery_json;
 use crate::services::{Actor, AuditAction};
+use crate::views::{
+    DeliveriesView, DeliveryView, ErrorBody, HitsExport, QueuedDelivery, TestAlertView,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -21,7 +22,21 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Queues a test message through every enabled channel: 202, with the outbox rows to follow.
-async fn test_alert(
+#[utoipa::path(
+    post,
+    path = "/tokens/{id}/test-alert",
+    operation_id = "sendTestAlert",
+    tag = "alerts",
+    params(("id" = String, Path, description = "The token id")),
+    security(("manageSecret" = [])),
+    responses(
+        (status = 202, description = "Queued, one delivery per enabled channel", body = TestAlertView),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+        (status = 422, description = "No alert channel is switched on", body = ErrorBody),
+    )
+)]
+pub(super) async fn test_alert(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
@@ -47,31 +62,72 @@ async fn test_alert(
             "no alert channel is switched on",
         )]));
     }
-    let body = json!({
-        "deliveries": rows.iter().map(|d| json!({"id": d.id, "channel": d.channel.as_str(), "state": d.state})).collect::<Vec<_>>()
-    });
+    let body = TestAlertView {
+        deliveries: rows
+            .iter()
+            .map(|d| QueuedDelivery {
+                id: d.id.clone(),
+                channel: d.channel.as_str().to_owned(),
+                state: d.state.clone(),
+            })
+            .collect(),
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
-async fn deliveries(
+/// The token's 200 most recent deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}/deliveries",
+    operation_id = "listDeliveries",
+    tag = "alerts",
+    params(("id" = String, Path, description = "The token id")),
+    security(("manageSecret" = [])),
+    responses(
+        (status = 200, description = "The deliveries", body = DeliveriesView),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+    )
+)]
+pub(super) async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<DeliveriesView>, ApiError> {
     let token = authorized(&state, &id, &bearer).await?;
     let rows = state.tokens.deliveries(&token, 200).await?;
-    Ok(axum::Json(
-        json!({ "deliveries": rows.iter().map(delivery_json).collect::<Vec<_>>() }),
-    ))
+    Ok(axum::Json(DeliveriesView {
+        deliveries: rows.iter().map(DeliveryView::of).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
-struct ExportQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ExportQuery {
+    /// `json` (the default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
 /// The whole history (within retention), as JSON or CSV.
-async fn export_history(
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}/alerts/export",
+    operation_id = "exportHits",
+    tag = "hits",
+    params(("id" = String, Path, description = "The token id"), ExportQuery),
+    security(("manageSecret" = [])),
+    responses(
+        (status = 200, description = "Every hit, as a download", content(
+            (HitsExport = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "An unknown format", body = ErrorBody),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+    )
+)]
+pub(super) async fn export_history(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,

@@ -3,7 +3,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -13,7 +12,7 @@ use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::{PageParams, RawPageQuery};
 use crate::http::{ApiError, AppState};
 use crate::services::Scope;
-use crate::views::{ExposuresPage, HitView, HitsPage};
+use crate::views::{AlertsPage, ErrorBody, ExposuresPage, HitView, HitsPage};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,7 +23,21 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// One token's hits, newest first.
-async fn token_hits(
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}/hits",
+    operation_id = "listTokenHits",
+    tag = "hits",
+    params(("id" = String, Path, description = "The token id"), RawPageQuery),
+    security(("manageSecret" = [])),
+    responses(
+        (status = 200, description = "A page of hits", body = HitsPage),
+        (status = 400, description = "A limit or offset out of range", body = ErrorBody),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+    )
+)]
+pub(super) async fn token_hits(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
@@ -38,19 +51,47 @@ async fn token_hits(
 }
 
 /// `kind=hit` (the default) or `kind=exposure`.
-#[derive(Deserialize)]
-struct KindQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct KindQuery {
+    /// Which alerts: `hit` (the default) or `exposure`.
+    #[param(value_type = Option<AlertKind>, inline)]
     kind: Option<String>,
+}
+
+/// The two kinds of alert, for the schema only: the handler matches the text itself, so a bad
+/// value answers the API's 400 rather than serde's.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+enum AlertKind {
+    #[schema(rename = "hit")]
+    Hit,
+    #[schema(rename = "exposure")]
+    Exposure,
 }
 
 /// Every token's alerts, newest first, with each token's memo: hits, or with `kind=exposure`
 /// the exposures.
-async fn all_hits(
+#[utoipa::path(
+    get,
+    path = "/hits",
+    operation_id = "listHits",
+    tag = "hits",
+    params(RawPageQuery, KindQuery),
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "A page of hits, or with `kind=exposure` of exposures", body = AlertsPage),
+        (status = 400, description = "A limit, offset or kind out of range", body = ErrorBody),
+        (status = 401, description = "No API key or session", body = ErrorBody),
+        (status = 403, description = "The API key lacks alerts:read", body = ErrorBody),
+    )
+)]
+pub(super) async fn all_hits(
     State(state): State<AppState>,
     caller: ApiCaller,
     page: Result<Query<RawPageQuery>, QueryRejection>,
     kind: Result<Query<KindQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<axum::Json<AlertsPage>, ApiError> {
     caller.require(Scope::AlertsRead)?;
     let PageParams { limit, offset } = PageParams::checked(page)?;
     match kind
@@ -68,7 +109,7 @@ async fn all_hits(
                 offset,
                 alerts,
             };
-            return Ok(axum::Json(page).into_response());
+            return Ok(axum::Json(AlertsPage::Exposures(page)));
         }
         Some(_) => return Err(ApiError::BadRequest("kind is hit or exposure".into())),
     }
@@ -77,5 +118,7 @@ async fn all_hits(
         .iter()
         .map(|(hit, memo)| HitView::with_token(hit, memo))
         .collect();
-    Ok(axum::Json(HitsPage::new(total, limit, offset, hits)).into_response())
+    Ok(axum::Json(AlertsPage::Hits(HitsPage::new(
+        total, limit, offset, hits,
+    ))))
 }

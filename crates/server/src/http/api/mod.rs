@@ -1,9 +1,11 @@
 //! The JSON API under `/api/v1`: tokens (each managed with its own secret, sent as
 //! `Authorization: Bearer <manage_secret>`; an unknown id and a wrong secret both answer 404),
-//! their hits and deliveries, and the operator lists (API keys or a console session).
+//! their hits and deliveries, and the operator lists (API keys or a console session). The
+//! OpenAPI document is generated from these handlers (`openapi`).
 
 mod deliveries;
 mod hits;
+mod openapi;
 mod operator;
 mod tokens;
 
@@ -14,17 +16,19 @@ use axum::Router;
 
 use super::AppState;
 
-const OPENAPI: &str = include_str!("openapi.json");
-
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(document))
         .merge(tokens::routes())
         .merge(hits::routes())
         .merge(deliveries::routes())
         .merge(operator::routes())
 }
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+async fn document() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::DOCUMENT.as_str(),
+    )
+        .into_response()
 }

@@ -11,13 +11,28 @@ use crate::http::extract::caller::ApiCaller;
 use crate::http::extract::{PageParams, RawPageQuery};
 use crate::http::{ApiError, AppState};
 use crate::services::Scope;
-use crate::views::{TokenView, TokensPage};
+use crate::views::{ErrorBody, TokenView, TokensPage};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/tokens", get(list_tokens))
 }
 
-async fn list_tokens(
+/// Every token, newest first, without secrets.
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    params(RawPageQuery),
+    security(("apiKey" = [])),
+    responses(
+        (status = 200, description = "A page of tokens", body = TokensPage),
+        (status = 400, description = "A limit or offset out of range", body = ErrorBody),
+        (status = 401, description = "No API key or session", body = ErrorBody),
+        (status = 403, description = "The API key lacks tokens:read", body = ErrorBody),
+    )
+)]
+pub(super) async fn list_tokens(
     State(state): State<AppState>,
     caller: ApiCaller,
     page: Result<Query<RawPageQuery>, QueryRejection>,

@@ -16,7 +16,7 @@ use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
 use crate::services::{Actor, Scope};
-use crate::views::{CreatedTokenView, TokenView};
+use crate::views::{CreatedTokenView, ErrorBody, TokenView};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,7 +25,30 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}/credentials", get(credentials))
 }
 
-async fn create(
+/// Creates a token and mints its key. With `[access] create = "operators"` (the default) this
+/// needs an API key with `tokens:write` or a console session; with `"open"`, no credentials.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    operation_id = "createToken",
+    tag = "tokens",
+    request_body = NewTokenInput,
+    security((), ("apiKey" = [])),
+    responses(
+        (status = 201, description = "Created; the manage secret is shown only in this answer", body = CreatedTokenView),
+        (status = 400, description = "Not JSON, or a field of the wrong type", body = ErrorBody),
+        (status = 401, description = "Creation needs an API key or a session", body = ErrorBody),
+        (status = 403, description = "The API key lacks tokens:write", body = ErrorBody),
+        (status = 409, description = "The user name is taken in the decoy account", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
+        (status = 429, description = "Too many anonymous creates from this address", body = ErrorBody),
+        (status = 502, description = "The key minting service refused", body = ErrorBody),
+        (status = 503, description = "The key minting service is unavailable", body = ErrorBody),
+    )
+)]
+pub(super) async fn create(
     State(state): State<AppState>,
     client: ClientAddr,
     MaybeApiCaller(caller): MaybeApiCaller,
@@ -73,7 +96,20 @@ async fn full_json(state: &AppState, token: &TokenRecord) -> Result<TokenView, A
     Ok(TokenView::full(token, &creds, state.tokens.minter(), total).with_delivery(&deliveries))
 }
 
-async fn show(
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}",
+    operation_id = "getToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token id")),
+    security(("manageSecret" = [])),
+    responses(
+        (status = 200, description = "The token, with its secret key and delivery state", body = TokenView),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+    )
+)]
+pub(super) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
@@ -82,16 +118,36 @@ async fn show(
     Ok(axum::Json(full_json(&state, &token).await?))
 }
 
-#[derive(Deserialize)]
+/// Switches a channel on or off, or replaces the ignore list; fields left out stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Patch {
+#[schema(as = TokenPatch)]
+pub(super) struct Patch {
     email_enabled: Option<bool>,
     webhook_enabled: Option<bool>,
     /// Addresses and CIDR ranges whose hits are recorded but not alerted; replaces the list.
     ignore_sources: Option<Vec<String>>,
 }
 
-async fn update(
+#[utoipa::path(
+    patch,
+    path = "/tokens/{id}",
+    operation_id = "updateToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token id")),
+    request_body = Patch,
+    security(("manageSecret" = [])),
+    responses(
+        (status = 200, description = "The token as it is now", body = TokenView),
+        (status = 400, description = "Not JSON, an unknown field or a wrong type", body = ErrorBody),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 422, description = "A channel that is not set, or a bad ignore source", body = ErrorBody),
+    )
+)]
+pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
@@ -114,7 +170,21 @@ async fn update(
 }
 
 /// Deletes with the token's manage secret, or with an API key that has `tokens:write`.
-async fn remove(
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    operation_id = "deleteToken",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token id")),
+    security(("manageSecret" = []), ("apiKey" = [])),
+    responses(
+        (status = 204, description = "Deleted; its key is deleted at AWS too"),
+        (status = 401, description = "No manage secret or API key sent", body = ErrorBody),
+        (status = 403, description = "The API key lacks tokens:write", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+    )
+)]
+pub(super) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
@@ -136,12 +206,33 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct FormatQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct FormatQuery {
+    /// `credentials` (the default: an `~/.aws/credentials` file), `config`, `csv` or `env`.
+    #[param(pattern = "^(credentials|config|csv|env)$")]
     format: Option<String>,
 }
 
-async fn credentials(
+/// The key as a file to plant.
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}/credentials",
+    operation_id = "downloadCredentials",
+    tag = "tokens",
+    params(("id" = String, Path, description = "The token id"), FormatQuery),
+    security(("manageSecret" = [])),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/plain"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "An unknown format", body = ErrorBody),
+        (status = 401, description = "No manage secret sent", body = ErrorBody),
+        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+    )
+)]
+pub(super) async fn credentials(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,

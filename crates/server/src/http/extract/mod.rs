@@ -62,10 +62,16 @@ pub const MAX_LIMIT: u32 = 500;
 /// The page size when `limit` is left out.
 pub const DEFAULT_LIMIT: u32 = 50;
 
-/// The query string as sent, before `PageParams::checked`.
-#[derive(Deserialize)]
+/// The query string as sent, before `PageParams::checked`. The bounds in the schema are the ones
+/// `checked` enforces (a number past `u32` fails to parse: 400 too).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RawPageQuery {
+    /// How many items to return (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// How many items to skip: 0 to 4294967295.
+    #[param(minimum = 0)]
     offset: Option<u32>,
 }
 

@@ -1,0 +1,192 @@
+//! The OpenAPI 3.1 document of `/api/v1`, generated from the handlers' annotations and the typed
+//! views, so it cannot drift from what the server answers. What the derives cannot say (the
+//! security schemes, "an email or a webhook", the older alias paths, ingest's own server) is
+//! added by `Extras`.
+
+use std::sync::LazyLock;
+
+use canarykeys_core::NewTokenInput;
+use serde_json::json;
+use utoipa::openapi::path::PathItem;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Deprecated, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use super::{deliveries, hits, operator, tokens};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "canarykeys API",
+        version = "1",
+        description = "Create and manage decoy AWS key tokens. Each token is managed with its own \
+            manage secret, sent as `Authorization: Bearer <manage_secret>`; an unknown token id and \
+            a wrong secret both answer 404. Operator routes take an API key \
+            (`Authorization: Bearer ck_…`) or a console session. Every error has the `ErrorBody` shape."
+    ),
+    servers((url = "/api/v1")),
+    paths(
+        tokens::create,
+        operator::list_tokens,
+        tokens::show,
+        tokens::update,
+        tokens::remove,
+        tokens::credentials,
+        hits::token_hits,
+        hits::all_hits,
+        deliveries::test_alert,
+        deliveries::deliveries,
+        deliveries::export_history,
+    ),
+    components(schemas(NewTokenInput)),
+    modifiers(&Extras),
+)]
+struct ApiDoc;
+
+/// The document as served, built once.
+pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+});
+
+struct Extras;
+
+impl Modify for Extras {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |what: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(what))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("manageSecret", bearer("The token's manage secret"));
+        components.add_security_scheme("apiKey", bearer("An operator API key (`ck_…`)"));
+        components.add_security_scheme(
+            "ingestBearer",
+            bearer("The ingest secret ([ingest] secret)"),
+        );
+        components.add_security_scheme(
+            "ingestSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                canarykeys_core::signing::HEADER,
+                "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">` with the ingest secret",
+            ))),
+        );
+        need_a_channel(components);
+        alias(
+            doc,
+            "/tokens/{id}/hits",
+            "/tokens/{id}/alerts",
+            "listTokenAlerts",
+        );
+        alias(doc, "/hits", "/alerts", "listAlerts");
+        for (path, id) in [
+            ("/ingest/v1/cloudtrail", "ingestCloudTrail"),
+            ("/ingest/v1/events", "ingestEvents"),
+        ] {
+            doc.paths.paths.insert(path.to_owned(), ingest_path(id));
+        }
+        doc.paths
+            .paths
+            .insert("/openapi.json".to_owned(), self_path());
+    }
+}
+
+/// `NewToken` needs an email or a webhook URL (or both): an `anyOf` of two `required` lists.
+fn need_a_channel(components: &mut utoipa::openapi::Components) {
+    let Some(fields) = components.schemas.remove("NewToken") else {
+        return;
+    };
+    let needs = |field: &str| ObjectBuilder::new().required(field).build();
+    let schema = AllOfBuilder::new()
+        .item(fields)
+        .item(
+            AnyOfBuilder::new()
+                .item(needs("email"))
+                .item(needs("webhook_url")),
+        )
+        .description(Some(
+            "A token to create. `memo` and an email or a webhook URL (or both) are required.",
+        ))
+        .build();
+    components
+        .schemas
+        .insert("NewToken".to_owned(), RefOr::T(Schema::AllOf(schema)));
+}
+
+/// Serves `from`'s operations again at `to`, marked deprecated: older clients' names.
+fn alias(doc: &mut utoipa::openapi::OpenApi, from: &str, to: &str, operation_id: &str) {
+    let Some(mut item) = doc.paths.paths.get(from).cloned() else {
+        return;
+    };
+    if let Some(op) = item.get.as_mut() {
+        op.operation_id = Some(operation_id.to_owned());
+        op.deprecated = Some(Deprecated::True);
+        op.description = Some(format!("The older name of `{from}`."));
+    }
+    doc.paths.paths.insert(to.to_owned(), item);
+}
+
+/// An ingest route. It lives at the server root, not under `/api/v1`, hence its own `servers`.
+fn ingest_path(operation_id: &str) -> PathItem {
+    let error = json!({"description": "See `error.code`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    serde_json::from_value(json!({
+        "servers": [{"url": "/", "description": "Ingest is at the server root, not under /api/v1."}],
+        "post": {
+            "operationId": operation_id,
+            "tags": ["ingest"],
+            "summary": "CloudTrail data in any wrapper: a log file, an array, one record, NDJSON, \
+                EventBridge or a CloudWatch Logs subscription; gzip is fine.",
+            "security": [{"ingestSignature": []}, {"ingestBearer": []}],
+            "parameters": [{
+                "name": "x-canarykeys-path", "in": "header", "required": false,
+                "description": "Which path the data came by, for the hit's `path`",
+                "schema": {"type": "string", "enum": ["cloudwatch-logs", "eventbridge", "s3", "api", "cli", "safety-net"]}
+            }],
+            "requestBody": {"required": true, "content": {
+                "application/json": {"schema": {"type": ["object", "array"]}},
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+            }},
+            "responses": {
+                "200": {"description": "What was found", "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["records", "parsed", "skipped", "matched", "new_hits", "duplicates"],
+                    "properties": {
+                        "records": {"type": "integer", "minimum": 0},
+                        "parsed": {"type": "integer", "minimum": 0},
+                        "skipped": {"type": "integer", "minimum": 0},
+                        "matched": {"type": "integer", "minimum": 0},
+                        "unknown_keys": {"type": "integer", "minimum": 0},
+                        "new_hits": {"type": "integer", "minimum": 0},
+                        "duplicates": {"type": "integer", "minimum": 0}
+                    }
+                }}}},
+                "400": error, "401": error, "413": error, "503": error
+            }
+        }
+    }))
+    .expect("the ingest path item is well formed")
+}
+
+fn self_path() -> PathItem {
+    serde_json::from_value(json!({"get": {
+        "operationId": "getOpenApi",
+        "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    }}))
+    .expect("the openapi path item is well formed")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_builds() {
+        let doc: serde_json::Value = serde_json::from_str(&super::DOCUMENT).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}
