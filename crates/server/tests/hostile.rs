@@ -195,7 +195,10 @@ async fn two_thousand_idle_connections_neither_block_nor_stay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_are_refused() {
     let app = app().await;
-    for to in [addr(&app.address), addr(app.sensor_address.as_deref().unwrap())] {
+    for to in [
+        addr(&app.address),
+        addr(app.sensor_address.as_deref().unwrap()),
+    ] {
         let mut request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
         request.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024));
         request.extend(b"\r\n\r\n");

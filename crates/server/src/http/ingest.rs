@@ -62,9 +62,9 @@ fn plausible_credentials(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     for part in sig.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) => {
-                fresh = t.parse::<i64>().is_ok_and(|t| {
-                    (state.clock.now_secs() - t).abs() <= signing::TOLERANCE_SECS
-                });
+                fresh = t
+                    .parse::<i64>()
+                    .is_ok_and(|t| (state.clock.now_secs() - t).abs() <= signing::TOLERANCE_SECS);
             }
             Some(("v1", v)) => {
                 tagged |= v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
