@@ -545,3 +545,30 @@ impl ListenersConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ListenersConfig;
+
+    #[test]
+    fn listener_bounds_of_zero_are_refused() {
+        assert!(ListenersConfig::default().check().is_ok());
+        let zero = std::time::Duration::ZERO;
+        for broken in [
+            ListenersConfig {
+                header_timeout: zero,
+                ..Default::default()
+            },
+            ListenersConfig {
+                request_timeout: zero,
+                ..Default::default()
+            },
+            ListenersConfig {
+                max_connections: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(broken.check().is_err(), "{broken:?}");
+        }
+    }
+}
