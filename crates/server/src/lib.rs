@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod export;
 pub mod http;
 pub mod jobs;
+mod listen;
 pub mod metrics;
 mod minters;
 pub mod notify;
@@ -194,6 +195,7 @@ pub struct Application {
     access: services::AccessService,
     jobs: jobs::Jobs,
     sensor: Option<sensor::Sensor>,
+    limits: config::ListenersConfig,
 }
 
 impl Application {
@@ -220,7 +222,7 @@ impl Application {
         if config.smtp.host.is_none() {
             warn_unsent_email(&services.tokens).await;
         }
-        let sensor = sensor::Sensor::bind(&config.sensor, &services).await?;
+        let sensor = sensor::Sensor::bind(&config.sensor, &config.listeners, &services).await?;
         let public_url = config
             .public_url
             .clone()
@@ -289,7 +291,10 @@ impl Application {
             retention_days: config.alerts.history_retention_days,
             pollers,
         };
-        let router = http::router(state, config.max_body_bytes, config.ingest.max_body_bytes);
+        let router = listen::with_request_timeout(
+            http::router(state, config.max_body_bytes, config.ingest.max_body_bytes),
+            &config.listeners,
+        );
         Ok(Self {
             listener,
             router,
@@ -299,6 +304,7 @@ impl Application {
             access: services.access,
             jobs,
             sensor,
+            limits: config.listeners.clone(),
         })
     }
 
@@ -329,9 +335,6 @@ impl Application {
         let pruner = tokio::spawn(self.limiter.prune_forever());
         let login_pruner = tokio::spawn(self.access.prune_forever());
         let jobs = self.jobs.start();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         // One shutdown for both listeners: the sensor stops when the main listener is told to,
         // or when it fails (the sender is dropped).
         let (stop, stopped) = tokio::sync::watch::channel(());
@@ -341,12 +344,11 @@ impl Application {
                 let _ = stopped.changed().await;
             }))
         });
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop.send(());
-            })
-            .await;
+        let result = listen::serve(self.listener, self.router, &self.limits, async move {
+            shutdown.await;
+            let _ = stop.send(());
+        })
+        .await;
         let result = match sensor {
             Some(task) => result.and(task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
             None => result,

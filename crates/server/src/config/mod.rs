@@ -54,6 +54,7 @@ pub struct Config {
     pub enrich: EnrichConfig,
     pub sensor: SensorConfig,
     pub access: AccessConfig,
+    pub listeners: ListenersConfig,
 }
 
 /// How log lines are written.
@@ -150,6 +151,7 @@ impl Default for Config {
             enrich: EnrichConfig::default(),
             sensor: SensorConfig::default(),
             access: AccessConfig::default(),
+            listeners: ListenersConfig::default(),
         }
     }
 }
@@ -232,6 +234,7 @@ impl Config {
                 }
             }
         }
+        self.listeners.check()?;
         if let Some(secret) = &self.ingest.secret {
             if secret.expose().len() < 16 {
                 return Err(ConfigError::Value {

@@ -496,3 +496,79 @@ impl AccessConfig {
         self.proxy_nets().map(|_| ())
     }
 }
+
+/// Bounds on every listener (`[listeners]`: the web UI and API, and the sensor), so a client
+/// that stalls or hoards connections is dropped instead of waited on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListenersConfig {
+    /// A request's headers must arrive within this. The clock starts whenever a connection waits
+    /// for a request, so it also closes a keep-alive connection idle this long.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: std::time::Duration,
+    /// From the end of the headers to the answer, the body included; a slower request is cut
+    /// off (`408` on the web listener; the sensor treats the body as unread and still counts
+    /// the hit).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
+    /// Open connections per listener; more wait in the kernel's queue until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl ListenersConfig {
+    /// Zero would close every connection at once; a server that answers nothing is no setting.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let problem = |key, problem: &str| ConfigError::Value {
+            key,
+            problem: problem.into(),
+        };
+        if self.header_timeout.is_zero() {
+            return Err(problem("listeners.header_timeout", "must be more than 0s"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(problem("listeners.request_timeout", "must be more than 0s"));
+        }
+        if self.max_connections == 0 {
+            return Err(problem("listeners.max_connections", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListenersConfig;
+
+    #[test]
+    fn listener_bounds_of_zero_are_refused() {
+        assert!(ListenersConfig::default().check().is_ok());
+        let zero = std::time::Duration::ZERO;
+        for broken in [
+            ListenersConfig {
+                header_timeout: zero,
+                ..Default::default()
+            },
+            ListenersConfig {
+                request_timeout: zero,
+                ..Default::default()
+            },
+            ListenersConfig {
+                max_connections: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(broken.check().is_err(), "{broken:?}");
+        }
+    }
+}

@@ -1,10 +1,16 @@
 //! `POST /ingest/v1/cloudtrail`: CloudTrail data from the relay Lambda (HMAC-signed), from
 //! EventBridge API destinations (a bearer token: they can send a fixed header but cannot sign), or
 //! from anyone holding the ingest secret. Answers 2xx only once the hits are committed.
+//!
+//! Credentials are checked before a caller may queue: a bearer token in full, a signature header
+//! for its shape and time (the tag needs the body). Only then does the request take one of the
+//! few ingest slots and have its body read, within the listener's request deadline.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use canarykeys_core::signing;
@@ -17,7 +23,7 @@ use crate::services::{DeliveryPath, IngestReport};
 /// of large deliveries within bounds. Others wait their turn rather than fail.
 const CONCURRENT_INGESTS: usize = 4;
 
-pub fn routes(max_body_bytes: usize) -> Router<AppState> {
+pub fn routes(state: AppState, max_body_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/ingest/v1/cloudtrail", post(ingest))
         // The same endpoint under a name that fits everything it takes (CloudTrail data and
@@ -25,6 +31,61 @@ pub fn routes(max_body_bytes: usize) -> Router<AppState> {
         .route("/ingest/v1/events", post(ingest))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(tower::limit::ConcurrencyLimitLayer::new(CONCURRENT_INGESTS))
+        // Outside the limit: strangers are turned away before they can hold a slot.
+        .layer(middleware::from_fn_with_state(state, admit))
+}
+
+/// Refuses a request whose credentials cannot be right, before it queues or sends its body.
+async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match plausible_credentials(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => {
+            let metrics = state.ingest.metrics();
+            metrics.add("canarykeys_ingest_rejected_total", e.code(), 1);
+            e.into_response()
+        }
+    }
+}
+
+/// The checks that need no body: a secret is set; a bearer token is the secret; a signature
+/// header reads `t=<unix>,v1=<64 hex>` with a time inside the signing tolerance.
+fn plausible_credentials(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(secret) = &state.ingest_secret else {
+        return Err(ApiError::IngestDisabled);
+    };
+    let Some(sig) = headers.get(signing::HEADER) else {
+        return bearer_matches(secret.expose().as_bytes(), headers);
+    };
+    let sig = sig.to_str().map_err(|_| ApiError::IngestUnauthorized)?;
+    let mut fresh = false;
+    let mut tagged = false;
+    for part in sig.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => {
+                fresh = t
+                    .parse::<i64>()
+                    .is_ok_and(|t| (state.clock.now_secs() - t).abs() <= signing::TOLERANCE_SECS);
+            }
+            Some(("v1", v)) => {
+                tagged |= v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
+            }
+            _ => {}
+        }
+    }
+    if fresh && tagged {
+        Ok(())
+    } else {
+        Err(ApiError::IngestUnauthorized)
+    }
+}
+
+fn bearer_matches(secret: &[u8], headers: &HeaderMap) -> Result<(), ApiError> {
+    let bearer = super::extract::bearer(headers).ok_or(ApiError::IngestUnauthorized)?;
+    if bool::from(bearer.as_bytes().ct_eq(secret)) {
+        Ok(())
+    } else {
+        Err(ApiError::IngestUnauthorized)
+    }
 }
 
 /// Accepts a valid signature over the exact body, or the secret as a bearer token.
@@ -38,12 +99,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), A
         return signing::verify(secret, sig, body, state.clock.now_secs())
             .map_err(|_| ApiError::IngestUnauthorized);
     }
-    let bearer = super::extract::bearer(headers).ok_or(ApiError::IngestUnauthorized)?;
-    if bool::from(bearer.as_bytes().ct_eq(secret)) {
-        Ok(())
-    } else {
-        Err(ApiError::IngestUnauthorized)
-    }
+    bearer_matches(secret, headers)
 }
 
 async fn ingest(

@@ -50,7 +50,7 @@ pub fn router(state: AppState, max_body_bytes: usize, ingest_max_body_bytes: usi
         .nest("/api/v1", api::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // After the general limit, so the ingest route's own (larger) limit wins.
-        .merge(ingest::routes(ingest_max_body_bytes))
+        .merge(ingest::routes(state.clone(), ingest_max_body_bytes))
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state);
     for (name, value) in headers {

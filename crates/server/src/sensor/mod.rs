@@ -24,7 +24,7 @@ use axum::Router;
 use canarykeys_store::TokenRecord;
 use tokio::net::TcpListener;
 
-use crate::config::SensorConfig;
+use crate::config::{ListenersConfig, SensorConfig};
 use crate::services::sensor::{Examined, Observed, SensorService, SignedCall};
 use crate::{Services, StartError};
 use freshness::Stale;
@@ -38,18 +38,22 @@ pub struct Sensor {
     listener: TcpListener,
     router: Router,
     address: SocketAddr,
+    limits: ListenersConfig,
 }
 
 #[derive(Clone)]
 struct SensorState {
     sensor: SensorService,
     max_body_bytes: usize,
+    /// How long the body may take to arrive; after that it counts as unread.
+    body_timeout: std::time::Duration,
 }
 
 impl Sensor {
     /// Binds `[sensor] listen` (port 0 picks a free port); `None` when the sensor is off.
     pub async fn bind(
         config: &SensorConfig,
+        limits: &ListenersConfig,
         services: &Services,
     ) -> Result<Option<Self>, StartError> {
         let Some(addr) = config.listen else {
@@ -65,12 +69,14 @@ impl Sensor {
                 services.clock.clone(),
             ),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: limits.request_timeout,
         };
         let router = Router::new().fallback(handle).with_state(state);
         Ok(Some(Self {
             listener,
             router,
             address,
+            limits: limits.clone(),
         }))
     }
 
@@ -84,12 +90,7 @@ impl Sensor {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "AWS-compatible sensor listening");
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
+        crate::listen::serve(self.listener, self.router, &self.limits, shutdown).await
     }
 }
 
@@ -99,8 +100,15 @@ async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    // Past the cap the body stays unread; the key id is in the headers, so the hit still counts.
-    let body = axum::body::to_bytes(body, state.max_body_bytes).await.ok();
+    // Past the cap or the deadline the body stays unread; the key id is in the headers, so the
+    // hit still counts. No route-wide timeout here: it would drop the hit with the request.
+    let body = tokio::time::timeout(
+        state.body_timeout,
+        axum::body::to_bytes(body, state.max_body_bytes),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok);
     let claim = sigv4::claim(&parts);
     let service = claim
         .as_ref()
