@@ -66,6 +66,8 @@ pub struct Services {
     pub store: Arc<SqlStore>,
     pub metrics: Arc<metrics::Metrics>,
     pub enricher: enrich::Enricher,
+    /// Told when hits commit; the delivery worker waits on it.
+    pub committed: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -89,6 +91,12 @@ impl Services {
             .parse()
             .map_err(setting("minter.output"))?;
         let minter: Arc<dyn Minter> = minters::build(config, &store).await?;
+        let index = services::key_index::KeyIndex::load(
+            store.as_ref(),
+            &minters::decoy_accounts(config, &store).await?,
+        )
+        .await?;
+        let committed = Arc::new(tokio::sync::Notify::new());
         let tokens = TokenService::new(
             store.clone() as Arc<dyn Store>,
             minter,
@@ -100,9 +108,13 @@ impl Services {
         let limits = Limits {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
         };
-        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone());
+        let writer = services::ingest::HitWriter::start(store.clone(), committed.clone());
+        let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
+            .with_fast_path(index.clone(), writer);
         let enricher = enrich::Enricher::load(&config.enrich)?;
-        let tokens = tokens.with_webhook_policy(config.alerts.allow_private_webhooks);
+        let tokens = tokens
+            .with_webhook_policy(config.alerts.allow_private_webhooks)
+            .with_key_index(index);
         let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access);
         Ok(Self {
             tokens,
@@ -111,6 +123,7 @@ impl Services {
             store,
             metrics,
             enricher,
+            committed,
         })
     }
 }
@@ -191,6 +204,7 @@ impl Application {
                 webhook: Arc::new(webhook),
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
+            wake: services.committed.clone(),
         };
         let state = http::AppState {
             tokens: services.tokens,
@@ -205,6 +219,10 @@ impl Application {
         };
         let mut jobs = jobs::configure(&config, &services.store, &state.ingest).await;
         jobs.push(jobs::Job::Deliver(deliverer));
+        jobs.push(jobs::Job::Wake(
+            services.store.clone(),
+            services.committed.clone(),
+        ));
         jobs.push(jobs::Job::Expiry(
             state.tokens.clone(),
             state.access.clone(),

@@ -30,6 +30,12 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("already exists")]
     Conflict,
+    /// A shared write failed: every caller whose rows were in it gets this (none was stored).
+    #[error("the group commit failed")]
+    GroupCommit(#[source] std::sync::Arc<StoreError>),
+    /// The writer is gone (the server is stopping).
+    #[error("storage is closed")]
+    Closed,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -87,6 +93,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn new_alerts(&self, limit: u32) -> Result<Vec<NewAlert>>;
     /// Applies a plan in one transaction; false if another worker planned the alert first.
     async fn plan_alert(&self, alert_id: &str, token: &TokenId, plan: &AlertPlan) -> Result<bool>;
+    /// Applies many plans (alert id, token, plan) in one transaction. Returns how many were
+    /// applied; an alert another worker planned first is skipped.
+    async fn plan_alerts(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize>;
     /// Tokens whose cooldown window has closed with grouped alerts waiting for a summary.
     async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>>;
     /// A token's grouped alerts with their hits, oldest first.

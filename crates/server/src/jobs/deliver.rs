@@ -54,10 +54,14 @@ pub struct Deliverer {
     pub alerts: AlertService,
     pub channels: Channels,
     pub policy: DeliveryPolicy,
+    /// Told when hits commit (here or, through PostgreSQL, on another replica).
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Sends in flight at once, per worker.
-const BATCH: u32 = 16;
+const BATCH: u32 = 64;
+/// Planning rounds per pass at most, so sending is never starved by a flood of new alerts.
+const PLAN_ROUNDS: usize = 8;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -77,7 +81,18 @@ impl Deliverer {
     /// Plans, then sends everything due. Returns how many deliveries were attempted.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let now = now_millis();
-        self.alerts.plan_new(now).await?;
+        let mut full_rounds = 0;
+        while full_rounds < PLAN_ROUNDS {
+            let planned = self.alerts.plan_new(now).await?;
+            if planned < crate::services::alerts::PLAN_ROUND as usize {
+                break;
+            }
+            full_rounds += 1;
+        }
+        if full_rounds == PLAN_ROUNDS {
+            // More are waiting: come straight back after sending.
+            self.wake.notify_one();
+        }
         self.alerts.close_windows(now).await?;
         let mut attempted = 0;
         loop {
@@ -106,7 +121,12 @@ impl Deliverer {
             let next_due = self.store.next_due().await.ok().flatten();
             let poll = millis(self.policy.poll);
             let wait = next_due.map_or(poll, |t| (t - now).clamp(0, poll));
-            tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            // A commit wakes the worker at once; the timer is for retries and window closes.
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod deliver;
 pub mod s3_poller;
 pub mod safety_net;
+pub mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub enum Job {
     SafetyNet(safety_net::SafetyNet, Duration),
     /// The alert outbox worker; always runs.
     Deliver(deliver::Deliverer),
+    /// Relays other replicas' commits to the outbox worker (PostgreSQL only).
+    Wake(Arc<SqlStore>, Arc<tokio::sync::Notify>),
     /// Deletes hits older than the retention (days), daily.
     Retention(Arc<dyn Store>, u32),
     /// Deletes tokens (and their keys) whose expiry has come; every minute. The expiry time is
@@ -48,6 +51,7 @@ impl Job {
                 })
             }
             Self::Deliver(deliverer) => tokio::spawn(deliverer.run_forever()),
+            Self::Wake(store, wake) => tokio::spawn(wake::relay_commits(store, wake)),
             Self::Expiry(tokens, access) => every("expiry", Duration::from_secs(60), move || {
                 let (tokens, access) = (tokens.clone(), access.clone());
                 async move {

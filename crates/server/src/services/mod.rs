@@ -4,6 +4,7 @@
 pub mod access;
 pub mod alerts;
 pub mod ingest;
+pub mod key_index;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};

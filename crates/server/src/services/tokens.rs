@@ -42,6 +42,8 @@ pub struct TokenService {
     region: Region,
     output: OutputFormat,
     allow_private_webhooks: bool,
+    /// Ingest's in-memory key index, kept exact on create and delete.
+    index: Option<super::key_index::KeyIndex>,
 }
 
 impl TokenService {
@@ -59,7 +61,14 @@ impl TokenService {
             region,
             output,
             allow_private_webhooks: false,
+            index: None,
         }
+    }
+
+    /// Keeps ingest's key index in step with this service's creates and deletes.
+    pub fn with_key_index(mut self, index: super::key_index::KeyIndex) -> Self {
+        self.index = Some(index);
+        self
     }
 
     /// Whether new tokens may alert webhooks on loopback and private addresses.
@@ -123,6 +132,9 @@ impl TokenService {
                 tracing::error!(error = %undo, key = %key.access_key_id, "could not revoke a key after a failed create");
             }
             return Err(e.into());
+        }
+        if let Some(index) = &self.index {
+            index.insert(&record);
         }
         let credentials = AwsCredentials {
             access_key_id: key.access_key_id,
@@ -221,6 +233,9 @@ impl TokenService {
         };
         self.minter.revoke(&key).await?;
         self.store.delete_token(&token.id).await?;
+        if let Some(index) = &self.index {
+            index.remove(token);
+        }
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
     }

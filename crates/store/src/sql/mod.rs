@@ -3,6 +3,7 @@
 //! flags and times); each backend has its own migrations so each gets its native DDL.
 
 mod access;
+mod batch;
 mod console;
 mod hits;
 mod outbox;
@@ -45,6 +46,8 @@ impl Backend {
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// Kept for the PostgreSQL listener, which needs its own connection.
+    url: String,
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
@@ -64,6 +67,7 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        let given = url.to_owned();
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
@@ -98,7 +102,11 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: given,
+        })
     }
 
     pub fn backend(&self) -> Backend {

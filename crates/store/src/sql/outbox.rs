@@ -42,7 +42,7 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
     })
 }
 
-async fn insert_deliveries(
+pub(super) async fn insert_deliveries(
     tx: &mut Transaction<'_, Any>,
     deliveries: &[NewDelivery],
 ) -> Result<()> {
@@ -70,7 +70,7 @@ async fn insert_deliveries(
     Ok(())
 }
 
-async fn set_cooldown(
+pub(super) async fn set_cooldown(
     tx: &mut Transaction<'_, Any>,
     token: &TokenId,
     until: Option<i64>,
@@ -154,6 +154,10 @@ impl OutboxStore for SqlStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn plan_alerts(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize> {
+        self.plan_alerts_batched(plans).await
     }
 
     async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>> {
