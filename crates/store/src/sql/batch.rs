@@ -93,8 +93,16 @@ impl SqlStore {
     /// Records hits with multi-row statements in one transaction; see `HitStore::record_hits`.
     pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
-        let new_ids = insert_hits(&mut tx, hits).await?;
-        let fresh: Vec<&HitRecord> = hits.iter().filter(|h| new_ids.contains(&h.id)).collect();
+        let mut new_ids = insert_hits(&mut tx, hits).await?;
+        // The first hit holding a returned id is the stored one (ids are random; a caller that
+        // repeats one also repeats the event, which the database kept once).
+        let new: Vec<bool> = hits.iter().map(|h| new_ids.remove(&h.id)).collect();
+        let fresh: Vec<&HitRecord> = hits
+            .iter()
+            .zip(&new)
+            .filter(|(_, n)| **n)
+            .map(|(h, _)| h)
+            .collect();
         insert_alerts(&mut tx, &fresh).await?;
         if self.backend() == super::Backend::Postgres && !fresh.is_empty() {
             // Delivered at commit, to every replica's delivery worker.
@@ -104,7 +112,7 @@ impl SqlStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(hits.iter().map(|h| new_ids.contains(&h.id)).collect())
+        Ok(new)
     }
 }
 
