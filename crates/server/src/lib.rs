@@ -154,6 +154,8 @@ pub struct Application {
     access: services::AccessService,
     jobs: Vec<jobs::Job>,
     sensor: Option<sensor::Sensor>,
+    /// Closed (and on SQLite, checkpointed) at a clean stop.
+    store: Arc<SqlStore>,
 }
 
 impl Application {
@@ -243,6 +245,7 @@ impl Application {
             access: services.access,
             jobs,
             sensor,
+            store: services.store,
         })
     }
 
@@ -294,6 +297,7 @@ impl Application {
         for job in jobs {
             job.abort();
         }
+        self.store.close().await;
         result
     }
 }
