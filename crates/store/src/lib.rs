@@ -118,6 +118,13 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// When the next pending delivery is due, if any.
     async fn next_due(&self) -> Result<Option<i64>>;
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
+    /// Marks many sent deliveries (id, token, channel) delivered and resets those channels'
+    /// failure counts, in one transaction.
+    async fn mark_delivered_many(
+        &self,
+        delivered: &[(String, TokenId, ChannelKind)],
+        now: i64,
+    ) -> Result<()>;
     async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()>;
     async fn mark_failed(&self, id: &str, error: &str) -> Result<()>;
     /// Counts a permanent failure (or resets the count on success) for a token's channel.

@@ -105,8 +105,15 @@ impl Deliverer {
             }
             attempted += due.len();
             let sends = due.into_iter().map(|d| self.deliver(d));
+            let mut delivered = Vec::new();
             for result in futures_util::future::join_all(sends).await {
-                result?;
+                delivered.extend(result?);
+            }
+            // One transaction for the round's successes, not two per message.
+            if !delivered.is_empty() {
+                self.store
+                    .mark_delivered_many(&delivered, now_millis())
+                    .await?;
             }
         }
     }
@@ -130,7 +137,12 @@ impl Deliverer {
         }
     }
 
-    async fn deliver(&self, d: DeliveryRecord) -> Result<(), StoreError> {
+    /// Sends one delivery. A success is returned (id, token, channel) for the caller to mark
+    /// with the rest of its round; failures are recorded here.
+    async fn deliver(
+        &self,
+        d: DeliveryRecord,
+    ) -> Result<Option<(String, canarykeys_core::TokenId, ChannelKind)>, StoreError> {
         let channel_kind = ChannelKind::parse(&d.channel);
         let channel = match channel_kind {
             Some(ChannelKind::Email) => self.channels.email.clone(),
@@ -141,7 +153,8 @@ impl Deliverer {
             return self
                 .store
                 .mark_failed(&d.id, "this server has no such channel configured")
-                .await;
+                .await
+                .map(|()| None);
         };
         let view: AlertView = match serde_json::from_str(&d.payload) {
             Ok(v) => v,
@@ -150,6 +163,7 @@ impl Deliverer {
                     .store
                     .mark_failed(&d.id, &format!("unreadable payload: {e}"))
                     .await
+                    .map(|()| None)
             }
         };
         // The same key on every attempt, so a receiver can drop a second copy.
@@ -157,10 +171,7 @@ impl Deliverer {
         let outcome = channel.send(&view, &d.target, &key).await;
         let now = now_millis();
         match outcome {
-            Outcome::Delivered => {
-                self.store.mark_delivered(&d.id, now).await?;
-                self.store.channel_result(&d.token_id, kind, false).await?;
-            }
+            Outcome::Delivered => return Ok(Some((d.id, d.token_id, kind))),
             Outcome::Retry(error) => {
                 let attempt = d.attempts + 1;
                 let next = now + self.backoff(attempt);
@@ -188,6 +199,6 @@ impl Deliverer {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

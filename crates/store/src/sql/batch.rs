@@ -12,7 +12,7 @@ use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
 use super::{SqlStore, HIT_COLUMNS};
-use crate::{AlertPlan, HitRecord, Result};
+use crate::{AlertPlan, ChannelKind, HitRecord, Result};
 
 /// The largest chunk: 256 rows × 21 columns stays well under both databases' parameter limits
 /// (SQLite 32,766, PostgreSQL 65,535).
@@ -132,6 +132,42 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(applied)
+    }
+}
+
+impl SqlStore {
+    /// Marks sent deliveries delivered and resets their channels' failure counts, in one
+    /// transaction for a whole round of sends.
+    pub(crate) async fn mark_delivered_batched(
+        &self,
+        delivered: &[(String, TokenId, ChannelKind)],
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, _, _) in delivered {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, \
+                 delivered_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let channels: HashSet<(&TokenId, ChannelKind)> =
+            delivered.iter().map(|(_, t, c)| (t, *c)).collect();
+        for (token, channel) in channels {
+            // The column name comes from our own enum, never from input.
+            let column = format!("{}_failures", channel.as_str());
+            sqlx::query(&format!(
+                "UPDATE tokens SET {column} = 0 WHERE id = $1 AND {column} <> 0"
+            ))
+            .bind(token.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -248,6 +248,14 @@ impl OutboxStore for SqlStore {
         Ok(())
     }
 
+    async fn mark_delivered_many(
+        &self,
+        delivered: &[(String, TokenId, ChannelKind)],
+        now: i64,
+    ) -> Result<()> {
+        self.mark_delivered_batched(delivered, now).await
+    }
+
     async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()> {
         sqlx::query(
             "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
