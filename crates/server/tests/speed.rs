@@ -260,3 +260,44 @@ async fn a_token_made_on_one_replica_matches_on_the_other_at_once() {
     b.stop().await;
     drop_postgres(admin, &name).await;
 }
+
+/// Inside an open cooldown window a flood is grouped as it commits: it leaves nothing for the
+/// planner, so another token's first alert waits behind none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_inside_a_window_is_grouped_at_commit_and_queues_nothing() {
+    let app = spawn_app_with(|c| {
+        configure(c, None);
+        c.alerts.cooldown = Duration::from_secs(300);
+    })
+    .await;
+    let flooded = app.create_token().await;
+    let other = app.create_token().await;
+    let pool = db(&format!(
+        "sqlite:{}",
+        app.data_dir.join("canarykeys.db").display()
+    ))
+    .await;
+    let flooded_id = flooded["id"].as_str().unwrap();
+    let deliveries = "SELECT COUNT(*) FROM deliveries WHERE token_id = $1";
+    assert_eq!(post(&app, event(&flooded, "opens-window")).await.0, 200);
+    while count(&pool, deliveries, flooded_id).await < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answers =
+        join_all((0..500).map(|i| post(&app, event(&flooded, &format!("flood-{i}"))))).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200));
+    let by_state = "SELECT COUNT(*) FROM alerts WHERE token_id = $1 AND state = ";
+    let new = count(&pool, &format!("{by_state}'new'"), flooded_id).await;
+    let grouped = count(&pool, &format!("{by_state}'grouped'"), flooded_id).await;
+    assert_eq!((new, grouped), (0, 500));
+
+    let other_id = other["id"].as_str().unwrap();
+    assert_eq!(post(&app, event(&other, "other-first")).await.0, 200);
+    while count(&pool, deliveries, other_id).await < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The window is still open: the flood is one summary later, not 500 messages now.
+    assert_eq!(count(&pool, deliveries, flooded_id).await, 1);
+    pool.close().await;
+    app.stop().await;
+}

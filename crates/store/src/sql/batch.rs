@@ -49,12 +49,18 @@ fn hits_sql(rows: usize) -> String {
     )
 }
 
-/// The alert row shares the hit's id: one alert per hit, by construction.
+/// The alert row shares the hit's id: one alert per hit, by construction. A hit inside its
+/// token's open cooldown window (and with no ignore list to check) is grouped here and now: a
+/// flood on one key never queues work for the planner, so it delays no other token's alert.
 fn alerts_sql(rows: usize) -> String {
-    let values = placeholders(rows, 3, |b| {
-        format!("(${}, ${}, ${}, 'new', ${})", b + 1, b + 1, b + 2, b + 3)
-    });
-    format!("INSERT INTO alerts (id, hit_id, token_id, state, created_at) VALUES {values}")
+    let values = placeholders(rows, 3, |b| format!("(${}, ${}, ${})", b + 1, b + 2, b + 3));
+    format!(
+        "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
+         SELECT v.column1, v.column1, v.column2, \
+         CASE WHEN t.cooldown_until > v.column3 AND t.ignore_sources = '' \
+         THEN 'grouped' ELSE 'new' END, v.column3 \
+         FROM (VALUES {values}) AS v JOIN tokens t ON t.id = v.column2"
+    )
 }
 
 /// The PostgreSQL channel a commit of new hits is announced on.
@@ -281,6 +287,6 @@ mod tests {
     fn statements_number_their_parameters() {
         let sql = hits_sql(2);
         assert!(sql.contains("$42)") && !sql.contains("$43"));
-        assert!(alerts_sql(2).ends_with("($4, $4, $5, 'new', $6)"));
+        assert!(alerts_sql(2).contains("($4, $5, $6))"));
     }
 }
