@@ -14,13 +14,16 @@ import argparse, http.server, json, os, socket, subprocess, sys, tempfile, threa
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "canarykeys")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release",
+                   "canarykeys")
 SECRET = "bench-ingest-secret-0123456789"
 arrivals = {}
 arrived = threading.Condition()
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
+    # Keep-alive, as a real receiver would: the server reuses its connections.
+    protocol_version = "HTTP/1.1"
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         now = time.monotonic()
@@ -35,6 +38,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
                 arrivals.setdefault(event_id, now)
             arrived.notify_all()
         self.send_response(204)
+        self.send_header("content-length", "0")
         self.end_headers()
 
     def log_message(self, *args):

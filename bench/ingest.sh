@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 50000)
 cargo build --release -q --bin canarykeys
-bin=target/release/canarykeys
+bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
+bin=$bin_dir/canarykeys
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 token=$("$bin" --data-dir "$work/data" token create --memo bench --email soc@example.com)
