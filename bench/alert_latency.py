@@ -87,7 +87,8 @@ def main():
     ap.add_argument("--flood", action="store_true")
     ap.add_argument("--flood-seconds", type=int, default=15)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=ROOT, check=True)
+    if not os.environ.get("BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=ROOT, check=True)
 
     recv_port = free_port()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", recv_port), Receiver)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 db="${2:-}"
 command -v wrk >/dev/null || { echo "batches.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release -q --bin canarykeys
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release/canarykeys
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

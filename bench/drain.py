@@ -41,7 +41,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--alerts", type=int, default=5000)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=al.ROOT, check=True)
+    if not os.environ.get("BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=al.ROOT, check=True)
     recv_port = al.free_port()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", recv_port), Receiver)
     threading.Thread(target=srv.serve_forever, daemon=True).start()

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 50000)
-cargo build --release -q --bin canarykeys
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
 bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
 bin=$bin_dir/canarykeys
 work=$(mktemp -d)

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 db="${2:-}"
 command -v wrk >/dev/null || { echo "trips.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release -q --bin canarykeys
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
 bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
 bin=$bin_dir/canarykeys
 work=$(mktemp -d)

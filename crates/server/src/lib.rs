@@ -207,6 +207,7 @@ impl Application {
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
             wake: services.committed.clone(),
+            windows_checked: Default::default(),
         };
         let state = http::AppState {
             tokens: services.tokens,

@@ -56,6 +56,8 @@ pub struct Deliverer {
     pub policy: DeliveryPolicy,
     /// Told when hits commit (here or, through PostgreSQL, on another replica).
     pub wake: Arc<tokio::sync::Notify>,
+    /// When cooldown windows were last looked at (unix ms).
+    pub windows_checked: std::sync::atomic::AtomicI64,
 }
 
 /// Sends in flight at once, per worker.
@@ -93,7 +95,16 @@ impl Deliverer {
             // More are waiting: come straight back after sending.
             self.wake.notify_one();
         }
-        self.alerts.close_windows(now).await?;
+        // Windows close on the clock (minutes), not on commits: look once per poll interval,
+        // so a stream of commits does not rescan the grouped alerts each time.
+        let last = self
+            .windows_checked
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= millis(self.policy.poll) {
+            self.windows_checked
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            self.alerts.close_windows(now).await?;
+        }
         let mut attempted = 0;
         loop {
             let due = self
