@@ -113,7 +113,7 @@ def main():
 
         def token(memo, webhook):
             body = {"kind": "aws_keys", "memo": memo}
-            body["webhook" if webhook else "email"] = webhook or "soc@example.com"
+            body["webhook_url" if webhook else "email"] = webhook or "soc@example.com"
             _, out = post(base + "/api/v1/tokens", json.dumps(body).encode(),
                           {"content-type": "application/json"})
             return json.loads(out)["aws"]["access_key_id"]

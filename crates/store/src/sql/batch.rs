@@ -14,9 +14,11 @@ use super::outbox::{insert_deliveries, set_cooldown};
 use super::{SqlStore, HIT_COLUMNS};
 use crate::{AlertPlan, ChannelKind, HitRecord, Result};
 
-/// The largest chunk: 256 rows × 21 columns stays well under both databases' parameter limits
-/// (SQLite 32,766, PostgreSQL 65,535).
-const MAX_ROWS_LOG2: usize = 8;
+/// The largest chunk: 16 rows (336 parameters). sqlx binds SQLite parameters by name, at a cost
+/// that grows with the square of a statement's parameter count (a profile of 256-row chunks
+/// spent two thirds of its time in `sqlite3_bind_parameter_name`); 16 rows keeps that small
+/// while still cutting the statements per hit sixteenfold.
+const MAX_ROWS_LOG2: usize = 4;
 const HIT_PARAMS: usize = 21;
 
 /// One statement per chunk size, built once.
