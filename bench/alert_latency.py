@@ -14,13 +14,16 @@ import argparse, http.server, json, os, socket, subprocess, sys, tempfile, threa
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "canarykeys")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release",
+                   "canarykeys")
 SECRET = "bench-ingest-secret-0123456789"
 arrivals = {}
 arrived = threading.Condition()
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
+    # Keep-alive, as a real receiver would: the server reuses its connections.
+    protocol_version = "HTTP/1.1"
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         now = time.monotonic()
@@ -35,6 +38,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
                 arrivals.setdefault(event_id, now)
             arrived.notify_all()
         self.send_response(204)
+        self.send_header("content-length", "0")
         self.end_headers()
 
     def log_message(self, *args):
@@ -83,7 +87,8 @@ def main():
     ap.add_argument("--flood", action="store_true")
     ap.add_argument("--flood-seconds", type=int, default=15)
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=ROOT, check=True)
+    if not os.environ.get("BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=ROOT, check=True)
 
     recv_port = free_port()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", recv_port), Receiver)
@@ -108,7 +113,7 @@ def main():
 
         def token(memo, webhook):
             body = {"kind": "aws_keys", "memo": memo}
-            body["webhook" if webhook else "email"] = webhook or "soc@example.com"
+            body["webhook_url" if webhook else "email"] = webhook or "soc@example.com"
             _, out = post(base + "/api/v1/tokens", json.dumps(body).encode(),
                           {"content-type": "application/json"})
             return json.loads(out)["aws"]["access_key_id"]

@@ -11,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 50000)
-cargo build --release -q --bin canarykeys
-bin=target/release/canarykeys
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
+bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
+bin=$bin_dir/canarykeys
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 token=$("$bin" --data-dir "$work/data" token create --memo bench --email soc@example.com)

@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 db="${2:-}"
 command -v wrk >/dev/null || { echo "trips.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-cargo build --release -q --bin canarykeys
-bin=$PWD/target/release/canarykeys
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
+bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
+bin=$bin_dir/canarykeys
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export CANARYKEYS_INGEST__SECRET=bench-ingest-secret-0123456789

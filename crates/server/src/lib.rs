@@ -72,6 +72,8 @@ pub struct Services {
     pub metrics: Arc<metrics::Metrics>,
     pub enricher: enrich::Enricher,
     pub clock: SharedClock,
+    /// Told when hits commit; the delivery worker waits on it.
+    pub committed: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -100,6 +102,12 @@ impl Services {
             .parse()
             .map_err(setting("minter.output"))?;
         let minter: Arc<dyn Minter> = minters::build(config, &store).await?;
+        let index = services::key_index::KeyIndex::load(
+            store.as_ref(),
+            &minters::decoy_account_ids(config, &store).await?,
+        )
+        .await?;
+        let committed = Arc::new(tokio::sync::Notify::new());
         let tokens = TokenService::new(
             store.clone() as Arc<dyn Store>,
             minter,
@@ -112,10 +120,14 @@ impl Services {
         let limits = Limits {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
         };
+        let writer = services::ingest::HitWriter::start(store.clone(), committed.clone());
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
-            .with_clock(clock.clone());
+            .with_clock(clock.clone())
+            .with_fast_path(index.clone(), writer);
         let enricher = enrich::Enricher::load(&config.enrich)?;
-        let tokens = tokens.with_webhook_policy(config.alerts.allow_private_webhooks);
+        let tokens = tokens
+            .with_webhook_policy(config.alerts.allow_private_webhooks)
+            .with_key_index(index);
         let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
             .with_clock(clock.clone());
         Ok(Self {
@@ -127,6 +139,7 @@ impl Services {
             metrics,
             enricher,
             clock,
+            committed,
         })
     }
 }
@@ -196,6 +209,8 @@ pub struct Application {
     jobs: jobs::Jobs,
     sensor: Option<sensor::Sensor>,
     limits: config::ListenersConfig,
+    /// Closed (and on SQLite, checkpointed) at a clean stop.
+    store: Arc<SqlStore>,
 }
 
 impl Application {
@@ -257,6 +272,8 @@ impl Application {
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
             clock: clock.clone(),
+            wake: services.committed.clone(),
+            windows_checked: Default::default(),
         };
         let exposures =
             services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone())
@@ -290,6 +307,7 @@ impl Application {
             clock,
             retention_days: config.alerts.history_retention_days,
             pollers,
+            wake: (services.store.clone(), services.committed.clone()),
         };
         let router = listen::with_request_timeout(
             http::router(state, config.max_body_bytes, config.ingest.max_body_bytes),
@@ -305,6 +323,7 @@ impl Application {
             jobs,
             sensor,
             limits: config.listeners.clone(),
+            store: services.store,
         })
     }
 
@@ -358,6 +377,7 @@ impl Application {
         for job in jobs {
             job.abort();
         }
+        self.store.close().await;
         result
     }
 }

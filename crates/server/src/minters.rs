@@ -105,3 +105,19 @@ pub async fn build(config: &Config, store: &SqlStore) -> Result<Arc<dyn Minter>,
         }
     }
 }
+
+/// The decoy accounts this configuration mints in: a key of one of them that no indexed token
+/// holds is worth a database look (another process may have made it); any other is not ours.
+pub async fn decoy_account_ids(
+    config: &Config,
+    store: &SqlStore,
+) -> Result<Vec<AccountId>, StartError> {
+    let m = &config.minter;
+    let mut ids: Vec<String> = m.account_id.iter().cloned().collect();
+    ids.extend(m.accounts.iter().filter_map(|a| a.account_id.clone()));
+    ids.extend(store.get_setting("local_minter_account_id").await?);
+    Ok(ids
+        .iter()
+        .filter_map(|id| AccountId::parse(id).ok())
+        .collect())
+}

@@ -32,6 +32,12 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("already exists")]
     Conflict,
+    /// A shared write failed: every caller whose rows were in it gets this (none was stored).
+    #[error("the group commit failed")]
+    GroupCommit(#[source] std::sync::Arc<StoreError>),
+    /// The writer is gone (the server is stopping).
+    #[error("storage is closed")]
+    Closed,
 }
 
 impl StoreError {
@@ -52,6 +58,10 @@ impl StoreError {
                     .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
                 _ => false,
             },
+            // A failed group commit is as available as the error that failed it.
+            Self::GroupCommit(e) => e.is_unavailable(),
+            // The writer stops with the server: try again (elsewhere) later.
+            Self::Closed => true,
             Self::Migrate(_) | Self::Corrupt(_) | Self::UnsupportedUrl | Self::Conflict => false,
         }
     }
@@ -161,6 +171,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn new_alerts(&self, limit: u32) -> Result<Vec<NewAlert>>;
     /// Applies a plan in one transaction; false if another worker planned the alert first.
     async fn plan_alert(&self, alert_id: &str, token: &TokenId, plan: &AlertPlan) -> Result<bool>;
+    /// Applies many plans (alert id, token, plan) in one transaction. Returns how many were
+    /// applied; an alert another worker planned first is skipped.
+    async fn plan_alerts(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize>;
     /// Tokens whose cooldown window has closed with grouped alerts waiting for a summary.
     async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>>;
     /// A token's grouped alerts with their hits, oldest first.
@@ -184,6 +197,13 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// When the next pending delivery is due, if any.
     async fn next_due(&self) -> Result<Option<i64>>;
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
+    /// Marks many sent deliveries (id, token, channel) delivered and resets those channels'
+    /// failure counts, in one transaction.
+    async fn mark_delivered_many(
+        &self,
+        delivered: &[(String, TokenId, ChannelKind)],
+        now: i64,
+    ) -> Result<()>;
     async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()>;
     async fn mark_failed(&self, id: &str, error: &str) -> Result<()>;
     /// Counts a permanent failure (or resets the count on success) for a token's channel.

@@ -55,10 +55,16 @@ pub struct Deliverer {
     pub channels: Channels,
     pub policy: DeliveryPolicy,
     pub clock: SharedClock,
+    /// Told when hits commit (here or, through PostgreSQL, on another replica).
+    pub wake: Arc<tokio::sync::Notify>,
+    /// When cooldown windows were last looked at (unix ms).
+    pub windows_checked: std::sync::atomic::AtomicI64,
 }
 
 /// Sends in flight at once, per worker.
-const BATCH: u32 = 16;
+const BATCH: u32 = 64;
+/// Planning rounds per pass at most, so sending is never starved by a flood of new alerts.
+const PLAN_ROUNDS: usize = 8;
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -78,8 +84,28 @@ impl Deliverer {
     /// Plans, then sends everything due. Returns how many deliveries were attempted.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let now = self.clock.now_millis();
-        self.alerts.plan_new(now).await?;
-        self.alerts.close_windows(now).await?;
+        let mut full_rounds = 0;
+        while full_rounds < PLAN_ROUNDS {
+            let planned = self.alerts.plan_new(now).await?;
+            if planned < crate::services::alerts::PLAN_ROUND as usize {
+                break;
+            }
+            full_rounds += 1;
+        }
+        if full_rounds == PLAN_ROUNDS {
+            // More are waiting: come straight back after sending.
+            self.wake.notify_one();
+        }
+        // Windows close on the clock (minutes), not on commits: look once per poll interval,
+        // so a stream of commits does not rescan the grouped alerts each time.
+        let last = self
+            .windows_checked
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= millis(self.policy.poll) {
+            self.windows_checked
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            self.alerts.close_windows(now).await?;
+        }
         let mut attempted = 0;
         loop {
             let due = self
@@ -91,8 +117,15 @@ impl Deliverer {
             }
             attempted += due.len();
             let sends = due.into_iter().map(|d| self.deliver(d));
+            let mut delivered = Vec::new();
             for result in futures_util::future::join_all(sends).await {
-                result?;
+                delivered.extend(result?);
+            }
+            // One transaction for the round's successes, not two per message.
+            if !delivered.is_empty() {
+                self.store
+                    .mark_delivered_many(&delivered, self.clock.now_millis())
+                    .await?;
             }
         }
     }
@@ -107,11 +140,21 @@ impl Deliverer {
             let next_due = self.store.next_due().await.ok().flatten();
             let poll = millis(self.policy.poll);
             let wait = next_due.map_or(poll, |t| (t - now).clamp(0, poll));
-            tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            // A commit wakes the worker at once; the timer is for retries and window closes.
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 
-    async fn deliver(&self, d: DeliveryRecord) -> Result<(), StoreError> {
+    /// Sends one delivery. A success is returned (id, token, channel) for the caller to mark
+    /// with the rest of its round; failures are recorded here.
+    async fn deliver(
+        &self,
+        d: DeliveryRecord,
+    ) -> Result<Option<(String, canarykeys_core::TokenId, ChannelKind)>, StoreError> {
         let channel_kind = ChannelKind::parse(&d.channel);
         let channel = match channel_kind {
             Some(ChannelKind::Email) => self.channels.email.clone(),
@@ -122,7 +165,8 @@ impl Deliverer {
             return self
                 .store
                 .mark_failed(&d.id, "this server has no such channel configured")
-                .await;
+                .await
+                .map(|()| None);
         };
         let view: AlertView = match serde_json::from_str(&d.payload) {
             Ok(v) => v,
@@ -131,6 +175,7 @@ impl Deliverer {
                     .store
                     .mark_failed(&d.id, &format!("unreadable payload: {e}"))
                     .await
+                    .map(|()| None)
             }
         };
         // The same key on every attempt, so a receiver can drop a second copy.
@@ -138,10 +183,7 @@ impl Deliverer {
         let outcome = channel.send(&view, &d.target, &key).await;
         let now = self.clock.now_millis();
         match outcome {
-            Outcome::Delivered => {
-                self.store.mark_delivered(&d.id, now).await?;
-                self.store.channel_result(&d.token_id, kind, false).await?;
-            }
+            Outcome::Delivered => return Ok(Some((d.id, d.token_id, kind))),
             Outcome::Retry(error) => {
                 let attempt = d.attempts + 1;
                 let next = now + self.backoff(attempt);
@@ -169,6 +211,6 @@ impl Deliverer {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

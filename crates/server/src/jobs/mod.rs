@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod quarantine;
 pub mod s3_poller;
 pub mod safety_net;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,6 +58,8 @@ pub struct Jobs {
     /// Days of hits and exposures to keep; 0 keeps them all.
     pub(crate) retention_days: u32,
     pub(crate) pollers: Pollers,
+    /// Relays other replicas' commits to the outbox worker (PostgreSQL LISTEN/NOTIFY).
+    pub(crate) wake: (Arc<SqlStore>, Arc<tokio::sync::Notify>),
 }
 
 impl Jobs {
@@ -125,7 +128,13 @@ impl Jobs {
 
     /// Spawns every loop; abort the handles to stop them.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
-        let mut handles = vec![tokio::spawn(self.deliverer.clone().run_forever())];
+        let mut handles = vec![
+            tokio::spawn(self.deliverer.clone().run_forever()),
+            tokio::spawn(wake::relay_commits(
+                self.wake.0.clone(),
+                self.wake.1.clone(),
+            )),
+        ];
         let jobs = self.clone();
         handles.push(every("expiry", Duration::from_secs(60), move || {
             let jobs = jobs.clone();

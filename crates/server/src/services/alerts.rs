@@ -3,7 +3,7 @@
 //! when it closes; hits from ignored sources are recorded and marked, not sent. Every message
 //! becomes one outbox row per enabled channel, with its content frozen.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,6 +16,9 @@ use ipnet::IpNet;
 use crate::enrich::Enricher;
 use crate::notify::{AlertKind, AlertView};
 use crate::render::rfc3339;
+
+/// Alerts planned per round (one transaction).
+pub const PLAN_ROUND: u32 = 500;
 
 /// How many distinct addresses and event names a summary names (the history has them all).
 const SUMMARY_NAMES: usize = 5;
@@ -210,18 +213,25 @@ impl AlertService {
         out
     }
 
-    /// Plans every new alert. Returns how many were planned.
+    /// Plans a round of new alerts (oldest first) and applies the plans in one transaction.
+    /// Returns how many were planned; a full round means more may be waiting.
     #[tracing::instrument(skip_all, fields(now))]
     pub async fn plan_new(&self, now: i64) -> Result<usize, StoreError> {
-        let mut planned = 0;
-        for alert in self.store.new_alerts(200).await? {
-            // Re-read per alert: planning the previous one may have opened a window.
-            let Some(AlertToken { token, gone }) =
-                self.alert_token(&alert.hit.token_id, now).await?
-            else {
+        let alerts = self.store.new_alerts(PLAN_ROUND).await?;
+        // Each token is read once per round; a plan that opens a window updates the copy, so
+        // the token's later alerts in the round are grouped exactly as one by one. A deleted
+        // token's copy still alerts, saying it is gone.
+        let mut tokens: HashMap<TokenId, Option<AlertToken>> = HashMap::new();
+        let mut plans = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let id = &alert.hit.token_id;
+            if !tokens.contains_key(id) {
+                tokens.insert(id.clone(), self.alert_token(id, now).await?);
+            }
+            let Some(Some(AlertToken { token, gone })) = tokens.get_mut(id) else {
                 continue;
             };
-            let plan = if let Some(reason) = ignored(&token, &alert.hit.source_ip) {
+            let plan = if let Some(reason) = ignored(token, &alert.hit.source_ip) {
                 AlertPlan::Ignore { reason }
             } else if gone.is_none()
                 && self.cooldown_ms > 0
@@ -229,24 +239,25 @@ impl AlertService {
             {
                 AlertPlan::Group
             } else {
-                let mut view = self.view(AlertKind::Hit, &alert.alert_id, &token, &alert.hit);
-                Self::mark_gone(&mut view, gone);
+                let mut view = self.view(AlertKind::Hit, &alert.alert_id, token, &alert.hit);
+                Self::mark_gone(&mut view, *gone);
+                // A deleted token opens no window: nothing would close it.
+                let cooldown_until =
+                    (self.cooldown_ms > 0 && gone.is_none()).then_some(now + self.cooldown_ms);
+                if cooldown_until.is_some() {
+                    token.alerting.cooldown_until = cooldown_until;
+                }
                 AlertPlan::Send {
-                    deliveries: self.deliveries(&token, &view, now),
-                    // A deleted token opens no window: nothing would close it.
-                    cooldown_until: (self.cooldown_ms > 0 && gone.is_none())
-                        .then_some(now + self.cooldown_ms),
+                    deliveries: self.deliveries(token, &view, now),
+                    cooldown_until,
                 }
             };
-            if self
-                .store
-                .plan_alert(&alert.alert_id, &token.id, &plan)
-                .await?
-            {
-                planned += 1;
-            }
+            plans.push((alert.alert_id, token.id.clone(), plan));
         }
-        Ok(planned)
+        if plans.is_empty() {
+            return Ok(0);
+        }
+        self.store.plan_alerts(&plans).await
     }
 
     /// Sends a summary for every window that closed with gathered hits. A summary opens the

@@ -2,13 +2,19 @@
 //! matched to a token by its key (or account and user name), and matches are stored as hits,
 //! deduplicated by eventID, with an alert row each, in one transaction.
 
-use std::collections::HashMap;
+mod writer;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use canarykeys_core::cloudtrail::{self, Format, Limits, ParseError, Record, Skip};
+use canarykeys_core::TokenId;
 use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
-use canarykeys_store::{HitRecord, Store, StoreError, TokenRecord};
+use canarykeys_store::{HitRecord, Store, StoreError};
+
+use super::key_index::KeyIndex;
 use serde::Serialize;
+pub use writer::HitWriter;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
@@ -105,6 +111,9 @@ pub struct IngestService {
     /// skips them.
     exposures: Option<crate::services::ExposureService>,
     clock: SharedClock,
+    /// The fast path, when the server set it up: key lookups from memory, group commit.
+    index: Option<KeyIndex>,
+    writer: Option<HitWriter>,
 }
 
 impl IngestService {
@@ -119,6 +128,8 @@ impl IngestService {
             metrics,
             exposures: None,
             clock: SystemClock::shared(),
+            index: None,
+            writer: None,
         }
     }
 
@@ -131,6 +142,13 @@ impl IngestService {
     /// Stamps received hits by `clock` instead of the wall clock.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Matches keys from `index` and stores hits through the group-commit `writer`.
+    pub fn with_fast_path(mut self, index: KeyIndex, writer: HitWriter) -> Self {
+        self.index = Some(index);
+        self.writer = Some(writer);
         self
     }
 
@@ -199,7 +217,8 @@ impl IngestService {
         dry_run: bool,
     ) -> Result<IngestReport, StoreError> {
         let received_at = self.clock.now_millis();
-        let mut cache = HashMap::new();
+        // Database misses within this call only: never kept, so never stale.
+        let mut misses = HashSet::new();
         let mut hits = Vec::new();
         let mut report = IngestReport {
             parsed: records.len(),
@@ -207,19 +226,33 @@ impl IngestService {
             ..Default::default()
         };
         for record in records {
-            match self.match_record(record, &mut cache).await? {
-                Some(token) => hits.push(hit_from(record, &token, path, note, received_at)),
+            match self.match_record(record, &mut misses).await? {
+                Some(token) => hits.push(hit_from(record, token, path, note, received_at)),
                 None => report.unknown_keys += 1,
             }
         }
         report.matched = hits.len();
         if !dry_run && !hits.is_empty() {
-            let new = self.store.record_hits(&hits).await?;
+            let (new, hits) = match &self.writer {
+                Some(writer) => {
+                    // The writer takes the hits; keep what the log line needs.
+                    let names: Vec<(TokenId, String)> = hits
+                        .iter()
+                        .map(|h| (h.token_id.clone(), h.event_name.clone()))
+                        .collect();
+                    (writer.record(hits).await?, names)
+                }
+                None => {
+                    let new = self.store.record_hits(&hits).await?;
+                    let names = hits.into_iter().map(|h| (h.token_id, h.event_name));
+                    (new, names.collect())
+                }
+            };
             report.new_hits = new.iter().filter(|n| **n).count();
             report.duplicates = hits.len() - report.new_hits;
-            for (hit, is_new) in hits.iter().zip(&new) {
+            for ((token_id, event_name), is_new) in hits.iter().zip(&new) {
                 if *is_new {
-                    tracing::warn!(token = %hit.token_id, event = ?hit.event_name, path = path.as_str(), "decoy key used");
+                    tracing::warn!(token = %token_id, event = ?event_name, path = path.as_str(), "decoy key used");
                 }
             }
         }
@@ -251,21 +284,16 @@ impl IngestService {
     async fn match_record(
         &self,
         r: &Record,
-        cache: &mut HashMap<String, Option<TokenRecord>>,
-    ) -> Result<Option<TokenRecord>, StoreError> {
+        misses: &mut HashSet<String>,
+    ) -> Result<Option<TokenId>, StoreError> {
         if let Some(key) = r
             .identity
             .access_key_id
             .as_deref()
             .and_then(|k| AccessKeyId::parse(k).ok())
         {
-            let cache_key = format!("k:{key}");
-            if !cache.contains_key(&cache_key) {
-                let found = self.store.find_token_by_key(&key).await?;
-                cache.insert(cache_key.clone(), found);
-            }
-            if let Some(Some(token)) = cache.get(&cache_key) {
-                return Ok(Some(token.clone()));
+            if let Some(token) = self.by_key(&key, misses).await? {
+                return Ok(Some(token));
             }
         }
         let account = r
@@ -279,12 +307,41 @@ impl IngestService {
         let (Ok(account), Ok(user)) = (AccountId::parse(account), IamUserName::parse(user)) else {
             return Ok(None);
         };
-        let cache_key = format!("u:{account}:{user}");
-        if !cache.contains_key(&cache_key) {
-            let found = self.store.find_token_by_user(&account, &user).await?;
-            cache.insert(cache_key.clone(), found);
+        let miss = format!("u:{account}:{user}");
+        if misses.contains(&miss) {
+            return Ok(None);
         }
-        Ok(cache.get(&cache_key).cloned().flatten())
+        let found = match &self.index {
+            Some(index) => index.by_user(&*self.store, account, &user).await?,
+            None => self
+                .store
+                .find_token_by_user(&account, &user)
+                .await?
+                .map(|t| t.id),
+        };
+        if found.is_none() {
+            misses.insert(miss);
+        }
+        Ok(found)
+    }
+
+    async fn by_key(
+        &self,
+        key: &AccessKeyId,
+        misses: &mut HashSet<String>,
+    ) -> Result<Option<TokenId>, StoreError> {
+        let miss = format!("k:{key}");
+        if misses.contains(&miss) {
+            return Ok(None);
+        }
+        let found = match &self.index {
+            Some(index) => index.by_key(&*self.store, key).await?,
+            None => self.store.find_token_by_key(key).await?.map(|t| t.id),
+        };
+        if found.is_none() {
+            misses.insert(miss);
+        }
+        Ok(found)
     }
 }
 
@@ -296,14 +353,14 @@ fn hit_note(note: Option<&str>, fallbacks: &[&str]) -> Option<String> {
 
 fn hit_from(
     r: &Record,
-    token: &TokenRecord,
+    token: TokenId,
     path: DeliveryPath,
     note: Option<&str>,
     received_at: i64,
 ) -> HitRecord {
     HitRecord {
         id: ids::random_id(),
-        token_id: token.id.clone(),
+        token_id: token,
         event_id: r.event_id.clone(),
         // No usable time field: the arrival time stands in, and the note says so.
         event_time: r.event_time.unwrap_or(received_at),

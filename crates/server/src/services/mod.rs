@@ -9,6 +9,7 @@ pub mod detection_health;
 mod error;
 pub mod exposures;
 pub mod ingest;
+pub mod key_index;
 pub mod sensor;
 pub mod tokens;
 

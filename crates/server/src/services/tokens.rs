@@ -37,6 +37,8 @@ pub struct TokenService {
     output: OutputFormat,
     allow_private_webhooks: bool,
     clock: SharedClock,
+    /// Ingest's in-memory key index, kept exact on create and delete.
+    index: Option<super::key_index::KeyIndex>,
 }
 
 impl TokenService {
@@ -55,12 +57,19 @@ impl TokenService {
             output,
             allow_private_webhooks: false,
             clock: SystemClock::shared(),
+            index: None,
         }
     }
 
     /// Stamps and expires tokens by `clock` instead of the wall clock.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Keeps ingest's key index in step with this service's creates and deletes.
+    pub fn with_key_index(mut self, index: super::key_index::KeyIndex) -> Self {
+        self.index = Some(index);
         self
     }
 
@@ -195,6 +204,9 @@ impl TokenService {
         }
         // Stored: the token owns the key now (the reconciler checks that before any revoke).
         self.forget_mint(&intent).await;
+        if let Some(index) = &self.index {
+            index.insert(&record);
+        }
         let credentials = AwsCredentials {
             access_key_id: key.access_key_id,
             secret_access_key: key.secret_access_key,
@@ -346,6 +358,9 @@ impl TokenService {
         self.store
             .write_audited(AuditedWrite::DeleteToken(&token.id), &audit)
             .await?;
+        if let Some(index) = &self.index {
+            index.remove(token);
+        }
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
     }

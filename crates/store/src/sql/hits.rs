@@ -9,54 +9,8 @@ use crate::{HitRecord, HitStore, Result};
 #[async_trait]
 impl HitStore for SqlStore {
     async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
-        let insert_hit = format!(
-            "INSERT INTO hits ({HIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (event_id) DO NOTHING"
-        );
-        let mut tx = self.pool.begin().await?;
-        let mut new = Vec::with_capacity(hits.len());
-        for h in hits {
-            let res = sqlx::query(&insert_hit)
-                .bind(&h.id)
-                .bind(h.token_id.as_str())
-                .bind(&h.event_id)
-                .bind(h.event_time)
-                .bind(h.received_at)
-                .bind(&h.event_name)
-                .bind(&h.event_source)
-                .bind(&h.region)
-                .bind(&h.source_ip)
-                .bind(&h.user_agent)
-                .bind(&h.error_code)
-                .bind(&h.error_message)
-                .bind(&h.account_id)
-                .bind(&h.access_key_id)
-                .bind(&h.tls_host)
-                .bind(&h.vpc_endpoint_id)
-                .bind(&h.request_id)
-                .bind(&h.path)
-                .bind(&h.note)
-                .bind(&h.suppressed)
-                .bind(&h.raw)
-                .execute(&mut *tx)
-                .await?;
-            let inserted = res.rows_affected() > 0;
-            if inserted {
-                // The alert row shares the hit's id: one alert per hit, by construction.
-                sqlx::query(
-                    "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
-                     VALUES ($1, $1, $2, 'new', $3)",
-                )
-                .bind(&h.id)
-                .bind(h.token_id.as_str())
-                .bind(h.received_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            new.push(inserted);
-        }
-        tx.commit().await?;
-        Ok(new)
+        // Multi-row statements: the group-commit writer sends many requests' hits at once.
+        self.record_hits_batched(hits).await
     }
 
     async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>> {

@@ -71,7 +71,7 @@ pub(super) async fn insert_deliveries(
     Ok(())
 }
 
-async fn set_cooldown(
+pub(super) async fn set_cooldown(
     tx: &mut Transaction<'_, Any>,
     token: &TokenId,
     until: Option<i64>,
@@ -155,6 +155,10 @@ impl OutboxStore for SqlStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn plan_alerts(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize> {
+        self.plan_alerts_batched(plans).await
     }
 
     async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>> {
@@ -251,6 +255,14 @@ impl OutboxStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn mark_delivered_many(
+        &self,
+        delivered: &[(String, TokenId, ChannelKind)],
+        now: i64,
+    ) -> Result<()> {
+        self.mark_delivered_batched(delivered, now).await
     }
 
     async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()> {

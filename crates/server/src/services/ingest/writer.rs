@@ -1,0 +1,102 @@
+//! Group commit: one writer task takes the hits of every concurrent request and stores them
+//! together, in one transaction of multi-row statements. While a commit runs, new requests queue;
+//! the next group takes all of them (up to a bound), so the group grows with the load and a lone
+//! request waits for nobody. Each request is answered after its own group commits; if a group
+//! fails, every request in it gets the error (a 2xx always means committed).
+
+use std::sync::Arc;
+
+use canarykeys_store::{HitRecord, Store, StoreError};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Hits in one group at most: bounds a transaction's size and a request's wait behind others.
+const MAX_GROUP_HITS: usize = 4096;
+/// Requests waiting for the writer at most; more wait to enqueue (back-pressure, not memory).
+const QUEUE: usize = 4096;
+
+struct Job {
+    hits: Vec<HitRecord>,
+    /// How many of the group's results are this job's (its hits move into the group).
+    len: usize,
+    reply: oneshot::Sender<Result<Vec<bool>, StoreError>>,
+}
+
+/// The handle requests submit through. Cloning shares the one writer task.
+#[derive(Clone)]
+pub struct HitWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HitWriter {
+    /// Starts the writer task. `committed` is told after every commit that stored a new hit,
+    /// so the delivery worker plans at once instead of on a clock.
+    pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, queue, committed));
+        Self { jobs }
+    }
+
+    /// Stores `hits` in the next group; returns per hit whether it was new.
+    pub async fn record(&self, hits: Vec<HitRecord>) -> Result<Vec<bool>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Closed;
+        let len = hits.len();
+        self.jobs
+            .send(Job { hits, len, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, committed: Arc<Notify>) {
+    let mut group: Vec<Job> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut size = first.hits.len();
+        group.push(first);
+        // Take whatever queued while the last group committed: no timer, so no added wait.
+        while size < MAX_GROUP_HITS {
+            match queue.try_recv() {
+                Ok(job) => {
+                    size += job.hits.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&*store, &mut group, size, &committed).await;
+    }
+}
+
+async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed: &Notify) {
+    let hits: Vec<HitRecord> = if group.len() == 1 {
+        std::mem::take(&mut group[0].hits)
+    } else {
+        let mut all = Vec::with_capacity(size);
+        for job in group.iter_mut() {
+            all.append(&mut job.hits);
+        }
+        all
+    };
+    let jobs = group.drain(..);
+    match store.record_hits(&hits).await {
+        Ok(new) => {
+            if new.iter().any(|n| *n) {
+                committed.notify_one();
+            }
+            let mut new = new.into_iter();
+            for job in jobs {
+                let mine: Vec<bool> = new.by_ref().take(job.len).collect();
+                // A request that gave up (client gone) does not stop the others.
+                let _ = job.reply.send(Ok(mine));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), hits = size, "group commit failed");
+            let e = Arc::new(e);
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::GroupCommit(e.clone())));
+            }
+        }
+    }
+}
