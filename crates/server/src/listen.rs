@@ -20,6 +20,24 @@ use tower::Service;
 
 use crate::config::ListenersConfig;
 
+/// Raises this process's open-files limit to the hard limit the system allows, so that both
+/// listeners' connection caps fit in it (a descriptor per connection, plus the database, files
+/// and outgoing sends). Where it still cannot fit, says so once at start: past the limit `accept`
+/// fails and new clients wait, which is what the cap would have done anyway.
+pub fn fit_descriptor_limit(limits: &ListenersConfig) {
+    let wanted = limits.max_connections as u64 * 2 + 512;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            open_files = got,
+            max_connections = limits.max_connections,
+            "the open-files limit is below what two listeners at their connection cap need; \
+             raise it (ulimit -n / LimitNOFILE) or lower listeners.max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-files limit"),
+    }
+}
+
 /// The whole request after its headers, body included, for routers that read bodies through
 /// extractors: a client trickling a body is answered `408` and its connection closed.
 pub fn with_request_timeout(router: Router, limits: &ListenersConfig) -> Router {

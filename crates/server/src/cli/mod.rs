@@ -116,6 +116,7 @@ fn init_logging(filter: &str, format: crate::config::LogFormat) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(&config.log, config.log_format);
+    crate::listen::fit_descriptor_limit(&config.listeners);
     let data_dir = config.data_dir.display().to_string();
     let app = Application::build(config).await?;
     tracing::info!(

@@ -511,7 +511,9 @@ pub struct ListenersConfig {
     /// the hit).
     #[serde(with = "humantime_serde")]
     pub request_timeout: std::time::Duration,
-    /// Open connections per listener; more wait in the kernel's queue until one closes.
+    /// Open connections per listener; more wait in the kernel's queue until one closes. High
+    /// enough that ten thousand idle connections (closed at `header_timeout`) leave room for
+    /// real clients; each idle one costs a few KiB. `serve` raises its open-files limit to fit.
     pub max_connections: usize,
 }
 
@@ -521,7 +523,7 @@ impl Default for ListenersConfig {
         Self {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
-            max_connections: 1024,
+            max_connections: 16_384,
         }
     }
 }

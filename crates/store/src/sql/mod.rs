@@ -80,6 +80,13 @@ impl SqlStore {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
             })
+            // While PostgreSQL is gone a request waits this long for a connection before it is
+            // answered 503; sqlx's 30 s default kept callers hanging. SQLite cannot go away, and
+            // there a long wait only means a burst of writers.
+            .acquire_timeout(match backend {
+                Backend::Sqlite => std::time::Duration::from_secs(30),
+                Backend::Postgres => std::time::Duration::from_secs(5),
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -10,7 +10,7 @@ use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
 use canarykeys_store::{ChannelSwitches, TokenRecord};
 use serde::Deserialize;
 
-use crate::http::extract::caller::{is_api_key, MaybeApiCaller};
+use crate::http::extract::caller::{is_api_key, ApiCaller, MaybeApiCaller};
 use crate::http::extract::client::ClientAddr;
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::extract::ApiJson;
@@ -190,15 +190,12 @@ pub(super) async fn remove(
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
     let (token, actor) = if is_api_key(&bearer.0) {
-        let (operator, scopes) = state
-            .access
-            .api_key(&bearer.0)
-            .await
-            .ok_or(ApiError::NoCredentials)?;
-        if !scopes.contains(&Scope::TokensWrite) {
-            return Err(ApiError::MissingScope(Scope::TokensWrite.as_str()));
-        }
-        (state.tokens.get(&id).await?, Actor::Operator(operator.name))
+        let caller = ApiCaller::from_key(&state, &bearer.0).await?;
+        caller.require(Scope::TokensWrite)?;
+        (
+            state.tokens.get(&id).await?,
+            Actor::Operator(caller.operator.name),
+        )
     } else {
         (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
     };

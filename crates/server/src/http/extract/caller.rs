@@ -24,6 +24,16 @@ pub struct ApiCaller {
 }
 
 impl ApiCaller {
+    /// The operator and scopes of an API key (`ck_…`); an unknown or revoked key is a 401.
+    pub async fn from_key(state: &AppState, key: &str) -> Result<Self, ApiError> {
+        let (operator, scopes) = state
+            .access
+            .api_key(key)
+            .await
+            .ok_or(ApiError::NoCredentials)?;
+        Ok(Self { operator, scopes })
+    }
+
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.contains(&scope) {
             Ok(())
@@ -102,12 +112,7 @@ impl FromRequestParts<AppState> for MaybeApiCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(key) = bearer(&parts.headers).filter(|b| is_api_key(b)) {
-            let (operator, scopes) = state
-                .access
-                .api_key(key)
-                .await
-                .ok_or(ApiError::NoCredentials)?;
-            return Ok(Self(Some(ApiCaller { operator, scopes })));
+            return Ok(Self(Some(ApiCaller::from_key(state, key).await?)));
         }
         Ok(Self(current_operator(parts, state).await.map(|operator| {
             ApiCaller {
