@@ -28,6 +28,20 @@ fi
 seed_dir() {
   local target=$1 dir="fuzz/corpus/$1"
   mkdir -p "$dir"
+  # Committed seeds: raw files per target, and for webhook_url a list of URLs, one a line, each
+  # written twice behind the target's flag byte ('0': private addresses refused, '1': allowed).
+  if [ -d "fuzz/seeds/$target" ]; then
+    cp -n fuzz/seeds/"$target"/* "$dir"/ 2>/dev/null || true
+  fi
+  if [ -f "fuzz/seeds/$target.txt" ]; then
+    local n=0 line flag
+    while IFS= read -r line; do
+      n=$((n + 1))
+      for flag in 0 1; do
+        printf '%s%s' "$flag" "$line" >"$dir/seed-list-$n-$flag"
+      done
+    done <"fuzz/seeds/$target.txt"
+  fi
   local shared=../shared/cloudtrail-corpus
   [ -d "$shared" ] || return 0
   case "$target" in

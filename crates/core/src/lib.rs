@@ -10,7 +10,9 @@ pub mod health;
 pub mod ids;
 pub mod mint_protocol;
 pub mod names;
+pub mod sensor;
 pub mod signing;
+pub mod ssrf;
 pub mod token;
 
 use std::fmt;

@@ -5,13 +5,12 @@
 //! It is its own router, not a route of the main one: it must accept any path and method an AWS
 //! service uses, has its own body cap, and sends none of the web UI's headers (they would give it
 //! away). It only reads the request and writes AWS's answer: the lookup, check and hit are one
-//! `SensorService::observe` call.
+//! `SensorService::observe` call. The parsing itself (claim, SigV4 check, protocol, freshness)
+//! is `canarykeys_core::sensor`, pure, so the fuzz target `sensor_request` runs it without a
+//! server.
 
-mod freshness;
 mod hit;
-mod protocol;
 mod respond;
-mod sigv4;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -21,6 +20,7 @@ use axum::http::request::Parts;
 use axum::http::Method;
 use axum::response::Response;
 use axum::Router;
+use canarykeys_core::sensor::{freshness, protocol, sigv4};
 use canarykeys_store::TokenRecord;
 use tokio::net::TcpListener;
 

@@ -7,147 +7,15 @@
 //! token is made ([`check_new_webhook`]), again before each send ([`check_url`]), and a third
 //! time inside the HTTP client's resolver ([`CheckedResolver`]), which is what the connection
 //! actually uses. A name that is re-pointed at 127.0.0.1 between check and connect (DNS
-//! rebinding) therefore still cannot be reached.
+//! rebinding) therefore still cannot be reached. Which addresses are refused is
+//! `canarykeys_core::ssrf` (pure, and fuzzed); this module resolves names and applies it.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
-use ipnet::{Ipv4Net, Ipv6Net};
-use url::{Host, Url};
-
-/// The one message for every refused address. It does not say which address or range: the
-/// person creating a token should not learn what an internal name resolves to.
-pub const REFUSED: &str = "refused: resolves to a private address";
-
-/// Whether `allow_private` lifts a refusal. Metadata, multicast and the like are never a
-/// webhook receiver, so they stay refused even in tests and on internal deployments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Class {
-    Private,
-    Never,
-}
-
-const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
-    Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), len)
-}
-
-const fn v6(s: [u16; 8], len: u8) -> Ipv6Net {
-    Ipv6Net::new_assert(
-        Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
-        len,
-    )
-}
-
-/// Refused IPv4 ranges, most specific first so the reason names the metadata service.
-const V4: &[(Ipv4Net, Class, &str)] = &[
-    (v4(169, 254, 169, 254, 32), Class::Never, "cloud metadata"),
-    (
-        v4(0, 0, 0, 0, 8),
-        Class::Never,
-        "unspecified (this network)",
-    ),
-    (v4(10, 0, 0, 0, 8), Class::Private, "private (RFC 1918)"),
-    (
-        v4(100, 64, 0, 0, 10),
-        Class::Private,
-        "shared address space (CGNAT)",
-    ),
-    (v4(127, 0, 0, 0, 8), Class::Private, "loopback"),
-    (v4(169, 254, 0, 0, 16), Class::Private, "link-local"),
-    (v4(172, 16, 0, 0, 12), Class::Private, "private (RFC 1918)"),
-    (v4(192, 168, 0, 0, 16), Class::Private, "private (RFC 1918)"),
-    (v4(198, 18, 0, 0, 15), Class::Private, "benchmarking"),
-    (v4(224, 0, 0, 0, 4), Class::Never, "multicast"),
-    (v4(255, 255, 255, 255, 32), Class::Never, "broadcast"),
-    (v4(240, 0, 0, 0, 4), Class::Never, "reserved"),
-];
-
-/// Refused IPv6 ranges. Forms that embed an IPv4 address are checked by that address instead.
-const V6: &[(Ipv6Net, Class, &str)] = &[
-    (
-        v6([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254], 128),
-        Class::Never,
-        "cloud metadata",
-    ),
-    (v6([0; 8], 128), Class::Never, "unspecified"),
-    (
-        v6([0, 0, 0, 0, 0, 0, 0, 1], 128),
-        Class::Private,
-        "loopback",
-    ),
-    (
-        v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64),
-        Class::Never,
-        "discard-only",
-    ),
-    (
-        v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
-        Class::Private,
-        "local-use NAT64",
-    ),
-    (
-        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
-        Class::Private,
-        "unique local (private)",
-    ),
-    (
-        v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
-        Class::Private,
-        "link-local",
-    ),
-    (
-        v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
-        Class::Private,
-        "site-local",
-    ),
-    (
-        v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),
-        Class::Never,
-        "multicast",
-    ),
-];
-
-/// The IPv4 address an IPv6 one stands for, where the connection would end up there: mapped
-/// `::ffff:a.b.c.d`, deprecated compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4
-/// `2002:aabb:ccdd::`.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let low = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
-    match s {
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(low(hi, lo)),
-        // `::` and `::1` are themselves, not 0.0.0.0 and 0.0.0.1.
-        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
-        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
-        _ => None,
-    }
-}
-
-fn classify(ip: IpAddr) -> Option<(Class, &'static str)> {
-    match ip {
-        IpAddr::V4(ip) => V4
-            .iter()
-            .find(|(net, ..)| net.contains(&ip))
-            .map(|&(_, class, why)| (class, why)),
-        IpAddr::V6(ip) => {
-            if let Some(inner) = embedded_v4(ip) {
-                return classify(IpAddr::V4(inner));
-            }
-            V6.iter()
-                .find(|(net, ..)| net.contains(&ip))
-                .map(|&(_, class, why)| (class, why))
-        }
-    }
-}
-
-/// Why `ip` may not receive a webhook, or `None` if it may. `allow_private` lets loopback and
-/// private ranges through (tests, or a receiver on the same network), never metadata.
-pub fn refusal(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
-    match classify(ip)? {
-        (Class::Private, _) if allow_private => None,
-        (_, why) => Some(why),
-    }
-}
+use canarykeys_core::ssrf::Target;
+pub use canarykeys_core::ssrf::{refusal, REFUSED};
+use url::Url;
 
 /// Why a URL cannot be sent to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,18 +65,10 @@ fn refuse_any(host: &str, addrs: &[SocketAddr], allow_private: bool) -> Result<(
 
 /// The checked addresses of `url`, or why it may not be sent to.
 pub(crate) async fn check(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, CheckError> {
-    let bad = |m: &str| CheckError::BadUrl(m.to_owned());
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("a webhook URL must be http:// or https://"));
-    }
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| bad("a webhook URL needs a port"))?;
-    let (host, addrs) = match url.host() {
-        None => return Err(bad("a webhook URL needs a host")),
-        Some(Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
-        Some(Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
-        Some(Host::Domain(name)) => (name.to_owned(), lookup(name, port).await?),
+    let target = canarykeys_core::ssrf::target(url).map_err(|m| CheckError::BadUrl(m.into()))?;
+    let (host, addrs) = match target {
+        Target::Literal(addr) => (addr.ip().to_string(), vec![addr]),
+        Target::Name { host, port } => (host.to_owned(), lookup(host, port).await?),
     };
     refuse_any(&host, &addrs, allow_private)?;
     Ok(addrs)

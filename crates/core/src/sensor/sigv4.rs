@@ -13,7 +13,7 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
-use axum::http::request::Parts;
+use http::request::Parts;
 use subtle::ConstantTimeEq;
 use url::form_urlencoded;
 
@@ -150,7 +150,7 @@ fn build(
 }
 
 /// `X-Amz-Date` as a time; the signer formats it back to the same text.
-pub(super) fn parse_date(date: &str) -> Option<SystemTime> {
+pub fn parse_date(date: &str) -> Option<SystemTime> {
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
     let t = time::PrimitiveDateTime::parse(date, format)
         .ok()?
@@ -278,7 +278,7 @@ mod tests {
     const CREDENTIAL: &str = "AKIDEXAMPLE/20150830/us-east-1/service/aws4_request";
 
     fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        let mut req = http::Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -3,8 +3,8 @@
 //! is read from caller input, so names are reduced to the characters AWS uses before they go
 //! anywhere.
 
-use axum::http::request::Parts;
-use axum::http::Method;
+use http::request::Parts;
+use http::Method;
 use url::form_urlencoded;
 
 /// The protocol families of AWS APIs, as far as an error answer differs between them.
@@ -299,7 +299,7 @@ mod tests {
     use super::*;
 
     fn call(service: &str, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Call {
-        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        let mut req = http::Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
