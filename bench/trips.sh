@@ -11,22 +11,11 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 db="${2:-}"
 command -v wrk >/dev/null || { echo "trips.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
-bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
-bin=$bin_dir/canarykeys
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export CANARYKEYS_INGEST__SECRET=bench-ingest-secret-0123456789
-export CANARYKEYS_ACCESS__CREATE=open
 [ -n "$db" ] && export CANARYKEYS_DATABASE_URL="$db"
-"$bin" --data-dir "$work/data" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
-token=$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/tokens" -H 'content-type: application/json' \
-  -d '{"kind":"aws_keys","memo":"bench","email":"soc@example.com"}')
+source bench/lib.sh
+bench_start
 export KEY SECRET=$CANARYKEYS_INGEST__SECRET
-KEY=$(echo "$token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["aws"]["access_key_id"])')
+KEY=$(bench_token)
 echo "server pid $pid, release build, ${secs}s per run, database ${db:-SQLite}"
 echo "| key | connections | req/s | p50 ms | p99 ms | max ms | errors |"
 echo "|---|---|---|---|---|---|---|"
