@@ -9,6 +9,7 @@ use canarykeys_core::cloudtrail::{self, Limits};
 fn main() {
     let limits = Limits {
         max_decompressed_bytes: usize::MAX,
+        ..Limits::DEFAULT
     };
     for path in std::env::args().skip(1) {
         let start = Instant::now();
