@@ -360,8 +360,13 @@ impl<'a> Ctx<'a> {
         for index in 0.. {
             line.clear();
             self.element();
-            if read_line(&mut input, &mut line, line_cap).map_err(&io)? == 0 {
-                break;
+            match read_line(&mut input, &mut line, line_cap) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) if line.len() > line_cap => {
+                    return Err(ParseError::RecordTooLarge { limit: line_cap })
+                }
+                Err(e) => return Err(io(e)),
             }
             let text = line.trim_ascii();
             if text.is_empty() {
