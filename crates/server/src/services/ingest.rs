@@ -2,6 +2,7 @@
 //! matched to a token by its key (or account and user name), and matches are stored as hits,
 //! deduplicated by eventID, with an alert row each, in one transaction.
 
+mod stream;
 mod writer;
 
 use std::collections::HashSet;
@@ -93,6 +94,23 @@ pub struct IngestReport {
 }
 
 const MAX_SKIP_REASONS: usize = 20;
+
+impl IngestReport {
+    /// Adds the totals of a part of the same input (a chunk of a stream).
+    fn add(&mut self, part: &IngestReport) {
+        self.matched += part.matched;
+        self.unknown_keys += part.unknown_keys;
+        self.new_hits += part.new_hits;
+        self.duplicates += part.duplicates;
+    }
+
+    /// Counts skips, keeping the first few reasons.
+    fn skips(&mut self, skipped: &[Skip]) {
+        self.skipped += skipped.len();
+        let room = MAX_SKIP_REASONS.saturating_sub(self.skip_reasons.len());
+        self.skip_reasons.extend(skipped.iter().take(room).cloned());
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -384,6 +402,6 @@ fn hit_from(
         path: path.as_str().to_owned(),
         note: hit_note(note, &r.fallbacks),
         suppressed: None,
-        raw: r.raw.to_string(),
+        raw: r.raw.compact(),
     }
 }

@@ -72,7 +72,13 @@ fn an_item_over_the_record_cap_ends_the_stream() {
     let (summary, _) = stream(lines.as_bytes(), &limits);
     assert!(summary.unwrap_err().is_too_large());
     // The default cap lets a real record through.
-    assert_eq!(stream(input.as_bytes(), &Limits::default()).0.unwrap().records, 2);
+    assert_eq!(
+        stream(input.as_bytes(), &Limits::default())
+            .0
+            .unwrap()
+            .records,
+        2
+    );
 }
 
 #[test]
@@ -125,7 +131,10 @@ fn a_consumer_can_stop_the_stream_and_sources_fail_cleanly() {
     });
     assert_eq!(outcome.unwrap_err(), ParseError::Interrupted);
     assert_eq!(seen, 1000);
-    assert_eq!(stream(b" \n ", &Limits::default()).0.unwrap_err(), ParseError::Empty);
+    assert_eq!(
+        stream(b" \n ", &Limits::default()).0.unwrap_err(),
+        ParseError::Empty
+    );
     let unreadable = parse_stream(
         || Err::<&[u8], _>(std::io::Error::other("gone")),
         &Limits::default(),
