@@ -5,7 +5,6 @@
 //! The rule that keeps errors meaningful: once a wrapper is recognised, bad items inside it are
 //! skips; only an input in which nothing looks like CloudTrail is a whole-input error.
 
-use std::io::BufRead;
 use std::ops::ControlFlow;
 
 use serde_json::value::RawValue;
@@ -16,7 +15,6 @@ use super::fields::{self, Fields};
 use super::record::{self, Record};
 use super::{Chunk, Format, ParseError, Skip};
 
-const NOT_JSON: &str = "not JSON";
 const PLAIN_TEXT: &str = "log event is not a CloudTrail record (plain text)";
 const NO_MESSAGE: &str = "log event has no message";
 const MESSAGE_NOT_JSON: &str = "log event message is not valid JSON";
@@ -49,7 +47,7 @@ pub(super) struct Ctx<'a> {
     pub(super) records: usize,
     pub(super) skipped: usize,
     /// Items that were CloudTrail records, usable or not: zero means "not CloudTrail at all".
-    cloudtrail_like: usize,
+    pub(super) cloudtrail_like: usize,
     pub(super) budget: Budget,
     /// The budget as it stood before the document was read, for a second reading as NDJSON.
     budget_start: Budget,
@@ -113,7 +111,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn skip(&mut self, index: usize, reason: &str) -> Result<(), ParseError> {
+    pub(super) fn skip(&mut self, index: usize, reason: &str) -> Result<(), ParseError> {
         self.skipped += 1;
         self.chunk.skipped.push(Skip {
             index,
@@ -345,76 +343,6 @@ impl<'a> Ctx<'a> {
             Err(reason) => self.skip(0, reason).map(|()| Format::Record),
         }
     }
-
-    /// One JSON value per line. Chosen only when the input is not one JSON document, has at
-    /// least two lines, and at least one line is a JSON object; otherwise it is simply not JSON.
-    /// `input` starts at the first non-blank byte; `io` says what a read error means.
-    pub(super) fn ndjson(
-        &mut self,
-        mut input: impl BufRead,
-        line_cap: usize,
-        io: impl Fn(std::io::Error) -> ParseError,
-    ) -> Result<Format, ParseError> {
-        let (mut lines, mut objects) = (0usize, 0usize);
-        let mut line = Vec::new();
-        for index in 0.. {
-            line.clear();
-            self.element();
-            match read_line(&mut input, &mut line, line_cap) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(_) if line.len() > line_cap => {
-                    return Err(ParseError::RecordTooLarge { limit: line_cap })
-                }
-                Err(e) => return Err(io(e)),
-            }
-            let text = line.trim_ascii();
-            if text.is_empty() {
-                continue;
-            }
-            lines += 1;
-            match serde_json::from_slice::<Box<RawValue>>(text) {
-                Ok(raw) => {
-                    objects += usize::from(raw.get().starts_with('{'));
-                    let f = fields::read(raw.get());
-                    self.item(index, raw, f)?;
-                }
-                Err(_) => self.skip(index, NOT_JSON)?,
-            }
-        }
-        if lines < 2 || objects == 0 {
-            return Err(ParseError::NotJson);
-        }
-        if self.cloudtrail_like == 0 {
-            return Err(not_cloudtrail(
-                "NDJSON in which no line is a CloudTrail record",
-            ));
-        }
-        Ok(Format::Ndjson)
-    }
-}
-
-/// Reads up to and including the next `\n` into `line`; 0 at the end of the input. A line
-/// longer than `cap` is an error (the caller's meter tells why).
-fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
-    loop {
-        let buf = input.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(line.len());
-        }
-        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        line.extend_from_slice(&buf[..take]);
-        input.consume(take);
-        if line.len() > cap {
-            return Err(std::io::Error::other("line over the cap"));
-        }
-        if done {
-            return Ok(line.len());
-        }
-    }
 }
 
 /// A decoded CloudWatch Logs subscription payload has one of these; a CloudTrail record never
@@ -436,22 +364,4 @@ fn rebuild(members: &[(String, Box<RawValue>)]) -> Result<Box<RawValue>, ParseEr
     }
     text.push('}');
     RawValue::from_string(text).map_err(|_| ParseError::NotJson)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_line_stops_at_newlines_and_the_cap() {
-        let mut input: &[u8] = b"ab\ncd";
-        let mut line = Vec::new();
-        assert_eq!(read_line(&mut input, &mut line, 10).unwrap(), 3);
-        line.clear();
-        assert_eq!(read_line(&mut input, &mut line, 10).unwrap(), 2);
-        line.clear();
-        assert_eq!(read_line(&mut input, &mut line, 10).unwrap(), 0);
-        let mut long: &[u8] = b"abcdef\n";
-        assert!(read_line(&mut long, &mut Vec::new(), 3).is_err());
-    }
 }

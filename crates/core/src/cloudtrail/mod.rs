@@ -33,6 +33,7 @@ mod decode;
 mod detect;
 mod document;
 mod fields;
+mod ndjson;
 mod raw;
 mod record;
 #[cfg(test)]

@@ -94,24 +94,6 @@ pub struct IngestReport {
 }
 
 const MAX_SKIP_REASONS: usize = 20;
-
-impl IngestReport {
-    /// Adds the totals of a part of the same input (a chunk of a stream).
-    fn add(&mut self, part: &IngestReport) {
-        self.matched += part.matched;
-        self.unknown_keys += part.unknown_keys;
-        self.new_hits += part.new_hits;
-        self.duplicates += part.duplicates;
-    }
-
-    /// Counts skips, keeping the first few reasons.
-    fn skips(&mut self, skipped: &[Skip]) {
-        self.skipped += skipped.len();
-        let room = MAX_SKIP_REASONS.saturating_sub(self.skip_reasons.len());
-        self.skip_reasons.extend(skipped.iter().take(room).cloned());
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{0}")]

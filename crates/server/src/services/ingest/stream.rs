@@ -13,7 +13,8 @@ use std::ops::ControlFlow;
 use canarykeys_core::cloudtrail::{self, Chunk, ParseError};
 use tokio::sync::mpsc;
 
-use super::{DeliveryPath, IngestError, IngestReport, IngestService};
+use super::{DeliveryPath, IngestError, IngestReport, IngestService, MAX_SKIP_REASONS};
+use canarykeys_core::cloudtrail::Skip;
 
 /// Chunks parsed ahead of the one being stored: enough to keep both sides busy.
 const AHEAD: usize = 2;
@@ -78,5 +79,22 @@ impl IngestService {
         report.records = summary.records + summary.skipped;
         report.parsed = summary.records;
         Ok(report)
+    }
+}
+
+impl IngestReport {
+    /// Adds the totals of a part of the same input (a chunk of a stream).
+    fn add(&mut self, part: &IngestReport) {
+        self.matched += part.matched;
+        self.unknown_keys += part.unknown_keys;
+        self.new_hits += part.new_hits;
+        self.duplicates += part.duplicates;
+    }
+
+    /// Counts skips, keeping the first few reasons.
+    fn skips(&mut self, skipped: &[Skip]) {
+        self.skipped += skipped.len();
+        let room = MAX_SKIP_REASONS.saturating_sub(self.skip_reasons.len());
+        self.skip_reasons.extend(skipped.iter().take(room).cloned());
     }
 }
