@@ -11,6 +11,7 @@ use libfuzzer_sys::fuzz_target;
 
 const LIMITS: Limits = Limits {
     max_decompressed_bytes: 1 << 20,
+    ..Limits::DEFAULT
 };
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 // A small budget so that bombs are refused quickly instead of slowing the fuzzer down.
 const LIMITS: Limits = Limits {
     max_decompressed_bytes: 1 << 20,
+    ..Limits::DEFAULT
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -17,6 +17,7 @@ fn record(key: &str, i: usize) -> String {
 fn parse(c: &mut Criterion) {
     let limits = Limits {
         max_decompressed_bytes: 64 << 20,
+        ..Limits::DEFAULT
     };
     let key = "AKIAIOSFODNN7EXAMPLE";
     let event = format!(

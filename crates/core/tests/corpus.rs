@@ -136,6 +136,7 @@ fn every_corpus_file_parses_to_the_pinned_counts() {
         *skips_per_format.entry(p.format).or_default() += p.skipped.len();
         for r in &p.records {
             assert!(!r.event_id.is_empty());
+            let raw = r.raw.to_value();
             // 2014-01-01 .. 2027-01-01: the corpus spans 2014 (docs examples) to 2024. Only
             // records with no usable time field at all leave it to the arrival time.
             let t = r.event_time.unwrap_or(1_388_534_400_000);
@@ -148,21 +149,17 @@ fn every_corpus_file_parses_to_the_pinned_counts() {
             }
             assert_eq!(
                 r.identity.kind.as_deref(),
-                r.raw["userIdentity"]["type"].as_str(),
+                raw["userIdentity"]["type"].as_str(),
                 "{name}"
             );
-            assert_eq!(
-                r.error_code.as_deref(),
-                r.raw["errorCode"].as_str(),
-                "{name}"
-            );
+            assert_eq!(r.error_code.as_deref(), raw["errorCode"].as_str(), "{name}");
             assert_eq!(
                 r.source_ip.as_deref(),
-                r.raw["sourceIPAddress"].as_str(),
+                raw["sourceIPAddress"].as_str(),
                 "{name}"
             );
-            count(&mut parsed_types, identity_type(&r.raw));
-            all_records.push(r.raw.clone());
+            count(&mut parsed_types, identity_type(&raw));
+            all_records.push(raw);
         }
         let ascending = p.skipped.windows(2).all(|w| w[0].index < w[1].index);
         assert!(
@@ -362,6 +359,39 @@ fn mangled_corpus_files_never_panic() {
         for (what, input) in inputs {
             let outcome = catch_unwind(AssertUnwindSafe(|| parse(&input, &Limits::default())));
             assert!(outcome.is_ok(), "{name}: parse panicked on {what}");
+        }
+    }
+}
+
+/// Every record id and skip of a parse, in order, for comparing two ways of reading.
+fn outline(records: &[canarykeys_core::cloudtrail::Record]) -> Vec<(String, Option<i64>)> {
+    records
+        .iter()
+        .map(|r| (r.event_id.clone(), r.event_time))
+        .collect()
+}
+
+#[test]
+fn every_corpus_file_streams_exactly_as_it_parses() {
+    use canarykeys_core::cloudtrail::{parse_stream, Chunk};
+    use std::ops::ControlFlow;
+    for (name, bytes) in corpus_files() {
+        let whole = parse(&bytes, &Limits::default()).unwrap();
+        for input in [bytes.clone(), gz(&bytes)] {
+            let mut all = Chunk::default();
+            let summary = parse_stream(|| Ok(&input[..]), &Limits::default(), &mut |c: Chunk| {
+                all.records.extend(c.records);
+                all.skipped.extend(c.skipped);
+                ControlFlow::Continue(())
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(summary.format, whole.format, "{name}");
+            assert_eq!(summary.records, all.records.len(), "{name}");
+            assert_eq!(outline(&all.records), outline(&whole.records), "{name}");
+            assert_eq!(all.skipped, whole.skipped, "{name}");
+            for (a, b) in all.records.iter().zip(&whole.records) {
+                assert_eq!(a.raw.get(), b.raw.get(), "{name}");
+            }
         }
     }
 }

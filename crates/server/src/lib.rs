@@ -119,6 +119,7 @@ impl Services {
         let metrics = Arc::new(metrics::Metrics::default());
         let limits = Limits {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+            ..Limits::DEFAULT
         };
         let writer = services::ingest::HitWriter::start(store.clone(), committed.clone());
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())

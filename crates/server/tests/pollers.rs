@@ -253,3 +253,89 @@ async fn safety_net_reports_uses_cloudtrail_did_not_log() {
     assert_eq!(store.count_hits(&token.id).await.unwrap(), 2);
     assert_eq!(alert_total(&app, &local).await, 0);
 }
+
+/// A busy account's trail file: larger once gunzipped than the HTTP decompression budget, which
+/// must not make the S3 path refuse it. Every matching record becomes exactly one hit.
+#[tokio::test]
+async fn s3_poller_streams_a_trail_file_larger_than_the_http_budget() {
+    use std::io::Write;
+    const RECORDS: usize = 80_000;
+    const MATCH_EVERY: usize = 400;
+    let moto = Moto::start();
+    let s3 = s3_client(&moto).await;
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let app = canarykeys_testkit::spawn_app().await;
+    let created = app.create_token().await;
+    let (store, ingest) = pipeline(&app).await;
+
+    // Written into the gzip encoder record by record, so the test never holds the plain file.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut plain_bytes = 0;
+    let mut write = |bytes: &[u8]| {
+        plain_bytes += bytes.len();
+        gz.write_all(bytes).unwrap();
+    };
+    write(b"{\"Records\":[");
+    for i in 0..RECORDS {
+        let mut r = record(&created, &format!("big-{i}"), (i % 60) as u32);
+        if i % MATCH_EVERY != 0 {
+            r["userIdentity"]["accessKeyId"] = json!("AKIAIOSFODNN7EXAMPLE");
+            r["userIdentity"]["userName"] = json!("someone-else");
+        }
+        r["requestParameters"] = json!({"bucketName": format!("logs-{i}"), "pad": "x".repeat(200)});
+        if i > 0 {
+            write(b",");
+        }
+        write(r.to_string().as_bytes());
+    }
+    // The first matching record again (a redelivery inside the same file): still one hit.
+    write(b",");
+    write(record(&created, "big-0", 0).to_string().as_bytes());
+    write(b"]}");
+    let file = gz.finish().unwrap();
+    let budget = canarykeys_core::cloudtrail::Limits::default().max_decompressed_bytes;
+    assert!(plain_bytes > budget, "{plain_bytes} bytes gunzipped");
+    assert!(
+        canarykeys_core::cloudtrail::parse(&file, &Default::default())
+            .unwrap_err()
+            .is_too_large()
+    );
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(trail_key("us-east-1", "20261128T1000Z", "big"))
+        .body(ByteStream::from(file.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    let bucket_api = Arc::new(S3TrailBucket::new(&sdk_config(&moto.settings()).await));
+    let mut poller = S3Poller::new(
+        bucket_api,
+        store.clone(),
+        ingest.clone(),
+        BUCKET.into(),
+        "AWSLogs/".into(),
+        16 << 20,
+    );
+    let r = poller.round().await.unwrap();
+    let matching = RECORDS / MATCH_EVERY;
+    assert_eq!(
+        (r.objects, r.failed_objects, r.new_hits),
+        (1, 0, matching),
+        "{r:?}"
+    );
+    assert_eq!(alert_total(&app, &created).await, matching as u64);
+    // Read again (as after a crash before the position was saved): no new hit.
+    let file: Arc<[u8]> = file.into();
+    let again = ingest
+        .ingest_stream(
+            move || Ok(std::io::Cursor::new(file.clone())),
+            canarykeys_server::services::DeliveryPath::S3,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.new_hits, again.duplicates), (0, matching + 1));
+    assert_eq!(again.records, RECORDS + 1);
+    assert_eq!(alert_total(&app, &created).await, matching as u64);
+}

@@ -1,6 +1,7 @@
 //! Bounded decoding: gunzip and base64 that stop at the input's byte budget instead of
 //! allocating whatever a crafted payload asks for.
 
+use std::cell::Cell;
 use std::io::{ErrorKind, Read};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -26,7 +27,7 @@ pub(super) fn is_gzip(bytes: &[u8]) -> bool {
 
 /// The bytes one input may expand into, shared by every gunzip and base64 step of that input,
 /// so a payload nested in a payload cannot multiply the limit.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Budget {
     limit: usize,
     used: usize,
@@ -35,6 +36,10 @@ pub(super) struct Budget {
 impl Budget {
     pub(super) fn new(limit: usize) -> Self {
         Self { limit, used: 0 }
+    }
+
+    pub(super) fn limit(&self) -> usize {
+        self.limit
     }
 
     fn remaining(&self) -> usize {
@@ -86,6 +91,82 @@ impl Budget {
         } else {
             Ok(raw)
         }
+    }
+}
+
+/// Measures a stream as it is read: how far it got, and how much of it the item being read
+/// has taken since its start was marked. Shared (by reference) between the reader, which counts,
+/// and the parser, which marks; so the parser needs no access to the reader serde holds.
+#[derive(Debug)]
+pub(super) struct Meter {
+    /// The most one list item (a record, a line) may take.
+    pub(super) record_cap: usize,
+    read: Cell<usize>,
+    mark: Cell<usize>,
+    cap: Cell<usize>,
+    /// Set when a read was refused for passing the cap.
+    pub(super) over_cap: Cell<bool>,
+    /// Set when the source itself failed (not the gzip or the JSON in it).
+    pub(super) source_failed: Cell<bool>,
+}
+
+impl Meter {
+    pub(super) fn new(record_cap: usize) -> Self {
+        Self {
+            record_cap,
+            read: Cell::new(0),
+            mark: Cell::new(0),
+            cap: Cell::new(usize::MAX),
+            over_cap: Cell::new(false),
+            source_failed: Cell::new(false),
+        }
+    }
+
+    /// From here on, at most `cap` more bytes until the next mark. Reads are counted when they
+    /// fill the parser's buffer, so the bound is exact to within one buffer.
+    pub(super) fn mark(&self, cap: usize) {
+        self.mark.set(self.read.get());
+        self.cap.set(cap);
+    }
+
+    pub(super) fn cap(&self) -> usize {
+        self.cap.get()
+    }
+}
+
+/// The decompressed input, counted by a [`Meter`]: a read that would take the current item past
+/// its cap fails instead, so no item can make the parser buffer more than the cap.
+pub(super) struct Metered<'m, R> {
+    pub(super) inner: R,
+    pub(super) meter: &'m Meter,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let m = self.meter;
+        m.read.set(m.read.get() + n);
+        if m.read.get() - m.mark.get() > m.cap.get() {
+            m.over_cap.set(true);
+            return Err(std::io::Error::other("item over the size cap"));
+        }
+        Ok(n)
+    }
+}
+
+/// The raw source (a file, a downloaded object): its failures are told apart from bad gzip.
+pub(super) struct Source<'m, R> {
+    pub(super) inner: R,
+    pub(super) meter: &'m Meter,
+}
+
+impl<R: Read> Read for Source<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != ErrorKind::Interrupted {
+                self.meter.source_failed.set(true);
+            }
+        })
     }
 }
 

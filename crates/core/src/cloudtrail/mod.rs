@@ -22,13 +22,27 @@
 //! Inside every list (records, lines, log events) an EventBridge envelope whose `detail-type`
 //! ends in "via CloudTrail" is unwrapped to its `detail`, because EventBridge rules are often
 //! pointed at a log group or a Firehose stream, which then carry envelopes instead of records.
+//!
+//! No tree of the whole document is built: items are read one at a time (serde visitors over
+//! the top level, see `document.rs`), each keeps its JSON text ([`RawJson`]) and the typed
+//! fields matching needs. [`parse`] takes a whole input held in memory, bounded by
+//! [`Limits::max_decompressed_bytes`]; [`parse_stream`] reads an input of any size from a
+//! reader and hands its records on in [`Chunk`]s, holding one chunk and one item at a time.
 
 mod decode;
 mod detect;
+mod document;
+mod fields;
+mod ndjson;
+mod raw;
 mod record;
 #[cfg(test)]
 mod tests;
 
+use std::io::Read;
+use std::ops::ControlFlow;
+
+pub use raw::RawJson;
 pub use record::{Identity, Record};
 
 /// Bounds on the work one input may cause.
@@ -36,14 +50,28 @@ pub use record::{Identity, Record};
 pub struct Limits {
     /// The largest input accepted, and the most bytes that all gunzip and base64 expansions of
     /// one input may produce together (one shared budget, so nesting cannot multiply it).
+    /// For [`parse`], the largest input accepted.
+    ///
+    /// For [`parse_stream`], the input itself is not bounded (a trail file may be any size);
+    /// this bounds the gunzip and base64 expansions inside each of its items instead, and the
+    /// members of a top-level object other than `Records`.
     pub max_decompressed_bytes: usize,
+    /// For [`parse_stream`]: the largest item of a list (a record, an NDJSON line). CloudTrail
+    /// records are at most a few hundred KiB; a larger item ends the stream as an error.
+    pub max_record_bytes: usize,
+}
+
+impl Limits {
+    /// The default bounds.
+    pub const DEFAULT: Self = Self {
+        max_decompressed_bytes: 32 * 1024 * 1024,
+        max_record_bytes: 1024 * 1024,
+    };
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_decompressed_bytes: 32 * 1024 * 1024,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -80,6 +108,27 @@ pub struct Parsed {
     pub skipped: Vec<Skip>,
 }
 
+/// Records and skips of a stream, in input order, as [`parse_stream`] hands them on.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub records: Vec<Record>,
+    pub skipped: Vec<Skip>,
+}
+
+/// A chunk is handed on at this many records ...
+pub const CHUNK_RECORDS: usize = 1000;
+/// ... or this many bytes of record text, whichever comes first.
+const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// What [`parse_stream`] found, once the input is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub format: Format,
+    pub gzipped: bool,
+    pub records: usize,
+    pub skipped: usize,
+}
+
 /// One item of the input that did not become a record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Skip {
@@ -107,12 +156,19 @@ pub enum ParseError {
     NotCloudTrail(String),
     #[error("input is empty")]
     Empty,
+    #[error("an item of the input is larger than the limit of {limit} bytes")]
+    RecordTooLarge { limit: usize },
+    #[error("input could not be read")]
+    Unreadable,
+    #[error("reading was stopped by the consumer of the records")]
+    Interrupted,
 }
 
 impl ParseError {
-    /// True for [`ParseError::TooLarge`], which an HTTP endpoint maps to 413.
+    /// True for [`ParseError::TooLarge`] and [`ParseError::RecordTooLarge`], which an HTTP
+    /// endpoint maps to 413.
     pub fn is_too_large(&self) -> bool {
-        matches!(self, Self::TooLarge { .. })
+        matches!(self, Self::TooLarge { .. } | Self::RecordTooLarge { .. })
     }
 }
 
@@ -131,11 +187,59 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
     } else {
         bytes
     };
-    let (format, out) = detect::document(data, &mut budget)?;
+    // A byte-order mark is not JSON, but Windows tools write one; it carries no meaning.
+    let data = data
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(data)
+        .trim_ascii();
+    if data.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let mut all = Chunk::default();
+    let mut keep = |chunk: Chunk| {
+        all = chunk;
+        ControlFlow::Continue(())
+    };
+    // One chunk: an input that fails as a whole hands nothing on.
+    let mut ctx = detect::Ctx::new(&mut keep, None, budget, None);
+    let format = document::in_memory(data, &mut ctx)?;
+    ctx.flush()?;
+    drop(ctx);
     Ok(Parsed {
         format,
         gzipped,
-        records: out.records,
-        skipped: out.skipped,
+        records: all.records,
+        skipped: all.skipped,
+    })
+}
+
+/// Parses an input of any size from readers that `open` makes, handing its records and skips on
+/// to `each` in input order, in chunks of at most [`CHUNK_RECORDS`] records. `open` is called
+/// again (to read from the start) only when the input turns out not to be one JSON document
+/// and nothing has been handed on yet, to read it as NDJSON.
+///
+/// Memory is bounded by one chunk and one item ([`Limits::max_record_bytes`]), never by the
+/// input. An error after chunks were handed on (a truncated file) does not take them back: the
+/// caller decides what a partly read input means. `each` returning `Break` stops the reading
+/// with [`ParseError::Interrupted`].
+pub fn parse_stream<R: Read>(
+    mut open: impl FnMut() -> std::io::Result<R>,
+    limits: &Limits,
+    each: &mut dyn FnMut(Chunk) -> ControlFlow<()>,
+) -> Result<Summary, ParseError> {
+    let meter = decode::Meter::new(limits.max_record_bytes);
+    let flush_at = detect::FlushAt {
+        records: CHUNK_RECORDS,
+        bytes: CHUNK_BYTES,
+    };
+    let budget = decode::Budget::new(limits.max_decompressed_bytes);
+    let mut ctx = detect::Ctx::new(each, Some(flush_at), budget, Some(&meter));
+    let (format, gzipped) = document::stream(&mut open, &mut ctx, &meter)?;
+    ctx.flush()?;
+    Ok(Summary {
+        format,
+        gzipped,
+        records: ctx.records,
+        skipped: ctx.skipped,
     })
 }

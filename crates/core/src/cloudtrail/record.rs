@@ -3,10 +3,13 @@
 //! that names an identity is never dropped over a field a hit can do without: a missing time or
 //! id gets a stated stand-in instead (see [`Record::fallbacks`]).
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use super::fields::{self, Fields, IdentityFields, Loose};
+use super::raw::RawJson;
 
 /// A CloudTrail record with the fields detection and alerting use; everything else is in `raw`.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ pub struct Record {
     pub event_type: Option<String>,
     pub read_only: Option<bool>,
     /// The whole record object as received (for an EventBridge event: its `detail`).
-    pub raw: Value,
+    pub raw: RawJson,
     /// Fixed texts saying what stood in for a missing or unusable field; kept with the hit.
     pub fallbacks: Vec<&'static str>,
 }
@@ -52,7 +55,7 @@ pub struct Identity {
     pub principal_id: Option<String>,
 }
 
-pub(super) const NOT_OBJECT: &str = "not a JSON object";
+const NOT_OBJECT: &str = "not a JSON object";
 const NO_EVENT_SOURCE: &str = "not a CloudTrail record (no eventSource)";
 const NO_EVENT_NAME: &str = "not a CloudTrail record (no eventName)";
 const LAMBDA_SOURCE: &str = "not a CloudTrail record (a Lambda event-source record such as aws:s3)";
@@ -80,98 +83,73 @@ const HASHED_ID: &str = "eventID missing: deduplicated by a hash of the record";
 /// Insight and Console Action ones) all end like this; other EventBridge events never do.
 const EVENTBRIDGE_SUFFIX: &str = " via CloudTrail";
 
-/// Whether `v` is an EventBridge envelope around a CloudTrail record.
-pub(super) fn is_cloudtrail_envelope(v: &Value) -> bool {
-    v.get("detail-type")
-        .and_then(Value::as_str)
+/// Whether an object is an EventBridge envelope around a CloudTrail record.
+pub(super) fn is_cloudtrail_envelope(f: &Fields) -> bool {
+    f.detail_type
+        .as_ref()
+        .and_then(Loose::as_str)
         .is_some_and(|t| t.ends_with(EVENTBRIDGE_SUFFIX))
-        && v.get("detail").is_some()
+        && f.detail.is_some()
 }
 
-/// The record inside an EventBridge envelope, or `v` itself.
-pub(super) fn unwrap_envelope(mut v: Value) -> Value {
-    if is_cloudtrail_envelope(&v) {
-        v["detail"].take()
-    } else {
-        v
-    }
-}
-
-/// Why `v` is not a CloudTrail record at all, or `None` if it is one (complete or not).
+/// Why an object is not a CloudTrail record at all, or `None` if it is one (complete or not).
 /// A record is an object with `eventVersion`, or with `eventSource` and `eventName`; Lambda
 /// event-source records (S3 notifications, SQS, Kinesis) share those keys but name their source
 /// `aws:…`, which CloudTrail never does.
-fn not_cloudtrail(v: &Value) -> Option<&'static str> {
-    let Some(obj) = v.as_object() else {
-        return Some(NOT_OBJECT);
-    };
-    let source = obj.get("eventSource").and_then(Value::as_str);
+fn not_cloudtrail(f: &Fields) -> Option<&'static str> {
+    let source = f.event_source.as_ref().and_then(Loose::as_str);
     if source.is_some_and(|s| s.starts_with("aws:")) {
         return Some(LAMBDA_SOURCE);
     }
-    if obj.contains_key("eventVersion") {
+    if f.event_version {
         return None;
     }
-    match (source, obj.contains_key("eventName")) {
+    match (source, f.event_name.is_some()) {
         (None, _) => Some(NO_EVENT_SOURCE),
         (Some(_), false) => Some(NO_EVENT_NAME),
         (Some(_), true) => None,
     }
 }
 
-/// Whether an item (after unwrapping an EventBridge envelope) is a CloudTrail record, complete
-/// or not. Used to tell "some items are bad" from "this is not CloudTrail at all".
-pub(super) fn looks_like_cloudtrail(v: &Value) -> bool {
-    if is_cloudtrail_envelope(v) {
-        return not_cloudtrail(&v["detail"]).is_none();
-    }
-    not_cloudtrail(v).is_none()
-}
-
-/// A non-empty string field; anything else (absent, null, a number, "") is missing.
-fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
-    match obj.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
+fn text(v: &Option<Loose>) -> Option<String> {
+    v.as_ref().and_then(Loose::text)
 }
 
 /// CloudTrail writes `readOnly` as a boolean; some re-serialisers turn it into a string.
-fn flag(obj: &Map<String, Value>, key: &str) -> Option<bool> {
-    match obj.get(key)? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+fn flag(v: &Option<Loose>) -> Option<bool> {
+    match v.as_ref()? {
+        Loose::Bool(b) => Some(*b),
+        Loose::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Loose::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     }
 }
 
-fn identity(v: Option<&Value>) -> Identity {
-    let Some(obj) = v.and_then(Value::as_object) else {
+fn identity(v: Option<&IdentityFields>) -> Identity {
+    let Some(id) = v else {
         return Identity::default();
     };
     Identity {
-        kind: text(obj, "type"),
-        access_key_id: text(obj, "accessKeyId"),
-        user_name: text(obj, "userName"),
-        account_id: text(obj, "accountId"),
-        arn: text(obj, "arn"),
-        principal_id: text(obj, "principalId"),
+        kind: text(&id.kind),
+        access_key_id: text(&id.access_key_id),
+        user_name: text(&id.user_name),
+        account_id: text(&id.account_id),
+        arn: text(&id.arn),
+        principal_id: text(&id.principal_id),
     }
 }
 
 /// A time as unix milliseconds: an RFC 3339 string (fractions and offsets honoured), or a number
 /// of unix seconds or milliseconds (told apart by size) within years 1970..=9999.
-fn millis(v: &Value) -> Option<i64> {
+fn millis(v: &Loose) -> Option<i64> {
     let ms = match v {
-        Value::String(s) => {
+        Loose::Str(s) => {
             let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
             i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()?
         }
-        Value::Number(n) => {
-            let n = n.as_f64()?;
+        Loose::Num(n) => {
             // Below 10^11 it is seconds (10^11 s is the year 5138; 10^11 ms is 1973).
-            let ms = if n.abs() < 1e11 { n * 1000.0 } else { n };
+            let ms = if n.abs() < 1e11 { n * 1000.0 } else { *n };
             if !(0.0..=253_402_300_799_000.0).contains(&ms) {
                 return None;
             }
@@ -183,19 +161,18 @@ fn millis(v: &Value) -> Option<i64> {
 }
 
 /// The record's time and what stood in for `eventTime`, if anything did.
-fn event_time(
-    obj: &Map<String, Value>,
-    envelope_time: Option<&Value>,
-) -> (Option<i64>, Option<&'static str>) {
-    if let Some(t) = obj
-        .get("eventTime")
-        .and_then(|v| v.as_str().map(|_| v))
+fn event_time(f: &Fields, envelope_time: Option<&Loose>) -> (Option<i64>, Option<&'static str>) {
+    // eventTime itself must be a string; a number there is a malformed field, not a time.
+    if let Some(t) = f
+        .event_time
+        .as_ref()
+        .filter(|v| matches!(v, Loose::Str(_)))
         .and_then(millis)
     {
         return (Some(t), None);
     }
-    for (key, note) in TIME_STAND_INS {
-        if let Some(t) = obj.get(key).and_then(millis) {
+    for (value, (_, note)) in f.stand_ins.iter().zip(TIME_STAND_INS) {
+        if let Some(t) = value.as_ref().and_then(millis) {
             return (Some(t), Some(note));
         }
     }
@@ -205,74 +182,106 @@ fn event_time(
     (None, Some(ARRIVAL_TIME))
 }
 
-/// Whether the record says who made the call: a non-empty `userIdentity` object. (Services
-/// acting on their own name only themselves there; they are records, just never a token's.)
-fn names_identity(v: Option<&Value>) -> bool {
-    v.and_then(Value::as_object).is_some_and(|o| !o.is_empty())
-}
-
-/// A stand-in event id: the same record content always gives the same id.
-fn content_id(v: &Value) -> String {
-    let digest = Sha256::digest(v.to_string().as_bytes());
+/// A stand-in event id: the same record content always gives the same id. The hash is of the
+/// canonical form (serde_json's compact, key-sorted text), so whitespace and member order do
+/// not matter and ids stay those of earlier versions.
+fn content_id(raw: &RawValue) -> String {
+    let canonical = serde_json::from_str::<serde_json::Value>(raw.get())
+        .map(|v| v.to_string())
+        // Nested too deep for a tree: the text itself is the content.
+        .unwrap_or_else(|_| raw.get().to_owned());
+    let digest = Sha256::digest(canonical.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
 
-impl Record {
-    /// Turns one item (a record, or an EventBridge envelope around one) into a [`Record`], or
-    /// says why it cannot: the reason is a fixed text, never a piece of the input. An item is
-    /// refused only when it is not a CloudTrail API call or names no identity.
-    pub(super) fn from_value(v: Value) -> Result<Record, String> {
-        let envelope_time = is_cloudtrail_envelope(&v)
-            .then(|| v.get("time").cloned())
-            .flatten();
-        let v = unwrap_envelope(v);
-        if let Some(reason) = not_cloudtrail(&v) {
-            return Err(reason.to_owned());
+/// What one item is: whether it is a CloudTrail record at all (usable or not), and the record or
+/// why it cannot be one.
+pub(super) struct Verdict {
+    pub(super) cloudtrail_like: bool,
+    pub(super) record: Result<Record, &'static str>,
+}
+
+impl Verdict {
+    fn refuse(cloudtrail_like: bool, reason: &'static str) -> Self {
+        Self {
+            cloudtrail_like,
+            record: Err(reason),
         }
-        let Some(obj) = v.as_object() else {
-            return Err(NOT_OBJECT.to_owned());
+    }
+}
+
+impl Record {
+    /// Judges one item (a record, or an EventBridge envelope around one), read from its text
+    /// with `fields` already lifted out of it. The reason for a refusal is a fixed text, never a
+    /// piece of the input. An item is refused only when it is not a CloudTrail API call or names
+    /// no identity.
+    pub(super) fn judge(raw: Box<RawValue>, f: Option<Fields>) -> Verdict {
+        let Some(mut f) = f else {
+            return Verdict::refuse(false, NOT_OBJECT);
         };
+        if is_cloudtrail_envelope(&f) {
+            let envelope_time = f.stand_ins[2].take();
+            let Some(detail) = f.detail.take() else {
+                return Verdict::refuse(false, NOT_OBJECT);
+            };
+            let inner = fields::read(detail.get());
+            return Self::build(detail, inner, envelope_time.as_ref());
+        }
+        Self::build(raw, Some(f), None)
+    }
+
+    fn build(raw: Box<RawValue>, f: Option<Fields>, envelope_time: Option<&Loose>) -> Verdict {
+        let Some(f) = f else {
+            return Verdict::refuse(false, NOT_OBJECT);
+        };
+        if let Some(reason) = not_cloudtrail(&f) {
+            return Verdict::refuse(false, reason);
+        }
         // Insights events name the API they are about inside insightDetails; they are CloudTrail,
         // but not a call anyone made, so they are told apart from merely broken records.
-        if obj.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight") {
-            return Err(INSIGHT.to_owned());
+        if f.event_type.as_ref().and_then(Loose::as_str) == Some("AwsCloudTrailInsight") {
+            return Verdict::refuse(true, INSIGHT);
         }
-        if !names_identity(obj.get("userIdentity")) {
-            return Err(NO_IDENTITY.to_owned());
-        }
-        let identity = identity(obj.get("userIdentity"));
+        // Whether the record says who made the call: a non-empty `userIdentity` object.
+        // (Services acting on their own name only themselves there; they are records, just
+        // never a token's.)
+        let who = match &f.user_identity {
+            Some(Some(id)) if id.any => id,
+            _ => return Verdict::refuse(true, NO_IDENTITY),
+        };
+        let identity = identity(Some(who));
         let mut fallbacks = Vec::new();
-        let (event_time, time_note) = event_time(obj, envelope_time.as_ref());
+        let (event_time, time_note) = event_time(&f, envelope_time);
         fallbacks.extend(time_note);
-        let event_id = text(obj, "eventID").unwrap_or_else(|| {
+        let event_id = text(&f.event_id).unwrap_or_else(|| {
             fallbacks.push(HASHED_ID);
-            content_id(&v)
+            content_id(&raw)
         });
-        let tls_host = obj
-            .get("tlsDetails")
-            .and_then(Value::as_object)
-            .and_then(|tls| text(tls, "clientProvidedHostHeader"));
-        Ok(Record {
+        let record = Record {
             event_id,
             event_time,
             // Empty when missing: the message says "an unnamed call" rather than drop the use.
-            event_name: text(obj, "eventName").unwrap_or_default(),
-            event_source: text(obj, "eventSource").unwrap_or_default(),
-            aws_region: text(obj, "awsRegion"),
-            source_ip: text(obj, "sourceIPAddress"),
-            user_agent: text(obj, "userAgent"),
-            error_code: text(obj, "errorCode"),
-            error_message: text(obj, "errorMessage"),
-            recipient_account_id: text(obj, "recipientAccountId"),
+            event_name: text(&f.event_name).unwrap_or_default(),
+            event_source: text(&f.event_source).unwrap_or_default(),
+            aws_region: text(&f.aws_region),
+            source_ip: text(&f.source_ip),
+            user_agent: text(&f.user_agent),
+            error_code: text(&f.error_code),
+            error_message: text(&f.error_message),
+            recipient_account_id: text(&f.recipient_account_id),
             identity,
-            tls_host,
-            vpc_endpoint_id: text(obj, "vpcEndpointId"),
-            request_id: text(obj, "requestID"),
-            event_type: text(obj, "eventType"),
-            read_only: flag(obj, "readOnly"),
+            tls_host: text(&f.tls_host),
+            vpc_endpoint_id: text(&f.vpc_endpoint_id),
+            request_id: text(&f.request_id),
+            event_type: text(&f.event_type),
+            read_only: flag(&f.read_only),
             fallbacks,
-            raw: v,
-        })
+            raw: RawJson::new(raw),
+        };
+        Verdict {
+            cloudtrail_like: true,
+            record: Ok(record),
+        }
     }
 }

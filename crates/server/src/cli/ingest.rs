@@ -1,14 +1,17 @@
 //! `canarykeys ingest [--dry-run] [--json] FILE…`: runs CloudTrail files (any wrapper, gzipped or
-//! not) through the detection pipeline, straight on the configured database. A file of AWS Health
-//! events (one event or a JSON array) records exposures instead; their alerts wait in the outbox
-//! for the server to send.
+//! not) through the detection pipeline, straight on the configured database. Files are streamed:
+//! a file of any size is read in chunks of records, never whole. A file of AWS Health events (one
+//! event or a JSON array) records exposures instead; their alerts wait in the outbox for the
+//! server to send.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
+use canarykeys_core::cloudtrail::ParseError;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::services::{DeliveryPath, IngestError, IngestReport};
+use crate::services::{DeliveryPath, IngestError, IngestReport, IngestService};
 use crate::Services;
 
 #[derive(clap::Args, Debug)]
@@ -75,16 +78,12 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
     for file in &args.files {
         totals.files += 1;
         let name = file.display().to_string();
-        let outcome = match std::fs::read(file) {
-            Err(e) => Err(format!("cannot read: {e}")),
-            Ok(bytes) => match ingest
-                .ingest(&bytes, Some(DeliveryPath::Cli), args.dry_run)
-                .await
-            {
-                Ok(report) => Ok(report),
-                Err(IngestError::Parse(e)) => Err(e.to_string()),
-                Err(e @ IngestError::Store(_)) => return Err(e.into()),
-            },
+        let health_max = config.ingest.max_decompressed_bytes;
+        let outcome = match ingest_file(&ingest, file, args.dry_run, health_max).await {
+            Ok(report) => Ok(report),
+            Err(FileError::Read(e)) => Err(format!("cannot read: {e}")),
+            Err(FileError::Ingest(IngestError::Parse(e))) => Err(e.to_string()),
+            Err(FileError::Ingest(e @ IngestError::Store(_))) => return Err(e.into()),
         };
         match outcome {
             Ok(r) => {
@@ -161,4 +160,40 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+enum FileError {
+    Read(std::io::Error),
+    Ingest(IngestError),
+}
+
+/// Streams one file. AWS Health events are recognised only in a whole document, so a file that
+/// is not CloudTrail, and small enough to hold, is read whole and tried as Health events.
+async fn ingest_file(
+    ingest: &IngestService,
+    file: &Path,
+    dry_run: bool,
+    health_max: usize,
+) -> Result<IngestReport, FileError> {
+    // Opened once here, so a missing file says why rather than "could not be read".
+    let size = File::open(file)
+        .and_then(|f| f.metadata())
+        .map_err(FileError::Read)?
+        .len();
+    let owned = file.to_owned();
+    let streamed = ingest
+        .ingest_stream(move || File::open(&owned), DeliveryPath::Cli, dry_run)
+        .await;
+    match streamed {
+        Err(IngestError::Parse(ParseError::NotCloudTrail(_)))
+            if usize::try_from(size).is_ok_and(|n| n <= health_max) =>
+        {
+            let bytes = std::fs::read(file).map_err(FileError::Read)?;
+            ingest
+                .ingest(&bytes, Some(DeliveryPath::Cli), dry_run)
+                .await
+                .map_err(FileError::Ingest)
+        }
+        other => other.map_err(FileError::Ingest),
+    }
 }

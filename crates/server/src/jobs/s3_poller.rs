@@ -3,6 +3,9 @@
 //! run stopped. A file is marked done only after its hits are committed (at least once; the
 //! eventID dedupe makes a second reading harmless).
 //!
+//! A file is read as a stream (see `IngestService::ingest_stream`), so a trail file of any real
+//! size is ingested whole, in chunks; only its compressed size is bounded by `max_object_bytes`.
+//!
 //! A file that fails (a transient S3 or database error) is retried after 1, 2, 4, … rounds, and
 //! the position never moves past it until it is read or given up after [`MAX_ATTEMPTS`] (then it
 //! is logged as an error and counted). What the poller remembers is bounded: per folder, the keys
@@ -215,14 +218,19 @@ impl S3Poller {
         false
     }
 
+    /// Downloads a file (compressed, within `max_object_bytes`) and streams it: gunzip, parse
+    /// and store run chunk by chunk, so its decompressed size is not bounded by the HTTP
+    /// decompression budget, only each record by the parser's per-record cap.
     async fn read(&self, key: &str) -> anyhow::Result<usize> {
-        let bytes = self
+        let bytes: Arc<[u8]> = self
             .bucket_api
             .get(&self.bucket, key, self.max_object_bytes)
-            .await?;
+            .await?
+            .into();
+        let open = move || Ok(std::io::Cursor::new(bytes.clone()));
         let report = self
             .ingest
-            .ingest(&bytes, Some(DeliveryPath::S3), false)
+            .ingest_stream(open, DeliveryPath::S3, false)
             .await?;
         Ok(report.new_hits)
     }

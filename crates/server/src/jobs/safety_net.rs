@@ -194,6 +194,6 @@ fn record(token: &TokenRecord, used: &LastUsed) -> Record {
         request_id: None,
         event_type: None,
         read_only: None,
-        raw,
+        raw: raw.into(),
     }
 }

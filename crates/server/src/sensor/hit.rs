@@ -130,7 +130,7 @@ pub fn record(call: &Call, cx: &Context<'_>) -> Record {
         request_id: Some(cx.request_id.to_owned()),
         event_type: Some("AwsApiCall".into()),
         read_only: None,
-        raw: describe(call, cx),
+        raw: describe(call, cx).into(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! matched to a token by its key (or account and user name), and matches are stored as hits,
 //! deduplicated by eventID, with an alert row each, in one transaction.
 
+mod stream;
 mod writer;
 
 use std::collections::HashSet;
@@ -93,7 +94,6 @@ pub struct IngestReport {
 }
 
 const MAX_SKIP_REASONS: usize = 20;
-
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{0}")]
@@ -384,6 +384,6 @@ fn hit_from(
         path: path.as_str().to_owned(),
         note: hit_note(note, &r.fallbacks),
         suppressed: None,
-        raw: r.raw.to_string(),
+        raw: r.raw.compact(),
     }
 }

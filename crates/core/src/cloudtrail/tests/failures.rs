@@ -69,6 +69,7 @@ fn error_texts_and_skip_reasons_never_echo_the_input() {
 fn input_over_the_limit_is_too_large() {
     let limits = Limits {
         max_decompressed_bytes: 1000,
+        ..Limits::DEFAULT
     };
     let big = json!([rec("a"), rec("b"), rec("c"), rec("d")]).to_string();
     assert!(parse(big.as_bytes(), &limits).unwrap_err().is_too_large());

@@ -3,6 +3,7 @@
 //! `failures.rs`; the real-world corpus is in `crates/core/tests/corpus.rs`.
 
 mod failures;
+mod stream;
 
 use std::io::Write;
 
@@ -163,7 +164,7 @@ fn fields_are_extracted_and_normalised() {
         Some("arn:aws:iam::111122223333:user/svc-backup")
     );
     assert_eq!(id.principal_id.as_deref(), Some("AIDAEXAMPLE"));
-    assert_eq!(r.raw, v, "raw is the record, untouched");
+    assert_eq!(r.raw.to_value(), v, "raw is the record, untouched");
 }
 
 #[test]
@@ -379,7 +380,7 @@ fn eventbridge_envelopes_are_unwrapped_wherever_they_appear() {
     let p = run(sign_in.to_string().as_bytes()).unwrap();
     assert_eq!((p.format, ids(&p)), (Format::EventBridge, vec!["s"]));
     assert_eq!(
-        p.records[0].raw,
+        p.records[0].raw.to_value(),
         rec("s"),
         "raw is the detail, not the envelope"
     );
