@@ -2,7 +2,9 @@
 //! never past a pending earlier row, and lanes are served by the age of their oldest row, one
 //! lane however long it is.
 
-use canarykeys_store::{ChannelKind, DeliveryRecord, NewDelivery, OutboxStore, SqlStore, TokenStore};
+use canarykeys_store::{
+    ChannelKind, DeliveryRecord, NewDelivery, OutboxStore, SqlStore, TokenStore,
+};
 
 // Shared with the other test files; this one needs no hits.
 #[allow(dead_code)]
@@ -11,7 +13,12 @@ mod support;
 use support::{delivery, token};
 
 /// A delivery written at `created_at`.
-fn at(t: &canarykeys_store::TokenRecord, msg: &str, c: ChannelKind, created_at: i64) -> NewDelivery {
+fn at(
+    t: &canarykeys_store::TokenRecord,
+    msg: &str,
+    c: ChannelKind,
+    created_at: i64,
+) -> NewDelivery {
     NewDelivery {
         created_at,
         ..delivery(t, msg, c)
@@ -44,16 +51,27 @@ async fn lanes_claim_in_order_and_hold_back_behind_a_retry(store: &SqlStore) {
     let got: Vec<Vec<&str>> = lanes.iter().map(|l| messages(l)).collect();
     assert_eq!(got, vec![vec!["a0", "a1", "a2"], vec!["mail"], vec!["b0"]]);
     // Every lane is held: a3 is not a head while a0..a2 are pending.
-    assert!(store.claim_lanes(1_001, 1_000, 10, 3).await.unwrap().is_empty());
+    assert!(store
+        .claim_lanes(1_001, 1_000, 10, 3)
+        .await
+        .unwrap()
+        .is_empty());
 
     // a0 went out, a1 waits for a retry at 5,000, a2 was not tried and goes back.
     let ids = |l: &[DeliveryRecord]| l.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
     let a_lane = ids(&lanes[0]);
     store.mark_delivered(&a_lane[0], 1_001).await.unwrap();
-    store.mark_retry(&a_lane[1], 5_000, "HTTP 503").await.unwrap();
+    store
+        .mark_retry(&a_lane[1], 5_000, "HTTP 503")
+        .await
+        .unwrap();
     store.release_claims(&a_lane[2..]).await.unwrap();
     // The rows behind a1 are due by their own times, but wait for it.
-    assert!(store.claim_lanes(1_002, 1_000, 10, 3).await.unwrap().is_empty());
+    assert!(store
+        .claim_lanes(1_002, 1_000, 10, 3)
+        .await
+        .unwrap()
+        .is_empty());
     // The others' leases end at 2,000; a1 is due at 5,000.
     assert_eq!(store.next_due().await.unwrap(), Some(2_000));
     let lanes = store.claim_lanes(2_000, 1_000, 10, 3).await.unwrap();
@@ -65,7 +83,11 @@ async fn lanes_claim_in_order_and_hold_back_behind_a_retry(store: &SqlStore) {
     assert_eq!(store.next_due().await.unwrap(), Some(5_000));
     let lanes = store.claim_lanes(5_000, 1_000, 10, 10).await.unwrap();
     let got: Vec<Vec<&str>> = lanes.iter().map(|l| messages(l)).collect();
-    assert_eq!(got, vec![vec!["a1", "a2", "a3", "a4"]], "in order after the retry");
+    assert_eq!(
+        got,
+        vec![vec!["a1", "a2", "a3", "a4"]],
+        "in order after the retry"
+    );
 }
 
 async fn a_flood_on_one_lane_is_one_lane(store: &SqlStore) {

@@ -127,7 +127,8 @@ impl Deliverer {
             )
             .await?;
         let mut attempted = 0;
-        for sent in futures_util::future::join_all(lanes.into_iter().map(|l| self.send_lane(l))).await
+        for sent in
+            futures_util::future::join_all(lanes.into_iter().map(|l| self.send_lane(l))).await
         {
             attempted += sent?;
         }
@@ -145,7 +146,7 @@ impl Deliverer {
         let mut sent = 0;
         let mut rows = lane.into_iter();
         let mut unsent = Vec::new();
-        while let Some(d) = rows.next() {
+        for d in rows.by_ref() {
             if sent > 0 && self.clock.now_millis() - started >= budget {
                 unsent.push(d.id);
                 break;

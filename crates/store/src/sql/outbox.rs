@@ -12,7 +12,8 @@ use crate::{
     AlertPlan, ChannelKind, DeliveryRecord, NewAlert, NewDelivery, OutboxStore, Result, StoreError,
 };
 
-pub(super) const DELIVERY_COLUMNS: &str = "id, token_id, message_id, kind, channel, target, payload, state, \
+pub(super) const DELIVERY_COLUMNS: &str =
+    "id, token_id, message_id, kind, channel, target, payload, state, \
      attempts, next_attempt_at, last_error, created_at, delivered_at";
 
 fn hit_columns_of(alias: &str) -> String {
