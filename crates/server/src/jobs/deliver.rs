@@ -73,6 +73,9 @@ const PER_LANE: u32 = 128;
 /// A lane's successes are marked delivered every this many sends: a crash resends at most
 /// this many of a lane (at least once), and the commit is shared.
 const MARK_EVERY: usize = 16;
+/// How long a lane keeps sending in one round (ms), at most: a round waits for its slowest
+/// lane, so a slow receiver must not hold up the next round (and other tokens' new alerts).
+const LANE_BUDGET_MS: i64 = 2_000;
 /// Planning rounds per pass at most, so sending is never starved by a flood of new alerts.
 const PLAN_ROUNDS: usize = 8;
 
@@ -136,12 +139,12 @@ impl Deliverer {
     }
 
     /// Sends a claimed lane in order and returns how many sends were tried. It stops at a send
-    /// to retry (the rows behind it wait for it) and when half the lease is spent (so the claim
-    /// never runs out mid-lane); what it did not send goes back unclaimed. A permanent failure
+    /// to retry (the rows behind it wait for it) and when its budget is spent (at most half the
+    /// lease, so the claim never runs out mid-lane); what it did not send goes back unclaimed. A permanent failure
     /// ends only its own row: it will never be sent, so the next can go.
     async fn send_lane(&self, lane: Vec<DeliveryRecord>) -> Result<usize, StoreError> {
         let started = self.clock.now_millis();
-        let budget = millis(self.policy.lease) / 2;
+        let budget = (millis(self.policy.lease) / 2).min(LANE_BUDGET_MS);
         let mut delivered = Vec::new();
         let mut sent = 0;
         let mut rows = lane.into_iter();
