@@ -191,10 +191,22 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Writes deliveries outside of planning (test alerts).
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()>;
-    /// Claims due pending deliveries for `lease_ms`: a worker that dies mid-send loses the claim
-    /// when the lease runs out, and another sends again (at least once).
-    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<DeliveryRecord>>;
-    /// When the next pending delivery is due, if any.
+    /// Claims up to `lanes` lanes (a token's deliveries by one channel) whose oldest pending
+    /// row is due and unclaimed, oldest such row first, with up to `per_lane` of each lane's
+    /// pending rows, for `lease_ms`. Each lane comes back in order (`created_at`, `id`); a row is
+    /// never handed out while an earlier row of its lane is pending. A worker that dies
+    /// mid-send loses the claim when the lease runs out, and another sends again (at least
+    /// once).
+    async fn claim_lanes(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        lanes: u32,
+        per_lane: u32,
+    ) -> Result<Vec<Vec<DeliveryRecord>>>;
+    /// Gives claimed rows back unsent, for the next claim of their lane.
+    async fn release_claims(&self, ids: &[String]) -> Result<()>;
+    /// When the next lane's oldest pending row is due (or its claim runs out), if any.
     async fn next_due(&self) -> Result<Option<i64>>;
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
     /// Marks many sent deliveries (id, token, channel) delivered and resets those channels'

@@ -273,6 +273,12 @@ canarykeys_testkit::on_both_backends!(
     settings,
 );
 
+/// Claims every due lane (up to ten rows each), flattened.
+async fn claim(store: &SqlStore, now: i64) -> Vec<canarykeys_store::DeliveryRecord> {
+    let lanes = store.claim_lanes(now, 1_000, 10, 10).await.unwrap();
+    lanes.into_iter().flatten().collect()
+}
+
 /// The outbox on top of [`three_hits`] for `a` (alerts e1, e2, e3 are new).
 async fn outbox(store: &SqlStore, a: &TokenRecord) {
     let new = store.new_alerts(10).await.unwrap();
@@ -336,12 +342,12 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
         .unwrap());
 
     // Claims are leases: a claimed row is not claimed again until the lease runs out.
-    let claimed = store.claim_due(200, 1_000, 10).await.unwrap();
+    let claimed = claim(store, 200).await;
     assert_eq!(claimed.len(), 2);
-    assert!(store.claim_due(300, 1_000, 10).await.unwrap().is_empty());
+    assert!(claim(store, 300).await.is_empty());
     assert_eq!(store.next_due().await.unwrap(), Some(1_200));
     assert_eq!(
-        store.claim_due(1_200, 1_000, 10).await.unwrap().len(),
+        claim(store, 1_200).await.len(),
         2,
         "lease ran out: sent again"
     );
@@ -354,8 +360,8 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
         .await
         .unwrap();
     store.mark_delivered(hook, 1_300).await.unwrap();
-    assert!(store.claim_due(4_999, 1_000, 10).await.unwrap().is_empty());
-    assert_eq!(store.claim_due(5_000, 1_000, 10).await.unwrap().len(), 1);
+    assert!(claim(store, 4_999).await.is_empty());
+    assert_eq!(claim(store, 5_000).await.len(), 1);
     store.mark_failed(email, "550 no such user").await.unwrap();
     assert_eq!(store.next_due().await.unwrap(), None);
     let rows = store.list_deliveries(&a.id, 10).await.unwrap();

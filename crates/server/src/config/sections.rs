@@ -168,7 +168,8 @@ pub struct AlertsConfig {
     /// sent when the window closes; `0s` sends every hit at once.
     #[serde(with = "humantime_serde")]
     pub cooldown: std::time::Duration,
-    /// How long a failing delivery keeps being retried.
+    /// How long a failing delivery keeps being retried. Three days: a channel down for a whole
+    /// day loses nothing under the defaults.
     #[serde(with = "humantime_serde")]
     pub retry_horizon: std::time::Duration,
     /// The first retry's delay; each later one doubles, up to `retry_max_delay`.
@@ -194,7 +195,7 @@ impl Default for AlertsConfig {
         Self {
             allow_private_webhooks: false,
             cooldown: Duration::from_secs(300),
-            retry_horizon: Duration::from_secs(24 * 3600),
+            retry_horizon: Duration::from_secs(72 * 3600),
             retry_base_delay: Duration::from_secs(30),
             retry_max_delay: Duration::from_secs(3600),
             claim_lease: Duration::from_secs(120),

@@ -1,6 +1,10 @@
-//! The outbox worker: plans new alerts, then claims due deliveries, sends them and records the
-//! outcome. Retries back off exponentially until a horizon; permanent failures stop a row, and
-//! enough of them in a row switch the channel off, saying why. The loop only sleeps when no
+//! The outbox worker: plans new alerts, then claims lanes of due deliveries, sends them and
+//! records the outcome. A lane is one token's deliveries by one channel: its rows go out one
+//! after another, in the order they were written, and a retry holds back the rows behind it, so
+//! a token's alerts arrive in order even after an outage. Lanes are claimed by the age of their
+//! oldest row and up to 64 run at once, so a flood on one token is one lane and delays no other
+//! token's alert. Retries back off exponentially until a horizon; permanent failures stop a row,
+//! and enough of them in a row switch the channel off, saying why. The loop only sleeps when no
 //! work is due, and never past the next due row.
 
 use std::sync::Arc;
@@ -61,8 +65,17 @@ pub struct Deliverer {
     pub windows_checked: std::sync::atomic::AtomicI64,
 }
 
-/// Sends in flight at once, per worker.
-const BATCH: u32 = 64;
+/// Lanes in flight at once, per worker (one send in flight per lane).
+const LANES: u32 = 64;
+/// Rows of one lane claimed at once: enough that a long lane drains fast over one kept-alive
+/// connection, while the others are served in the same round.
+const PER_LANE: u32 = 128;
+/// A lane's successes are marked delivered every this many sends: a crash resends at most
+/// this many of a lane (at least once), and the commit is shared.
+const MARK_EVERY: usize = 16;
+/// How long a lane keeps sending in one round (ms), at most: a round waits for its slowest
+/// lane, so a slow receiver must not hold up the next round (and other tokens' new alerts).
+const LANE_BUDGET_MS: i64 = 2_000;
 /// Planning rounds per pass at most, so sending is never starved by a flood of new alerts.
 const PLAN_ROUNDS: usize = 8;
 
@@ -106,35 +119,72 @@ impl Deliverer {
                 .store(now, std::sync::atomic::Ordering::Relaxed);
             self.alerts.close_windows(now).await?;
         }
+        // One claim per round: each lane's rows in order, the oldest lanes first.
+        let lanes = self
+            .store
+            .claim_lanes(
+                self.clock.now_millis(),
+                millis(self.policy.lease),
+                LANES,
+                PER_LANE,
+            )
+            .await?;
         let mut attempted = 0;
-        loop {
-            let due = self
-                .store
-                .claim_due(self.clock.now_millis(), millis(self.policy.lease), BATCH)
-                .await?;
-            if due.is_empty() {
-                return Ok(attempted);
+        for sent in
+            futures_util::future::join_all(lanes.into_iter().map(|l| self.send_lane(l))).await
+        {
+            attempted += sent?;
+        }
+        Ok(attempted)
+    }
+
+    /// Sends a claimed lane in order and returns how many sends were tried. It stops at a send
+    /// to retry (the rows behind it wait for it) and when its budget is spent (at most half the
+    /// lease, so the claim never runs out mid-lane); what it did not send goes back unclaimed. A permanent failure
+    /// ends only its own row: it will never be sent, so the next can go.
+    async fn send_lane(&self, lane: Vec<DeliveryRecord>) -> Result<usize, StoreError> {
+        let started = self.clock.now_millis();
+        let budget = (millis(self.policy.lease) / 2).min(LANE_BUDGET_MS);
+        let mut delivered = Vec::new();
+        let mut sent = 0;
+        let mut rows = lane.into_iter();
+        let mut unsent = Vec::new();
+        for d in rows.by_ref() {
+            if sent > 0 && self.clock.now_millis() - started >= budget {
+                unsent.push(d.id);
+                break;
             }
-            attempted += due.len();
-            let sends = due.into_iter().map(|d| self.deliver(d));
-            let mut delivered = Vec::new();
-            for result in futures_util::future::join_all(sends).await {
-                delivered.extend(result?);
+            sent += 1;
+            match self.deliver(d).await? {
+                Sent::Delivered(done) => delivered.push(done),
+                Sent::Failed => {}
+                Sent::Retry => break,
             }
-            // One transaction for the round's successes, not two per message.
-            if !delivered.is_empty() {
+            if delivered.len() >= MARK_EVERY {
                 self.store
                     .mark_delivered_many(&delivered, self.clock.now_millis())
                     .await?;
+                delivered.clear();
             }
         }
+        if !delivered.is_empty() {
+            self.store
+                .mark_delivered_many(&delivered, self.clock.now_millis())
+                .await?;
+        }
+        unsent.extend(rows.map(|d| d.id));
+        self.store.release_claims(&unsent).await?;
+        Ok(sent)
     }
 
     /// Runs until the task is aborted. Errors (a database outage) are logged and retried.
     pub async fn run_forever(self: Arc<Self>) {
         loop {
-            if let Err(e) = self.run_once().await {
-                tracing::error!(error = format!("{e:#}"), "alert delivery round failed");
+            match self.run_once().await {
+                // Something was sent: more may be waiting behind it.
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = format!("{e:#}"), "alert delivery round failed"),
             }
             let now = self.clock.now_millis();
             let next_due = self.store.next_due().await.ok().flatten();
@@ -149,12 +199,9 @@ impl Deliverer {
         }
     }
 
-    /// Sends one delivery. A success is returned (id, token, channel) for the caller to mark
-    /// with the rest of its round; failures are recorded here.
-    async fn deliver(
-        &self,
-        d: DeliveryRecord,
-    ) -> Result<Option<(String, canarykeys_core::TokenId, ChannelKind)>, StoreError> {
+    /// Sends one delivery. A success is returned for the caller to mark with others; failures
+    /// are recorded here.
+    async fn deliver(&self, d: DeliveryRecord) -> Result<Sent, StoreError> {
         let channel_kind = ChannelKind::parse(&d.channel);
         let channel = match channel_kind {
             Some(ChannelKind::Email) => self.channels.email.clone(),
@@ -166,7 +213,7 @@ impl Deliverer {
                 .store
                 .mark_failed(&d.id, "this server has no such channel configured")
                 .await
-                .map(|()| None);
+                .map(|()| Sent::Failed);
         };
         let view: AlertView = match serde_json::from_str(&d.payload) {
             Ok(v) => v,
@@ -175,7 +222,7 @@ impl Deliverer {
                     .store
                     .mark_failed(&d.id, &format!("unreadable payload: {e}"))
                     .await
-                    .map(|()| None)
+                    .map(|()| Sent::Failed)
             }
         };
         // The same key on every attempt, so a receiver can drop a second copy.
@@ -183,7 +230,7 @@ impl Deliverer {
         let outcome = channel.send(&view, &d.target, &key).await;
         let now = self.clock.now_millis();
         match outcome {
-            Outcome::Delivered => return Ok(Some((d.id, d.token_id, kind))),
+            Outcome::Delivered => Ok(Sent::Delivered((d.id, d.token_id, kind))),
             Outcome::Retry(error) => {
                 let attempt = d.attempts + 1;
                 let next = now + self.backoff(attempt);
@@ -195,6 +242,8 @@ impl Deliverer {
                     self.store.mark_retry(&d.id, next, &error).await?;
                     tracing::warn!(delivery = %d.id, channel = %d.channel, attempt, error = ?error, "alert delivery will be retried");
                 }
+                // Given up or not, the channel is failing now: the rows behind wait their turn.
+                Ok(Sent::Retry)
             }
             Outcome::Permanent(error) => {
                 self.store.mark_failed(&d.id, &error).await?;
@@ -209,8 +258,18 @@ impl Deliverer {
                         .await?;
                     tracing::error!(token = %d.token_id, channel = %d.channel, "alert channel switched off");
                 }
+                Ok(Sent::Failed)
             }
         }
-        Ok(None)
     }
+}
+
+/// How one send of a lane went, for the rest of the lane.
+enum Sent {
+    /// Sent: (id, token, channel), to be marked with the lane's other successes.
+    Delivered((String, canarykeys_core::TokenId, ChannelKind)),
+    /// This row will never be sent; the next may go.
+    Failed,
+    /// This row waits for a retry, and the rows behind it with it.
+    Retry,
 }

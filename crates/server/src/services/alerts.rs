@@ -185,7 +185,8 @@ impl AlertService {
         let mut out = Vec::new();
         let mut push = |channel, target: String, unconfigured: Option<&str>| {
             out.push(NewDelivery {
-                id: ids::random_id(),
+                // Ordered: a token's deliveries planned in one round keep their order.
+                id: ids::sequential_id(),
                 token_id: token.id.clone(),
                 message_id: view.alert_id.clone(),
                 kind: kind.to_owned(),

@@ -8,6 +8,7 @@ mod batch;
 mod console;
 mod exposures;
 mod hits;
+mod lanes;
 mod outbox;
 mod settings;
 mod tokens;

@@ -1,6 +1,5 @@
-//! `OutboxStore` over SQL: planning alerts and claiming deliveries. Claims are leases
-//! (`claimed_until`), taken with `FOR UPDATE SKIP LOCKED` on PostgreSQL so replicas never wait on
-//! each other's rows; SQLite has one writer at a time, so its plain UPDATE is already exclusive.
+//! `OutboxStore` over SQL: planning alerts and recording how deliveries went. Claims are leases
+//! on whole lanes (token, channel), taken in `lanes.rs`.
 
 use async_trait::async_trait;
 use canarykeys_core::TokenId;
@@ -8,12 +7,13 @@ use sqlx::any::AnyRow;
 use sqlx::Executor;
 use sqlx::{Any, Row, Transaction};
 
-use super::{hit_from_row, Backend, SqlStore, HIT_COLUMNS};
+use super::{hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{
     AlertPlan, ChannelKind, DeliveryRecord, NewAlert, NewDelivery, OutboxStore, Result, StoreError,
 };
 
-const DELIVERY_COLUMNS: &str = "id, token_id, message_id, kind, channel, target, payload, state, \
+pub(super) const DELIVERY_COLUMNS: &str =
+    "id, token_id, message_id, kind, channel, target, payload, state, \
      attempts, next_attempt_at, last_error, created_at, delivered_at";
 
 fn hit_columns_of(alias: &str) -> String {
@@ -24,7 +24,7 @@ fn hit_columns_of(alias: &str) -> String {
         .join(", ")
 }
 
-fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
+pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
     Ok(DeliveryRecord {
         id: row.try_get("id")?,
         token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
@@ -215,34 +215,22 @@ impl OutboxStore for SqlStore {
         Ok(())
     }
 
-    async fn claim_due(&self, now: i64, lease_ms: i64, limit: u32) -> Result<Vec<DeliveryRecord>> {
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE deliveries SET claimed_until = $2 WHERE id IN (SELECT id FROM deliveries \
-             WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until <= $1) \
-             ORDER BY next_attempt_at, id LIMIT $3{lock}) RETURNING {DELIVERY_COLUMNS}"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(now)
-            .bind(now.saturating_add(lease_ms))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(delivery_from_row).collect()
+    async fn claim_lanes(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        lanes: u32,
+        per_lane: u32,
+    ) -> Result<Vec<Vec<DeliveryRecord>>> {
+        self.claim_lanes_sql(now, lease_ms, lanes, per_lane).await
+    }
+
+    async fn release_claims(&self, ids: &[String]) -> Result<()> {
+        self.release_claims_sql(ids).await
     }
 
     async fn next_due(&self) -> Result<Option<i64>> {
-        // A claimed row is due again when its lease runs out.
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN claimed_until IS NOT NULL AND claimed_until > next_attempt_at \
-             THEN claimed_until ELSE next_attempt_at END) FROM deliveries WHERE state = 'pending'",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        self.next_due_sql().await
     }
 
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()> {
@@ -335,7 +323,7 @@ impl OutboxStore for SqlStore {
     async fn list_deliveries(&self, token: &TokenId, limit: u32) -> Result<Vec<DeliveryRecord>> {
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE token_id = $1 \
-             ORDER BY created_at DESC, id LIMIT $2"
+             ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         let rows = sqlx::query(&sql)
             .bind(token.as_str())
