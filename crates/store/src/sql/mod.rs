@@ -11,6 +11,7 @@ mod hits;
 mod outbox;
 mod settings;
 mod tokens;
+mod windows;
 
 use std::str::FromStr;
 
