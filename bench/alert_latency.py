@@ -104,6 +104,9 @@ def main():
                CANARYKEYS_ALERTS__ALLOW_PRIVATE_WEBHOOKS="true", CANARYKEYS_LOG="warn")
     if args.cooldown != "default":
         env["CANARYKEYS_ALERTS__COOLDOWN"] = args.cooldown
+    if args.cooldown != "0s":
+        # A fresh probe token per probe: creations are not what is measured.
+        env["CANARYKEYS_RATE_LIMIT__CREATE_PER_MINUTE"] = "0"
     log = open(os.path.join(work, "server.log"), "w")
     server = subprocess.Popen([BIN, "--data-dir", os.path.join(work, "data"), "serve", "--listen",
                                f"127.0.0.1:{port}"], env=env, stdout=log, stderr=log)
