@@ -294,7 +294,13 @@ async fn a_summary_names_five_addresses_and_says_there_were_more() {
     hit(&app, &created, "wide-0", "203.0.113.1").await;
     assert_eq!(rx.wait_for(1).await.len(), 1, "the first use at once");
     for i in 1..=12 {
-        hit(&app, &created, &format!("wide-{i}"), &format!("198.51.100.{i}")).await;
+        hit(
+            &app,
+            &created,
+            &format!("wide-{i}"),
+            &format!("198.51.100.{i}"),
+        )
+        .await;
     }
     app.advance(Duration::from_secs(6));
     app.deliver_once().await;
@@ -304,7 +310,10 @@ async fn a_summary_names_five_addresses_and_says_there_were_more() {
     assert_eq!(summary["summary"]["count"], 12);
     assert_eq!(summary["summary"]["addresses"].as_array().unwrap().len(), 5);
     assert_eq!(summary["summary"]["addresses"][0], "198.51.100.1");
-    assert_eq!(summary["event"]["source_ip"], "198.51.100.12", "the last call");
+    assert_eq!(
+        summary["event"]["source_ip"], "198.51.100.12",
+        "the last call"
+    );
     let text = serde_json::to_string(summary).unwrap();
     assert!(
         text.contains("12 more calls from more than 5 addresses: GetCallerIdentity"),

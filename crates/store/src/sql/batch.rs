@@ -122,7 +122,7 @@ impl SqlStore {
                     .or_default()
                     .push(WindowHit::from(*h));
             }
-            windows::gather(&mut tx, self.backend(), windows).await?;
+            windows::gather(&mut tx, windows).await?;
         }
         if self.backend() == super::Backend::Postgres && !fresh.is_empty() {
             // Delivered at commit, to every replica's delivery worker.
@@ -155,7 +155,7 @@ impl SqlStore {
                 }
             }
         }
-        windows::gather(&mut tx, self.backend(), windows).await?;
+        windows::gather(&mut tx, windows).await?;
         tx.commit().await?;
         Ok(applied)
     }

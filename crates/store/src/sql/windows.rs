@@ -1,5 +1,6 @@
 //! Cooldown windows over SQL: one `alert_windows` row per token with hits gathered. A commit
-//! folds its hits into the row (one read and one write per token, whatever the number of hits);
+//! folds its hits into the row (one `UPDATE` per token, whatever the number of hits, and a
+//! second only when new distinct values join);
 //! closing a window reads the row and deletes it with a conditional `DELETE` whose row count
 //! decides which replica plans the summary.
 
@@ -10,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{hit_from_row, Backend, SqlStore, HIT_COLUMNS};
+use super::{hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{Distinct, NewDelivery, Result, StoreError, WindowHit, WindowSummary};
 
 const WINDOW_COLUMNS: &str = "w.token_id, w.id, w.opened_at, w.closes_at, w.hits, \
@@ -45,47 +46,76 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Gathers hits into their tokens' windows: per token, the row is read (locked on PostgreSQL,
-/// where another replica's commit may fold into it too; SQLite's writer lock is already held)
-/// and written once. Tokens go in id order, so two commits lock rows in the same order.
+/// Gathers hits into their tokens' windows, tokens in id order (so two commits lock rows in the
+/// same order). Per token, one `UPDATE … RETURNING` adds the count and span and locks the row;
+/// the distinct values it returns are written back only when the group adds to them. A window
+/// that does not exist yet is inserted.
 pub(super) async fn gather(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     hits: BTreeMap<&str, Vec<WindowHit>>,
 ) -> Result<()> {
-    let lock = match backend {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
-    let read = format!("SELECT {WINDOW_COLUMNS} FROM alert_windows w WHERE w.token_id = $1{lock}");
     for (token, hits) in hits {
-        let Some((first, rest)) = hits.split_first() else {
+        let (Some(first), Some(last)) = (hits.first(), hits.last()) else {
             continue;
         };
-        // Twice at most: a window another commit created between our read and our insert is
-        // read again (locked) and updated.
+        let earliest = hits.iter().map(|h| h.event_time).min().unwrap_or(0);
+        let latest = hits.iter().map(|h| h.event_time).max().unwrap_or(0);
+        // Twice at most: a window another commit created since our UPDATE found none is
+        // updated on the second pass.
         let mut written = false;
         for _ in 0..2 {
-            let row = sqlx::query(&read)
-                .bind(token)
-                .fetch_optional(&mut **tx)
-                .await?;
-            let (mut window, exists) = match row {
-                Some(row) => {
-                    let mut w = window_from_row(&row)?;
-                    w.gather(first);
-                    (w, true)
+            let row = sqlx::query(
+                "UPDATE alert_windows SET hits = hits + $2, \
+                 first_event_time = CASE WHEN first_event_time < $3 THEN first_event_time ELSE $3 END, \
+                 last_event_time = CASE WHEN last_event_time > $4 THEN last_event_time ELSE $4 END, \
+                 last_hit_id = $5, closes_at = (SELECT cooldown_until FROM tokens WHERE id = $1) \
+                 WHERE token_id = $1 \
+                 RETURNING addresses, other_addresses, events, other_events",
+            )
+            .bind(token)
+            .bind(count(hits.len() as u64))
+            .bind(earliest)
+            .bind(latest)
+            .bind(&last.hit_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = row {
+                let mut addresses = Distinct::decode(
+                    &row.try_get::<String, _>("addresses")?,
+                    row.try_get("other_addresses")?,
+                );
+                let mut events = Distinct::decode(
+                    &row.try_get::<String, _>("events")?,
+                    row.try_get("other_events")?,
+                );
+                let before = (addresses.clone(), events.clone());
+                for h in &hits {
+                    addresses.add(&h.source_ip);
+                    events.add(&h.event_name);
                 }
-                None => {
-                    let id = TokenId::parse(token)
-                        .map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?;
-                    (WindowSummary::starting(id, ids::random_id(), first), false)
+                if before != (addresses.clone(), events.clone()) {
+                    sqlx::query(
+                        "UPDATE alert_windows SET addresses = $2, other_addresses = $3, \
+                         events = $4, other_events = $5 WHERE token_id = $1",
+                    )
+                    .bind(token)
+                    .bind(addresses.encode())
+                    .bind(count(addresses.others))
+                    .bind(events.encode())
+                    .bind(count(events.others))
+                    .execute(&mut **tx)
+                    .await?;
                 }
-            };
-            for h in rest {
+                written = true;
+                break;
+            }
+            let id =
+                TokenId::parse(token).map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?;
+            let mut window = WindowSummary::starting(id, ids::random_id(), first);
+            for h in &hits[1..] {
                 window.gather(h);
             }
-            if write(tx, &window, exists).await? {
+            if insert(tx, &window).await? {
                 written = true;
                 break;
             }
@@ -100,34 +130,27 @@ pub(super) async fn gather(
     Ok(())
 }
 
-/// Writes a gathered window; false when its row appeared since it was read as missing.
-async fn write(tx: &mut Transaction<'_, Any>, w: &WindowSummary, exists: bool) -> Result<bool> {
-    let sql = if exists {
-        "UPDATE alert_windows SET hits = $3, first_event_time = $4, last_event_time = $5, \
-         last_hit_id = $6, addresses = $7, other_addresses = $8, events = $9, other_events = $10, \
-         closes_at = (SELECT cooldown_until FROM tokens WHERE id = $1) \
-         WHERE token_id = $1 AND id = $2"
-    } else {
+/// Inserts a new window; false when another commit created it first.
+async fn insert(tx: &mut Transaction<'_, Any>, w: &WindowSummary) -> Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO alert_windows (token_id, id, hits, first_event_time, last_event_time, \
          last_hit_id, addresses, other_addresses, events, other_events, opened_at, closes_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         (SELECT cooldown_until FROM tokens WHERE id = $1)) ON CONFLICT (token_id) DO NOTHING"
-    };
-    let mut q = sqlx::query(sql)
-        .bind(w.token_id.as_str())
-        .bind(&w.id)
-        .bind(count(w.hits))
-        .bind(w.first_event_time)
-        .bind(w.last_event_time)
-        .bind(&w.last_hit_id)
-        .bind(w.addresses.encode())
-        .bind(count(w.addresses.others))
-        .bind(w.events.encode())
-        .bind(count(w.events.others));
-    if !exists {
-        q = q.bind(w.opened_at);
-    }
-    let done = q.execute(&mut **tx).await?;
+         (SELECT cooldown_until FROM tokens WHERE id = $1)) ON CONFLICT (token_id) DO NOTHING",
+    )
+    .bind(w.token_id.as_str())
+    .bind(&w.id)
+    .bind(count(w.hits))
+    .bind(w.first_event_time)
+    .bind(w.last_event_time)
+    .bind(&w.last_hit_id)
+    .bind(w.addresses.encode())
+    .bind(count(w.addresses.others))
+    .bind(w.events.encode())
+    .bind(count(w.events.others))
+    .bind(w.opened_at)
+    .execute(&mut **tx)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
