@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Alert latency: time from the ingest's 2xx to the webhook's arrival on a loopback receiver.
 
-    python3 bench/alert_latency.py [--probes 200] [--flood]
+    python3 bench/alert_latency.py [--probes 200] [--flood] [--cooldown 0s|default|5m…]
 
-Starts the release server (SQLite in a temp dir, cooldown 0s, private webhooks allowed), a
-webhook receiver on 127.0.0.1, and a token whose webhook points at it. Sends one-event ingests
-one at a time and records, per eventID, when the 200 came back and when the webhook arrived.
-With --flood, wrk hammers a second token's key at full speed meanwhile (bench/lua/one_event.lua),
-and the script also reports how long the backlog takes to drain after the flood stops.
+Starts the release server (SQLite in a temp dir, cooldown 0s unless --cooldown says otherwise,
+private webhooks allowed), a webhook receiver on 127.0.0.1, and a token whose webhook points at
+it. Sends one-event ingests one at a time and records, per eventID, when the 200 came back and
+when the webhook arrived. With a cooldown, each probe uses a fresh token (a token's later hits
+would be gathered into its summary). With --flood, wrk hammers a second token's key at full
+speed meanwhile (bench/lua/one_event.lua), and 10 s after the flood ends the script reports the
+backlog: alert rows by state and cooldown-window rows.
 Prints p50/p99/max in milliseconds. Figures only: nothing here asserts a time.
 """
-import argparse, http.server, json, os, socket, subprocess, sys, tempfile, threading, time
+import argparse, http.server, json, os, socket, sqlite3, subprocess, sys, tempfile, threading, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,6 +88,8 @@ def main():
     ap.add_argument("--probes", type=int, default=200)
     ap.add_argument("--flood", action="store_true")
     ap.add_argument("--flood-seconds", type=int, default=15)
+    ap.add_argument("--cooldown", default="0s",
+                    help="alerts.cooldown for the server; 'default' leaves the server's (5m)")
     args = ap.parse_args()
     if not os.environ.get("BENCH_NO_BUILD"):
         subprocess.run(["cargo", "build", "--release", "-q", "--bin", "canarykeys"], cwd=ROOT, check=True)
@@ -97,8 +101,12 @@ def main():
     work = tempfile.mkdtemp()
     port = free_port()
     env = dict(os.environ, CANARYKEYS_INGEST__SECRET=SECRET, CANARYKEYS_ACCESS__CREATE="open",
-               CANARYKEYS_ALERTS__COOLDOWN="0s", CANARYKEYS_ALERTS__ALLOW_PRIVATE_WEBHOOKS="true",
-               CANARYKEYS_LOG="warn")
+               CANARYKEYS_ALERTS__ALLOW_PRIVATE_WEBHOOKS="true", CANARYKEYS_LOG="warn")
+    if args.cooldown != "default":
+        env["CANARYKEYS_ALERTS__COOLDOWN"] = args.cooldown
+    if args.cooldown != "0s":
+        # A fresh probe token per probe: creations are not what is measured.
+        env["CANARYKEYS_RATE_LIMIT__CREATE_PER_MINUTE"] = "0"
     log = open(os.path.join(work, "server.log"), "w")
     server = subprocess.Popen([BIN, "--data-dir", os.path.join(work, "data"), "serve", "--listen",
                                f"127.0.0.1:{port}"], env=env, stdout=log, stderr=log)
@@ -131,6 +139,8 @@ def main():
         answered = {}
         for i in range(args.probes):
             eid = f"probe-{i}-{time.time_ns()}"
+            if args.cooldown != "0s" and i > 0:
+                probe_key = token(f"probe {i}", f"http://127.0.0.1:{recv_port}/hook")
             status, _ = post(base + "/ingest/v1/cloudtrail", event(probe_key, eid), headers)
             answered[eid] = time.monotonic()
             assert status == 200, status
@@ -144,6 +154,16 @@ def main():
         if flood:
             out, _ = flood.communicate()
             print("flood:", next((l for l in out.splitlines() if l.startswith("BENCH")), out.strip()))
+            time.sleep(10)
+            db = sqlite3.connect(f"file:{os.path.join(work, 'data', 'canarykeys.db')}?mode=ro", uri=True)
+            states = dict(db.execute("SELECT state, COUNT(*) FROM alerts GROUP BY state").fetchall())
+            try:
+                windows = db.execute("SELECT COUNT(*), COALESCE(SUM(hits), 0) FROM alert_windows").fetchone()
+            except sqlite3.OperationalError:
+                windows = None  # a build from before cooldown windows had rows
+            db.close()
+            print(f"backlog 10 s after the flood: alerts by state {states}; "
+                  f"window rows (rows, hits) {windows}")
     finally:
         server.terminate()
         server.wait()

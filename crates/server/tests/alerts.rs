@@ -288,6 +288,46 @@ async fn a_burst_gives_one_alert_and_one_summary_and_keeps_every_hit() {
     assert_eq!(get(&app, &created, "/alerts").await["total"], 50);
 }
 
+/// A window names at most five addresses and says there were more; its count is exact.
+#[tokio::test]
+async fn a_summary_names_five_addresses_and_says_there_were_more() {
+    let (rx, url) = Receiver::start().await;
+    let app = canarykeys_testkit::spawn_app_with(|c| {
+        tune(c);
+        c.alerts.cooldown = Duration::from_secs(5);
+    })
+    .await;
+    let created = webhook_token(&app, &url).await;
+    hit(&app, &created, "wide-0", "203.0.113.1").await;
+    assert_eq!(rx.wait_for(1).await.len(), 1, "the first use at once");
+    for i in 1..=12 {
+        hit(
+            &app,
+            &created,
+            &format!("wide-{i}"),
+            &format!("198.51.100.{i}"),
+        )
+        .await;
+    }
+    app.advance(Duration::from_secs(6));
+    app.deliver_once().await;
+    let calls = rx.wait_for(2).await;
+    assert_eq!(calls.len(), 2);
+    let summary = &calls[1];
+    assert_eq!(summary["summary"]["count"], 12);
+    assert_eq!(summary["summary"]["addresses"].as_array().unwrap().len(), 5);
+    assert_eq!(summary["summary"]["addresses"][0], "198.51.100.1");
+    assert_eq!(
+        summary["event"]["source_ip"], "198.51.100.12",
+        "the last call"
+    );
+    let text = serde_json::to_string(summary).unwrap();
+    assert!(
+        text.contains("12 more calls from more than 5 addresses: GetCallerIdentity"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn ignored_sources_are_recorded_and_marked_not_alerted() {
     let (rx, url) = Receiver::start().await;

@@ -259,10 +259,10 @@ async fn a_token_made_on_one_replica_matches_on_the_other_at_once() {
     drop_postgres(admin, &name).await;
 }
 
-/// Inside an open cooldown window a flood is grouped as it commits: it leaves nothing for the
-/// planner, so another token's first alert waits behind none of it.
+/// Inside an open cooldown window a flood is counted into the window as it commits: it leaves
+/// nothing for the planner, so another token's first alert waits behind none of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_flood_inside_a_window_is_grouped_at_commit_and_queues_nothing() {
+async fn a_flood_inside_a_window_is_counted_at_commit_and_queues_nothing() {
     let app = spawn_app_with(|c| {
         configure(c, None);
         c.alerts.cooldown = Duration::from_secs(300);
@@ -284,10 +284,13 @@ async fn a_flood_inside_a_window_is_grouped_at_commit_and_queues_nothing() {
     let answers =
         join_all((0..500).map(|i| post(&app, event(&flooded, &format!("flood-{i}"))))).await;
     assert!(answers.iter().all(|(s, _)| *s == 200));
+    // Each flood hit's alert row is final at commit; the window's one row counts them.
     let by_state = "SELECT COUNT(*) FROM alerts WHERE token_id = $1 AND state = ";
     let new = count(&pool, &format!("{by_state}'new'"), flooded_id).await;
-    let grouped = count(&pool, &format!("{by_state}'grouped'"), flooded_id).await;
-    assert_eq!((new, grouped), (0, 500));
+    let gathered = count(&pool, &format!("{by_state}'summarized'"), flooded_id).await;
+    assert_eq!((new, gathered), (0, 500));
+    let window = "SELECT hits FROM alert_windows WHERE token_id = $1";
+    assert_eq!(count(&pool, window, flooded_id).await, 500);
 
     let other_id = other["id"].as_str().unwrap();
     assert_eq!(post(&app, event(&other, "other-first")).await.0, 200);

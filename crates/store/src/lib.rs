@@ -7,6 +7,7 @@ mod console;
 mod exposures;
 mod records;
 mod sql;
+mod window;
 
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
@@ -19,6 +20,7 @@ pub use records::{
     MintedRef, NewAlert, NewDelivery, TokenRecord,
 };
 pub use sql::{Backend, SqlStore};
+pub use window::{Distinct, WindowHit, WindowSummary, WINDOW_VALUES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -174,18 +176,16 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Applies many plans (alert id, token, plan) in one transaction. Returns how many were
     /// applied; an alert another worker planned first is skipped.
     async fn plan_alerts(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize>;
-    /// Tokens whose cooldown window has closed with grouped alerts waiting for a summary.
-    async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>>;
-    /// A token's grouped alerts with their hits, oldest first.
-    async fn grouped_alerts(&self, token: &TokenId) -> Result<Vec<NewAlert>>;
-    /// Marks `alert_ids` summarized into `summary_id`, writes the summary's deliveries and the
-    /// next window, in one transaction. False (and nothing written) if another worker
-    /// summarized any of them first: only one replica plans a summary.
+    /// The windows that have closed with hits gathered (a deleted token's at once), each
+    /// read from its one row, with its last hit.
+    async fn closed_windows(&self, now: i64) -> Result<Vec<WindowSummary>>;
+    /// Claims `window` (unchanged since it was read: same id, same count), writes its summary's
+    /// deliveries and the token's next window, in one transaction. False (and nothing written)
+    /// if another worker summarized it first or a hit joined it since: only one replica plans a
+    /// summary, and it covers exactly the hits it counts.
     async fn plan_summary(
         &self,
-        token: &TokenId,
-        summary_id: &str,
-        alert_ids: &[String],
+        window: &WindowSummary,
         deliveries: &[NewDelivery],
         cooldown_until: Option<i64>,
     ) -> Result<bool>;

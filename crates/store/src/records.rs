@@ -182,8 +182,8 @@ pub enum AlertPlan {
         deliveries: Vec<NewDelivery>,
         cooldown_until: Option<i64>,
     },
-    /// Inside an open window: gather it into the window's summary.
-    Group,
+    /// Inside an open window: gather it into the window's summary (its counter and values).
+    Group(crate::WindowHit),
     /// The source is ignored: mark the hit with the reason, send nothing.
     Ignore { reason: String },
 }

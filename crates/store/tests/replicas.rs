@@ -11,42 +11,45 @@ use support::{delivery, hit, token};
 async fn summary_race(one: &SqlStore, two: &SqlStore) {
     let t = token(5_000);
     one.insert_token(&t).await.unwrap();
+    // The first hit is sent and opens a window; every later hit is gathered as it commits.
+    one.record_hits(&[hit(&t.id, "opens", 50)]).await.unwrap();
+    let first = one.new_alerts(10).await.unwrap().remove(0).alert_id;
+    let window = |round: i64| (round + 1) * 1_000_000;
+    let send = AlertPlan::Send {
+        deliveries: vec![delivery(&t, &first, ChannelKind::Webhook)],
+        cooldown_until: Some(window(0)),
+    };
+    assert!(one.plan_alert(&first, &t.id, &send).await.unwrap());
     for round in 0..20 {
         let hits: Vec<_> = (0..3)
             .map(|i| hit(&t.id, &format!("race-{round}-{i}"), 50))
             .collect();
         one.record_hits(&hits).await.unwrap();
-        for alert in one.new_alerts(10).await.unwrap() {
-            assert!(one
-                .plan_alert(&alert.alert_id, &t.id, &AlertPlan::Group)
-                .await
-                .unwrap());
-        }
-        let ids: Vec<String> = one
-            .grouped_alerts(&t.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|a| a.alert_id)
-            .collect();
-        assert_eq!(ids.len(), 3);
-        let (s1, s2) = (format!("sum-{round}-a"), format!("sum-{round}-b"));
-        let (d1, d2) = (
-            [delivery(&t, &s1, ChannelKind::Webhook)],
-            [delivery(&t, &s2, ChannelKind::Webhook)],
+        assert_eq!(one.count_pending_alerts().await.unwrap(), 0);
+        // Both replicas see the window close and read its one row.
+        let (w1, w2) = (
+            one.closed_windows(window(round)).await.unwrap().remove(0),
+            two.closed_windows(window(round)).await.unwrap().remove(0),
         );
+        assert_eq!((w1.hits, &w1.id), (3, &w2.id));
+        let (d1, d2) = (
+            [delivery(&t, &format!("{}-a", w1.id), ChannelKind::Webhook)],
+            [delivery(&t, &format!("{}-b", w2.id), ChannelKind::Webhook)],
+        );
+        let next = Some(window(round + 1));
         let (r1, r2) = tokio::join!(
-            one.plan_summary(&t.id, &s1, &ids, &d1, None),
-            two.plan_summary(&t.id, &s2, &ids, &d2, None),
+            one.plan_summary(&w1, &d1, next),
+            two.plan_summary(&w2, &d2, next),
         );
         let (r1, r2) = (r1.unwrap(), r2.unwrap());
         assert!(
             r1 ^ r2,
             "round {round}: exactly one replica plans the summary"
         );
+        assert!(one.closed_windows(i64::MAX).await.unwrap().is_empty());
     }
-    let summaries = one.list_deliveries(&t.id, 100).await.unwrap();
-    assert_eq!(summaries.len(), 20, "one summary per window");
+    let sent = one.list_deliveries(&t.id, 100).await.unwrap();
+    assert_eq!(sent.len(), 21, "the first hit, then one summary per window");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use canarykeys_core::{AccessKeyId, AccountId, TokenId};
 use canarykeys_store::{
     AlertPlan, ChannelKind, ChannelSwitches, HitStore, OutboxStore, SettingsStore, SqlStore,
-    StoreError, TokenRecord, TokenStore,
+    StoreError, TokenRecord, TokenStore, WindowHit,
 };
 
 mod support;
@@ -271,12 +271,58 @@ canarykeys_testkit::on_both_backends!(
     expiry,
     retention,
     settings,
+    a_flood_in_a_window_is_one_row,
 );
 
 /// Claims every due lane (up to ten rows each), flattened.
 async fn claim(store: &SqlStore, now: i64) -> Vec<canarykeys_store::DeliveryRecord> {
     let lanes = store.claim_lanes(now, 1_000, 10, 10).await.unwrap();
     lanes.into_iter().flatten().collect()
+}
+
+/// 10,000 hits inside one open window, committed in groups as group commit sends them, leave
+/// one window row counting them all and nothing for the planner; closing reads that one row.
+async fn a_flood_in_a_window_is_one_row(store: &SqlStore) {
+    let t = token(1_000);
+    store.insert_token(&t).await.unwrap();
+    store
+        .record_hits(&[hit(&t.id, "opens", 100)])
+        .await
+        .unwrap();
+    let first = store.new_alerts(10).await.unwrap().remove(0).alert_id;
+    let send = AlertPlan::Send {
+        deliveries: vec![delivery(&t, &first, ChannelKind::Webhook)],
+        cooldown_until: Some(1_000_000),
+    };
+    assert!(store.plan_alert(&first, &t.id, &send).await.unwrap());
+    for group in 0..10 {
+        let hits: Vec<_> = (0..1_000)
+            .map(|i| {
+                let n = group * 1_000 + i;
+                let mut h = hit(&t.id, &format!("flood-{n}"), 200 + n);
+                h.source_ip = format!("198.51.100.{}", n % 7);
+                h
+            })
+            .collect();
+        assert!(store.record_hits(&hits).await.unwrap().iter().all(|n| *n));
+    }
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
+    assert!(store.new_alerts(10).await.unwrap().is_empty());
+    assert!(store.closed_windows(999_999).await.unwrap().is_empty());
+    let closed = store.closed_windows(1_000_000).await.unwrap();
+    assert_eq!(closed.len(), 1, "one row for the whole window");
+    let w = &closed[0];
+    assert_eq!(w.hits, 10_000);
+    assert_eq!((w.first_event_time, w.last_event_time), (200, 10_199));
+    // Five addresses named; .5 and .6 are counted (1,428 hits each), not named.
+    assert_eq!(w.addresses.values.len(), 5);
+    assert_eq!(w.addresses.others, 2 * 1_428);
+    assert_eq!(w.events.values, ["GetCallerIdentity"]);
+    assert_eq!(w.last_hit.as_ref().unwrap().event_id, "flood-9999");
+    let summary = delivery(&t, &w.id, ChannelKind::Webhook);
+    assert!(store.plan_summary(w, &[summary], None).await.unwrap());
+    assert!(store.closed_windows(i64::MAX).await.unwrap().is_empty());
+    assert_eq!(store.list_deliveries(&t.id, 10).await.unwrap().len(), 2);
 }
 
 /// The outbox on top of [`three_hits`] for `a` (alerts e1, e2, e3 are new).
@@ -303,10 +349,8 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
             .cooldown_until,
         Some(5_000)
     );
-    assert!(store
-        .plan_alert(second, &a.id, &AlertPlan::Group)
-        .await
-        .unwrap());
+    let gathered = AlertPlan::Group(WindowHit::from(&new[1].hit));
+    assert!(store.plan_alert(second, &a.id, &gathered).await.unwrap());
     let ignore = AlertPlan::Ignore {
         reason: "ignored source".into(),
     };
@@ -319,27 +363,22 @@ async fn outbox(store: &SqlStore, a: &TokenRecord) {
         .iter()
         .any(|h| h.suppressed.as_deref() == Some("ignored source")));
 
-    // The window: not closed before its end, closed after; the summary takes the grouped alert.
+    // The window: not closed before its end, closed after; its one row holds the summary.
     assert!(store.closed_windows(4_999).await.unwrap().is_empty());
-    assert_eq!(
-        store.closed_windows(5_000).await.unwrap(),
-        vec![a.id.clone()]
-    );
-    let grouped = store.grouped_alerts(&a.id).await.unwrap();
-    assert_eq!(grouped.len(), 1);
-    let summary = delivery(a, "summary-1", ChannelKind::Webhook);
-    let ids = [grouped[0].alert_id.clone()];
+    let closed = store.closed_windows(5_000).await.unwrap();
+    assert_eq!(closed.len(), 1);
+    let w = &closed[0];
+    assert_eq!((&w.token_id, w.hits), (&a.id, 1));
+    assert_eq!(w.last_hit.as_ref().map(|h| &h.id), Some(&new[1].hit.id));
+    let summary = delivery(a, &w.id, ChannelKind::Webhook);
     assert!(store
-        .plan_summary(&a.id, "summary-1", &ids, &[summary], Some(9_000))
+        .plan_summary(w, &[summary], Some(9_000))
         .await
         .unwrap());
-    assert!(store.grouped_alerts(&a.id).await.unwrap().is_empty());
-    // A second worker that read the same grouped alerts writes nothing.
+    assert!(store.closed_windows(i64::MAX).await.unwrap().is_empty());
+    // A second worker that read the same window writes nothing.
     let late = delivery(a, "summary-2", ChannelKind::Webhook);
-    assert!(!store
-        .plan_summary(&a.id, "summary-2", &ids, &[late], Some(9_000))
-        .await
-        .unwrap());
+    assert!(!store.plan_summary(w, &[late], Some(9_000)).await.unwrap());
 
     // Claims are leases: a claimed row is not claimed again until the lease runs out.
     let claimed = claim(store, 200).await;

@@ -1,15 +1,17 @@
 //! Alert planning: turns new hits into messages. The first hit after a quiet period is sent at
-//! once and opens a cooldown window; hits inside the window are gathered into one summary sent
-//! when it closes; hits from ignored sources are recorded and marked, not sent. Every message
-//! becomes one outbox row per enabled channel, with its content frozen.
+//! once and opens a cooldown window; hits inside the window are counted into the window's row
+//! (at commit, or here) and one summary is sent from that row when it closes; hits from ignored
+//! sources are recorded and marked, not sent. Every message becomes one outbox row per enabled
+//! channel, with its content frozen.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use canarykeys_core::{ids, TokenId};
 use canarykeys_store::{
-    AlertPlan, ChannelKind, HitRecord, NewDelivery, Store, StoreError, TokenRecord,
+    AlertPlan, ChannelKind, HitRecord, NewDelivery, Store, StoreError, TokenRecord, WindowHit,
+    WindowSummary,
 };
 use ipnet::IpNet;
 
@@ -19,9 +21,6 @@ use crate::render::rfc3339;
 
 /// Alerts planned per round (one transaction).
 pub const PLAN_ROUND: u32 = 500;
-
-/// How many distinct addresses and event names a summary names (the history has them all).
-const SUMMARY_NAMES: usize = 5;
 
 #[derive(Clone)]
 pub struct AlertService {
@@ -238,7 +237,7 @@ impl AlertService {
                 && self.cooldown_ms > 0
                 && token.alerting.cooldown_until.is_some_and(|u| u > now)
             {
-                AlertPlan::Group
+                AlertPlan::Group(WindowHit::from(&alert.hit))
             } else {
                 let mut view = self.view(AlertKind::Hit, &alert.alert_id, token, &alert.hit);
                 Self::mark_gone(&mut view, *gone);
@@ -261,65 +260,62 @@ impl AlertService {
         self.store.plan_alerts(&plans).await
     }
 
-    /// Sends a summary for every window that closed with gathered hits. A summary opens the
-    /// next window, so a steady stream of calls gives one message per window.
+    /// Sends a summary for every window that closed with gathered hits, from the window's row
+    /// alone. A summary opens the next window, so a steady stream of calls gives one message
+    /// per window.
     #[tracing::instrument(skip_all, fields(now))]
     pub async fn close_windows(&self, now: i64) -> Result<usize, StoreError> {
         let mut sent = 0;
-        for token_id in self.store.closed_windows(now).await? {
-            let Some(AlertToken { token, gone }) = self.alert_token(&token_id, now).await? else {
+        for window in self.store.closed_windows(now).await? {
+            let Some(AlertToken { token, gone }) = self.alert_token(&window.token_id, now).await?
+            else {
                 continue;
             };
-            let grouped = self.store.grouped_alerts(&token_id).await?;
-            let Some(last) = grouped.last() else { continue };
-            let distinct = |f: fn(&HitRecord) -> &str| {
-                grouped
-                    .iter()
-                    .map(|a| f(&a.hit).to_owned())
-                    .collect::<BTreeSet<_>>()
-            };
-            let addresses = distinct(|h| h.source_ip.as_str());
-            let events = distinct(|h| h.event_name.as_str());
-            let summary_id = ids::random_id();
-            let kind = AlertKind::Summary {
-                count: grouped.len() as u64,
-                addresses: addresses.iter().take(SUMMARY_NAMES).cloned().collect(),
-                events: events.iter().take(SUMMARY_NAMES).cloned().collect(),
-                first_event_time: rfc3339(
-                    grouped.iter().map(|a| a.hit.event_time).min().unwrap_or(0),
-                ),
-                last_event_time: rfc3339(
-                    grouped.iter().map(|a| a.hit.event_time).max().unwrap_or(0),
-                ),
-            };
-            let mut view = self.view(kind, &summary_id, &token, &last.hit);
-            view.headline = format!(
-                "{} more call{} from {} address{}: {}",
-                grouped.len(),
-                if grouped.len() == 1 { "" } else { "s" },
-                addresses.len(),
-                if addresses.len() == 1 { "" } else { "es" },
-                events
-                    .iter()
-                    .take(SUMMARY_NAMES)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
+            let mut view = self.summary_view(&window, &token);
             Self::mark_gone(&mut view, gone);
-            let ids: Vec<String> = grouped.iter().map(|a| a.alert_id.clone()).collect();
             let deliveries = self.deliveries(&token, &view, now);
             let next = (self.cooldown_ms > 0 && gone.is_none()).then_some(now + self.cooldown_ms);
-            // False when another replica summarized this window first.
-            if self
-                .store
-                .plan_summary(&token_id, &summary_id, &ids, &deliveries, next)
-                .await?
-            {
+            // False when another replica summarized this window first, or a hit joined it
+            // since it was read (the next round sends it, counted).
+            if self.store.plan_summary(&window, &deliveries, next).await? {
                 sent += 1;
             }
         }
         Ok(sent)
+    }
+
+    /// What a window's summary says: the count, the span, a few addresses and events (and how
+    /// many calls had others), and the details of its last call.
+    fn summary_view(&self, w: &WindowSummary, token: &TokenRecord) -> AlertView {
+        let kind = AlertKind::Summary {
+            count: w.hits,
+            addresses: w.addresses.values.clone(),
+            events: w.events.values.clone(),
+            first_event_time: rfc3339(w.first_event_time),
+            last_event_time: rfc3339(w.last_event_time),
+        };
+        let last = w.last_hit_or_stand_in();
+        let mut view = self.view(kind, &w.id, token, &last);
+        let n = w.addresses.values.len();
+        let addresses = if w.addresses.others == 0 {
+            format!("{n} address{}", if n == 1 { "" } else { "es" })
+        } else {
+            format!("more than {n} addresses")
+        };
+        let mut events = w.events.values.join(", ");
+        if w.events.others > 0 {
+            let more = w.events.others;
+            events.push_str(&format!(
+                " and {more} more call{} of other kinds",
+                if more == 1 { "" } else { "s" }
+            ));
+        }
+        view.headline = format!(
+            "{} more call{} from {addresses}: {events}",
+            w.hits,
+            if w.hits == 1 { "" } else { "s" },
+        );
+        view
     }
 
     /// Queues a test message through every enabled channel; returns the rows written.

@@ -3,7 +3,7 @@
 //! more. Rows are sent in power-of-two chunks, so at most a handful of distinct statements exist
 //! and each connection's prepared-statement cache keeps them all: no re-parse per group.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
 use sqlx::{Any, Transaction};
@@ -11,8 +11,8 @@ use sqlx::{Any, Transaction};
 use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{SqlStore, HIT_COLUMNS};
-use crate::{AlertPlan, ChannelKind, HitRecord, Result};
+use super::{windows, SqlStore, HIT_COLUMNS};
+use crate::{AlertPlan, ChannelKind, HitRecord, Result, WindowHit};
 
 /// The largest chunk: 16 rows (336 parameters). sqlx binds SQLite parameters by name, at a cost
 /// that grows with the square of a statement's parameter count (a profile of 256-row chunks
@@ -52,16 +52,18 @@ fn hits_sql(rows: usize) -> String {
 }
 
 /// The alert row shares the hit's id: one alert per hit, by construction. A hit inside its
-/// token's open cooldown window (and with no ignore list to check) is grouped here and now: a
-/// flood on one key never queues work for the planner, so it delays no other token's alert.
+/// token's open cooldown window (and with no ignore list to check) is gathered here and now: its
+/// alert row is written `summarized`, a final state, and the window's row counts it (see
+/// `windows::gather`). A flood on one key queues no work for the planner, so it delays no other
+/// token's alert, and leaves no row per hit to read back when the window closes.
 fn alerts_sql(rows: usize) -> String {
     let values = placeholders(rows, 3, |b| format!("(${}, ${}, ${})", b + 1, b + 2, b + 3));
     format!(
         "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
          SELECT v.column1, v.column1, v.column2, \
          CASE WHEN t.cooldown_until > v.column3 AND t.ignore_sources = '' \
-         THEN 'grouped' ELSE 'new' END, v.column3 \
-         FROM (VALUES {values}) AS v JOIN tokens t ON t.id = v.column2"
+         THEN 'summarized' ELSE 'new' END, v.column3 \
+         FROM (VALUES {values}) AS v JOIN tokens t ON t.id = v.column2 RETURNING id, state"
     )
 }
 
@@ -111,7 +113,17 @@ impl SqlStore {
             .filter(|(_, n)| **n)
             .map(|(h, _)| h)
             .collect();
-        insert_alerts(&mut tx, &fresh).await?;
+        let gathered = insert_alerts(&mut tx, &fresh).await?;
+        if !gathered.is_empty() {
+            let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
+            for h in fresh.iter().filter(|h| gathered.contains(&h.id)) {
+                windows
+                    .entry(h.token_id.as_str())
+                    .or_default()
+                    .push(WindowHit::from(*h));
+            }
+            windows::gather(&mut tx, windows).await?;
+        }
         if self.backend() == super::Backend::Postgres && !fresh.is_empty() {
             // Delivered at commit, to every replica's delivery worker.
             sqlx::query("SELECT pg_notify($1, '')")
@@ -133,11 +145,17 @@ impl SqlStore {
     ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
+        // Grouped alerts are counted into their windows at the end, one write per token.
+        let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
         for (alert_id, token, plan) in plans {
             if apply_plan(&mut tx, alert_id, token, plan).await? {
                 applied += 1;
+                if let AlertPlan::Group(hit) = plan {
+                    windows.entry(token.as_str()).or_default().push(hit.clone());
+                }
             }
         }
+        windows::gather(&mut tx, windows).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -187,7 +205,7 @@ async fn apply_plan(
 ) -> Result<bool> {
     let state = match plan {
         AlertPlan::Send { .. } => "sent",
-        AlertPlan::Group => "grouped",
+        AlertPlan::Group(_) => "summarized",
         AlertPlan::Ignore { .. } => "ignored",
     };
     let claimed = sqlx::query("UPDATE alerts SET state = $2 WHERE id = $1 AND state = 'new'")
@@ -206,7 +224,7 @@ async fn apply_plan(
             insert_deliveries(tx, deliveries).await?;
             set_cooldown(tx, token, *cooldown_until).await?;
         }
-        AlertPlan::Group => {}
+        AlertPlan::Group(_) => {}
         AlertPlan::Ignore { reason } => {
             sqlx::query(
                 "UPDATE hits SET suppressed = $2 WHERE id = (SELECT hit_id FROM alerts WHERE id = $1)",
@@ -257,19 +275,28 @@ async fn insert_hits(tx: &mut Transaction<'_, Any>, hits: &[HitRecord]) -> Resul
     Ok(new_ids)
 }
 
-async fn insert_alerts(tx: &mut Transaction<'_, Any>, fresh: &[&HitRecord]) -> Result<()> {
+/// Inserts the alert rows; returns the ids of those gathered into an open window.
+async fn insert_alerts(
+    tx: &mut Transaction<'_, Any>,
+    fresh: &[&HitRecord],
+) -> Result<HashSet<String>> {
     let sqls = chunk_sql(alerts_sql, &ALERTS_SQL);
+    let mut gathered = HashSet::new();
     let mut rest = fresh;
     for p in chunks(fresh.len()) {
         let (chunk, tail) = rest.split_at(1 << p);
         rest = tail;
-        let mut q = sqlx::query(&sqls[p]);
+        let mut q = sqlx::query_as::<_, (String, String)>(&sqls[p]);
         for h in chunk {
             q = q.bind(&h.id).bind(h.token_id.as_str()).bind(h.received_at);
         }
-        q.execute(&mut **tx).await?;
+        for (id, state) in q.fetch_all(&mut **tx).await? {
+            if state == "summarized" {
+                gathered.insert(id);
+            }
+        }
     }
-    Ok(())
+    Ok(gathered)
 }
 
 #[cfg(test)]

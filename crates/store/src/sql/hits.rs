@@ -66,10 +66,12 @@ impl HitStore for SqlStore {
             .bind(before)
             .execute(&mut *tx)
             .await?;
-        // A deleted token's copy goes once nothing of it is left to show or send.
+        // A deleted token's copy goes once nothing of it is left to show or send (a window
+        // still to summarize needs it).
         sqlx::query(
             "DELETE FROM deleted_tokens WHERE NOT EXISTS (SELECT 1 FROM hits h WHERE h.token_id = deleted_tokens.id) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.token_id = deleted_tokens.id AND d.state = 'pending')",
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.token_id = deleted_tokens.id AND d.state = 'pending') \
+             AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = deleted_tokens.id)",
         )
         .execute(&mut *tx)
         .await?;

@@ -12,6 +12,7 @@ mod lanes;
 mod outbox;
 mod settings;
 mod tokens;
+mod windows;
 
 use std::str::FromStr;
 

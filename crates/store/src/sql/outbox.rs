@@ -1,5 +1,5 @@
-//! `OutboxStore` over SQL: planning alerts and recording how deliveries went. Claims are leases
-//! on whole lanes (token, channel), taken in `lanes.rs`.
+//! `OutboxStore` over SQL: planning alerts (cooldown windows in `windows`) and recording how
+//! deliveries went. Claims are leases on whole lanes (token, channel), taken in `lanes.rs`.
 
 use async_trait::async_trait;
 use canarykeys_core::TokenId;
@@ -10,6 +10,7 @@ use sqlx::{Any, Row, Transaction};
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{
     AlertPlan, ChannelKind, DeliveryRecord, NewAlert, NewDelivery, OutboxStore, Result, StoreError,
+    WindowSummary,
 };
 
 pub(super) const DELIVERY_COLUMNS: &str =
@@ -87,20 +88,14 @@ pub(super) async fn set_cooldown(
 }
 
 impl SqlStore {
-    async fn alerts_in_state(
-        &self,
-        state: &str,
-        token: Option<&TokenId>,
-        limit: u32,
-    ) -> Result<Vec<NewAlert>> {
+    /// Alerts waiting for the planner, oldest first.
+    async fn new_alerts_sql(&self, limit: u32) -> Result<Vec<NewAlert>> {
         let sql = format!(
             "SELECT a.id AS alert_id, {} FROM alerts a JOIN hits h ON h.id = a.hit_id \
-             WHERE a.state = $1 AND ($2 = '' OR a.token_id = $2) ORDER BY a.created_at, a.id LIMIT $3",
+             WHERE a.state = 'new' ORDER BY a.created_at, a.id LIMIT $1",
             hit_columns_of("h")
         );
         let rows = sqlx::query(&sql)
-            .bind(state)
-            .bind(token.map(|t| t.as_str().to_owned()).unwrap_or_default())
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
@@ -118,94 +113,30 @@ impl SqlStore {
 #[async_trait]
 impl OutboxStore for SqlStore {
     async fn new_alerts(&self, limit: u32) -> Result<Vec<NewAlert>> {
-        self.alerts_in_state("new", None, limit).await
+        self.new_alerts_sql(limit).await
     }
 
     async fn plan_alert(&self, alert_id: &str, token: &TokenId, plan: &AlertPlan) -> Result<bool> {
-        let state = match plan {
-            AlertPlan::Send { .. } => "sent",
-            AlertPlan::Group => "grouped",
-            AlertPlan::Ignore { .. } => "ignored",
-        };
-        let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query("UPDATE alerts SET state = $2 WHERE id = $1 AND state = 'new'")
-            .bind(alert_id)
-            .bind(state)
-            .execute(&mut *tx)
-            .await?;
-        if claimed.rows_affected() == 0 {
-            return Ok(false);
-        }
-        match plan {
-            AlertPlan::Send {
-                deliveries,
-                cooldown_until,
-            } => {
-                insert_deliveries(&mut tx, deliveries).await?;
-                set_cooldown(&mut tx, token, *cooldown_until).await?;
-            }
-            AlertPlan::Group => {}
-            AlertPlan::Ignore { reason } => {
-                sqlx::query("UPDATE hits SET suppressed = $2 WHERE id = (SELECT hit_id FROM alerts WHERE id = $1)")
-                    .bind(alert_id)
-                    .bind(reason)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+        let one = [(alert_id.to_owned(), token.clone(), plan.clone())];
+        Ok(self.plan_alerts_batched(&one).await? == 1)
     }
 
     async fn plan_alerts(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize> {
         self.plan_alerts_batched(plans).await
     }
 
-    async fn closed_windows(&self, now: i64) -> Result<Vec<TokenId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            // A deleted token's window closes at once: nothing will reopen it.
-            "SELECT DISTINCT a.token_id FROM alerts a LEFT JOIN tokens t ON t.id = a.token_id \
-             WHERE a.state = 'grouped' \
-             AND (t.id IS NULL OR t.cooldown_until IS NULL OR t.cooldown_until <= $1)",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        ids.iter()
-            .map(|id| TokenId::parse(id).map_err(|e| StoreError::Corrupt(format!("token_id: {e}"))))
-            .collect()
-    }
-
-    async fn grouped_alerts(&self, token: &TokenId) -> Result<Vec<NewAlert>> {
-        self.alerts_in_state("grouped", Some(token), 100_000).await
+    async fn closed_windows(&self, now: i64) -> Result<Vec<WindowSummary>> {
+        self.closed_windows_sql(now).await
     }
 
     async fn plan_summary(
         &self,
-        token: &TokenId,
-        summary_id: &str,
-        alert_ids: &[String],
+        window: &WindowSummary,
         deliveries: &[NewDelivery],
         cooldown_until: Option<i64>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        for id in alert_ids {
-            let claimed = sqlx::query("UPDATE alerts SET state = 'summarized', summary_id = $2 WHERE id = $1 AND state = 'grouped'")
-                .bind(id)
-                .bind(summary_id)
-                .execute(&mut *tx)
-                .await?;
-            // Another replica summarized this alert (its row lock made us wait for its commit):
-            // its summary covers it, so ours would be a second copy.
-            if claimed.rows_affected() == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-        }
-        insert_deliveries(&mut tx, deliveries).await?;
-        set_cooldown(&mut tx, token, cooldown_until).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.plan_summary_sql(window, deliveries, cooldown_until)
+            .await
     }
 
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()> {

@@ -1,0 +1,211 @@
+//! Cooldown windows over SQL: one `alert_windows` row per token with hits gathered. A commit
+//! folds its hits into the row (one `UPDATE` per token, whatever the number of hits, and a
+//! second only when new distinct values join);
+//! closing a window reads the row and deletes it with a conditional `DELETE` whose row count
+//! decides which replica plans the summary.
+
+use std::collections::BTreeMap;
+
+use canarykeys_core::{ids, TokenId};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::outbox::{insert_deliveries, set_cooldown};
+use super::{hit_from_row, SqlStore, HIT_COLUMNS};
+use crate::{Distinct, NewDelivery, Result, StoreError, WindowHit, WindowSummary};
+
+const WINDOW_COLUMNS: &str = "w.token_id, w.id, w.opened_at, w.closes_at, w.hits, \
+     w.first_event_time, w.last_event_time, w.last_hit_id, w.addresses, w.other_addresses, \
+     w.events, w.other_events";
+
+fn window_from_row(row: &AnyRow) -> Result<WindowSummary> {
+    let hits: i64 = row.try_get("hits")?;
+    Ok(WindowSummary {
+        token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
+            .map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?,
+        id: row.try_get("id")?,
+        opened_at: row.try_get("opened_at")?,
+        closes_at: row.try_get("closes_at")?,
+        hits: u64::try_from(hits).unwrap_or(0),
+        first_event_time: row.try_get("first_event_time")?,
+        last_event_time: row.try_get("last_event_time")?,
+        last_hit_id: row.try_get("last_hit_id")?,
+        addresses: Distinct::decode(
+            &row.try_get::<String, _>("addresses")?,
+            row.try_get("other_addresses")?,
+        ),
+        events: Distinct::decode(
+            &row.try_get::<String, _>("events")?,
+            row.try_get("other_events")?,
+        ),
+        last_hit: None,
+    })
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Gathers hits into their tokens' windows, tokens in id order (so two commits lock rows in the
+/// same order). Per token, one `UPDATE … RETURNING` adds the count and span and locks the row;
+/// the distinct values it returns are written back only when the group adds to them. A window
+/// that does not exist yet is inserted.
+pub(super) async fn gather(
+    tx: &mut Transaction<'_, Any>,
+    hits: BTreeMap<&str, Vec<WindowHit>>,
+) -> Result<()> {
+    for (token, hits) in hits {
+        let (Some(first), Some(last)) = (hits.first(), hits.last()) else {
+            continue;
+        };
+        let earliest = hits.iter().map(|h| h.event_time).min().unwrap_or(0);
+        let latest = hits.iter().map(|h| h.event_time).max().unwrap_or(0);
+        // Twice at most: a window another commit created since our UPDATE found none is
+        // updated on the second pass.
+        let mut written = false;
+        for _ in 0..2 {
+            let row = sqlx::query(
+                "UPDATE alert_windows SET hits = hits + $2, \
+                 first_event_time = CASE WHEN first_event_time < $3 THEN first_event_time ELSE $3 END, \
+                 last_event_time = CASE WHEN last_event_time > $4 THEN last_event_time ELSE $4 END, \
+                 last_hit_id = $5, closes_at = (SELECT cooldown_until FROM tokens WHERE id = $1) \
+                 WHERE token_id = $1 \
+                 RETURNING addresses, other_addresses, events, other_events",
+            )
+            .bind(token)
+            .bind(count(hits.len() as u64))
+            .bind(earliest)
+            .bind(latest)
+            .bind(&last.hit_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = row {
+                let mut addresses = Distinct::decode(
+                    &row.try_get::<String, _>("addresses")?,
+                    row.try_get("other_addresses")?,
+                );
+                let mut events = Distinct::decode(
+                    &row.try_get::<String, _>("events")?,
+                    row.try_get("other_events")?,
+                );
+                let before = (addresses.clone(), events.clone());
+                for h in &hits {
+                    addresses.add(&h.source_ip);
+                    events.add(&h.event_name);
+                }
+                if before != (addresses.clone(), events.clone()) {
+                    sqlx::query(
+                        "UPDATE alert_windows SET addresses = $2, other_addresses = $3, \
+                         events = $4, other_events = $5 WHERE token_id = $1",
+                    )
+                    .bind(token)
+                    .bind(addresses.encode())
+                    .bind(count(addresses.others))
+                    .bind(events.encode())
+                    .bind(count(events.others))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                written = true;
+                break;
+            }
+            let id =
+                TokenId::parse(token).map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?;
+            let mut window = WindowSummary::starting(id, ids::random_id(), first);
+            for h in &hits[1..] {
+                window.gather(h);
+            }
+            if insert(tx, &window).await? {
+                written = true;
+                break;
+            }
+        }
+        if !written {
+            // Never counted silently short: the whole commit fails and its requests with it.
+            return Err(StoreError::Corrupt(format!(
+                "the cooldown window of token {token} changed under its lock"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a new window; false when another commit created it first.
+async fn insert(tx: &mut Transaction<'_, Any>, w: &WindowSummary) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO alert_windows (token_id, id, hits, first_event_time, last_event_time, \
+         last_hit_id, addresses, other_addresses, events, other_events, opened_at, closes_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         (SELECT cooldown_until FROM tokens WHERE id = $1)) ON CONFLICT (token_id) DO NOTHING",
+    )
+    .bind(w.token_id.as_str())
+    .bind(&w.id)
+    .bind(count(w.hits))
+    .bind(w.first_event_time)
+    .bind(w.last_event_time)
+    .bind(&w.last_hit_id)
+    .bind(w.addresses.encode())
+    .bind(count(w.addresses.others))
+    .bind(w.events.encode())
+    .bind(count(w.events.others))
+    .bind(w.opened_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl SqlStore {
+    /// See `OutboxStore::closed_windows`.
+    pub(crate) async fn closed_windows_sql(&self, now: i64) -> Result<Vec<WindowSummary>> {
+        // A deleted token's window closes at once: nothing will reopen it.
+        let sql = format!(
+            "SELECT {WINDOW_COLUMNS} FROM alert_windows w LEFT JOIN tokens t ON t.id = w.token_id \
+             WHERE t.id IS NULL OR t.cooldown_until IS NULL OR t.cooldown_until <= $1 \
+             ORDER BY w.opened_at"
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(&self.pool).await?;
+        let mut windows = Vec::with_capacity(rows.len());
+        let last = format!("SELECT {HIT_COLUMNS} FROM hits WHERE id = $1");
+        for row in &rows {
+            let mut w = window_from_row(row)?;
+            w.last_hit = match sqlx::query(&last)
+                .bind(&w.last_hit_id)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                Some(row) => Some(hit_from_row(&row)?),
+                None => None,
+            };
+            windows.push(w);
+        }
+        Ok(windows)
+    }
+
+    /// See `OutboxStore::plan_summary`.
+    pub(crate) async fn plan_summary_sql(
+        &self,
+        w: &WindowSummary,
+        deliveries: &[NewDelivery],
+        cooldown_until: Option<i64>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The token's row before the window's, as planning takes them: no lock-order deadlock.
+        set_cooldown(&mut tx, &w.token_id, cooldown_until).await?;
+        let claimed =
+            sqlx::query("DELETE FROM alert_windows WHERE token_id = $1 AND id = $2 AND hits = $3")
+                .bind(w.token_id.as_str())
+                .bind(&w.id)
+                .bind(count(w.hits))
+                .execute(&mut *tx)
+                .await?;
+        // Another replica summarized it (on PostgreSQL our DELETE waited for its commit and
+        // found the row gone), or a late hit joined it: the next round reads it afresh.
+        if claimed.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_deliveries(&mut tx, deliveries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
