@@ -45,7 +45,7 @@ seed_dir() {
   local shared=../shared/cloudtrail-corpus
   [ -d "$shared" ] || return 0
   case "$target" in
-    cloudtrail_parse | awslogs_layers)
+    cloudtrail_parse | awslogs_layers | cloudtrail_stream)
       # Copy at most a few hundred real files (the small ones: libFuzzer's default max_len).
       find "$shared" -type f \( -name '*.json' -o -name '*.gz' -o -name '*.ndjson' \) -size -64k |
         sort | head -n 300 | while read -r f; do

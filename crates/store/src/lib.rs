@@ -169,7 +169,8 @@ pub trait HitStore: Send + Sync + 'static {
 /// The alert outbox: alerts waiting to be planned, and deliveries waiting to be sent.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Alerts not planned yet, oldest first.
+    /// Alerts not planned yet: every token's oldest before any token's second, each token's in
+    /// order, so a flood on one token cannot hold back another's first alert.
     async fn new_alerts(&self, limit: u32) -> Result<Vec<NewAlert>>;
     /// Applies a plan in one transaction; false if another worker planned the alert first.
     async fn plan_alert(&self, alert_id: &str, token: &TokenId, plan: &AlertPlan) -> Result<bool>;

@@ -1,16 +1,16 @@
-//! Delivery lanes, on both backends: a token's deliveries by one channel are claimed in order,
-//! never past a pending earlier row, and lanes are served by the age of their oldest row, one
-//! lane however long it is.
+//! Delivery lanes and planning order, on both backends: a token's deliveries by one channel are
+//! claimed in order, never past a pending earlier row; lanes are served by the age of their oldest
+//! row, one lane however long it is; and the planner takes every token's oldest alert first.
 
 use canarykeys_store::{
-    ChannelKind, DeliveryRecord, NewDelivery, OutboxStore, SqlStore, TokenStore,
+    ChannelKind, DeliveryRecord, HitStore, NewDelivery, OutboxStore, SqlStore, TokenStore,
 };
 
-// Shared with the other test files; this one needs no hits.
+// Shared with the other test files.
 #[allow(dead_code)]
 mod support;
 
-use support::{delivery, token};
+use support::{delivery, hit, token};
 
 /// A delivery written at `created_at`.
 fn at(
@@ -113,7 +113,36 @@ async fn a_flood_on_one_lane_is_one_lane(store: &SqlStore) {
     assert_eq!(messages(&lanes[0])[0], "a000");
 }
 
+/// The planner's round takes every token's oldest new alert before any token's second: a backlog
+/// of a flooded key's alerts does not hold another token's first alert back a round.
+async fn planning_takes_each_tokens_oldest_first(store: &SqlStore) {
+    let (flooded, other) = (token(1), token(2));
+    store.insert_token(&flooded).await.unwrap();
+    store.insert_token(&other).await.unwrap();
+    let flood: Vec<_> = (0..50)
+        .map(|i| hit(&flooded.id, &format!("flood-{i:02}"), 100 + i))
+        .collect();
+    store.record_hits(&flood).await.unwrap();
+    store
+        .record_hits(&[hit(&other.id, "other", 10_000)])
+        .await
+        .unwrap();
+    let round = store.new_alerts(3).await.unwrap();
+    let events: Vec<&str> = round.iter().map(|a| a.hit.event_id.as_str()).collect();
+    assert_eq!(events, ["flood-00", "other", "flood-01"]);
+    // The flooded token's own alerts keep their order across rounds.
+    let all = store.new_alerts(100).await.unwrap();
+    let flooded_order: Vec<&str> = all
+        .iter()
+        .filter(|a| a.hit.token_id == flooded.id)
+        .map(|a| a.hit.event_id.as_str())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("flood-{i:02}")).collect();
+    assert_eq!(flooded_order, expected);
+}
+
 canarykeys_testkit::on_both_backends!(
     lanes_claim_in_order_and_hold_back_behind_a_retry,
     a_flood_on_one_lane_is_one_lane,
+    planning_takes_each_tokens_oldest_first,
 );

@@ -213,7 +213,8 @@ impl AlertService {
         out
     }
 
-    /// Plans a round of new alerts (oldest first) and applies the plans in one transaction.
+    /// Plans a round of new alerts (every token's oldest first, see `OutboxStore::new_alerts`) and
+    /// applies the plans in one transaction.
     /// Returns how many were planned; a full round means more may be waiting.
     #[tracing::instrument(skip_all, fields(now))]
     pub async fn plan_new(&self, now: i64) -> Result<usize, StoreError> {

@@ -9,6 +9,7 @@ use crate::{AuditRecord, AuditedStore, AuditedWrite, Result};
 #[async_trait]
 impl AuditedStore for SqlStore {
     async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let applied = match write {
             AuditedWrite::InsertToken(t) => {

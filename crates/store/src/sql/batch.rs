@@ -102,6 +102,7 @@ fn chunks(mut n: usize) -> Vec<usize> {
 impl SqlStore {
     /// Records hits with multi-row statements in one transaction; see `HitStore::record_hits`.
     pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut new_ids = insert_hits(&mut tx, hits).await?;
         // The first hit holding a returned id is the stored one (ids are random; a caller that
@@ -143,6 +144,7 @@ impl SqlStore {
         &self,
         plans: &[(String, TokenId, AlertPlan)],
     ) -> Result<usize> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
         // Grouped alerts are counted into their windows at the end, one write per token.
@@ -169,6 +171,7 @@ impl SqlStore {
         delivered: &[(String, TokenId, ChannelKind)],
         now: i64,
     ) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for (id, _, _) in delivered {
             sqlx::query(

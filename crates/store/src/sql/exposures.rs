@@ -42,6 +42,7 @@ impl ExposureStore for SqlStore {
         e: &ExposureRecord,
         deliveries: &[NewDelivery],
     ) -> Result<ExposureOutcome> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO exposures ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \

@@ -61,6 +61,7 @@ impl HitStore for SqlStore {
     }
 
     async fn delete_hits_before(&self, before: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query("DELETE FROM hits WHERE event_time < $1")
             .bind(before)

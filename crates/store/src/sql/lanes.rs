@@ -42,6 +42,7 @@ impl SqlStore {
              AND (d.claimed_until IS NULL OR d.claimed_until <= $1) AND {IS_HEAD} \
              ORDER BY d.created_at, d.id LIMIT $3{lock}) RETURNING token_id, channel, created_at, id"
         );
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&heads_sql)
             .bind(now)
@@ -94,6 +95,7 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for id in ids {
             sqlx::query("UPDATE deliveries SET claimed_until = NULL WHERE id = $1")

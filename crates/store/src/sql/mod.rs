@@ -49,6 +49,12 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
+    /// SQLite's write transactions queue here, in this process, in turn. Without it they meet
+    /// in SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between tries: under a flood of
+    /// group commits, strace showed ~150 such sleeps a second on the planner's and the delivery
+    /// worker's transactions, up to 100 ms each, which is what held other tokens' alerts back.
+    /// PostgreSQL has row locks and needs no gate.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     backend: Backend,
     /// Kept for the PostgreSQL listener, which needs its own connection.
     url: String,
@@ -120,9 +126,20 @@ impl SqlStore {
         }
         Ok(Self {
             pool,
+            write_gate: std::sync::Arc::default(),
             backend,
             url: given,
         })
+    }
+
+    /// Waits for this process's turn to write (SQLite only; `None` on PostgreSQL). Hold it
+    /// until the transaction has committed. Never take it twice in one call chain: it is not
+    /// reentrant.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {

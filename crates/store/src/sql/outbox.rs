@@ -88,11 +88,16 @@ pub(super) async fn set_cooldown(
 }
 
 impl SqlStore {
-    /// Alerts waiting for the planner, oldest first.
+    /// Alerts waiting for the planner: every token's oldest first, then every token's second,
+    /// and so on, each token's in the order they came. A flood on one key (cooldown 0, or an
+    /// ignore list to check) then fills rounds behind the other tokens' first alerts instead of
+    /// ahead of them, so it delays nobody else's alert by more than one round.
     async fn new_alerts_sql(&self, limit: u32) -> Result<Vec<NewAlert>> {
         let sql = format!(
-            "SELECT a.id AS alert_id, {} FROM alerts a JOIN hits h ON h.id = a.hit_id \
-             WHERE a.state = 'new' ORDER BY a.created_at, a.id LIMIT $1",
+            "SELECT a.id AS alert_id, {} FROM (SELECT id, hit_id, created_at, \
+             ROW_NUMBER() OVER (PARTITION BY token_id ORDER BY created_at, id) AS turn \
+             FROM alerts WHERE state = 'new') a JOIN hits h ON h.id = a.hit_id \
+             ORDER BY a.turn, a.created_at, a.id LIMIT $1",
             hit_columns_of("h")
         );
         let rows = sqlx::query(&sql)
@@ -140,6 +145,7 @@ impl OutboxStore for SqlStore {
     }
 
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         insert_deliveries(&mut tx, deliveries).await?;
         tx.commit().await?;

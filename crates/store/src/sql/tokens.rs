@@ -86,6 +86,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn delete_token(&self, id: &TokenId) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let deleted = delete_token(&mut tx, id).await?;
         tx.commit().await?;

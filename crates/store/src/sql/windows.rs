@@ -188,6 +188,7 @@ impl SqlStore {
         deliveries: &[NewDelivery],
         cooldown_until: Option<i64>,
     ) -> Result<bool> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // The token's row before the window's, as planning takes them: no lock-order deadlock.
         set_cooldown(&mut tx, &w.token_id, cooldown_until).await?;
