@@ -42,6 +42,19 @@ impl SqlStore {
              AND (d.claimed_until IS NULL OR d.claimed_until <= $1) AND {IS_HEAD} \
              ORDER BY d.created_at, d.id LIMIT $3{lock}) RETURNING token_id, channel, created_at, id"
         );
+        // The worker wakes at every commit of hits, most of which (inside a cooldown window)
+        // plan nothing: a plain read says whether there is anything to claim, so an empty round
+        // costs no write turn and never queues ahead of the next group commit.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&heads_sql)
