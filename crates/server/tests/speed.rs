@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use canarykeys_testkit::{spawn_app_with, TestApp};
+use canarykeys_testkit::{spawn_app_with, wait_for, TestApp, WAIT};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -128,9 +128,10 @@ async fn thousand_concurrent(database_url: Option<&str>) {
     );
     // The worker plans them on its own; wait for it (the condition, not a time).
     let planned = "SELECT COUNT(*) FROM deliveries WHERE token_id = $1";
-    while count(&pool, planned, &token).await < 1000 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for("all 1,000 alerts planned", WAIT, || async {
+        (count(&pool, planned, &token).await >= 1000).then_some(())
+    })
+    .await;
     assert_eq!(count(&pool, planned, &token).await, 1000);
     let waiting = "SELECT COUNT(*) FROM alerts WHERE token_id = $1 AND state <> 'sent'";
     assert_eq!(count(&pool, waiting, &token).await, 0);
@@ -278,9 +279,10 @@ async fn a_flood_inside_a_window_is_counted_at_commit_and_queues_nothing() {
     let flooded_id = flooded["id"].as_str().unwrap();
     let deliveries = "SELECT COUNT(*) FROM deliveries WHERE token_id = $1";
     assert_eq!(post(&app, event(&flooded, "opens-window")).await.0, 200);
-    while count(&pool, deliveries, flooded_id).await < 1 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for("the first use's alert planned", WAIT, || async {
+        (count(&pool, deliveries, flooded_id).await >= 1).then_some(())
+    })
+    .await;
     let answers =
         join_all((0..500).map(|i| post(&app, event(&flooded, &format!("flood-{i}"))))).await;
     assert!(answers.iter().all(|(s, _)| *s == 200));
@@ -294,9 +296,10 @@ async fn a_flood_inside_a_window_is_counted_at_commit_and_queues_nothing() {
 
     let other_id = other["id"].as_str().unwrap();
     assert_eq!(post(&app, event(&other, "other-first")).await.0, 200);
-    while count(&pool, deliveries, other_id).await < 1 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for("the other token's first alert planned", WAIT, || async {
+        (count(&pool, deliveries, other_id).await >= 1).then_some(())
+    })
+    .await;
     // The window is still open: the flood is one summary later, not 500 messages now.
     assert_eq!(count(&pool, deliveries, flooded_id).await, 1);
     pool.close().await;
