@@ -43,7 +43,8 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
         }
     }
     let timestamp = timestamp.ok_or_else(|| Invalid::new("the signature has no t= timestamp"))?;
-    if (now - timestamp).abs() > TOLERANCE_SECS {
+    // abs_diff: a timestamp near i64::MIN must not overflow the subtraction (found by fuzzing).
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
         return Err(Invalid::new(
             "the signature's timestamp is more than 5 minutes off",
         ));
@@ -66,6 +67,16 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_764_000_000;
+
+    #[test]
+    fn extreme_timestamps_are_refused_not_overflowed() {
+        // The fuzzer's input: `t=-000…` parsed to a timestamp whose distance from now overflowed.
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let header = format!("t={t},v1=00");
+            let e = verify(b"s3cret", &header, b"{}", NOW).unwrap_err();
+            assert!(e.to_string().contains("5 minutes"), "{e}");
+        }
+    }
 
     #[test]
     fn round_trip() {
