@@ -146,13 +146,28 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn set_channels(&self, id: &TokenId, switches: ChannelSwitches) -> Result<bool>;
 }
 
+/// What one group's commit stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordedGroup {
+    /// Per hit, in order: whether it was new (not a repeat of a stored event id).
+    pub new: Vec<bool>,
+    /// New alert rows left `new` for the planner. The rest were gathered into their token's
+    /// open cooldown window at commit and need no planning.
+    pub to_plan: usize,
+}
+
 /// Recorded uses of tokens, and the alert outbox they feed.
 #[async_trait]
 pub trait HitStore: Send + Sync + 'static {
     /// Records hits in one transaction. Each is inserted unless a hit with the same event id
     /// exists (the database decides, so concurrent deliveries cannot both win); each new hit gets
-    /// an alert row in the same transaction. Returns, per hit, whether it was new.
-    async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>>;
+    /// an alert row in the same transaction. Returns, per hit, whether it was new. Each hit's
+    /// `id` is fresh (random): the store tells a new hit from a repeat by finding its id stored.
+    async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
+        Ok(self.record_group(hits).await?.new)
+    }
+    /// `record_hits`, also telling how many new alerts wait for the planner.
+    async fn record_group(&self, hits: &[HitRecord]) -> Result<RecordedGroup>;
     /// A token's hits, newest first, at most `limit`, starting after `offset`.
     async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
     async fn count_hits(&self, token: &TokenId) -> Result<u64>;

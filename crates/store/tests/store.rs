@@ -161,6 +161,19 @@ async fn hits(store: &SqlStore) {
 
     // Per-day counts: event times 10, 20, 30 ms are all on day 0.
     assert_eq!(store.hits_per_day(&a.id, 0).await.unwrap(), vec![(0, 3)]);
+
+    // A group mixing a new hit, a repeat and a hit of a token that is gone falls short of its
+    // row count; each is still told apart, and only the new one waits for the planner.
+    let mut repeat = hit(&a.id, "e2", 30);
+    repeat.id = "h-e2-again".into();
+    let gone = token(2_000);
+    let recorded = store
+        .record_group(&[hit(&a.id, "e4", 40), repeat, hit(&gone.id, "e5", 50)])
+        .await
+        .unwrap();
+    assert_eq!(recorded.new, [true, false, false]);
+    assert_eq!(recorded.to_plan, 1);
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 4);
 }
 
 /// Three new hits for `a` (e1, e2, e3), whose alerts the outbox and delete tests start from.
@@ -285,10 +298,11 @@ async fn claim(store: &SqlStore, now: i64) -> Vec<canarykeys_store::DeliveryReco
 async fn a_flood_in_a_window_is_one_row(store: &SqlStore) {
     let t = token(1_000);
     store.insert_token(&t).await.unwrap();
-    store
-        .record_hits(&[hit(&t.id, "opens", 100)])
+    let opens = store
+        .record_group(&[hit(&t.id, "opens", 100)])
         .await
         .unwrap();
+    assert_eq!(opens.to_plan, 1, "the first hit is the planner's");
     let first = store.new_alerts(10).await.unwrap().remove(0).alert_id;
     let send = AlertPlan::Send {
         deliveries: vec![delivery(&t, &first, ChannelKind::Webhook)],
@@ -304,7 +318,12 @@ async fn a_flood_in_a_window_is_one_row(store: &SqlStore) {
                 h
             })
             .collect();
-        assert!(store.record_hits(&hits).await.unwrap().iter().all(|n| *n));
+        let recorded = store.record_group(&hits).await.unwrap();
+        assert!(recorded.new.iter().all(|n| *n));
+        assert_eq!(
+            recorded.to_plan, 0,
+            "hits in an open window need no planning"
+        );
     }
     assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
     assert!(store.new_alerts(10).await.unwrap().is_empty());

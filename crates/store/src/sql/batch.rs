@@ -1,9 +1,9 @@
 //! Multi-row writes for the hot path: a group of hits (from many requests) goes in with a few
-//! multi-row `INSERT … RETURNING` statements in one transaction, and their alert rows with a few
-//! more. Rows are sent in power-of-two chunks, so at most a handful of distinct statements exist
-//! and each connection's prepared-statement cache keeps them all: no re-parse per group.
+//! multi-row `INSERT`s in one transaction, and their alert rows with a few more. Rows are sent in
+//! power-of-two chunks, so at most a handful of distinct statements exist and each connection's
+//! prepared-statement cache keeps them all: no re-parse per group.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use sqlx::{Any, Transaction};
@@ -11,60 +11,100 @@ use sqlx::{Any, Transaction};
 use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{windows, SqlStore, HIT_COLUMNS};
-use crate::{AlertPlan, ChannelKind, HitRecord, Result, WindowHit};
+use super::{windows, Backend, SqlStore, HIT_COLUMNS};
+use crate::{AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
-/// The largest chunk: 16 rows (336 parameters). sqlx binds SQLite parameters by name, at a cost
-/// that grows with the square of a statement's parameter count (a profile of 256-row chunks
-/// spent two thirds of its time in `sqlite3_bind_parameter_name`); 16 rows keeps that small
-/// while still cutting the statements per hit sixteenfold.
-const MAX_ROWS_LOG2: usize = 4;
+/// The largest chunk: 64 rows (1,344 parameters), so a group of 1,000 hits takes 16 statements
+/// and as many hand-offs to sqlx's SQLite thread. Chunk sizes are powers of two, so each
+/// connection's prepared-statement cache holds every statement after the first groups.
+const MAX_ROWS_LOG2: usize = 6;
 const HIT_PARAMS: usize = 21;
 
-/// One statement per chunk size, built once.
-fn chunk_sql(
-    table: fn(usize) -> String,
-    cache: &'static OnceLock<Vec<String>>,
-) -> &'static [String] {
-    cache.get_or_init(|| (0..=MAX_ROWS_LOG2).map(|p| table(1 << p)).collect())
+/// The statements of one table for one backend, one per chunk size, built once.
+struct ChunkSql {
+    sqlite: OnceLock<Vec<String>>,
+    postgres: OnceLock<Vec<String>>,
 }
 
-fn placeholders(rows: usize, per_row: usize, row: impl Fn(usize) -> String) -> String {
+impl ChunkSql {
+    const fn new() -> Self {
+        Self {
+            sqlite: OnceLock::new(),
+            postgres: OnceLock::new(),
+        }
+    }
+
+    fn get(
+        &'static self,
+        backend: Backend,
+        table: fn(usize, Backend) -> String,
+    ) -> &'static [String] {
+        let cell = match backend {
+            Backend::Sqlite => &self.sqlite,
+            Backend::Postgres => &self.postgres,
+        };
+        cell.get_or_init(|| {
+            (0..=MAX_ROWS_LOG2)
+                .map(|p| table(1 << p, backend))
+                .collect()
+        })
+    }
+}
+
+/// Parameter `n` (1-based) in the backend's own style. SQLite gets anonymous `?`, bound by
+/// position: for a numbered `$n` sqlx asks `sqlite3_bind_parameter_name`, which walks the
+/// statement's list of names, so binding a chunk costs the square of its parameters (a profile
+/// of 1,000-record batches spent 12 % there, and 67 % with 256-row chunks). PostgreSQL only
+/// knows `$n`, and binds by position anyway.
+fn param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+/// `rows` tuples of `per_row` parameters each, numbered from 1 in order.
+fn values(rows: usize, per_row: usize, backend: Backend) -> String {
     (0..rows)
-        .map(|r| row(r * per_row))
+        .map(|r| {
+            let cols: Vec<String> = (1..=per_row)
+                .map(|i| param(backend, r * per_row + i))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// Inserts hits whose token still exists (a token deleted on another replica or by the CLI
 /// leaves no orphan, and fails no group), skipping event ids already stored. `VALUES` columns
-/// are `column1…` in both databases.
-fn hits_sql(rows: usize) -> String {
-    let values = placeholders(rows, HIT_PARAMS, |base| {
-        let cols: Vec<String> = (1..=HIT_PARAMS).map(|i| format!("${}", base + i)).collect();
-        format!("({})", cols.join(", "))
-    });
+/// are `column1…` in both databases. No `RETURNING`: sqlx's SQLite thread hands each returned
+/// row to the async side on its own (a thread wake each), so the row count says instead whether
+/// every row went in, which is the usual case.
+fn hits_sql(rows: usize, backend: Backend) -> String {
+    let values = values(rows, HIT_PARAMS, backend);
     format!(
         "INSERT INTO hits ({HIT_COLUMNS}) SELECT * FROM (VALUES {values}) AS v \
          WHERE v.column2 IN (SELECT id FROM tokens) \
-         ON CONFLICT (event_id) DO NOTHING RETURNING id"
+         ON CONFLICT (event_id) DO NOTHING"
     )
 }
 
-/// The alert row shares the hit's id: one alert per hit, by construction. A hit inside its
-/// token's open cooldown window (and with no ignore list to check) is gathered here and now: its
-/// alert row is written `summarized`, a final state, and the window's row counts it (see
-/// `windows::gather`). A flood on one key queues no work for the planner, so it delays no other
-/// token's alert, and leaves no row per hit to read back when the window closes.
-fn alerts_sql(rows: usize) -> String {
-    let values = placeholders(rows, 3, |b| format!("(${}, ${}, ${})", b + 1, b + 2, b + 3));
+/// The alert rows, with their state decided by the caller. The alert row shares the hit's id:
+/// one alert per hit, by construction (and a caller that broke the fresh-id rule by sending a
+/// stored hit's id again gets no second row and fails no group).
+fn alerts_sql(rows: usize, backend: Backend) -> String {
     format!(
-        "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
-         SELECT v.column1, v.column1, v.column2, \
-         CASE WHEN t.cooldown_until > v.column3 AND t.ignore_sources = '' \
-         THEN 'summarized' ELSE 'new' END, v.column3 \
-         FROM (VALUES {values}) AS v JOIN tokens t ON t.id = v.column2 RETURNING id, state"
+        "INSERT INTO alerts (id, hit_id, token_id, state, created_at) VALUES {} \
+         ON CONFLICT (id) DO NOTHING",
+        values(rows, 5, backend)
     )
+}
+
+/// `SELECT … WHERE <column> IN (<rows> parameters)`.
+fn select_in(select: &str, column: &str, rows: usize, backend: Backend) -> String {
+    let list: Vec<String> = (1..=rows).map(|n| param(backend, n)).collect();
+    format!("{select} AND {column} IN ({})", list.join(", "))
 }
 
 /// The PostgreSQL channel a commit of new hits is announced on.
@@ -75,7 +115,7 @@ impl SqlStore {
     /// listening on the hits channel; `None` on SQLite, where every writer is in this process
     /// (or is the CLI, whose hits the next poll finds).
     pub async fn listen_commits(&self) -> Result<Option<sqlx::postgres::PgListener>> {
-        if self.backend() != super::Backend::Postgres {
+        if self.backend() != Backend::Postgres {
             return Ok(None);
         }
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
@@ -84,8 +124,8 @@ impl SqlStore {
     }
 }
 
-static HITS_SQL: OnceLock<Vec<String>> = OnceLock::new();
-static ALERTS_SQL: OnceLock<Vec<String>> = OnceLock::new();
+static HITS_SQL: ChunkSql = ChunkSql::new();
+static ALERTS_SQL: ChunkSql = ChunkSql::new();
 
 /// Splits `n` rows into power-of-two chunks, largest first.
 fn chunks(mut n: usize) -> Vec<usize> {
@@ -100,40 +140,55 @@ fn chunks(mut n: usize) -> Vec<usize> {
 }
 
 impl SqlStore {
-    /// Records hits with multi-row statements in one transaction; see `HitStore::record_hits`.
-    pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
+    /// Records hits with multi-row statements in one transaction; see `HitStore::record_group`.
+    ///
+    /// A new hit inside its token's open cooldown window (and with no ignore list to check) is
+    /// gathered here and now: its alert row is written `summarized`, a final state, and the
+    /// window's row counts it (see `windows::gather`). A flood on one key queues no work for the
+    /// planner, so it delays no other token's alert, and leaves no row per hit to read back when
+    /// the window closes.
+    pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<RecordedGroup> {
+        let backend = self.backend();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let mut new_ids = insert_hits(&mut tx, hits).await?;
-        // The first hit holding a returned id is the stored one (ids are random; a caller that
-        // repeats one also repeats the event, which the database kept once).
-        let new: Vec<bool> = hits.iter().map(|h| new_ids.remove(&h.id)).collect();
+        let new = insert_hits(&mut tx, backend, hits).await?;
         let fresh: Vec<&HitRecord> = hits
             .iter()
             .zip(&new)
             .filter(|(_, n)| **n)
             .map(|(h, _)| h)
             .collect();
-        let gathered = insert_alerts(&mut tx, &fresh).await?;
-        if !gathered.is_empty() {
-            let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
-            for h in fresh.iter().filter(|h| gathered.contains(&h.id)) {
-                windows
-                    .entry(h.token_id.as_str())
-                    .or_default()
-                    .push(WindowHit::from(*h));
-            }
-            windows::gather(&mut tx, windows).await?;
+        // Read after the hits went in, so SQLite already holds the write lock: the windows seen
+        // here are the ones this transaction writes to.
+        let cooling = cooling_tokens(&mut tx, backend, &fresh).await?;
+        let gathered: Vec<bool> = fresh
+            .iter()
+            .map(|h| {
+                cooling
+                    .get(h.token_id.as_str())
+                    .is_some_and(|until| *until > h.received_at)
+            })
+            .collect();
+        insert_alerts(&mut tx, backend, &fresh, &gathered).await?;
+        let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
+        for (h, _) in fresh.iter().zip(&gathered).filter(|(_, g)| **g) {
+            windows
+                .entry(h.token_id.as_str())
+                .or_default()
+                .push(WindowHit::from(*h));
         }
-        if self.backend() == super::Backend::Postgres && !fresh.is_empty() {
-            // Delivered at commit, to every replica's delivery worker.
+        windows::gather(&mut tx, windows).await?;
+        let to_plan = gathered.iter().filter(|g| !**g).count();
+        if backend == Backend::Postgres && to_plan > 0 {
+            // Delivered at commit, to every replica's delivery worker. Gathered hits leave the
+            // planner nothing to do, so a flood inside a window wakes nobody.
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(HITS_CHANNEL)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(new)
+        Ok(RecordedGroup { new, to_plan })
     }
 }
 
@@ -241,14 +296,19 @@ async fn apply_plan(
     Ok(true)
 }
 
-async fn insert_hits(tx: &mut Transaction<'_, Any>, hits: &[HitRecord]) -> Result<HashSet<String>> {
-    let sqls = chunk_sql(hits_sql, &HITS_SQL);
-    let mut new_ids = HashSet::with_capacity(hits.len());
+/// Inserts the hits; returns, per hit, whether it was new.
+async fn insert_hits(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    hits: &[HitRecord],
+) -> Result<Vec<bool>> {
+    let sqls = HITS_SQL.get(backend, hits_sql);
+    let mut new = Vec::with_capacity(hits.len());
     let mut rest = hits;
     for p in chunks(hits.len()) {
         let (chunk, tail) = rest.split_at(1 << p);
         rest = tail;
-        let mut q = sqlx::query_scalar::<_, String>(&sqls[p]);
+        let mut q = sqlx::query(&sqls[p]);
         for h in chunk {
             q = q
                 .bind(&h.id)
@@ -273,33 +333,85 @@ async fn insert_hits(tx: &mut Transaction<'_, Any>, hits: &[HitRecord]) -> Resul
                 .bind(&h.suppressed)
                 .bind(&h.raw);
         }
-        new_ids.extend(q.fetch_all(&mut **tx).await?);
+        let inserted = q.execute(&mut **tx).await?.rows_affected();
+        if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
+            new.extend(std::iter::repeat_n(true, chunk.len()));
+            continue;
+        }
+        // Some were repeats (or their token is gone): ids are random, so a stored row with a
+        // hit's id is the one just inserted. The first hit holding an id is the stored one (a
+        // caller that repeats an id also repeats the event).
+        let sql = select_in(
+            "SELECT id FROM hits WHERE 1 = 1",
+            "id",
+            chunk.len(),
+            backend,
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for h in chunk {
+            q = q.bind(&h.id);
+        }
+        let mut stored: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
+        new.extend(chunk.iter().map(|h| stored.remove(&h.id)));
     }
-    Ok(new_ids)
+    Ok(new)
 }
 
-/// Inserts the alert rows; returns the ids of those gathered into an open window.
+/// The open cooldown windows of the tokens of `fresh`: token id → `cooldown_until`, for tokens
+/// with no ignore list (a hit that may be ignored must go through the planner).
+async fn cooling_tokens(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    fresh: &[&HitRecord],
+) -> Result<HashMap<String, i64>> {
+    let tokens: Vec<&str> = fresh
+        .iter()
+        .map(|h| h.token_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut cooling = HashMap::new();
+    for chunk in tokens.chunks(1 << MAX_ROWS_LOG2) {
+        let sql = select_in(
+            "SELECT id, cooldown_until FROM tokens \
+             WHERE cooldown_until IS NOT NULL AND ignore_sources = ''",
+            "id",
+            chunk.len(),
+            backend,
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
+        for t in chunk {
+            q = q.bind(*t);
+        }
+        cooling.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(cooling)
+}
+
+/// Inserts the alert rows of new hits, `summarized` where `gathered`, else `new`. A hit whose
+/// token was deleted meanwhile still gets its row: its alert says the token is gone.
 async fn insert_alerts(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     fresh: &[&HitRecord],
-) -> Result<HashSet<String>> {
-    let sqls = chunk_sql(alerts_sql, &ALERTS_SQL);
-    let mut gathered = HashSet::new();
-    let mut rest = fresh;
+    gathered: &[bool],
+) -> Result<()> {
+    let sqls = ALERTS_SQL.get(backend, alerts_sql);
+    let mut rest = fresh.iter().zip(gathered);
     for p in chunks(fresh.len()) {
-        let (chunk, tail) = rest.split_at(1 << p);
-        rest = tail;
-        let mut q = sqlx::query_as::<_, (String, String)>(&sqls[p]);
-        for h in chunk {
-            q = q.bind(&h.id).bind(h.token_id.as_str()).bind(h.received_at);
+        let mut q = sqlx::query(&sqls[p]);
+        for (h, g) in rest.by_ref().take(1 << p) {
+            let state = if *g { "summarized" } else { "new" };
+            q = q
+                .bind(&h.id)
+                .bind(&h.id)
+                .bind(h.token_id.as_str())
+                .bind(state)
+                .bind(h.received_at);
         }
-        for (id, state) in q.fetch_all(&mut **tx).await? {
-            if state == "summarized" {
-                gathered.insert(id);
-            }
-        }
+        q.execute(&mut **tx).await?;
     }
-    Ok(gathered)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -317,8 +429,16 @@ mod tests {
 
     #[test]
     fn statements_number_their_parameters() {
-        let sql = hits_sql(2);
+        let sql = hits_sql(2, Backend::Postgres);
         assert!(sql.contains("$42)") && !sql.contains("$43"));
-        assert!(alerts_sql(2).contains("($4, $5, $6))"));
+        assert!(alerts_sql(2, Backend::Postgres).contains("($6, $7, $8, $9, $10)"));
+    }
+
+    #[test]
+    fn sqlite_statements_bind_by_position() {
+        let sql = hits_sql(2, Backend::Sqlite);
+        assert_eq!(sql.matches('?').count(), 2 * HIT_PARAMS);
+        assert!(!sql.contains('$'));
+        assert!(alerts_sql(2, Backend::Sqlite).contains("(?, ?, ?, ?, ?), (?, ?, ?, ?, ?) ON"));
     }
 }

@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use canarykeys_core::TokenId;
 
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
-use crate::{HitRecord, HitStore, Result};
+use crate::{HitRecord, HitStore, RecordedGroup, Result};
 
 #[async_trait]
 impl HitStore for SqlStore {
-    async fn record_hits(&self, hits: &[HitRecord]) -> Result<Vec<bool>> {
+    async fn record_group(&self, hits: &[HitRecord]) -> Result<RecordedGroup> {
         // Multi-row statements: the group-commit writer sends many requests' hits at once.
         self.record_hits_batched(hits).await
     }

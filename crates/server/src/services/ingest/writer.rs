@@ -28,8 +28,9 @@ pub struct HitWriter {
 }
 
 impl HitWriter {
-    /// Starts the writer task. `committed` is told after every commit that stored a new hit,
-    /// so the delivery worker plans at once instead of on a clock.
+    /// Starts the writer task. `committed` is told after every commit that left a new alert for
+    /// the planner, so the delivery worker plans at once instead of on a clock. A commit whose
+    /// hits all went into open cooldown windows wakes nobody: the worker would find nothing.
     pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         tokio::spawn(run(store, queue, committed));
@@ -79,12 +80,12 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
         all
     };
     let jobs = group.drain(..);
-    match store.record_hits(&hits).await {
-        Ok(new) => {
-            if new.iter().any(|n| *n) {
+    match store.record_group(&hits).await {
+        Ok(recorded) => {
+            if recorded.to_plan > 0 {
                 committed.notify_one();
             }
-            let mut new = new.into_iter();
+            let mut new = recorded.new.into_iter();
             for job in jobs {
                 let mine: Vec<bool> = new.by_ref().take(job.len).collect();
                 // A request that gave up (client gone) does not stop the others.
