@@ -63,7 +63,8 @@ fn param(backend: Backend, n: usize) -> String {
     }
 }
 
-/// `rows` tuples of `per_row` parameters each, numbered from 1 in order.
+/// `rows` tuples of `per_row` parameters each, numbered from 1 in order (one tuple of n is also
+/// the list for `IN`).
 fn values(rows: usize, per_row: usize, backend: Backend) -> String {
     (0..rows)
         .map(|r| {
@@ -82,9 +83,9 @@ fn values(rows: usize, per_row: usize, backend: Backend) -> String {
 /// row to the async side on its own (a thread wake each), so the row count says instead whether
 /// every row went in, which is the usual case.
 fn hits_sql(rows: usize, backend: Backend) -> String {
-    let values = values(rows, HIT_PARAMS, backend);
+    let rows = values(rows, HIT_PARAMS, backend);
     format!(
-        "INSERT INTO hits ({HIT_COLUMNS}) SELECT * FROM (VALUES {values}) AS v \
+        "INSERT INTO hits ({HIT_COLUMNS}) SELECT * FROM (VALUES {rows}) AS v \
          WHERE v.column2 IN (SELECT id FROM tokens) \
          ON CONFLICT (event_id) DO NOTHING"
     )
@@ -99,12 +100,6 @@ fn alerts_sql(rows: usize, backend: Backend) -> String {
          ON CONFLICT (id) DO NOTHING",
         values(rows, 5, backend)
     )
-}
-
-/// `SELECT … WHERE <column> IN (<rows> parameters)`.
-fn select_in(select: &str, column: &str, rows: usize, backend: Backend) -> String {
-    let list: Vec<String> = (1..=rows).map(|n| param(backend, n)).collect();
-    format!("{select} AND {column} IN ({})", list.join(", "))
 }
 
 /// The PostgreSQL channel a commit of new hits is announced on.
@@ -341,11 +336,9 @@ async fn insert_hits(
         // Some were repeats (or their token is gone): ids are random, so a stored row with a
         // hit's id is the one just inserted. The first hit holding an id is the stored one (a
         // caller that repeats an id also repeats the event).
-        let sql = select_in(
-            "SELECT id FROM hits WHERE 1 = 1",
-            "id",
-            chunk.len(),
-            backend,
+        let sql = format!(
+            "SELECT id FROM hits WHERE id IN {}",
+            values(1, chunk.len(), backend)
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql);
         for h in chunk {
@@ -372,12 +365,10 @@ async fn cooling_tokens(
         .collect();
     let mut cooling = HashMap::new();
     for chunk in tokens.chunks(1 << MAX_ROWS_LOG2) {
-        let sql = select_in(
+        let sql = format!(
             "SELECT id, cooldown_until FROM tokens \
-             WHERE cooldown_until IS NOT NULL AND ignore_sources = ''",
-            "id",
-            chunk.len(),
-            backend,
+             WHERE cooldown_until IS NOT NULL AND ignore_sources = '' AND id IN {}",
+            values(1, chunk.len(), backend)
         );
         let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for t in chunk {
