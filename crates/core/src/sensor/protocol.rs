@@ -102,8 +102,14 @@ fn form_value(form: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// At most `max` characters of `s`, control characters (C0 and C1: the request line may carry
+/// raw bytes past ASCII) replaced by U+FFFD, since the result becomes an event name and an
+/// alert's title line.
 fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// Classifies a request. `service` is the scope's signing name ("" when there is none);
@@ -347,6 +353,25 @@ mod tests {
         );
         let c = call("s3", "PATCH", "/b/k", &host, b"");
         assert_eq!((c.operation.as_str(), c.action), ("PATCH /b/k", None));
+    }
+
+    /// Found by the sensor_request smoke fuzz: a raw C1 control (U+009C) in the request path
+    /// reached the operation, which is a hit's event name and an alert's title line.
+    #[test]
+    fn control_characters_in_the_path_never_reach_the_operation() {
+        let iam = [("host", "iam.amazonaws.com")];
+        let c = call("", "GET", "//\u{9c}vion=ListUsers&MaxItems=10", &iam, b"");
+        assert_eq!(c.operation, "GET //\u{fffd}vion=ListUsers&MaxItems=10");
+        let c = call("s3", "GET", "/b/k\u{85}ey", &[("host", "127.0.0.1")], b"");
+        assert_eq!(c.key.as_deref(), Some("k\u{fffd}ey"));
+        let c = call(
+            "s3",
+            "GET",
+            "/b/k%0d%0aX:%20y",
+            &[("host", "127.0.0.1")],
+            b"",
+        );
+        assert_eq!(c.key.as_deref(), Some("k\u{fffd}\u{fffd}X: y"));
     }
 
     #[test]
