@@ -11,6 +11,7 @@ use serde_json::Value;
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 use time::OffsetDateTime;
 
+use crate::text::without_nul;
 use crate::{AccessKeyId, Invalid};
 
 /// The event type AWS sends when it finds one of the account's keys in public.
@@ -92,7 +93,12 @@ pub fn parse_event(v: &Value) -> Result<HealthEvent, Invalid> {
         return Err(Invalid::new("not an AWS Health event"));
     }
     let detail = &v["detail"];
-    let text = |key: &str| detail.get(key).and_then(Value::as_str).map(str::to_owned);
+    let text = |key: &str| {
+        detail
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|s| without_nul(s.to_owned()))
+    };
     let event_arn = text("eventArn").ok_or_else(|| Invalid::new("detail.eventArn is missing"))?;
     let event_type_code =
         text("eventTypeCode").ok_or_else(|| Invalid::new("detail.eventTypeCode is missing"))?;
@@ -168,8 +174,9 @@ pub fn location_in(description: &str) -> Option<String> {
         .map(|w| bounded(w, MAX_LOCATION_CHARS))
 }
 
+/// At most `max` characters, with NUL replaced (`text::without_nul`).
 fn bounded(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    without_nul(s.chars().take(max).collect())
 }
 
 #[cfg(test)]
@@ -184,6 +191,20 @@ mod tests {
         );
         assert_eq!(parse_time("2016-06-05T15:10:09Z"), Some(1_465_139_409_000));
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn nul_in_health_text_becomes_the_replacement_character() {
+        let v: Value = serde_json::json!({
+            "source": "aws.health", "detail-type": "AWS Health Event",
+            "detail": {"eventArn": "arn\u{0}x", "eventTypeCode": "AWS_RISK_CREDENTIALS_EXPOSED",
+                       "eventDescription": [{"language": "en_US",
+                                             "latestDescription": "at https://x.test/\u{0}a"}]}
+        });
+        let e = parse_event(&v).unwrap();
+        assert_eq!(e.event_arn, "arn\u{FFFD}x");
+        assert_eq!(e.description, "at https://x.test/\u{FFFD}a");
+        assert_eq!(e.location.as_deref(), Some("https://x.test/\u{FFFD}a"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod names;
 pub mod sensor;
 pub mod signing;
 pub mod ssrf;
+pub mod text;
 pub mod token;
 
 use std::fmt;

@@ -54,10 +54,10 @@ impl<'de> Visitor<'de> for LooseVisitor {
         Ok(Loose::Num(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
-        Ok(Loose::Str(v.to_owned()))
+        Ok(Loose::Str(crate::text::without_nul(v.to_owned())))
     }
     fn visit_string<E>(self, v: String) -> Result<Loose, E> {
-        Ok(Loose::Str(v))
+        Ok(Loose::Str(crate::text::without_nul(v)))
     }
     fn visit_unit<E>(self) -> Result<Loose, E> {
         Ok(Loose::Other)

@@ -168,6 +168,22 @@ fn fields_are_extracted_and_normalised() {
 }
 
 #[test]
+fn nul_in_any_text_field_becomes_the_replacement_character() {
+    // PostgreSQL's text type refuses NUL; one such record must not fail its group's commit.
+    let mut v = rec("id-\u{0}1");
+    v["userAgent"] = json!("aws-cli\u{0}/2");
+    v["eventName"] = json!("Get\u{0}CallerIdentity");
+    v["userIdentity"]["userName"] = json!("svc\u{0}");
+    let p = run(v.to_string().as_bytes()).unwrap();
+    let r = &p.records[0];
+    assert_eq!(r.user_agent.as_deref(), Some("aws-cli\u{FFFD}/2"));
+    assert_eq!(r.event_name, "Get\u{FFFD}CallerIdentity");
+    assert_eq!(r.identity.user_name.as_deref(), Some("svc\u{FFFD}"));
+    assert_eq!(r.event_id, "id-\u{FFFD}1");
+    assert_eq!(r.raw.to_value(), v, "raw keeps the record as sent (JSON escapes NUL)");
+}
+
+#[test]
 fn a_record_missing_event_id_becomes_a_record_with_a_content_id() {
     let mut bad = rec("x");
     bad.as_object_mut().unwrap().remove("eventID");

@@ -1,8 +1,9 @@
 //! Group commit: one writer task takes the hits of every concurrent request and stores them
 //! together, in one transaction of multi-row statements. While a commit runs, new requests queue;
 //! the next group takes all of them (up to a bound), so the group grows with the load and a lone
-//! request waits for nobody. Each request is answered after its own group commits; if a group
-//! fails, every request in it gets the error (a 2xx always means committed).
+//! request waits for nobody. Each request is answered after its own group commits (a 2xx always
+//! means committed). If the database refuses a group, each request is retried alone, so one bad
+//! row fails only its own request; if the database is unreachable, every request gets the error.
 
 use std::sync::Arc;
 
@@ -79,7 +80,7 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
         }
         all
     };
-    let jobs = group.drain(..);
+    let jobs: Vec<Job> = group.drain(..).collect();
     match store.record_group(&hits).await {
         Ok(recorded) => {
             if recorded.to_plan > 0 {
@@ -90,6 +91,33 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
                 let mine: Vec<bool> = new.by_ref().take(job.len).collect();
                 // A request that gave up (client gone) does not stop the others.
                 let _ = job.reply.send(Ok(mine));
+            }
+        }
+        // One request's bad row must not fail the others that shared its transaction: when the
+        // database is up but refused the group, each request is stored alone, and only the one
+        // that really cannot be stored gets the error. An outage fails everyone at once instead
+        // (retrying each would only wait out the same timeout again).
+        Err(e) if jobs.len() > 1 && !e.is_unavailable() => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                requests = jobs.len(),
+                "group commit failed; storing its requests one by one"
+            );
+            let mut rest = hits.as_slice();
+            for job in jobs {
+                let (mine, tail) = rest.split_at(job.len);
+                rest = tail;
+                let result = store.record_group(mine).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = format!("{e:#}"), hits = job.len, "hits not stored");
+                }
+                let result = result.map(|recorded| {
+                    if recorded.to_plan > 0 {
+                        committed.notify_one();
+                    }
+                    recorded.new
+                });
+                let _ = job.reply.send(result);
             }
         }
         Err(e) => {
