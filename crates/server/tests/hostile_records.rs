@@ -29,13 +29,9 @@ async fn a_nul_record_beside_twenty_concurrent_ingests_fails_nobody_on_postgres(
     bodies.insert(10, json!({ "Records": [bad] }));
 
     let ingest = app.url("/ingest/v1/cloudtrail");
-    let sends = bodies.iter().map(|body| {
-        app.http
-            .post(&ingest)
-            .bearer_auth(SECRET)
-            .json(body)
-            .send()
-    });
+    let sends = bodies
+        .iter()
+        .map(|body| app.http.post(&ingest).bearer_auth(SECRET).json(body).send());
     let answers = futures_util::future::join_all(sends).await;
     for (i, answer) in answers.into_iter().enumerate() {
         let resp = answer.unwrap();

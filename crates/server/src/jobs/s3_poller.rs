@@ -29,11 +29,32 @@ pub const MAX_ATTEMPTS: u32 = 10;
 /// The longest wait between two reads of a failing file, in rounds.
 const MAX_WAIT_ROUNDS: u64 = 64;
 
-/// A file that failed: how often, and the round it may be read again.
+/// A file that failed: how often through its own fault, how many reads in a row failed for any
+/// reason (for the backoff), and the round it may be read again.
 #[derive(Debug, Clone, Copy)]
 struct Retry {
     attempts: u32,
+    failures: u32,
     due_round: u64,
+}
+
+/// Whether a failed read was the world's fault, not the file's: the database or S3 unreachable,
+/// or AWS throttling. Such a file is retried for as long as it takes and never given up, so a
+/// long outage cannot make the poller skip good files. Only the file's own faults (gone,
+/// unreadable to us, over the size limit, not decodable) count toward `MAX_ATTEMPTS`.
+fn is_outage(error: &anyhow::Error) -> bool {
+    use crate::services::IngestError;
+    use canarykeys_aws::AwsError;
+    if let Some(e) = error.downcast_ref::<AwsError>() {
+        return matches!(e, AwsError::Throttled { .. } | AwsError::Unavailable { .. });
+    }
+    match error.downcast_ref::<IngestError>() {
+        // A store error is never the file's: a bad row is retried alone by the writer, and the
+        // rest is the database being away.
+        Some(IngestError::Store(_)) => true,
+        Some(IngestError::Parse(_)) => false,
+        None => false,
+    }
 }
 
 pub struct S3Poller {
@@ -197,7 +218,9 @@ impl S3Poller {
             Err(e) => e,
         };
         report.failed_objects += 1;
-        let attempts = retry.map_or(1, |r| r.attempts + 1);
+        let outage = is_outage(&error);
+        let attempts = retry.map_or(0, |r| r.attempts) + u32::from(!outage);
+        let failures = retry.map_or(1, |r| r.failures.saturating_add(1));
         if attempts >= MAX_ATTEMPTS {
             // Passed over so one bad file cannot hold the folder forever; the other paths and
             // the safety net still see the calls it held.
@@ -206,15 +229,16 @@ impl S3Poller {
             tracing::error!(key = %key, attempts, error = format!("{error:#}"), "giving up on trail file");
             return true;
         }
-        let wait = (1_u64 << (attempts - 1).min(6)).min(MAX_WAIT_ROUNDS);
+        let wait = (1_u64 << (failures - 1).min(6)).min(MAX_WAIT_ROUNDS);
         self.retries.insert(
             key.to_owned(),
             Retry {
                 attempts,
+                failures,
                 due_round: self.round_no + wait,
             },
         );
-        tracing::warn!(key = %key, attempts, wait_rounds = wait, error = format!("{error:#}"), "cannot ingest trail file; will retry");
+        tracing::warn!(key = %key, attempts, outage, wait_rounds = wait, error = format!("{error:#}"), "cannot ingest trail file; will retry");
         false
     }
 
@@ -249,6 +273,41 @@ fn is_log_file(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_files_own_faults_count_toward_giving_up() {
+        use crate::services::IngestError;
+        use canarykeys_aws::AwsError;
+        use canarykeys_core::cloudtrail::ParseError;
+        use canarykeys_store::StoreError;
+
+        let unavailable = AwsError::Unavailable {
+            op: "S3 GetObject",
+            detail: Default::default(),
+            source: None,
+        };
+        let throttled = AwsError::Throttled {
+            op: "S3 GetObject",
+            detail: Default::default(),
+            source: None,
+        };
+        let gone = AwsError::NotFound {
+            op: "S3 GetObject",
+            detail: Default::default(),
+            source: None,
+        };
+        assert!(is_outage(&unavailable.into()));
+        assert!(is_outage(&throttled.into()));
+        assert!(is_outage(&IngestError::Store(StoreError::Closed).into()));
+        assert!(is_outage(
+            &IngestError::Store(StoreError::Corrupt("x".into())).into()
+        ));
+        assert!(!is_outage(&gone.into()));
+        assert!(!is_outage(
+            &AwsError::refused("S3 GetObject", "over the size limit").into()
+        ));
+        assert!(!is_outage(&IngestError::Parse(ParseError::BadGzip).into()));
+    }
 
     #[test]
     fn keys() {

@@ -180,7 +180,11 @@ fn nul_in_any_text_field_becomes_the_replacement_character() {
     assert_eq!(r.event_name, "Get\u{FFFD}CallerIdentity");
     assert_eq!(r.identity.user_name.as_deref(), Some("svc\u{FFFD}"));
     assert_eq!(r.event_id, "id-\u{FFFD}1");
-    assert_eq!(r.raw.to_value(), v, "raw keeps the record as sent (JSON escapes NUL)");
+    assert_eq!(
+        r.raw.to_value(),
+        v,
+        "raw keeps the record as sent (JSON escapes NUL)"
+    );
 }
 
 #[test]
