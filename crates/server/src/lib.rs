@@ -292,6 +292,7 @@ impl Application {
             public_url: public_url.clone().into(),
             limiter: limiter.clone(),
             clock: clock.clone(),
+            ingest_admission: http::extract::admission::IngestAdmission::new(&config.ingest),
         };
         let pollers = jobs::pollers(
             &config,

@@ -217,6 +217,22 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Largest size any input may expand to when gunzipped or base64-decoded.
     pub max_decompressed_bytes: usize,
+    /// A request's whole body must arrive within this, or it is answered `408` and dropped.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: std::time::Duration,
+    /// Signed requests whose body is still being read (the signature covers the body, so until
+    /// it has arrived nobody knows whether the sender holds the secret): at most this many at
+    /// once from one client address (an IPv6 /64)...
+    pub unverified_per_address: usize,
+    /// ...and this many in all...
+    pub unverified_total: usize,
+    /// ...holding at most this many bytes of declared bodies in all (a signed request must send
+    /// `Content-Length`). A full pool answers `429` with `Retry-After` at once. Requests with the
+    /// bearer secret are proven by their header and never use this pool.
+    pub unverified_bytes: u64,
+    /// Proven requests parsed and stored at once; more wait their turn (a parse holds several
+    /// times its input in memory).
+    pub parse_slots: usize,
 }
 
 impl Default for IngestConfig {
@@ -225,6 +241,11 @@ impl Default for IngestConfig {
             secret: None,
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 32 * 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(10),
+            unverified_per_address: 4,
+            unverified_total: 256,
+            unverified_bytes: 128 * 1024 * 1024,
+            parse_slots: 4,
         }
     }
 }

@@ -34,6 +34,16 @@ pub enum ApiError {
     Access(#[from] AccessError),
     #[error("too many tokens created from this address; try again in a minute")]
     RateLimited,
+    /// A pool for unproven requests is full (per client address or in all): try again shortly.
+    #[error("too many unverified requests at once; try again shortly")]
+    Busy,
+    /// A signed ingest request without `Content-Length` (its place in the unverified pool is
+    /// reserved by length).
+    #[error("send Content-Length with a signed request")]
+    LengthRequired,
+    /// The body did not arrive within its deadline.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("the form expired or came from another site; reload the page and try again")]
     Csrf,
     #[error("not found")]
@@ -84,7 +94,9 @@ impl ApiError {
             },
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,6 +116,9 @@ impl ApiError {
             Self::IngestDisabled => return "ingest_disabled",
             Self::IngestUnauthorized => return "unauthenticated",
             Self::Unavailable(_) => return "unavailable",
+            Self::Busy => return "busy",
+            Self::BodyTimeout => return "body_timeout",
+            Self::LengthRequired => return "length_required",
             Self::Ingest(IngestError::Parse(_)) if self.status() == StatusCode::BAD_REQUEST => {
                 return "not_cloudtrail"
             }
@@ -227,7 +242,7 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if matches!(this, Self::Unavailable(_)) {
+        if matches!(this, Self::Unavailable(_) | Self::Busy) {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from_static(RETRY_AFTER_SECS),

@@ -3,10 +3,12 @@
 //! from anyone holding the ingest secret. Answers 2xx only once the hits are committed.
 //!
 //! Credentials are checked before a caller may queue: a bearer token in full, a signature header
-//! for its shape and time (the tag needs the body). Only then does the request take one of the
-//! few ingest slots and have its body read, within the listener's request deadline.
+//! for its shape and time (the tag needs the body). A signed request's body is then read in a
+//! small pool of its own (per client address and in all; full means `429` at once), within
+//! `[ingest] body_timeout`, and its signature checked. Only a proven request takes one of the
+//! few parse slots, so forgers trickling bodies never hold a slot or wait ahead of the relay.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
@@ -16,12 +18,9 @@ use axum::{Json, Router};
 use canarykeys_core::signing;
 use subtle::ConstantTimeEq;
 
+use super::extract::client::ClientAddr;
 use super::{ApiError, AppState};
 use crate::services::{DeliveryPath, IngestReport};
-
-/// Parsing a large input holds several times its size in memory; a few at a time keeps a burst
-/// of large deliveries within bounds. Others wait their turn rather than fail.
-const CONCURRENT_INGESTS: usize = 4;
 
 pub fn routes(state: AppState, max_body_bytes: usize) -> Router<AppState> {
     Router::new()
@@ -30,8 +29,7 @@ pub fn routes(state: AppState, max_body_bytes: usize) -> Router<AppState> {
         // AWS Health events); the old path stays for deployed relays and rules.
         .route("/ingest/v1/events", post(ingest))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(CONCURRENT_INGESTS))
-        // Outside the limit: strangers are turned away before they can hold a slot.
+        // Strangers are turned away before they can send a body.
         .layer(middleware::from_fn_with_state(state, admit))
 }
 
@@ -62,9 +60,15 @@ fn plausible_credentials(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     for part in sig.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) => {
-                fresh = t
-                    .parse::<i64>()
-                    .is_ok_and(|t| (state.clock.now_secs() - t).abs() <= signing::TOLERANCE_SECS);
+                // Checked: a time near i64::MIN must be refused, not overflow.
+                fresh = t.parse::<i64>().is_ok_and(|t| {
+                    state
+                        .clock
+                        .now_secs()
+                        .checked_sub(t)
+                        .and_then(i64::checked_abs)
+                        .is_some_and(|d| d <= signing::TOLERANCE_SECS)
+                });
             }
             Some(("v1", v)) => {
                 tagged |= v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
@@ -104,19 +108,39 @@ fn authorize(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), A
 
 async fn ingest(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Result<Json<IngestReport>, ApiError> {
     let metrics = state.ingest.metrics().clone();
     let result = async {
-        let body = body.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("the body could not be read".into())
+        let gate = &state.ingest_admission;
+        // A bearer caller proved itself in `admit`; a signature can only be checked once the
+        // body is here, so until then the request holds a place in the unverified pool.
+        let unverified = if headers.contains_key(signing::HEADER) {
+            // The place reserves the declared length, so the pool bounds memory as well.
+            let declared = headers
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(ApiError::LengthRequired)?;
+            if declared > gate.max_body_bytes as u64 {
+                return Err(ApiError::PayloadTooLarge);
             }
-        })?;
+            let permit = gate.unverified.try_admit(client, declared);
+            Some(permit.ok_or(ApiError::Busy)?)
+        } else {
+            None
+        };
+        let body = read_body(body, gate.max_body_bytes, gate.body_timeout).await?;
         authorize(&state, &headers, &body)?;
+        drop(unverified);
+        // Proven: wait for a parse slot (a parse holds several times its input in memory).
+        let _slot = gate
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal("the parse slots are closed".into()))?;
         let path = headers
             .get("x-canarykeys-path")
             .and_then(|v| v.to_str().ok())
@@ -128,4 +152,27 @@ async fn ingest(
         metrics.add("canarykeys_ingest_rejected_total", e.code(), 1);
     }
     result
+}
+
+/// The whole body, at most `limit` bytes, within `deadline`.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            // `to_bytes` reports its limit as a `LengthLimitError` somewhere in the chain.
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = source {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                source = s.source();
+            }
+            Err(ApiError::BadRequest("the body could not be read".into()))
+        }
+    }
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Domain time: stamps, freshness checks, "n minutes ago".
     pub clock: crate::clock::SharedClock,
+    /// Who may send an ingest body, and how many are parsed at once.
+    pub ingest_admission: crate::http::extract::admission::IngestAdmission,
 }
 
 impl AppState {

@@ -2,6 +2,7 @@
 //! (`caller`), from where (`client`), the CSRF check (`csrf`), and the small header parsers all
 //! of them use. One definition each: a second bearer parser or redirect guard would drift.
 
+pub mod admission;
 pub mod caller;
 pub mod client;
 pub mod csrf;
