@@ -166,7 +166,8 @@ fn ingest_path(operation_id: &str) -> PathItem {
                         "duplicates": {"type": "integer", "minimum": 0}
                     }
                 }}}},
-                "400": error, "401": error, "413": error, "503": error
+                "400": error, "401": error, "408": error, "411": error, "413": error,
+                "429": error, "503": error
             }
         }
     }))
