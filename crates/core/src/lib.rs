@@ -10,6 +10,7 @@ pub mod health;
 pub mod ids;
 pub mod mint_protocol;
 pub mod names;
+pub mod netaddr;
 pub mod sensor;
 pub mod signing;
 pub mod ssrf;

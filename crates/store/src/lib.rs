@@ -282,6 +282,15 @@ pub trait AccessStore: Send + Sync + 'static {
     ) -> Result<Option<i64>>;
     /// A good sign-in: forgets the failures and any lock.
     async fn clear_login_failures(&self, id: &str) -> Result<()>;
+    /// Notes that the operator signed in from `address` (its rate key) at `now`.
+    async fn remember_login_address(
+        &self,
+        operator_id: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<()>;
+    /// Whether the operator has signed in from `address` before.
+    async fn is_known_login_address(&self, operator_id: &str, address: &str) -> Result<bool>;
     async fn insert_session(
         &self,
         id_hash: &str,

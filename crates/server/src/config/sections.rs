@@ -459,8 +459,11 @@ pub struct AccessConfig {
     /// How long a console session lasts after sign-in.
     #[serde(with = "humantime_serde")]
     pub session_ttl: std::time::Duration,
-    /// Sign-in attempts allowed per client address per minute.
+    /// Sign-in attempts allowed per client address (an IPv6 /64 counts as one) per minute.
     pub login_per_minute: u32,
+    /// Password hashes (argon2id, 19 MiB each) run at once; a sign-in finding all busy is
+    /// answered `429` with `Retry-After`. `0`: twice the CPU cores.
+    pub hash_concurrency: usize,
 }
 
 impl Default for AccessConfig {
@@ -471,11 +474,20 @@ impl Default for AccessConfig {
             trusted_proxies: Vec::new(),
             session_ttl: std::time::Duration::from_secs(12 * 3600),
             login_per_minute: 10,
+            hash_concurrency: 0,
         }
     }
 }
 
 impl AccessConfig {
+    /// Password hashes run at once: `hash_concurrency`, or twice the cores when it is 0.
+    pub fn hashing_slots(&self) -> usize {
+        match self.hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+            n => n,
+        }
+    }
+
     /// Whether anyone may create tokens (`create = "open"`).
     pub fn open(&self) -> bool {
         self.create == "open"

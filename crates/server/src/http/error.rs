@@ -86,7 +86,9 @@ impl ApiError {
             Self::MissingScope(_) => StatusCode::FORBIDDEN,
             Self::Access(e) => match e {
                 AccessError::BadCredentials => StatusCode::UNAUTHORIZED,
-                AccessError::Locked | AccessError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                AccessError::Locked | AccessError::RateLimited | AccessError::Busy => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
                 AccessError::NameTaken => StatusCode::CONFLICT,
                 AccessError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 AccessError::NotFound => StatusCode::NOT_FOUND,
@@ -242,7 +244,10 @@ impl IntoResponse for ApiError {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
-        if matches!(this, Self::Unavailable(_) | Self::Busy) {
+        if matches!(
+            this,
+            Self::Unavailable(_) | Self::Busy | Self::Access(AccessError::Busy)
+        ) {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from_static(RETRY_AFTER_SECS),

@@ -9,9 +9,11 @@ use canarykeys_store::{ApiKeyRecord, AuditedWrite, OperatorRecord, Store, StoreE
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 mod credentials;
+mod hasher;
 mod model;
 
-use credentials::{blocking, dummy_hash, hash_password, random_43, sha256_hex, verify_password};
+use credentials::{dummy_hash, hash_password, random_43, sha256_hex, verify_password_in};
+use hasher::{with_blocks, Hasher};
 use model::info;
 pub use model::*;
 
@@ -24,6 +26,9 @@ pub struct AccessService {
     store: Arc<dyn Store>,
     session_ttl_ms: i64,
     login_limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Password hashes running at once (argon2id takes 19 MiB each): a flood of sign-ins from
+    /// any number of addresses cannot hold more memory than this many hashes.
+    hasher: Hasher,
     open_create: bool,
     proxy_header: Option<String>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
@@ -38,6 +43,7 @@ impl AccessService {
             store,
             session_ttl_ms: i64::try_from(cfg.session_ttl.as_millis()).unwrap_or(i64::MAX / 2),
             login_limiter,
+            hasher: Hasher::new(cfg.hashing_slots()),
             open_create: cfg.open(),
             proxy_header: cfg.proxy_header.clone(),
             // `Config::check` has parsed these already.
@@ -103,7 +109,7 @@ impl AccessService {
             ));
         }
         let password = password.to_owned();
-        let password_hash = blocking(move || hash_password(&password)).await?;
+        let password_hash = self.hasher.run(move || hash_password(&password)).await?;
         let record = OperatorRecord {
             id: format!("op_{}", &random_43()[..16]),
             name: name.to_owned(),
@@ -132,8 +138,9 @@ impl AccessService {
         password: &str,
         client: IpAddr,
     ) -> Result<(Operator, String), AccessError> {
+        let key = canarykeys_core::netaddr::rate_key(client);
         if let Some(l) = &self.login_limiter {
-            if l.check_key(&client).is_err() {
+            if l.check_key(&key).is_err() {
                 return Err(AccessError::RateLimited);
             }
         }
@@ -141,14 +148,29 @@ impl AccessService {
         let op = self.store.operator_by_name(name.trim()).await?;
         let Some(op) = op else {
             let password = password.to_owned();
-            blocking(move || verify_password(&password, dummy_hash())).await;
+            self.hasher
+                .try_run(move || with_blocks(|b| verify_password_in(&password, dummy_hash(), b)))
+                .await
+                .ok_or(AccessError::Busy)?;
             return Err(AccessError::BadCredentials);
         };
-        if op.locked_until.is_some_and(|t| t > now) {
+        let key = key.to_string();
+        // A lockout stops guesses from strangers; the operator's own address still signs in
+        // with the right password, so nobody can lock an operator out from elsewhere.
+        if op.locked_until.is_some_and(|t| t > now)
+            && !self.store.is_known_login_address(&op.id, &key).await?
+        {
             return Err(AccessError::Locked);
         }
         let (pw, hash) = (password.to_owned(), op.password_hash.clone());
-        if !blocking(move || verify_password(&pw, &hash)).await {
+        // A hashing thread now or a 429 now: waiting in line would hold the request (and its
+        // connection) for as long as a flood lasts.
+        let good = self
+            .hasher
+            .try_run(move || with_blocks(|b| verify_password_in(&pw, &hash, b)))
+            .await
+            .ok_or(AccessError::Busy)?;
+        if !good {
             let until = now + LOCK_MILLIS;
             let locked = self
                 .store
@@ -166,7 +188,7 @@ impl AccessService {
                     &Actor::System,
                     AuditAction::OperatorLockout,
                     &op.name,
-                    "15 minutes",
+                    "15 minutes, except from addresses it has signed in from",
                 )
                 .await;
                 return Err(AccessError::Locked);
@@ -174,6 +196,7 @@ impl AccessService {
             return Err(AccessError::BadCredentials);
         }
         self.store.clear_login_failures(&op.id).await?;
+        self.store.remember_login_address(&op.id, &key, now).await?;
         // Housekeeping where it costs nothing extra: sign-ins are rare.
         let _ = self.store.delete_expired_sessions(now).await;
         let session = random_43();

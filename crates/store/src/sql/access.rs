@@ -116,6 +116,35 @@ impl AccessStore for SqlStore {
         Ok(())
     }
 
+    async fn remember_login_address(
+        &self,
+        operator_id: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_addresses (operator_id, address, last_seen_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (operator_id, address) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        )
+        .bind(operator_id)
+        .bind(address)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn is_known_login_address(&self, operator_id: &str, address: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS known FROM login_addresses WHERE operator_id = $1 AND address = $2",
+        )
+        .bind(operator_id)
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     async fn insert_session(
         &self,
         id_hash: &str,

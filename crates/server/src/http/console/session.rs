@@ -139,11 +139,18 @@ async fn login(
             let e = ApiError::Access(e);
             let message = match &e {
                 ApiError::Access(AccessError::Locked) => {
-                    "too many failed sign-ins: this operator is locked for 15 minutes".to_owned()
+                    "too many failed sign-ins: this operator is locked for 15 minutes, except \
+                     from an address it has signed in from before"
+                        .to_owned()
                 }
                 other => other.public_message(),
             };
-            login_page(&state, &headers, &next, &message, e.status())
+            let mut resp = login_page(&state, &headers, &next, &message, e.status());
+            if matches!(e, ApiError::Access(AccessError::Busy)) {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            }
+            resp
         }
     }
 }

@@ -18,20 +18,10 @@ use crate::http::{ApiError, AppState};
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
-    /// The key per-address limits count under: an IPv4 address as it is, an IPv6 address by its
-    /// /64 (one host is routinely given a whole /64, so counting single IPv6 addresses would let
-    /// one machine pose as 2^64 clients). An IPv4-mapped IPv6 address counts as its IPv4 address.
+    /// The key per-address limits count under (`canarykeys_core::netaddr::rate_key`): an IPv6
+    /// client by its /64.
     pub fn bucket(&self) -> IpAddr {
-        match self.0 {
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let mask = u128::MAX << 64;
-                    IpAddr::V6((u128::from(v6) & mask).into())
-                }
-            },
-        }
+        canarykeys_core::netaddr::rate_key(self.0)
     }
 }
 
@@ -101,34 +91,5 @@ impl CreateLimiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ClientAddr;
-    use std::net::IpAddr;
-
-    fn bucket(s: &str) -> IpAddr {
-        ClientAddr(s.parse().unwrap()).bucket()
-    }
-
-    #[test]
-    fn ipv6_addresses_count_by_their_64_and_ipv4_as_themselves() {
-        assert_eq!(
-            bucket("2001:db8:1:2:aaaa::1"),
-            bucket("2001:db8:1:2:ffff::9")
-        );
-        assert_eq!(
-            bucket("2001:db8:1:2::1"),
-            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
-        );
-        assert_ne!(bucket("2001:db8:1:2::1"), bucket("2001:db8:1:3::1"));
-        assert_eq!(
-            bucket("203.0.113.7"),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
-        assert_eq!(bucket("::ffff:203.0.113.7"), bucket("203.0.113.7"));
-        assert_ne!(bucket("203.0.113.7"), bucket("203.0.113.8"));
     }
 }

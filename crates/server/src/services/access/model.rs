@@ -95,6 +95,9 @@ pub enum AccessError {
     Locked,
     #[error("too many sign-in attempts from this address; try again in a minute")]
     RateLimited,
+    /// Every password-hash slot is busy (a sign-in flood): try again shortly.
+    #[error("the server is busy checking other sign-ins; try again in a few seconds")]
+    Busy,
     #[error("an operator with that name exists")]
     NameTaken,
     #[error("{0}")]
