@@ -7,6 +7,8 @@ use canarykeys_store::{
     AccessStore, AuditRecord, AuditedStore, AuditedWrite, SqlStore, TokenStore,
 };
 
+// Only its token is needed here.
+#[allow(dead_code)]
 mod support;
 
 fn entry(id: &str) -> AuditRecord {

@@ -120,12 +120,7 @@ pub fn apply(disk: &dyn Disk, edits: &[Edit], owner: Option<&Owner>) -> Result<(
     for (i, edit) in edits.iter().enumerate() {
         let who = owner.filter(|_| edit.user);
         let done = as_user(who, || {
-            apply_one(
-                disk,
-                &edit.path,
-                edit.before.as_deref(),
-                edit.after.as_deref(),
-            )
+            apply_one(disk, edit, edit.before.as_deref(), edit.after.as_deref())
         });
         if let Err(e) = done {
             for done in edits[..i].iter().rev() {
@@ -133,7 +128,7 @@ pub fn apply(disk: &dyn Disk, edits: &[Edit], owner: Option<&Owner>) -> Result<(
                 let _ = as_user(who, || {
                     apply_one(
                         &RealDisk,
-                        &done.path,
+                        done,
                         done.after.as_deref(),
                         done.before.as_deref(),
                     )
@@ -183,11 +178,20 @@ pub fn through_links(path: &Path) -> io::Result<PathBuf> {
 
 fn apply_one(
     disk: &dyn Disk,
-    path: &Path,
+    edit: &Edit,
     expect: Option<&[u8]>,
     bytes: Option<&[u8]>,
 ) -> Result<(), Failure> {
-    let path = &through_links(path)?;
+    let path = edit.path.as_path();
+    // The user's files are written through their links; the state never is: run as root, a
+    // link there would send root's write anywhere.
+    let resolved;
+    let path = if edit.user {
+        resolved = through_links(path)?;
+        &resolved
+    } else {
+        path
+    };
     match bytes {
         None => {
             unchanged(path, expect)?;

@@ -345,19 +345,33 @@ fn intact(ctx: &Ctx<'_>, plant: &Plant) -> Result<bool, PlantError> {
     })
 }
 
+/// A token just created, and what its plant is written over.
+struct Planting<'a> {
+    client: &'a Client,
+    created: &'a CreatedToken,
+    memo: &'a str,
+    /// The plant it replaces (a rotate).
+    old: Option<&'a Plant>,
+    state: &'a State,
+    state_before: &'a Option<Vec<u8>>,
+}
+
 /// Lays out and writes `created`'s plant. If a file changed since `prepared` read it (another
 /// program wrote it), plans once more from what is there now; a second change is an error.
 fn write_plant(
     ctx: &Ctx<'_>,
-    client: &Client,
+    p: &Planting<'_>,
     mut prepared: Prepared,
     again: &dyn Fn(&Prepared) -> Result<Prepared, PlantError>,
-    created: &CreatedToken,
-    memo: &str,
-    old: Option<&Plant>,
-    state: &State,
-    state_before: &Option<Vec<u8>>,
 ) -> Result<Plant, PlantError> {
+    let Planting {
+        client,
+        created,
+        memo,
+        old,
+        state,
+        state_before,
+    } = *p;
     let mut tries = 0;
     loop {
         let (additions, edits) = lay_out(ctx, &prepared, created, old)?;
@@ -410,17 +424,15 @@ pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError>
     let created = create(ctx, &client, &api_key, memo.clone()).await?;
     // Again, keeping the profile name chosen: the token's memo does not name it.
     let again = |p: &Prepared| targets::prepare(&ctx.target, p.profile.as_ref());
-    let written = write_plant(
-        ctx,
-        &client,
-        prepared,
-        &again,
-        &created,
-        &memo,
-        None,
-        &state,
-        &state_before,
-    );
+    let planting = Planting {
+        client: &client,
+        created: &created,
+        memo: &memo,
+        old: None,
+        state: &state,
+        state_before: &state_before,
+    };
+    let written = write_plant(ctx, &planting, prepared, &again);
     let plant = match written {
         Ok(p) => p,
         Err(e) => return Err(undo(&client, &api_key, &created, e).await),
@@ -466,17 +478,15 @@ pub async fn rotate(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError
     let (client, api_key) = client(ctx, Some(&old.server))?;
     let memo = ctx.args.memo.clone().unwrap_or_else(|| old.memo.clone());
     let created = create(ctx, &client, &api_key, memo.clone()).await?;
-    let written = write_plant(
-        ctx,
-        &client,
-        prepared,
-        &again,
-        &created,
-        &memo,
-        Some(&old),
-        &state,
-        &state_before,
-    );
+    let planting = Planting {
+        client: &client,
+        created: &created,
+        memo: &memo,
+        old: Some(&old),
+        state: &state,
+        state_before: &state_before,
+    };
+    let written = write_plant(ctx, &planting, prepared, &again);
     let plant = match written {
         Ok(p) => p,
         Err(e) => return Err(undo(&client, &api_key, &created, e).await),
