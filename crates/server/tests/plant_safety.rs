@@ -124,8 +124,9 @@ async fn an_old_state_file_loses_its_manage_secret_on_the_next_run() {
         .unwrap();
     assert_eq!(before.status(), 200);
 
-    // Any run, even one without the planting key, retires it.
-    let listed = ok(&run(plant(&f, h, None, &["--list"])).await);
+    // Any run, even one without the planting key, retires it; the state moves to the default
+    // place (root's own when the tests run as root).
+    let listed = ok(&run(plant_default(&f, h, None, &["--list"])).await);
     assert!(listed.contains(id), "{listed}");
     for (what, status) in try_bearer(&f.app, id, secret).await {
         assert!(
@@ -134,25 +135,22 @@ async fn an_old_state_file_loses_its_manage_secret_on_the_next_run() {
         );
     }
     assert!(!old.exists() && !old.parent().unwrap().exists());
-    let now = std::fs::read_to_string(state_path(h)).unwrap();
+    let state = default_state(h);
+    let now = std::fs::read_to_string(&state).unwrap();
     assert!(
         !now.contains(secret) && !now.contains("manage_secret"),
         "{now}"
     );
-    assert_eq!(the_plant(&state_path(h))["token_id"], id);
+    assert!(plant_of(&state, id).is_some());
     let token = services(&f.app).await.tokens.get(id).await.unwrap();
     assert!(token.email_enabled);
 
     // The key prints as before, and --remove takes the planting key.
-    let again = ok(&run(plant(&f, h, Some(&f.writer), &["--stdout", "json"])).await);
+    let again = ok(&run(plant_default(&f, h, Some(&f.writer), &["--stdout", "json"])).await);
     assert!(again.contains(created["aws"]["access_key_id"].as_str().unwrap()));
-    ok(&run(plant(
-        &f,
-        h,
-        Some(&f.writer),
-        &["--stdout", "json", "--remove"],
-    ))
-    .await);
+    let remove = plant_default(&f, h, Some(&f.writer), &["--stdout", "json", "--remove"]);
+    ok(&run(remove).await);
+    assert!(plant_of(&state, id).is_none());
     assert_eq!(token_count(&f.app).await, 0);
     f.app.stop().await;
 }

@@ -59,8 +59,19 @@ pub fn lived_in_home() -> tempfile::TempDir {
 }
 
 /// `canarykeys plant ARGS` with HOME set and no AWS, XDG or canarykeys setting inherited; the
-/// API key only when given.
+/// API key only when given. The state is the HOME's own (see [`plant_default`]).
 pub fn plant(f: &Fleet, home: &Path, key: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = plant_default(f, home, key, args);
+    // Run as root (as these tests often are), the default is root's own place, shared by every
+    // test; each HOME keeps its own state at the place a user's run would use.
+    if !uses_default_state(home) {
+        cmd.env("CANARYKEYS_PLANT_STATE", state_path(home));
+    }
+    cmd
+}
+
+/// As [`plant`], with the state in its default place ([`default_state`]).
+pub fn plant_default(f: &Fleet, home: &Path, key: Option<&str>, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_canarykeys"));
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k.starts_with("CANARYKEYS_") || k == "XDG_STATE_HOME" {
@@ -73,11 +84,6 @@ pub fn plant(f: &Fleet, home: &Path, key: Option<&str>, args: &[&str]) -> Comman
         .args(args)
         .env("CANARYKEYS_URL", &f.app.address)
         .env("CANARYKEYS_PLANT_EMAIL", "soc@corp.internal");
-    // Run as root (as these tests often are), the default is root's own place, shared by every
-    // test; each HOME keeps its own state at the place a user's run would use.
-    if !uses_default_state(home) {
-        cmd.env("CANARYKEYS_PLANT_STATE", state_path(home));
-    }
     if let Some(key) = key {
         cmd.env("CANARYKEYS_API_KEY", key);
     }
@@ -113,6 +119,18 @@ fn uses_default_state(home: &Path) -> bool {
     std::fs::metadata(home).is_ok_and(|m| m.uid() != 0)
 }
 
+/// Where a run with no --state keeps it: root's place when the tests run as root.
+pub fn default_state(home: &Path) -> PathBuf {
+    if std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    }) {
+        PathBuf::from("/var/lib/sessions/state.json")
+    } else {
+        state_path(home)
+    }
+}
+
 /// The state file's default place for a user: it names nothing.
 pub fn state_path(home: &Path) -> PathBuf {
     home.join(".local/state/sessions/state.json")
@@ -122,6 +140,17 @@ pub fn the_plant(state: &Path) -> Value {
     let state: Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
     assert_eq!(state["plants"].as_array().unwrap().len(), 1, "{state:#}");
     state["plants"][0].clone()
+}
+
+/// The plant of token `id` in the state at `path` (which may hold others' plants).
+pub fn plant_of(path: &Path, id: &str) -> Option<Value> {
+    let state: Value = serde_json::from_slice(&std::fs::read(path).ok()?).unwrap();
+    state["plants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["token_id"] == id)
+        .cloned()
 }
 
 pub async fn token_count(app: &TestApp) -> usize {

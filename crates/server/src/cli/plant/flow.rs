@@ -1,13 +1,12 @@
-//! The four things `plant` does: plant (or see it is done), rotate, remove and list. A token is
-//! created only after every local check passed, and deleted again (with the API key) if the
-//! files cannot be written. The user's files are read and written as the user (see
+//! Planting (or seeing it is done) and listing, and the steps `rotate` and `remove` share. A
+//! token is created only after every local check passed, and deleted again (with the API key)
+//! if the files cannot be written. The user's files are read and written as the user (see
 //! `identity`); a file another program changed meanwhile is planned again once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use canarykeys_core::aws_files::{self, ProfileName};
-use canarykeys_core::{ManageSecret, TokenId};
 use nix::errno::Errno;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -15,8 +14,9 @@ use time::OffsetDateTime;
 use super::client::{ApiKey, Client, CreateRequest, CreatedToken, ServerUrl};
 use super::files::{self, Disk, Edit};
 use super::identity::{as_user, Owner};
-use super::state::{Addition, Plant, State, TargetKey};
-use super::targets::{self, Prepared, Role, Target};
+use super::retire;
+use super::state::{Addition, Plant, State};
+use super::targets::{self, Prepared, Target};
 use super::{PlantArgs, PlantError};
 
 pub struct Ctx<'a> {
@@ -31,16 +31,19 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Runs `f` as the owner of the files planted in.
-    fn as_user<T, E: From<Errno>>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    pub(super) fn as_user<T, E: From<Errno>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
         as_user(self.owner.as_ref(), f)
     }
 }
 
-fn say(out: &mut dyn Write, line: &str) {
+pub(super) fn say(out: &mut dyn Write, line: &str) {
     let _ = writeln!(out, "{line}");
 }
 
-fn describe(p: &Plant) -> String {
+pub(super) fn describe(p: &Plant) -> String {
     let place = p
         .target
         .path
@@ -54,48 +57,8 @@ fn describe(p: &Plant) -> String {
     }
 }
 
-/// The state, after retiring any manage secret an older version kept in it: the server replaces
-/// each (so the copy on disk, and any copy taken from it, stops working) and the state is
-/// written again without it. A server that cannot be reached still gets the secret dropped
-/// from disk, with a warning: `token reset-manage-secrets` retires it on the server.
-pub async fn load(state_path: &Path) -> Result<(State, Option<Vec<u8>>), PlantError> {
-    let (mut state, before) = State::load(state_path)?;
-    if !state.has_legacy_secrets() {
-        return Ok((state, before));
-    }
-    for p in &mut state.plants {
-        let Some(secret) = p.legacy_secret.take() else {
-            continue;
-        };
-        let retired = async {
-            let id = TokenId::parse(&p.token_id).map_err(|e| PlantError::Usage(e.to_string()))?;
-            let secret =
-                ManageSecret::parse(&secret).map_err(|e| PlantError::Usage(e.to_string()))?;
-            let server = ServerUrl::parse(&p.server)
-                .map_err(|e| PlantError::Usage(format!("the server in the state file: {e}")))?;
-            Client::new(server)?.retire_secret(&id, &secret).await
-        };
-        if let Err(e) = retired.await {
-            eprintln!(
-                "warning: the manage secret of token {} was removed from {}, but the server could not replace it ({e}); an operator retires it with `canarykeys token reset-manage-secrets --all`",
-                p.token_id,
-                state_path.display()
-            );
-        }
-    }
-    let after = state.to_bytes();
-    let edit = Edit {
-        path: state_path.to_path_buf(),
-        user: false,
-        before,
-        after: Some(after.clone()),
-    };
-    files::apply(&files::RealDisk, &[edit], None)?;
-    Ok((state, Some(after)))
-}
-
 pub async fn list(state_path: &Path, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (state, _) = load(state_path).await?;
+    let (state, _) = retire::load(state_path).await?;
     if state.plants.is_empty() {
         eprintln!("nothing planted (state file: {})", state_path.display());
     }
@@ -120,7 +83,10 @@ pub async fn list(state_path: &Path, out: &mut dyn Write) -> Result<(), PlantErr
 
 /// The server (`--server`, else the one the plant was made on) and the planting API key, which
 /// every change on the server needs: nothing on the machine can make one without it.
-fn client(ctx: &Ctx<'_>, planted_on: Option<&str>) -> Result<(Client, ApiKey), PlantError> {
+pub(super) fn client(
+    ctx: &Ctx<'_>,
+    planted_on: Option<&str>,
+) -> Result<(Client, ApiKey), PlantError> {
     let server = ctx.args.server.as_deref().or(planted_on).ok_or_else(|| {
         PlantError::Usage("give the server with --server or CANARYKEYS_URL".into())
     })?;
@@ -148,7 +114,7 @@ fn default_memo(ctx: &Ctx<'_>) -> String {
     format!("{host}:{} ({user})", target.place())
 }
 
-async fn create(
+pub(super) async fn create(
     ctx: &Ctx<'_>,
     client: &Client,
     key: &ApiKey,
@@ -163,7 +129,7 @@ async fn create(
 
 /// Deletes a token made by this run after a local failure (with the API key), and says so with
 /// the error.
-async fn undo(
+pub(super) async fn undo(
     client: &Client,
     key: &ApiKey,
     created: &CreatedToken,
@@ -189,7 +155,7 @@ fn now() -> String {
 }
 
 /// Writes the files and the state together; the directories made for them go again on failure.
-fn commit(
+pub(super) fn commit(
     ctx: &Ctx<'_>,
     mut edits: Vec<Edit>,
     state: &State,
@@ -312,7 +278,11 @@ fn record(
     }
 }
 
-fn show_stdout(ctx: &Ctx<'_>, plant: &Plant, out: &mut dyn Write) -> Result<(), PlantError> {
+pub(super) fn show_stdout(
+    ctx: &Ctx<'_>,
+    plant: &Plant,
+    out: &mut dyn Write,
+) -> Result<(), PlantError> {
     if let Target::Stdout { format } = ctx.target {
         let keys = plant
             .keys()
@@ -326,7 +296,7 @@ fn show_stdout(ctx: &Ctx<'_>, plant: &Plant, out: &mut dyn Write) -> Result<(), 
 }
 
 /// Says what was done: on stdout, or on stderr when stdout carries the key.
-fn report(ctx: &Ctx<'_>, out: &mut dyn Write, line: &str) {
+pub(super) fn report(ctx: &Ctx<'_>, out: &mut dyn Write, line: &str) {
     match ctx.target {
         Target::Stdout { .. } => eprintln!("{line}"),
         _ => say(out, line),
@@ -346,19 +316,19 @@ fn intact(ctx: &Ctx<'_>, plant: &Plant) -> Result<bool, PlantError> {
 }
 
 /// A token just created, and what its plant is written over.
-struct Planting<'a> {
-    client: &'a Client,
-    created: &'a CreatedToken,
-    memo: &'a str,
+pub(super) struct Planting<'a> {
+    pub client: &'a Client,
+    pub created: &'a CreatedToken,
+    pub memo: &'a str,
     /// The plant it replaces (a rotate).
-    old: Option<&'a Plant>,
-    state: &'a State,
-    state_before: &'a Option<Vec<u8>>,
+    pub old: Option<&'a Plant>,
+    pub state: &'a State,
+    pub state_before: &'a Option<Vec<u8>>,
 }
 
 /// Lays out and writes `created`'s plant. If a file changed since `prepared` read it (another
 /// program wrote it), plans once more from what is there now; a second change is an error.
-fn write_plant(
+pub(super) fn write_plant(
     ctx: &Ctx<'_>,
     p: &Planting<'_>,
     mut prepared: Prepared,
@@ -390,7 +360,7 @@ fn write_plant(
 }
 
 pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (state, state_before) = load(&ctx.state_path).await?;
+    let (state, state_before) = retire::load(&ctx.state_path).await?;
     let key = ctx.target.key();
     if let Some(existing) = state.find(&key) {
         if let Some(p) = &ctx.profile {
@@ -448,149 +418,4 @@ pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError>
         ),
     );
     show_stdout(ctx, &plant, out)
-}
-
-pub async fn rotate(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (state, state_before) = load(&ctx.state_path).await?;
-    let Some(old) = state.find(&ctx.target.key()).cloned() else {
-        return plant(ctx, out).await;
-    };
-    let old_id = old
-        .token()
-        .map_err(|e| PlantError::Unparseable(ctx.state_path.clone(), e.to_string()))?;
-    let profile = old
-        .profile
-        .as_deref()
-        .map(ProfileName::parse)
-        .transpose()
-        .map_err(|e| PlantError::Unparseable(ctx.state_path.clone(), e.to_string()))?;
-    let again = |_: &Prepared| {
-        let mut p = prepare_again(&old)?;
-        p.profile = profile.clone();
-        Ok(p)
-    };
-    let prepared = ctx.as_user(|| {
-        again(&Prepared {
-            profile: None,
-            files: vec![],
-        })
-    })?;
-    let (client, api_key) = client(ctx, Some(&old.server))?;
-    let memo = ctx.args.memo.clone().unwrap_or_else(|| old.memo.clone());
-    let created = create(ctx, &client, &api_key, memo.clone()).await?;
-    let planting = Planting {
-        client: &client,
-        created: &created,
-        memo: &memo,
-        old: Some(&old),
-        state: &state,
-        state_before: &state_before,
-    };
-    let written = write_plant(ctx, &planting, prepared, &again);
-    let plant = match written {
-        Ok(p) => p,
-        Err(e) => return Err(undo(&client, &api_key, &created, e).await),
-    };
-    report(
-        ctx,
-        out,
-        &format!(
-            "rotated {}: key {} (token {}) replaces {}",
-            describe(&plant),
-            plant.aws.access_key_id,
-            plant.token_id,
-            old.aws.access_key_id
-        ),
-    );
-    show_stdout(ctx, &plant, out)?;
-    client.delete(&old_id, &api_key).await.map_err(|e| {
-        PlantError::Server(format!("the new key is planted, but the old token {old_id} could not be deleted ({e}): delete it in the console"))
-    })
-}
-
-/// The planted files as they are now, for a rotate.
-fn prepare_again(old: &Plant) -> Result<Prepared, PlantError> {
-    let files = old
-        .files
-        .iter()
-        .zip([Role::Credentials, Role::Config])
-        .map(|(a, shared_role)| {
-            let role = if old.target.kind == "credentials" {
-                shared_role
-            } else {
-                Role::Context
-            };
-            files::check_writable(&a.path)?;
-            Ok(targets::FileBefore {
-                path: a.path.clone(),
-                role,
-                before: files::read(&a.path)?,
-            })
-        })
-        .collect::<Result<_, PlantError>>()?;
-    Ok(Prepared {
-        profile: None,
-        files,
-    })
-}
-
-/// The edits that take `plant`'s additions out of its files as they are now.
-fn removal(plant: &Plant) -> Result<Vec<Edit>, PlantError> {
-    let mut edits = Vec::new();
-    for a in &plant.files {
-        let Some(current) = files::read(&a.path)? else {
-            continue;
-        };
-        let restored = aws_files::without_addition(&current, &a.added)
-            .ok_or_else(|| PlantError::Changed(a.path.clone()))?;
-        files::check_writable(&a.path)?;
-        let after = (!(a.created && restored.is_empty())).then_some(restored);
-        edits.push(Edit {
-            path: a.path.clone(),
-            user: true,
-            before: Some(current),
-            after,
-        });
-    }
-    Ok(edits)
-}
-
-pub async fn remove(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (mut state, state_before) = load(&ctx.state_path).await?;
-    let key: TargetKey = ctx.target.key();
-    let Some(plant) = state.find(&key).cloned() else {
-        return Err(PlantError::Usage(format!(
-            "nothing is planted at {}; see --list",
-            ctx.target.place()
-        )));
-    };
-    let id: TokenId = plant
-        .token()
-        .map_err(|e| PlantError::Unparseable(ctx.state_path.clone(), e.to_string()))?;
-    let edits = ctx.as_user(|| removal(&plant))?;
-    let (client, api_key) = client(ctx, Some(&plant.server))?;
-    client.delete(&id, &api_key).await?;
-    state.drop_target(&key);
-    match commit(ctx, edits, &state, state_before.clone()) {
-        Err(PlantError::Raced(_)) => {
-            // Another program wrote a file meanwhile: take the key out of what is there now.
-            let edits = ctx.as_user(|| removal(&plant))?;
-            commit(ctx, edits, &state, state_before)?;
-        }
-        other => other?,
-    }
-    ctx.as_user(|| {
-        for a in &plant.files {
-            if let Some(top) = &a.created_dir {
-                files::remove_empty_dirs(top, &a.path);
-            }
-        }
-        Ok::<_, Errno>(())
-    })?;
-    report(
-        ctx,
-        out,
-        &format!("removed {} and deleted token {id}", describe(&plant)),
-    );
-    Ok(())
 }

@@ -7,6 +7,9 @@ mod context;
 mod files;
 mod flow;
 mod identity;
+mod remove;
+mod retire;
+mod rotate;
 mod state;
 mod targets;
 
@@ -159,9 +162,12 @@ pub async fn run_with(
     )?;
     // Held to the end of the run: one plant at a time on this state.
     let _lock = state::lock(&state_path)?;
-    // A state where older versions kept it moves into the one in use, secrets and all, so the
-    // next step retires its secrets.
-    state::adopt(&state::old_default_path(&home), &state_path)?;
+    // A state where older versions kept it by default moves to the default place, secrets and
+    // all, so the next step retires its secrets. (A state given with --state is read where it
+    // is, and its secrets retired the same way.)
+    if args.state.is_none() {
+        state::adopt(&state::old_default_path(&home), &state_path)?;
+    }
     let profile = args
         .profile
         .as_deref()
@@ -181,9 +187,9 @@ pub async fn run_with(
         owner,
     };
     if args.remove {
-        flow::remove(&ctx, out).await
+        remove::remove(&ctx, out).await
     } else if args.rotate {
-        flow::rotate(&ctx, out).await
+        rotate::rotate(&ctx, out).await
     } else {
         flow::plant(&ctx, out).await
     }
