@@ -328,3 +328,39 @@ async fn a_file_changed_while_planting_is_planned_again_or_left_alone() {
     assert_eq!(token_count(&f.app).await, 1, "only the first home's token");
     f.app.stop().await;
 }
+
+#[tokio::test]
+async fn an_old_secret_is_dropped_from_disk_even_when_the_server_is_away() {
+    let f = fleet().await;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let state = state_path(h);
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let legacy = json!({"plants": [{
+        "target": {"kind": "stdout", "path": null},
+        "profile": "deploy",
+        "server": "http://127.0.0.1:9",
+        "token_id": "vwfsu62chtbgnhwzm63lwnalfm",
+        "manage_secret": "an-old-manage-secret-from-before-this-version",
+        "memo": "laptop-7:stdout (ana)",
+        "planted_at": "2026-01-01T00:00:00Z",
+        "expires_at": null,
+        "aws": {"access_key_id": "AKIAIOSFODNN7EXAMPLQ", "secret_access_key": "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEYQ", "region": "us-east-1", "output": "json"},
+        "files": [],
+    }]});
+    std::fs::write(&state, serde_json::to_vec(&legacy).unwrap()).unwrap();
+    // A state given with --state (here through the environment) is read where it is.
+    let out = run(plant(&f, h, None, &["--list"])).await;
+    ok(&out);
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("could not replace it") && warned.contains("reset-manage-secrets --all"),
+        "{warned}"
+    );
+    let now = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        !now.contains("an-old-manage-secret") && now.contains("vwfsu62chtbgnhwzm63lwnalfm"),
+        "{now}"
+    );
+    f.app.stop().await;
+}
