@@ -138,6 +138,15 @@ pub struct CreatedTokenView {
     pub manage_secret: String,
 }
 
+/// A token's manage secret, just replaced: the old one no longer works. The new one is shown
+/// only to the holder of the old one; an API key, which manages tokens without their secrets,
+/// gets `null`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManageSecretView {
+    pub id: String,
+    pub manage_secret: Option<String>,
+}
+
 /// One channel's deliveries, from the token's recent ones.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelDelivery {

@@ -10,7 +10,7 @@ mod sql;
 mod window;
 
 use async_trait::async_trait;
-use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
+use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, TokenId};
 
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
@@ -78,6 +78,11 @@ pub enum AuditedWrite<'a> {
     DeleteToken(&'a TokenId),
     SetChannels(&'a TokenId, ChannelSwitches),
     SetIgnoreSources(&'a TokenId, &'a [String]),
+    /// Replaces the token's manage secret (its hash): the old secret stops working.
+    SetManageHash {
+        id: &'a TokenId,
+        hash: &'a ManageSecretHash,
+    },
     /// Fails with `Conflict` when the name is taken.
     InsertOperator(&'a OperatorRecord),
     /// A sign-in's new session.

@@ -47,6 +47,14 @@ pub enum TokenCommand {
     },
     /// Delete a token (and, for real minters, its key).
     Delete { id: String },
+    /// Give every live token a new manage secret and forget the new ones, so every secret
+    /// handed out so far (in a create's answer, in an old plant state file) stops working.
+    /// Manage the tokens from the console and with API keys afterwards. Prints only a count.
+    ResetManageSecrets {
+        /// Every live token (required: there is no narrower choice yet).
+        #[arg(long, required = true)]
+        all: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -189,6 +197,14 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
             let token = tokens.get(&id).await.map_err(describe)?;
             tokens.delete(&token, &Actor::Cli).await.map_err(describe)?;
             println!("deleted {}", token.id);
+        }
+        TokenCommand::ResetManageSecrets { all } => {
+            debug_assert!(all, "clap requires --all");
+            let count = tokens
+                .reset_all_manage_secrets(&Actor::Cli)
+                .await
+                .map_err(describe)?;
+            println!("replaced the manage secrets of {count} tokens");
         }
     }
     services.close().await;

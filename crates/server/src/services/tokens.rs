@@ -17,6 +17,7 @@ use super::ServiceError;
 use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::Sealer;
 
+mod manage_secret;
 mod reconcile;
 
 pub use reconcile::ReconcileReport;

@@ -20,6 +20,9 @@ impl AuditedStore for SqlStore {
             AuditedWrite::SetIgnoreSources(id, sources) => {
                 outbox::set_ignore_sources(&mut *tx, id, sources).await?
             }
+            AuditedWrite::SetManageHash { id, hash } => {
+                tokens::set_manage_hash(&mut *tx, id, hash).await?
+            }
             AuditedWrite::InsertOperator(op) => {
                 access::insert_operator(&mut *tx, op).await.map(|()| true)?
             }

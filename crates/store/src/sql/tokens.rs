@@ -1,7 +1,7 @@
 //! `TokenStore` over SQL.
 
 use async_trait::async_trait;
-use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
+use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, TokenId};
 use sqlx::{Any, Executor};
 
 use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS};
@@ -198,6 +198,19 @@ pub(crate) async fn delete_token(db: &mut sqlx::AnyConnection, id: &TokenId) -> 
     let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
         .bind(id.as_str())
         .execute(&mut *db)
+        .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+pub(crate) async fn set_manage_hash<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id: &TokenId,
+    hash: &ManageSecretHash,
+) -> Result<bool> {
+    let res = sqlx::query("UPDATE tokens SET manage_hash = $2 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(hash.to_hex())
+        .execute(db)
         .await?;
     Ok(res.rows_affected() > 0)
 }

@@ -1,5 +1,6 @@
-//! The HTTP client `plant` uses: create a token with an API key, delete one with its own manage
-//! secret. Every answer is parsed into typed values before anything is written to disk.
+//! The HTTP client `plant` uses: create and delete tokens with the planting API key, and retire
+//! a manage secret an older version left on disk. Every answer is parsed into typed values
+//! before anything is written to disk.
 
 use std::fmt;
 use std::time::Duration;
@@ -102,11 +103,11 @@ pub struct Keys {
     pub output: OutputFormat,
 }
 
-/// A token the server just made, with what it takes to delete it again.
+/// A token the server just made. Its manage secret is not kept: nothing on the machine may
+/// silence the token, and the API key deletes it.
 #[derive(Debug)]
 pub struct CreatedToken {
     pub id: TokenId,
-    pub manage_secret: ManageSecret,
     pub expires_at: Option<String>,
     pub keys: Keys,
 }
@@ -114,7 +115,6 @@ pub struct CreatedToken {
 #[derive(Deserialize)]
 struct CreatedJson {
     id: String,
-    manage_secret: String,
     expires_at: Option<String>,
     aws: AwsJson,
 }
@@ -191,7 +191,6 @@ impl Client {
         let parse = || -> Result<CreatedToken, Invalid> {
             Ok(CreatedToken {
                 id: TokenId::parse(&body.id)?,
-                manage_secret: ManageSecret::parse(&body.manage_secret)?,
                 expires_at: body.expires_at.clone(),
                 keys: body.aws.parse()?,
             })
@@ -199,18 +198,38 @@ impl Client {
         parse().map_err(|_| self.garbled())
     }
 
-    /// Deletes a token with its manage secret. A token already gone (expired, deleted in the
+    /// Deletes a token with the planting API key. A token already gone (expired, deleted in the
     /// console) counts as deleted.
-    pub async fn delete(&self, id: &TokenId, secret: &ManageSecret) -> Result<(), PlantError> {
+    pub async fn delete(&self, id: &TokenId, key: &ApiKey) -> Result<(), PlantError> {
         let resp = self
             .http
             .delete(self.server.join(&format!("/api/v1/tokens/{id}")))
-            .bearer_auth(secret.expose())
+            .bearer_auth(&key.0)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
         match resp.status() {
             StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(refusal(resp).await),
+        }
+    }
+
+    /// Has the server replace a token's manage secret, so the copy an older version kept on
+    /// this machine stops working; the new secret is not kept. A 404 means the old secret
+    /// works no longer already (the token is gone, or the secret was replaced).
+    pub async fn retire_secret(&self, id: &TokenId, old: &ManageSecret) -> Result<(), PlantError> {
+        let resp = self
+            .http
+            .post(
+                self.server
+                    .join(&format!("/api/v1/tokens/{id}/manage-secret")),
+            )
+            .bearer_auth(old.expose())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        match resp.status() {
+            StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             _ => Err(refusal(resp).await),
         }
     }

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::identity::{as_user, Owner};
 use super::PlantError;
 
 /// Where file contents are written. [`RealDisk`] writes them; a test's disk may fail.
@@ -27,6 +28,9 @@ impl Disk for RealDisk {
 #[derive(Clone, Debug)]
 pub struct Edit {
     pub path: PathBuf,
+    /// One of the user's files (written as the user when root plants for someone else), not
+    /// the state.
+    pub user: bool,
     pub before: Option<Vec<u8>>,
     pub after: Option<Vec<u8>>,
 }
@@ -59,8 +63,11 @@ pub fn check_writable(path: &Path) -> Result<(), PlantError> {
             .open(path)
             .map_err(|e| PlantError::NotWritable(path.into(), e.to_string()))?;
     }
-    // The rename needs the directory (or, if it is missing, its nearest existing parent).
-    let mut dir = parent(path);
+    // The rename needs the directory (or, if it is missing, its nearest existing parent); a
+    // link is written through, so its target's directory.
+    let real =
+        through_links(path).map_err(|e| PlantError::NotWritable(path.into(), e.to_string()))?;
+    let mut dir = parent(&real);
     while !dir.exists() {
         match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
@@ -104,33 +111,122 @@ pub fn make_parent(path: &Path) -> Result<Option<PathBuf>, PlantError> {
     Ok(top)
 }
 
-/// Applies the edits in order. If one fails, those already done are undone (best effort, in
-/// reverse), and the error names the file that failed.
-pub fn apply(disk: &dyn Disk, edits: &[Edit]) -> Result<(), PlantError> {
+/// Applies the edits in order, each as its owner (the user's files as the user, when root plants
+/// for someone else). Each file is compared with the bytes the plan was made from just before it
+/// is replaced: another writer meanwhile makes the whole apply fail with [`PlantError::Raced`].
+/// If one fails, those already done are undone (best effort, in reverse, each only if it is
+/// still as this apply left it), and the error names the file that failed.
+pub fn apply(disk: &dyn Disk, edits: &[Edit], owner: Option<&Owner>) -> Result<(), PlantError> {
     for (i, edit) in edits.iter().enumerate() {
-        if let Err(e) = apply_one(disk, &edit.path, edit.after.as_deref()) {
+        let who = owner.filter(|_| edit.user);
+        let done = as_user(who, || {
+            apply_one(disk, edit, edit.before.as_deref(), edit.after.as_deref())
+        });
+        if let Err(e) = done {
             for done in edits[..i].iter().rev() {
-                let _ = apply_one(&RealDisk, &done.path, done.before.as_deref());
+                let who = owner.filter(|_| done.user);
+                let _ = as_user(who, || {
+                    apply_one(
+                        &RealDisk,
+                        done,
+                        done.after.as_deref(),
+                        done.before.as_deref(),
+                    )
+                });
             }
-            return Err(PlantError::file(&edit.path, "cannot write", e));
+            return Err(match e {
+                Failure::Changed => PlantError::Raced(edit.path.clone()),
+                Failure::Io(e) => PlantError::file(&edit.path, "cannot write", e),
+            });
         }
     }
     Ok(())
 }
 
-fn apply_one(disk: &dyn Disk, path: &Path, bytes: Option<&[u8]>) -> io::Result<()> {
+/// Why one file was not written.
+enum Failure {
+    /// Its bytes are not those the plan was made from.
+    Changed,
+    Io(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<nix::errno::Errno> for Failure {
+    fn from(e: nix::errno::Errno) -> Self {
+        Self::Io(e.into())
+    }
+}
+
+/// The file a write goes to: a symlink's target (a link is written through, never replaced).
+/// A link to nothing is refused: creating its target could put a file anywhere it points.
+pub fn through_links(path: &Path) -> io::Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("a symbolic link whose target cannot be reached ({e}); plant writes through links and never replaces them"),
+            )
+        }),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+fn apply_one(
+    disk: &dyn Disk,
+    edit: &Edit,
+    expect: Option<&[u8]>,
+    bytes: Option<&[u8]>,
+) -> Result<(), Failure> {
+    let path = edit.path.as_path();
+    // The user's files are written through their links; the state never is: run as root, a
+    // link there would send root's write anywhere.
+    let resolved;
+    let path = if edit.user {
+        resolved = through_links(path)?;
+        &resolved
+    } else {
+        path
+    };
     match bytes {
-        None => match fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => sync_dir(&parent(path)),
-        },
-        Some(bytes) => write_atomic(disk, path, bytes),
+        None => {
+            unchanged(path, expect)?;
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(sync_dir(&parent(path))?),
+            }
+        }
+        Some(bytes) => write_atomic(disk, path, expect, bytes),
+    }
+}
+
+/// Compare and swap: the file still holds the bytes the plan was made from.
+fn unchanged(path: &Path, expect: Option<&[u8]>) -> Result<(), Failure> {
+    let now = match fs::read(path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    if now.as_deref() == expect {
+        Ok(())
+    } else {
+        Err(Failure::Changed)
     }
 }
 
 /// Temp file in the same directory, same mode and owner as the file it replaces (0600 and the
-/// directory's owner for a new one), synced, renamed over it, then the directory synced.
-fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// directory's owner for a new one), synced, checked against `expect` just before it is
+/// renamed over the file, then the directory synced.
+fn write_atomic(
+    disk: &dyn Disk,
+    path: &Path,
+    expect: Option<&[u8]>,
+    bytes: &[u8],
+) -> Result<(), Failure> {
     let dir = parent(path);
     let old = fs::metadata(path).ok();
     let (mode, owner) = match &old {
@@ -143,13 +239,14 @@ fn write_atomic(disk: &dyn Disk, path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".").tempfile_in(&dir)?;
     tmp.as_file()
         .set_permissions(Permissions::from_mode(mode))?;
-    // Root planting into a user's home keeps the file the user's; others cannot chown, and
-    // need not: their files are theirs already.
+    // Root writing its own files into another's directory keeps them the directory owner's;
+    // others cannot chown, and need not: acting as the user, the file is the user's already.
     let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(owner.0), Some(owner.1));
     disk.write_all(tmp.as_file_mut(), bytes)?;
     tmp.as_file().sync_all()?;
+    unchanged(path, expect)?;
     tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(&dir)
+    Ok(sync_dir(&dir)?)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -198,23 +295,25 @@ mod tests {
         let edits = [
             Edit {
                 path: a.clone(),
+                user: true,
                 before: Some(b"old".to_vec()),
                 after: Some(b"new".to_vec()),
             },
             Edit {
                 path: dir.path().join("b"),
+                user: true,
                 before: None,
                 after: Some(b"x".to_vec()),
             },
         ];
-        let err = apply(&FullAfter(AtomicUsize::new(1)), &edits)
+        let err = apply(&FullAfter(AtomicUsize::new(1)), &edits, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("No space left on device"), "{err}");
         assert_eq!(fs::read(&a).unwrap(), b"old");
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temp file and no new file left behind");
-        apply(&RealDisk, &edits).unwrap();
+        apply(&RealDisk, &edits, None).unwrap();
         assert_eq!(fs::read(&a).unwrap(), b"new");
         let mode = fs::metadata(dir.path().join("b"))
             .unwrap()

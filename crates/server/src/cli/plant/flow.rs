@@ -1,18 +1,22 @@
-//! The four things `plant` does: plant (or see it is done), rotate, remove and list. A token is
-//! created only after every local check passed, and deleted again if the files cannot be written.
+//! Planting (or seeing it is done) and listing, and the steps `rotate` and `remove` share. A
+//! token is created only after every local check passed, and deleted again (with the API key)
+//! if the files cannot be written. The user's files are read and written as the user (see
+//! `identity`); a file another program changed meanwhile is planned again once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use canarykeys_core::aws_files::{self, ProfileName};
-use canarykeys_core::{ManageSecret, TokenId};
+use nix::errno::Errno;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::client::{ApiKey, Client, CreateRequest, CreatedToken, ServerUrl};
 use super::files::{self, Disk, Edit};
-use super::state::{Addition, Plant, State, TargetKey};
-use super::targets::{self, Prepared, Role, Target};
+use super::identity::{as_user, Owner};
+use super::retire;
+use super::state::{Addition, Plant, State};
+use super::targets::{self, Prepared, Target};
 use super::{PlantArgs, PlantError};
 
 pub struct Ctx<'a> {
@@ -21,13 +25,25 @@ pub struct Ctx<'a> {
     pub state_path: PathBuf,
     pub profile: Option<ProfileName>,
     pub target: Target,
+    /// HOME's owner, when root plants for someone else.
+    pub owner: Option<Owner>,
 }
 
-fn say(out: &mut dyn Write, line: &str) {
+impl Ctx<'_> {
+    /// Runs `f` as the owner of the files planted in.
+    pub(super) fn as_user<T, E: From<Errno>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        as_user(self.owner.as_ref(), f)
+    }
+}
+
+pub(super) fn say(out: &mut dyn Write, line: &str) {
     let _ = writeln!(out, "{line}");
 }
 
-fn describe(p: &Plant) -> String {
+pub(super) fn describe(p: &Plant) -> String {
     let place = p
         .target
         .path
@@ -41,8 +57,8 @@ fn describe(p: &Plant) -> String {
     }
 }
 
-pub fn list(state_path: &Path, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (state, _) = State::load(state_path)?;
+pub async fn list(state_path: &Path, out: &mut dyn Write) -> Result<(), PlantError> {
+    let (state, _) = retire::load(state_path).await?;
     if state.plants.is_empty() {
         eprintln!("nothing planted (state file: {})", state_path.display());
     }
@@ -65,31 +81,40 @@ pub fn list(state_path: &Path, out: &mut dyn Write) -> Result<(), PlantError> {
     Ok(())
 }
 
-fn client(ctx: &Ctx<'_>) -> Result<(Client, ApiKey), PlantError> {
-    let server = ctx.args.server.as_deref().ok_or_else(|| {
+/// The server (`--server`, else the one the plant was made on) and the planting API key, which
+/// every change on the server needs: nothing on the machine can make one without it.
+pub(super) fn client(
+    ctx: &Ctx<'_>,
+    planted_on: Option<&str>,
+) -> Result<(Client, ApiKey), PlantError> {
+    let server = ctx.args.server.as_deref().or(planted_on).ok_or_else(|| {
         PlantError::Usage("give the server with --server or CANARYKEYS_URL".into())
     })?;
     let server =
         ServerUrl::parse(server).map_err(|e| PlantError::Usage(format!("--server: {e}")))?;
     let key = ctx.args.api_key.as_deref().ok_or_else(|| {
         PlantError::Usage(
-            "give an API key with tokens:write in CANARYKEYS_API_KEY (or --api-key)".into(),
+            "give the planting API key (tokens:write) in CANARYKEYS_API_KEY (or --api-key)".into(),
         )
     })?;
     let key = ApiKey::parse(key).map_err(|e| PlantError::Usage(format!("the API key: {e}")))?;
     Ok((Client::new(server)?, key))
 }
 
-fn default_memo(target: &Target) -> String {
+fn default_memo(ctx: &Ctx<'_>) -> String {
     let host = hostname::get().map_or_else(
         |_| "unknown-host".into(),
         |h| h.to_string_lossy().into_owned(),
     );
-    let user = whoami::username();
+    let user = ctx
+        .owner
+        .as_ref()
+        .map_or_else(whoami::username, |o| o.name().to_owned());
+    let target = &ctx.target;
     format!("{host}:{} ({user})", target.place())
 }
 
-async fn create(
+pub(super) async fn create(
     ctx: &Ctx<'_>,
     client: &Client,
     key: &ApiKey,
@@ -102,9 +127,15 @@ async fn create(
     client.create(key, &req).await
 }
 
-/// Deletes a token made by this run after a local failure, and says so with the error.
-async fn undo(client: &Client, created: &CreatedToken, error: PlantError) -> PlantError {
-    let cleanup = match client.delete(&created.id, &created.manage_secret).await {
+/// Deletes a token made by this run after a local failure (with the API key), and says so with
+/// the error.
+pub(super) async fn undo(
+    client: &Client,
+    key: &ApiKey,
+    created: &CreatedToken,
+    error: PlantError,
+) -> PlantError {
+    let cleanup = match client.delete(&created.id, key).await {
         Ok(()) => "the new token was deleted on the server and every file is as it was".to_owned(),
         Err(e) => format!(
             "every file is as it was, but the new token {} could not be deleted ({e}): delete it in the console",
@@ -124,7 +155,7 @@ fn now() -> String {
 }
 
 /// Writes the files and the state together; the directories made for them go again on failure.
-fn commit(
+pub(super) fn commit(
     ctx: &Ctx<'_>,
     mut edits: Vec<Edit>,
     state: &State,
@@ -138,20 +169,27 @@ fn commit(
     };
     edits.push(Edit {
         path: ctx.state_path.clone(),
+        user: false,
         before: state_before,
         after,
     });
+    let owner = ctx.owner.as_ref();
     let result = (|| {
         for e in edits.iter().filter(|e| e.after.is_some()) {
-            if let Some(top) = files::make_parent(&e.path)? {
-                made.push((top, e.path.clone()));
+            let who = owner.filter(|_| e.user);
+            if let Some(top) = as_user(who, || files::make_parent(&e.path))? {
+                made.push((top, e.path.clone(), e.user));
             }
         }
-        files::apply(ctx.disk, &edits)
+        files::apply(ctx.disk, &edits, owner)
     })();
     if result.is_err() {
-        for (top, file) in made.iter().rev() {
-            files::remove_empty_dirs(top, file);
+        for (top, file, user) in made.iter().rev() {
+            let who = owner.filter(|_| *user);
+            let _ = as_user(who, || {
+                files::remove_empty_dirs(top, file);
+                Ok::<_, Errno>(())
+            });
         }
     }
     result
@@ -187,7 +225,10 @@ fn lay_out(
                 (added, after, f.before.is_none(), None)
             }
         };
-        let created_dir = created_dir.or_else(|| missing_top(&f.path));
+        let created_dir = match created_dir {
+            Some(d) => Some(d),
+            None => ctx.as_user(|| Ok::<_, Errno>(missing_top(&f.path)))?,
+        };
         additions.push(Addition {
             path: f.path.clone(),
             added,
@@ -196,6 +237,7 @@ fn lay_out(
         });
         edits.push(Edit {
             path: f.path.clone(),
+            user: true,
             before: f.before.clone(),
             after: Some(after),
         });
@@ -227,7 +269,7 @@ fn record(
         profile: prepared.profile.as_ref().map(|p| p.as_str().to_owned()),
         server: client.server.to_string(),
         token_id: created.id.to_string(),
-        manage_secret: created.manage_secret.expose().to_owned(),
+        legacy_secret: None,
         memo,
         planted_at: now(),
         expires_at: created.expires_at.clone(),
@@ -236,7 +278,11 @@ fn record(
     }
 }
 
-fn show_stdout(ctx: &Ctx<'_>, plant: &Plant, out: &mut dyn Write) -> Result<(), PlantError> {
+pub(super) fn show_stdout(
+    ctx: &Ctx<'_>,
+    plant: &Plant,
+    out: &mut dyn Write,
+) -> Result<(), PlantError> {
     if let Target::Stdout { format } = ctx.target {
         let keys = plant
             .keys()
@@ -250,25 +296,71 @@ fn show_stdout(ctx: &Ctx<'_>, plant: &Plant, out: &mut dyn Write) -> Result<(), 
 }
 
 /// Says what was done: on stdout, or on stderr when stdout carries the key.
-fn report(ctx: &Ctx<'_>, out: &mut dyn Write, line: &str) {
+pub(super) fn report(ctx: &Ctx<'_>, out: &mut dyn Write, line: &str) {
     match ctx.target {
         Target::Stdout { .. } => eprintln!("{line}"),
         _ => say(out, line),
     }
 }
 
-fn intact(plant: &Plant) -> Result<bool, PlantError> {
-    for a in &plant.files {
-        let current = files::read(&a.path)?.unwrap_or_default();
-        if aws_files::without_addition(&current, &a.added).is_none() {
-            return Ok(false);
+fn intact(ctx: &Ctx<'_>, plant: &Plant) -> Result<bool, PlantError> {
+    ctx.as_user(|| {
+        for a in &plant.files {
+            let current = files::read(&a.path)?.unwrap_or_default();
+            if aws_files::without_addition(&current, &a.added).is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// A token just created, and what its plant is written over.
+pub(super) struct Planting<'a> {
+    pub client: &'a Client,
+    pub created: &'a CreatedToken,
+    pub memo: &'a str,
+    /// The plant it replaces (a rotate).
+    pub old: Option<&'a Plant>,
+    pub state: &'a State,
+    pub state_before: &'a Option<Vec<u8>>,
+}
+
+/// Lays out and writes `created`'s plant. If a file changed since `prepared` read it (another
+/// program wrote it), plans once more from what is there now; a second change is an error.
+pub(super) fn write_plant(
+    ctx: &Ctx<'_>,
+    p: &Planting<'_>,
+    mut prepared: Prepared,
+    again: &dyn Fn(&Prepared) -> Result<Prepared, PlantError>,
+) -> Result<Plant, PlantError> {
+    let Planting {
+        client,
+        created,
+        memo,
+        old,
+        state,
+        state_before,
+    } = *p;
+    let mut tries = 0;
+    loop {
+        let (additions, edits) = lay_out(ctx, &prepared, created, old)?;
+        let plant = record(ctx, client, &prepared, created, memo.to_owned(), additions);
+        let mut next = state.clone();
+        next.put(plant.clone());
+        match commit(ctx, edits, &next, state_before.clone()) {
+            Err(PlantError::Raced(_)) if tries == 0 => {
+                tries += 1;
+                prepared = ctx.as_user(|| again(&prepared))?;
+            }
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(plant),
         }
     }
-    Ok(true)
 }
 
 pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (mut state, state_before) = State::load(&ctx.state_path)?;
+    let (state, state_before) = retire::load(&ctx.state_path).await?;
     let key = ctx.target.key();
     if let Some(existing) = state.find(&key) {
         if let Some(p) = &ctx.profile {
@@ -279,7 +371,7 @@ pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError>
                 )));
             }
         }
-        if !intact(existing)? {
+        if !intact(ctx, existing)? {
             return Err(PlantError::Usage(format!(
                 "the key planted as {} is no longer there as it was written; --rotate plants a fresh one",
                 describe(existing)
@@ -296,24 +388,24 @@ pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError>
         );
         return show_stdout(ctx, existing, out);
     }
-    let prepared = targets::prepare(&ctx.target, ctx.profile.as_ref())?;
-    let (client, api_key) = client(ctx)?;
-    let memo = ctx
-        .args
-        .memo
-        .clone()
-        .unwrap_or_else(|| default_memo(&ctx.target));
+    let prepared = ctx.as_user(|| targets::prepare(&ctx.target, ctx.profile.as_ref()))?;
+    let (client, api_key) = client(ctx, None)?;
+    let memo = ctx.args.memo.clone().unwrap_or_else(|| default_memo(ctx));
     let created = create(ctx, &client, &api_key, memo.clone()).await?;
-    let written = (|| {
-        let (additions, edits) = lay_out(ctx, &prepared, &created, None)?;
-        let plant = record(ctx, &client, &prepared, &created, memo, additions);
-        state.put(plant.clone());
-        commit(ctx, edits, &state, state_before)?;
-        Ok(plant)
-    })();
+    // Again, keeping the profile name chosen: the token's memo does not name it.
+    let again = |p: &Prepared| targets::prepare(&ctx.target, p.profile.as_ref());
+    let planting = Planting {
+        client: &client,
+        created: &created,
+        memo: &memo,
+        old: None,
+        state: &state,
+        state_before: &state_before,
+    };
+    let written = write_plant(ctx, &planting, prepared, &again);
     let plant = match written {
         Ok(p) => p,
-        Err(e) => return Err(undo(&client, &created, e).await),
+        Err(e) => return Err(undo(&client, &api_key, &created, e).await),
     };
     report(
         ctx,
@@ -326,125 +418,4 @@ pub async fn plant(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError>
         ),
     );
     show_stdout(ctx, &plant, out)
-}
-
-pub async fn rotate(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (mut state, state_before) = State::load(&ctx.state_path)?;
-    let Some(old) = state.find(&ctx.target.key()).cloned() else {
-        return plant(ctx, out).await;
-    };
-    let (old_id, old_secret) = old
-        .token()
-        .map_err(|e| PlantError::Unparseable(ctx.state_path.clone(), e.to_string()))?;
-    let mut prepared = prepare_again(&old)?;
-    prepared.profile = old
-        .profile
-        .as_deref()
-        .map(ProfileName::parse)
-        .transpose()
-        .map_err(|e| PlantError::Unparseable(ctx.state_path.clone(), e.to_string()))?;
-    let (client, api_key) = client(ctx)?;
-    let memo = ctx.args.memo.clone().unwrap_or_else(|| old.memo.clone());
-    let created = create(ctx, &client, &api_key, memo.clone()).await?;
-    let written = (|| {
-        let (additions, edits) = lay_out(ctx, &prepared, &created, Some(&old))?;
-        let plant = record(ctx, &client, &prepared, &created, memo, additions);
-        state.put(plant.clone());
-        commit(ctx, edits, &state, state_before)?;
-        Ok(plant)
-    })();
-    let plant = match written {
-        Ok(p) => p,
-        Err(e) => return Err(undo(&client, &created, e).await),
-    };
-    report(
-        ctx,
-        out,
-        &format!(
-            "rotated {}: key {} (token {}) replaces {}",
-            describe(&plant),
-            plant.aws.access_key_id,
-            plant.token_id,
-            old.aws.access_key_id
-        ),
-    );
-    show_stdout(ctx, &plant, out)?;
-    old_client(&old)?.delete(&old_id, &old_secret).await.map_err(|e| {
-        PlantError::Server(format!("the new key is planted, but the old token {old_id} could not be deleted ({e}): delete it in the console"))
-    })
-}
-
-/// The planted files as they are now, for a rotate.
-fn prepare_again(old: &Plant) -> Result<Prepared, PlantError> {
-    let files = old
-        .files
-        .iter()
-        .zip([Role::Credentials, Role::Config])
-        .map(|(a, shared_role)| {
-            let role = if old.target.kind == "credentials" {
-                shared_role
-            } else {
-                Role::Context
-            };
-            files::check_writable(&a.path)?;
-            Ok(targets::FileBefore {
-                path: a.path.clone(),
-                role,
-                before: files::read(&a.path)?,
-            })
-        })
-        .collect::<Result<_, PlantError>>()?;
-    Ok(Prepared {
-        profile: None,
-        files,
-    })
-}
-
-fn old_client(plant: &Plant) -> Result<Client, PlantError> {
-    let server = ServerUrl::parse(&plant.server)
-        .map_err(|e| PlantError::Usage(format!("the server in the state file: {e}")))?;
-    Client::new(server)
-}
-
-pub async fn remove(ctx: &Ctx<'_>, out: &mut dyn Write) -> Result<(), PlantError> {
-    let (mut state, state_before) = State::load(&ctx.state_path)?;
-    let key: TargetKey = ctx.target.key();
-    let Some(plant) = state.find(&key).cloned() else {
-        return Err(PlantError::Usage(format!(
-            "nothing is planted at {}; see --list",
-            ctx.target.place()
-        )));
-    };
-    let (id, secret): (TokenId, ManageSecret) = plant
-        .token()
-        .map_err(|e| PlantError::Unparseable(ctx.state_path.clone(), e.to_string()))?;
-    let mut edits = Vec::new();
-    for a in &plant.files {
-        let Some(current) = files::read(&a.path)? else {
-            continue;
-        };
-        let restored = aws_files::without_addition(&current, &a.added)
-            .ok_or_else(|| PlantError::Changed(a.path.clone()))?;
-        files::check_writable(&a.path)?;
-        let after = (!(a.created && restored.is_empty())).then_some(restored);
-        edits.push(Edit {
-            path: a.path.clone(),
-            before: Some(current),
-            after,
-        });
-    }
-    old_client(&plant)?.delete(&id, &secret).await?;
-    state.drop_target(&key);
-    commit(ctx, edits, &state, state_before)?;
-    for a in &plant.files {
-        if let Some(top) = &a.created_dir {
-            files::remove_empty_dirs(top, &a.path);
-        }
-    }
-    report(
-        ctx,
-        out,
-        &format!("removed {} and deleted token {id}", describe(&plant)),
-    );
-    Ok(())
 }

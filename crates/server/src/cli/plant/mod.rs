@@ -6,6 +6,10 @@ mod client;
 mod context;
 mod files;
 mod flow;
+mod identity;
+mod remove;
+mod retire;
+mod rotate;
 mod state;
 mod targets;
 
@@ -66,7 +70,8 @@ pub struct PlantArgs {
     /// A templates file to use instead of the built-in one (for --context).
     #[arg(long, value_name = "FILE")]
     pub templates: Option<PathBuf>,
-    /// The state file (default: $XDG_STATE_HOME or ~/.local/state, then canarykeys/plant.json).
+    /// The state file (default: $XDG_STATE_HOME or ~/.local/state, then sessions/state.json;
+    /// run as root, /var/lib/sessions/state.json).
     #[arg(long, env = "CANARYKEYS_PLANT_STATE", value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Swap the planted key for a fresh one, and delete the old token.
@@ -112,6 +117,10 @@ pub enum PlantError {
     Template(String),
     #[error("{0} was changed where the key was planted; edit it by hand (nothing was changed)")]
     Changed(PathBuf),
+    #[error("{0} was changed by another program while plant was writing it; run plant again")]
+    Raced(PathBuf),
+    #[error("cannot act as the owner of HOME: {0}")]
+    Identity(#[from] nix::errno::Errno),
     #[error("{error}; {cleanup}")]
     AfterCreate {
         error: Box<PlantError>,
@@ -144,11 +153,21 @@ pub async fn run_with(
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .ok_or_else(|| PlantError::Usage("HOME is not set".into()))?;
+    let owner = identity::Owner::of_home(&home)?;
+    let root = nix::unistd::geteuid().is_root();
     let state_path = absolute(
         args.state
             .clone()
-            .unwrap_or_else(|| state::default_path(&home)),
+            .unwrap_or_else(|| state::default_path(&home, root)),
     )?;
+    // Held to the end of the run: one plant at a time on this state.
+    let _lock = state::lock(&state_path)?;
+    // A state where older versions kept it by default moves to the default place, secrets and
+    // all, so the next step retires its secrets. (A state given with --state is read where it
+    // is, and its secrets retired the same way.)
+    if args.state.is_none() {
+        state::adopt(&state::old_default_path(&home), &state_path)?;
+    }
     let profile = args
         .profile
         .as_deref()
@@ -156,7 +175,7 @@ pub async fn run_with(
         .transpose()
         .map_err(|e| PlantError::Usage(format!("--profile: {e}")))?;
     if args.list {
-        return flow::list(&state_path, out);
+        return flow::list(&state_path, out).await;
     }
     let target = resolve(&args, &home)?;
     let ctx = flow::Ctx {
@@ -165,11 +184,12 @@ pub async fn run_with(
         state_path,
         profile,
         target,
+        owner,
     };
     if args.remove {
-        flow::remove(&ctx, out).await
+        remove::remove(&ctx, out).await
     } else if args.rotate {
-        flow::rotate(&ctx, out).await
+        rotate::rotate(&ctx, out).await
     } else {
         flow::plant(&ctx, out).await
     }

@@ -1,16 +1,22 @@
 //! The plant state file: what this machine planted, where, and exactly which bytes were added,
-//! so a rerun is a no-op and `--remove` takes away exactly those bytes. It lives outside the
-//! planted files, with mode 0600, because it holds each token's manage secret.
+//! so a rerun is a no-op and `--remove` takes away exactly those bytes. It holds no secret that
+//! changes or deletes a token (removing and rotating take the planting API key), so whoever
+//! reads it learns which key is a decoy but cannot silence it. Its default place names nothing
+//! (`sessions/state.json`); run as root it is root's alone. One `plant` at a time holds the
+//! lock file beside it.
 
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use canarykeys_core::{Invalid, ManageSecret, TokenId};
+use canarykeys_core::{Invalid, TokenId};
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde::{Deserialize, Serialize};
 
 use super::client::{AwsJson, Keys};
 use super::{files, PlantError};
 
-#[derive(Serialize, Deserialize, Default, Debug)]
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
 pub struct State {
     pub plants: Vec<Plant>,
 }
@@ -42,7 +48,10 @@ pub struct Plant {
     pub profile: Option<String>,
     pub server: String,
     pub token_id: String,
-    pub manage_secret: String,
+    /// A manage secret older versions kept here. Read only so the next run has the server
+    /// replace it (the copy here then stops working); never written again.
+    #[serde(default, rename = "manage_secret", skip_serializing)]
+    pub legacy_secret: Option<String>,
     pub memo: String,
     pub planted_at: String,
     pub expires_at: Option<String>,
@@ -70,11 +79,8 @@ impl From<&Keys> for StoredKeys {
 }
 
 impl Plant {
-    pub fn token(&self) -> Result<(TokenId, ManageSecret), Invalid> {
-        Ok((
-            TokenId::parse(&self.token_id)?,
-            ManageSecret::parse(&self.manage_secret)?,
-        ))
+    pub fn token(&self) -> Result<TokenId, Invalid> {
+        TokenId::parse(&self.token_id)
     }
 
     pub fn keys(&self) -> Result<Keys, Invalid> {
@@ -88,13 +94,99 @@ impl Plant {
     }
 }
 
-/// `$XDG_STATE_HOME/canarykeys/plant.json`, else `~/.local/state/canarykeys/plant.json`.
-pub fn default_path(home: &Path) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
+/// The state's folder and file name: ordinary words, nothing that names the product.
+const DIR: &str = "sessions";
+const FILE: &str = "state.json";
+/// Run as root, the state is root's alone, not in the home of the user it plants for.
+const ROOT_DIR: &str = "/var/lib/sessions";
+
+/// `$XDG_STATE_HOME` or `~/.local/state`.
+fn state_home(home: &Path) -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| home.join(".local/state"));
-    base.join("canarykeys").join("plant.json")
+        .unwrap_or_else(|| home.join(".local/state"))
+}
+
+/// `/var/lib/sessions/state.json` for root, else `$XDG_STATE_HOME/sessions/state.json` or
+/// `~/.local/state/sessions/state.json`.
+pub fn default_path(home: &Path, root: bool) -> PathBuf {
+    if root {
+        Path::new(ROOT_DIR).join(FILE)
+    } else {
+        state_home(home).join(DIR).join(FILE)
+    }
+}
+
+/// Where versions before this one kept the state (the folder named the product).
+pub fn old_default_path(home: &Path) -> PathBuf {
+    state_home(home).join("canarykeys").join("plant.json")
+}
+
+/// The exclusive lock of the state at `path`, held until the guard drops: a second `plant`
+/// (an MDM retry, a login hook) waits for the first to finish. The lock file stays.
+pub fn lock(path: &Path) -> Result<Flock<File>, PlantError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| PlantError::file(&dir, "cannot create", e))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let lock = dir.join(format!(".{name}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
+        .open(&lock)
+        .map_err(|e| PlantError::file(&lock, "cannot open", e))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| PlantError::file(&lock, "cannot lock", e.into()))
+}
+
+/// Moves a state from where older versions kept it to `path` (merged into a state already
+/// there), then deletes the old file and its folder if that is empty. The old file is opened
+/// without following a link: root reads it from a home the user controls.
+pub fn adopt(old: &Path, path: &Path) -> Result<(), PlantError> {
+    let bytes = match OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
+        .open(old)
+    {
+        Ok(mut f) => {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut b)
+                .map_err(|e| PlantError::file(old, "cannot read", e))?;
+            b
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(PlantError::file(old, "cannot read", e)),
+    };
+    let theirs: State = serde_json::from_slice(&bytes)
+        .map_err(|e| PlantError::Unparseable(old.into(), format!("not a plant state file: {e}")))?;
+    let (mut state, before) = State::load(path)?;
+    for p in theirs.plants {
+        if state.find(&p.target).is_none() {
+            state.plants.push(p);
+        }
+    }
+    let edit = files::Edit {
+        path: path.to_path_buf(),
+        user: false,
+        before,
+        after: Some(state.to_bytes_keeping_legacy()),
+    };
+    files::apply(&files::RealDisk, &[edit], None)?;
+    std::fs::remove_file(old).map_err(|e| PlantError::file(old, "cannot remove", e))?;
+    if let Some(dir) = old.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
 }
 
 impl State {
@@ -115,6 +207,30 @@ impl State {
         b
     }
 
+    /// As [`Self::to_bytes`], but keeping the old secrets: only while a state moves to its new
+    /// place, so the next step can still have the server replace them.
+    fn to_bytes_keeping_legacy(&self) -> Vec<u8> {
+        let mut v = serde_json::to_value(self).expect("the state serialises");
+        for (p, json) in self.plants.iter().zip(
+            v["plants"]
+                .as_array_mut()
+                .expect("plants is an array")
+                .iter_mut(),
+        ) {
+            if let Some(secret) = &p.legacy_secret {
+                json["manage_secret"] = secret.clone().into();
+            }
+        }
+        let mut b = serde_json::to_vec_pretty(&v).expect("the state serialises");
+        b.push(b'\n');
+        b
+    }
+
+    /// Whether some plant still carries a manage secret from an older version.
+    pub fn has_legacy_secrets(&self) -> bool {
+        self.plants.iter().any(|p| p.legacy_secret.is_some())
+    }
+
     pub fn find(&self, key: &TargetKey) -> Option<&Plant> {
         self.plants.iter().find(|p| &p.target == key)
     }
@@ -127,5 +243,26 @@ impl State {
 
     pub fn drop_target(&mut self, key: &TargetKey) {
         self.plants.retain(|p| &p.target != key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_places_name_nothing() {
+        let home = Path::new("/home/ana");
+        let root = default_path(home, true);
+        assert_eq!(root, Path::new("/var/lib/sessions/state.json"));
+        let user = default_path(home, false);
+        assert!(user.ends_with("sessions/state.json"), "{}", user.display());
+        for p in [root, user] {
+            let lower = p.to_string_lossy().to_lowercase();
+            assert!(
+                !lower.contains("canary") && !lower.contains("plant"),
+                "{lower}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod deliveries;
 mod hits;
+mod manage_secret;
 mod openapi;
 mod operator;
 mod tokens;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi.json", get(document))
         .merge(tokens::routes())
         .merge(hits::routes())
+        .merge(manage_secret::routes())
         .merge(deliveries::routes())
         .merge(operator::routes())
 }

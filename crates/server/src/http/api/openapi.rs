@@ -13,7 +13,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Deprecated, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, hits, operator, tokens};
+use super::{deliveries, hits, manage_secret, operator, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use super::{deliveries, hits, operator, tokens};
         tokens::update,
         tokens::remove,
         tokens::credentials,
+        manage_secret::rotate,
         hits::token_hits,
         hits::all_hits,
         deliveries::test_alert,
