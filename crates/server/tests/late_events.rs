@@ -258,3 +258,31 @@ async fn a_tombstone_without_hits_is_kept_for_the_window_then_pruned() {
     );
     app.stop().await;
 }
+
+/// SQLite has no notifications: a delete by the CLI (another process) reaches the running
+/// server through the tokens' version, which it polls.
+#[tokio::test]
+async fn a_cli_delete_reaches_the_running_server() {
+    let (app, rx) = (app().await, Receiver::start().await);
+    let created = token(&app, &rx, json!({})).await;
+    let live = ingest(&app, &record(&created, "live", Some(app.clock.now_millis()))).await;
+    assert_eq!(counts(&live), (1, 1, 0, 0, 0), "{live}");
+
+    let (id, _) = id_and_secret(&created);
+    let data_dir = app.data_dir.display().to_string();
+    let out = canarykeys_testkit::cli::run(
+        &app.data_dir,
+        &["token", "delete", &id],
+        &[("CANARYKEYS_DATA_DIR", data_dir.as_str())],
+    );
+    canarykeys_testkit::cli::ok(out);
+
+    // The CLI stamps the wall clock; an hour past the app's clock is after the end either way.
+    let after = record(&created, "after-cli-delete", Some(app.clock.now_millis() + 3_600_000));
+    wait_for("the server knows the key is retired", WAIT, || async {
+        let report = ingest(&app, &after).await;
+        (report["retired"] == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
