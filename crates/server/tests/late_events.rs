@@ -124,7 +124,11 @@ async fn a_use_from_before_a_delete_that_arrives_after_it_is_alerted_and_says_wh
     delete(&app, &created).await;
     app.advance(Duration::from_secs(600));
 
-    let report = ingest(&app, &record(&created, "before-delete", Some(died - SECOND))).await;
+    let report = ingest(
+        &app,
+        &record(&created, "before-delete", Some(died - SECOND)),
+    )
+    .await;
     assert_eq!(
         counts(&report),
         (1, 1, 0, 0, 0),
@@ -136,10 +140,7 @@ async fn a_use_from_before_a_delete_that_arrives_after_it_is_alerted_and_says_wh
     assert_eq!(alert["token"]["memo"], "ci runner 42");
     let note = alert["event"]["note"].as_str().unwrap();
     assert!(
-        note.contains(&format!(
-            "was deleted after this use (at {})",
-            human(died)
-        )),
+        note.contains(&format!("was deleted after this use (at {})", human(died))),
         "{note}"
     );
     assert!(!alert["headline"].as_str().unwrap().starts_with("Retired"));
@@ -155,7 +156,11 @@ async fn a_use_from_before_an_expiry_is_alerted_as_expired_and_one_after_as_a_re
     assert_eq!(app.jobs.expire_once().await.unwrap(), 1);
     app.advance(Duration::from_secs(3600));
 
-    let report = ingest(&app, &record(&created, "before-expiry", Some(died - SECOND))).await;
+    let report = ingest(
+        &app,
+        &record(&created, "before-expiry", Some(died - SECOND)),
+    )
+    .await;
     assert_eq!(counts(&report), (1, 1, 0, 0, 0), "{report}");
     let first = delivered(&app, &rx, 1).await.remove(0);
     assert_eq!(first["retired"], false);
@@ -265,7 +270,11 @@ async fn a_tombstone_without_hits_is_kept_for_the_window_then_pruned() {
 async fn a_cli_delete_reaches_the_running_server() {
     let (app, rx) = (app().await, Receiver::start().await);
     let created = token(&app, &rx, json!({})).await;
-    let live = ingest(&app, &record(&created, "live", Some(app.clock.now_millis()))).await;
+    let live = ingest(
+        &app,
+        &record(&created, "live", Some(app.clock.now_millis())),
+    )
+    .await;
     assert_eq!(counts(&live), (1, 1, 0, 0, 0), "{live}");
 
     let (id, _) = id_and_secret(&created);
@@ -278,7 +287,11 @@ async fn a_cli_delete_reaches_the_running_server() {
     canarykeys_testkit::cli::ok(out);
 
     // The CLI stamps the wall clock; an hour past the app's clock is after the end either way.
-    let after = record(&created, "after-cli-delete", Some(app.clock.now_millis() + 3_600_000));
+    let after = record(
+        &created,
+        "after-cli-delete",
+        Some(app.clock.now_millis() + 3_600_000),
+    );
     wait_for("the server knows the key is retired", WAIT, || async {
         let report = ingest(&app, &after).await;
         (report["retired"] == 1).then_some(())

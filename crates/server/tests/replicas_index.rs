@@ -87,8 +87,7 @@ async fn kill_listeners(url: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn a_delete_on_one_replica_is_known_to_the_other_at_once_even_after_its_listener_is_killed()
-{
+async fn a_delete_on_one_replica_is_known_to_the_other_at_once_even_after_its_listener_is_killed() {
     let db = TestDatabase::create("ck_replica_index").await;
     let url = db.url().to_owned();
     let rx = Receiver::start().await;
@@ -102,7 +101,10 @@ async fn a_delete_on_one_replica_is_known_to_the_other_at_once_even_after_its_li
     let now = b.clock.now_millis();
     for (created, id) in [(&first, "live-1"), (&second, "live-2")] {
         let report = ingest(&b, &record(created, id, now)).await;
-        assert_eq!((&report["matched"], &report["retired"]), (&json!(1), &json!(0)));
+        assert_eq!(
+            (&report["matched"], &report["retired"]),
+            (&json!(1), &json!(0))
+        );
     }
 
     delete(&a, &first).await;

@@ -245,7 +245,11 @@ async fn a_token_made_on_one_replica_matches_on_the_other_at_once() {
     assert_eq!(resp.status(), 204);
     let (status, body) = post(&a, event(&created, "third")).await;
     assert_eq!(
-        (status, body["new_hits"].as_u64(), body["duplicates"].as_u64()),
+        (
+            status,
+            body["new_hits"].as_u64(),
+            body["duplicates"].as_u64()
+        ),
         (200, Some(1), Some(0)),
         "{body}"
     );

@@ -65,7 +65,10 @@ async fn key_entries_hold_live_tokens_and_recent_tombstones(store: &SqlStore) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((by_key.token_id, by_key.died_at), (recent.id.clone(), Some(8_000)));
+    assert_eq!(
+        (by_key.token_id, by_key.died_at),
+        (recent.id.clone(), Some(8_000))
+    );
     let by_user = store
         .find_key_entry(KeyLookup::User(&live.account_id, &live.username), 5_000)
         .await
@@ -123,11 +126,18 @@ async fn a_tombstone_is_pruned_after_its_window(store: &SqlStore) {
     let used = token(2_000);
     store.insert_token(&quiet).await.unwrap();
     store.insert_token(&used).await.unwrap();
-    store.record_hits(&[hit(&used.id, "u", 1_500)]).await.unwrap();
+    store
+        .record_hits(&[hit(&used.id, "u", 1_500)])
+        .await
+        .unwrap();
     store.delete_token(&quiet.id, 5_000).await.unwrap();
     store.delete_token(&used.id, 5_000).await.unwrap();
 
-    assert_eq!(store.prune_tombstones(5_000).await.unwrap(), 0, "inside the window");
+    assert_eq!(
+        store.prune_tombstones(5_000).await.unwrap(),
+        0,
+        "inside the window"
+    );
     assert!(store.get_tombstone(&quiet.id).await.unwrap().is_some());
     // Retention of hits leaves tombstones alone.
     store.delete_hits_before(1_000).await.unwrap();
@@ -148,7 +158,10 @@ async fn every_token_change_moves_the_version(store: &SqlStore) {
     store.insert_token(&t).await.unwrap();
     let v1 = store.tokens_version().await.unwrap();
     assert!(v1 > v0);
-    assert!(!store.delete_token(&TokenId::generate(), 2_000).await.unwrap());
+    assert!(!store
+        .delete_token(&TokenId::generate(), 2_000)
+        .await
+        .unwrap());
     assert_eq!(store.tokens_version().await.unwrap(), v1, "nothing changed");
     store.delete_token(&t.id, 2_000).await.unwrap();
     let v2 = store.tokens_version().await.unwrap();
@@ -170,7 +183,11 @@ canarykeys_testkit::on_both_backends!(
 async fn postgres_announces_token_changes() {
     let db = canarykeys_testkit::TestDatabase::create("ck_token_changes").await;
     let store = SqlStore::connect(db.url()).await.unwrap();
-    let mut listener = store.listen_tokens().await.unwrap().expect("a PostgreSQL listener");
+    let mut listener = store
+        .listen_tokens()
+        .await
+        .unwrap()
+        .expect("a PostgreSQL listener");
     let t = token(1_000);
     store.insert_token(&t).await.unwrap();
     store.delete_token(&t.id, 2_000).await.unwrap();

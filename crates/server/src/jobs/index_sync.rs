@@ -39,7 +39,10 @@ pub async fn follow_tokens(store: Arc<SqlStore>, index: KeyIndex) {
         // Listening now: whatever changed before is in this read, whatever changes after is
         // announced.
         if let Err(e) = index.resync(store.as_ref()).await {
-            tracing::warn!(error = format!("{e:#}"), "cannot re-read the key index; retrying");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot re-read the key index; retrying"
+            );
             tokio::time::sleep(PACE).await;
             continue;
         }

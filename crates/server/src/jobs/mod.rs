@@ -165,10 +165,14 @@ impl Jobs {
         // Always: tombstones age out whatever the history retention (daily, so a tombstone
         // outlives its window by a day at most, in the database and in the index).
         let jobs = self.clone();
-        handles.push(every("retention", Duration::from_secs(24 * 3600), move || {
-            let jobs = jobs.clone();
-            async move { jobs.retention_once().await.map(drop) }
-        }));
+        handles.push(every(
+            "retention",
+            Duration::from_secs(24 * 3600),
+            move || {
+                let jobs = jobs.clone();
+                async move { jobs.retention_once().await.map(drop) }
+            },
+        ));
         if let Some((poller, interval)) = self.pollers.s3.clone() {
             handles.push(every("s3-poller", interval, move || {
                 let poller = poller.clone();

@@ -239,8 +239,7 @@ impl IngestService {
         for record in records {
             match self.match_record(record, &mut misses).await? {
                 Some(m) => {
-                    if m
-                        .died_at
+                    if m.died_at
                         .is_some_and(|d| self.late.is_retired(d, record.event_time))
                     {
                         report.retired += 1;
@@ -341,9 +340,10 @@ impl IngestService {
         }
         let found = match &self.index {
             Some(index) => index.by_user(&*self.store, account, &user).await?,
-            None => self
-                .lookup(canarykeys_store::KeyLookup::User(&account, &user))
-                .await?,
+            None => {
+                self.lookup(canarykeys_store::KeyLookup::User(&account, &user))
+                    .await?
+            }
         };
         if found.is_none() {
             misses.insert(miss);
@@ -356,18 +356,11 @@ impl IngestService {
         &self,
         by: canarykeys_store::KeyLookup<'_>,
     ) -> Result<Option<Match>, StoreError> {
-        let since = self
-            .clock
-            .now_millis()
-            .saturating_sub(self.late.window_ms);
-        Ok(self
-            .store
-            .find_key_entry(by, since)
-            .await?
-            .map(|e| Match {
-                token: e.token_id,
-                died_at: e.died_at,
-            }))
+        let since = self.clock.now_millis().saturating_sub(self.late.window_ms);
+        Ok(self.store.find_key_entry(by, since).await?.map(|e| Match {
+            token: e.token_id,
+            died_at: e.died_at,
+        }))
     }
 
     async fn by_key(

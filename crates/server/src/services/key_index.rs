@@ -77,7 +77,8 @@ impl Maps {
         // among equals the first one in keeps it.
         let user = (e.account_id, e.username.clone());
         match self.by_user.get(&user) {
-            Some(old) if old.token != m.token && !(old.died_at.is_some() && m.died_at.is_none()) => {}
+            Some(old)
+                if old.token != m.token && !(old.died_at.is_some() && m.died_at.is_none()) => {}
             _ => {
                 self.by_user.insert(user, m);
             }
@@ -141,9 +142,7 @@ impl KeyIndex {
 
     /// Tombstones that died before this are neither kept nor matched.
     fn since(&self) -> i64 {
-        self.clock
-            .now_millis()
-            .saturating_sub(self.late.window_ms)
+        self.clock.now_millis().saturating_sub(self.late.window_ms)
     }
 
     /// Re-reads everything: after a missed notification, a prune, or as the window moves.
@@ -160,7 +159,10 @@ impl KeyIndex {
             TokenChange::Created(id) | TokenChange::Ended(id) => id,
             TokenChange::Pruned => return self.resync(store).await,
         };
-        match store.find_key_entry(KeyLookup::Id(id), self.since()).await? {
+        match store
+            .find_key_entry(KeyLookup::Id(id), self.since())
+            .await?
+        {
             Some(entry) => {
                 self.write().add(&entry);
                 Ok(())

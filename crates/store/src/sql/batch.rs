@@ -11,7 +11,7 @@ use sqlx::{Any, Transaction};
 use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{windows, Backend, SqlStore, HIT_COLUMNS};
+use super::{tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
 use crate::{AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
 /// The largest chunk: 64 rows (1,344 parameters), so a group of 1,000 hits takes 16 statements
@@ -65,7 +65,7 @@ fn param(backend: Backend, n: usize) -> String {
 
 /// `rows` tuples of `per_row` parameters each, numbered from 1 in order (one tuple of n is also
 /// the list for `IN`).
-fn values(rows: usize, per_row: usize, backend: Backend) -> String {
+pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {
     (0..rows)
         .map(|r| {
             let cols: Vec<String> = (1..=per_row)
@@ -361,50 +361,13 @@ async fn insert_hits(
             .filter(|(_, n)| !**n)
             .map(|(h, _)| h)
             .collect();
-        let known = existing_tokens(tx, backend, &missing).await?;
+        let known = tombstones::existing_tokens(tx, backend, &missing).await?;
         for (i, (h, n)) in chunk.iter().zip(&chunk_new).enumerate() {
             gone[offset + i] = !*n && !known.contains(h.token_id.as_str());
         }
         new.extend(chunk_new);
     }
     Ok((new, gone))
-}
-
-/// Which of the hits' tokens exist, live or as a tombstone (read only on a shortfall).
-async fn existing_tokens(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    hits: &[&HitRecord],
-) -> Result<HashSet<String>> {
-    let ids: Vec<&str> = hits
-        .iter()
-        .map(|h| h.token_id.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let list = values(1, ids.len(), backend);
-    // The second list's parameters continue the first's numbering.
-    let second = match backend {
-        Backend::Sqlite => list.clone(),
-        Backend::Postgres => format!(
-            "({})",
-            (ids.len() + 1..=2 * ids.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let sql = format!(
-        "SELECT id FROM tokens WHERE id IN {list} UNION SELECT id FROM deleted_tokens WHERE id IN {second}"
-    );
-    let mut q = sqlx::query_scalar::<_, String>(&sql);
-    for id in ids.iter().chain(&ids) {
-        q = q.bind(*id);
-    }
-    Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
 }
 
 /// The open cooldown windows of the tokens of `fresh`: token id → `cooldown_until`, for tokens

@@ -9,8 +9,8 @@ use super::{
     is_unique_violation, token_from_row, Backend, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS,
 };
 use crate::{
-    ChannelSwitches, KeyEntry, KeyLookup, MintIntent, MintedRef, Result, StoreError, Tombstone,
-    TokenRecord, TokenStore,
+    ChannelSwitches, KeyEntry, KeyLookup, MintIntent, MintedRef, Result, StoreError, TokenRecord,
+    TokenStore, Tombstone,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;

@@ -7,12 +7,14 @@
 //! which a SQLite server polls to hear of the CLI's changes (the CLI is another process, and
 //! SQLite has no notifications).
 
+use std::collections::{BTreeSet, HashSet};
+
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::{corrupt, token_from_row, Backend, SqlStore, TOKEN_READ_COLUMNS};
-use crate::{EndCause, KeyEntry, KeyLookup, Result, StoreError, Tombstone};
+use crate::{EndCause, HitRecord, KeyEntry, KeyLookup, Result, StoreError, Tombstone};
 
 /// The PostgreSQL channel token changes are announced on. The payload is `c:<id>` (created),
 /// `d:<id>` (deleted or expired) or `p` (tombstones pruned: re-read everything).
@@ -102,10 +104,48 @@ fn entries_sql(condition: &str) -> String {
     )
 }
 
+/// Which of the hits' tokens exist, live or as a tombstone (read only on a shortfall).
+pub(super) async fn existing_tokens(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    hits: &[&HitRecord],
+) -> Result<HashSet<String>> {
+    let ids: Vec<&str> = hits
+        .iter()
+        .map(|h| h.token_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list = super::batch::values(1, ids.len(), backend);
+    // The second list's parameters continue the first's numbering.
+    let second = match backend {
+        Backend::Sqlite => list.clone(),
+        Backend::Postgres => format!(
+            "({})",
+            (ids.len() + 1..=2 * ids.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let sql = format!(
+        "SELECT id FROM tokens WHERE id IN {list} UNION SELECT id FROM deleted_tokens WHERE id IN {second}"
+    );
+    let mut q = sqlx::query_scalar::<_, String>(&sql);
+    for id in ids.iter().chain(&ids) {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
+}
+
 impl SqlStore {
     pub(crate) async fn tombstone(&self, id: &TokenId) -> Result<Option<Tombstone>> {
-        let sql =
-            format!("SELECT {TOKEN_READ_COLUMNS}, died_at, ended FROM deleted_tokens WHERE id = $1");
+        let sql = format!(
+            "SELECT {TOKEN_READ_COLUMNS}, died_at, ended FROM deleted_tokens WHERE id = $1"
+        );
         let Some(row) = sqlx::query(&sql)
             .bind(id.as_str())
             .fetch_optional(&self.pool)

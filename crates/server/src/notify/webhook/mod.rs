@@ -47,7 +47,9 @@ const SHORT_TEXT: usize = 200;
 /// The message's title. A test says so in the title, where nobody can miss it.
 fn title(alert: &AlertView) -> String {
     match &alert.kind {
-        AlertKind::Hit if alert.retired => "Retired decoy AWS key used: someone still holds it".into(),
+        AlertKind::Hit if alert.retired => {
+            "Retired decoy AWS key used: someone still holds it".into()
+        }
         AlertKind::Hit => "Decoy AWS key used".into(),
         AlertKind::Summary { count, .. } => {
             format!("Decoy AWS key used: {count} more calls")

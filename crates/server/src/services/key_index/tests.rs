@@ -65,6 +65,9 @@ fn retiring_a_token_keeps_it_matched_as_a_tombstone() {
     assert_eq!(index.counts(), (0, 1));
     let maps = index.read();
     assert_eq!(maps.by_key[&e.access_key_id].died_at, Some(42));
-    assert_eq!(maps.by_user[&(account, e.username.clone())].died_at, Some(42));
+    assert_eq!(
+        maps.by_user[&(account, e.username.clone())].died_at,
+        Some(42)
+    );
     assert!(maps.accounts.contains(&account), "learned from the token");
 }
