@@ -167,6 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_key_is_flagged_in_every_channel() {
+        let mut alert = hostile_alert();
+        assert_eq!(payload(&alert)["retired"], false);
+        alert.retired = true;
+        assert_eq!(payload(&alert)["retired"], true);
+        assert!(crate::notify::webhook::title(&alert).starts_with("Retired decoy AWS key used"));
+        assert!(crate::notify::email::subject(&alert).contains("Retired decoy key used"));
+        let mail = crate::notify::email::render(&alert).unwrap();
+        assert!(
+            mail.text.contains("A RETIRED decoy AWS key was used"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html.contains("A retired decoy AWS key was used."),
+            "{}",
+            mail.html
+        );
+    }
+
+    #[test]
     fn every_key_is_present() {
         let v = payload(&hostile_alert());
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
