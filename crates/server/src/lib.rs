@@ -74,6 +74,8 @@ pub struct Services {
     pub clock: SharedClock,
     /// Told when hits commit; the delivery worker waits on it.
     pub committed: Arc<tokio::sync::Notify>,
+    /// The key index the token and ingest services share; `jobs::index_sync` keeps it exact.
+    index: services::key_index::KeyIndex,
 }
 
 impl Services {
@@ -105,6 +107,8 @@ impl Services {
         let index = services::key_index::KeyIndex::load(
             store.as_ref(),
             &minters::decoy_account_ids(config, &store).await?,
+            config.detection.late_events(),
+            clock.clone(),
         )
         .await?;
         let committed = Arc::new(tokio::sync::Notify::new());
@@ -128,7 +132,7 @@ impl Services {
         let enricher = enrich::Enricher::load(&config.enrich)?;
         let tokens = tokens
             .with_webhook_policy(config.alerts.allow_private_webhooks)
-            .with_key_index(index);
+            .with_key_index(index.clone());
         let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
             .with_clock(clock.clone());
         Ok(Self {
@@ -141,6 +145,7 @@ impl Services {
             enricher,
             clock,
             committed,
+            index,
         })
     }
 }
@@ -160,7 +165,8 @@ impl Services {
             public_url.trim_end_matches('/').into(),
             i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
             config.smtp.host.is_some(),
-        );
+        )
+        .with_late_events(config.detection.late_events());
         services::ExposureService::new(self.store.clone(), alerts, self.metrics.clone())
             .with_clock(self.clock.clone())
     }
@@ -257,7 +263,8 @@ impl Application {
             public_url.clone().into(),
             i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
             email.is_some(),
-        );
+        )
+        .with_late_events(config.detection.late_events());
         let webhook = notify::webhook::WebhookChannel::new(
             config.alerts.webhook_signing_secret.clone(),
             config.alerts.allow_private_webhooks,
@@ -308,6 +315,8 @@ impl Application {
             exposures: state.exposures.clone(),
             clock,
             retention_days: config.alerts.history_retention_days,
+            late: config.detection.late_events(),
+            index: services.index.clone(),
             pollers,
             wake: (services.store.clone(), services.committed.clone()),
         };

@@ -53,6 +53,7 @@ fn hit() -> AlertView {
         asn: Some("AS64500 Example Hosting".into()),
         manage_url: "https://canarykeys.example/manage/tok_0001".into(),
         history_url: "https://canarykeys.example/manage/tok_0001#history".into(),
+        retired: false,
     }
 }
 

@@ -46,6 +46,7 @@ fn fixture_alert() -> AlertView {
         asn: Some("AS64500 Example Hosting".into()),
         manage_url: "https://canary.example.com/manage/tok_3fJ8sLw1Zq".into(),
         history_url: "https://canary.example.com/manage/tok_3fJ8sLw1Zq#alerts".into(),
+        retired: false,
     }
 }
 

@@ -16,10 +16,10 @@ pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use records::{
-    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, HitRecord, MintIntent,
-    MintedRef, NewAlert, NewDelivery, TokenRecord,
+    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, EndCause, HitRecord,
+    KeyEntry, MintIntent, MintedRef, NewAlert, NewDelivery, TokenRecord, Tombstone,
 };
-pub use sql::{Backend, SqlStore};
+pub use sql::{Backend, SqlStore, TokenChange, TOKENS_CHANNEL};
 pub use window::{Distinct, WindowHit, WindowSummary, WINDOW_VALUES};
 
 #[derive(Debug, thiserror::Error)]
@@ -132,12 +132,31 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
     /// Tokens whose expiry time has come.
     async fn expired_tokens(&self, now: i64) -> Result<Vec<TokenRecord>>;
-    /// Deletes a token. Its hits, alerts and deliveries stay, so a use recorded before the
-    /// delete is still alerted; a copy of the token (without its sealed secret) stays for those
-    /// messages. Returns whether it existed.
-    async fn delete_token(&self, id: &TokenId) -> Result<bool>;
+    /// Deletes a token at `now` (unix ms). Its hits, alerts and deliveries stay, so a use
+    /// recorded before the delete is still alerted; its tombstone (a copy without the sealed
+    /// secret, the time of death, and whether it was deleted or had expired) stays for those
+    /// messages and for records that arrive late. Returns whether it existed.
+    async fn delete_token(&self, id: &TokenId, now: i64) -> Result<bool>;
     /// The copy a deleted token left behind, for its late messages.
     async fn get_deleted_token(&self, id: &TokenId) -> Result<Option<TokenRecord>>;
+    /// A deleted or expired token's tombstone.
+    async fn get_tombstone(&self, id: &TokenId) -> Result<Option<Tombstone>>;
+    /// What the key index holds: every live token, and every tombstone that died at or after
+    /// `tombstones_since`.
+    async fn key_entries(&self, tombstones_since: i64) -> Result<Vec<KeyEntry>>;
+    /// One token's entry, live or a tombstone that died at or after `tombstones_since`, found by
+    /// its key, by its (account, user), or by its id. A live token wins over a tombstone.
+    async fn find_key_entry(
+        &self,
+        by: KeyLookup<'_>,
+        tombstones_since: i64,
+    ) -> Result<Option<KeyEntry>>;
+    /// Deletes tombstones that died before `died_before` and that nothing refers to any more
+    /// (no hit, no pending delivery, no open window). Returns how many.
+    async fn prune_tombstones(&self, died_before: i64) -> Result<u64>;
+    /// A number that changes whenever a token is created, deleted or pruned (SQLite: how a
+    /// running server hears of the CLI's changes; PostgreSQL also announces them).
+    async fn tokens_version(&self) -> Result<i64>;
     /// Notes that a mint is about to start (before any call to the minter).
     async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()>;
     /// Notes what the mint made, before its token is stored.
@@ -151,11 +170,22 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn set_channels(&self, id: &TokenId, switches: ChannelSwitches) -> Result<bool>;
 }
 
+/// How `find_key_entry` looks a token up.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyLookup<'a> {
+    Key(&'a AccessKeyId),
+    User(&'a AccountId, &'a IamUserName),
+    Id(&'a TokenId),
+}
+
 /// What one group's commit stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordedGroup {
     /// Per hit, in order: whether it was new (not a repeat of a stored event id).
     pub new: Vec<bool>,
+    /// Per hit, in order: whether it was left out because its token is gone altogether (no
+    /// live token, no tombstone). Such a hit is neither new nor a repeat.
+    pub gone: Vec<bool>,
     /// New alert rows left `new` for the planner. The rest were gathered into their token's
     /// open cooldown window at commit and need no planning.
     pub to_plan: usize,
@@ -183,6 +213,7 @@ pub trait HitStore: Send + Sync + 'static {
     /// Hits of a token per UTC day (days since the epoch), for days at or after `since_day`.
     async fn hits_per_day(&self, token: &TokenId, since_day: i64) -> Result<Vec<(i64, u64)>>;
     /// Deletes hits (and their alerts) whose event time is before `before`. Returns how many.
+    /// Tombstones are pruned by `TokenStore::prune_tombstones`, not here.
     async fn delete_hits_before(&self, before: i64) -> Result<u64>;
 }
 

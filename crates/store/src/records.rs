@@ -187,3 +187,44 @@ pub enum AlertPlan {
     /// The source is ignored: mark the hit with the reason, send nothing.
     Ignore { reason: String },
 }
+
+/// How a token ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndCause {
+    /// Deleted by someone (manage secret, API key, operator, CLI).
+    Deleted,
+    /// Its expiry came (or had come when it was deleted).
+    Expired,
+}
+
+impl EndCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deleted => "deleted",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// What a deleted or expired token leaves: its copy (without the sealed secret), when it ended
+/// and how. A record from before `died_at` (plus the allowed clock skew) is a hit of the token;
+/// one from after it, a use of a retired key.
+#[derive(Clone, Debug)]
+pub struct Tombstone {
+    pub token: TokenRecord,
+    /// Unix ms.
+    pub died_at: i64,
+    pub cause: EndCause,
+}
+
+/// What the in-memory key index keeps of a token: enough to match a record, and whether (and
+/// since when) the token is a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub token_id: TokenId,
+    pub access_key_id: AccessKeyId,
+    pub account_id: AccountId,
+    pub username: IamUserName,
+    /// `None` for a live token; when it ended, for a tombstone.
+    pub died_at: Option<i64>,
+}

@@ -121,7 +121,7 @@ async fn exposures(store: &SqlStore) {
     assert_eq!((mine.len(), total), (1, 2));
 
     // Deleting the token takes its exposures along.
-    assert!(store.delete_token(&t.id).await.unwrap());
+    assert!(store.delete_token(&t.id, 5_000).await.unwrap());
     assert!(store.list_exposures(&t.id).await.unwrap().is_empty());
 }
 

@@ -204,8 +204,8 @@ async fn delete_keeps_hits_and_alerts(store: &SqlStore) {
     // Deleting a token keeps its hits, alerts and queued deliveries, and a copy of the token
     // (without its sealed secret) for the messages still to be sent.
     let pending = store.list_deliveries(&a.id, 10).await.unwrap().len();
-    assert!(store.delete_token(&a.id).await.unwrap());
-    assert!(!store.delete_token(&a.id).await.unwrap());
+    assert!(store.delete_token(&a.id, 5_000).await.unwrap());
+    assert!(!store.delete_token(&a.id, 5_000).await.unwrap());
     assert!(store.get_token(&a.id).await.unwrap().is_none());
     assert_eq!(store.count_hits(&a.id).await.unwrap(), 3);
     assert_eq!(store.count_pending_alerts().await.unwrap(), 3);
@@ -241,7 +241,7 @@ async fn expiry(store: &SqlStore) {
         store.expired_tokens(10_000).await.unwrap()[0].id,
         expiring.id
     );
-    store.delete_token(&expiring.id).await.unwrap();
+    store.delete_token(&expiring.id, 10_000).await.unwrap();
 }
 
 async fn retention(store: &SqlStore) {

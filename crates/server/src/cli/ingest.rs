@@ -39,6 +39,8 @@ struct Totals {
     unknown_keys: usize,
     new_hits: usize,
     duplicates: usize,
+    /// Matched records of retired keys (used after their token ended).
+    retired: usize,
     /// AWS Health events read, and the exposures they recorded or added to.
     health_events: usize,
     new_exposures: usize,
@@ -94,6 +96,7 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
                 totals.unknown_keys += r.unknown_keys;
                 totals.new_hits += r.new_hits;
                 totals.duplicates += r.duplicates;
+                totals.retired += r.retired;
                 if let Some(h) = &r.health {
                     totals.health_events += h.events;
                     totals.new_exposures += h.new_exposures;
@@ -140,9 +143,9 @@ pub async fn run(args: IngestArgs, config: &Config) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "total: {} files, {} records, {} parsed, {} skipped, {} matched, {} unknown keys, {} new hits, {} duplicates{}",
+            "total: {} files, {} records, {} parsed, {} skipped, {} matched, {} unknown keys, {} new hits, {} duplicates, {} of retired keys{}",
             totals.files, totals.records, totals.parsed, totals.skipped, totals.matched, totals.unknown_keys,
-            totals.new_hits, totals.duplicates, if args.dry_run { " (dry run: nothing stored)" } else { "" }
+            totals.new_hits, totals.duplicates, totals.retired, if args.dry_run { " (dry run: nothing stored)" } else { "" }
         );
         if totals.health_events > 0 {
             println!(

@@ -82,5 +82,6 @@ fn test_alert(config: &Config, now: &OffsetDateTime) -> AlertView {
         asn: None,
         manage_url: home.clone(),
         history_url: home,
+        retired: false,
     }
 }

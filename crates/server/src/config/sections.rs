@@ -51,11 +51,42 @@ impl Default for AwsConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DetectionConfig {
     pub s3: S3PollerConfig,
     pub safety_net: SafetyNetConfig,
+    /// How long a deleted or expired token's tombstone is kept (and matched) for records that
+    /// arrive late, even when it has no hits (`CANARYKEYS_DETECTION__LATE_EVENT_WINDOW`).
+    #[serde(with = "humantime_serde")]
+    pub late_event_window: std::time::Duration,
+    /// How far a record's `eventTime` may be past a token's end and still count as a use
+    /// before it (clocks differ); later is a use of a retired key
+    /// (`CANARYKEYS_DETECTION__CLOCK_SKEW`).
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: std::time::Duration,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        Self {
+            s3: S3PollerConfig::default(),
+            safety_net: SafetyNetConfig::default(),
+            late_event_window: std::time::Duration::from_secs(7 * 24 * 3600),
+            clock_skew: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+impl DetectionConfig {
+    /// The late-event window and the clock skew, in ms.
+    pub fn late_events(&self) -> crate::services::LateEvents {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        crate::services::LateEvents {
+            window_ms: ms(self.late_event_window),
+            skew_ms: ms(self.clock_skew),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //! sleeping until a loop comes round.
 
 pub mod deliver;
+pub mod index_sync;
 pub mod quarantine;
 pub mod s3_poller;
 pub mod safety_net;
@@ -46,6 +47,8 @@ pub struct Pollers {
 pub struct Pruned {
     pub hits: u64,
     pub exposures: u64,
+    /// Tombstones past `[detection] late_event_window` with nothing left referring to them.
+    pub tombstones: u64,
 }
 
 /// Every job of one server, ready to start or to run once.
@@ -57,6 +60,10 @@ pub struct Jobs {
     pub(crate) clock: SharedClock,
     /// Days of hits and exposures to keep; 0 keeps them all.
     pub(crate) retention_days: u32,
+    /// How long tombstones are kept for late records.
+    pub(crate) late: crate::services::LateEvents,
+    /// The key index, kept exact across processes by `index_sync`.
+    pub(crate) index: crate::services::key_index::KeyIndex,
     pub(crate) pollers: Pollers,
     /// Relays other replicas' commits to the outbox worker (PostgreSQL LISTEN/NOTIFY).
     pub(crate) wake: (Arc<SqlStore>, Arc<tokio::sync::Notify>),
@@ -80,23 +87,29 @@ impl Jobs {
     }
 
     /// Deletes hits and exposures older than the retention (a hit by its event time, an
-    /// exposure by when it was last reported). Returns how many; nothing when retention is off.
+    /// exposure by when it was last reported; nothing when retention is off), then tombstones
+    /// whose late-event window has passed and that no hit, pending delivery or window still
+    /// needs (whatever the retention). Returns how many.
     pub async fn retention_once(&self) -> anyhow::Result<Pruned> {
-        if self.retention_days == 0 {
-            return Ok(Pruned::default());
-        }
+        let now = self.clock.now_millis();
         let days = self.retention_days;
-        let before = self.clock.now_millis() - i64::from(days) * DAY_MS;
-        let pruned = Pruned {
-            hits: self.tokens.delete_hits_before(before).await?,
-            exposures: self.exposures.delete_before(before).await?,
-        };
+        let mut pruned = Pruned::default();
+        if days > 0 {
+            let before = now - i64::from(days) * DAY_MS;
+            pruned.hits = self.tokens.delete_hits_before(before).await?;
+            pruned.exposures = self.exposures.delete_before(before).await?;
+        }
+        pruned.tombstones = self
+            .tokens
+            .prune_tombstones(now.saturating_sub(self.late.window_ms))
+            .await?;
         if pruned != Pruned::default() {
             tracing::info!(
                 hits = pruned.hits,
                 exposures = pruned.exposures,
+                tombstones = pruned.tombstones,
                 days,
-                "old history deleted (history retention)"
+                "old history deleted (history retention, late-event window)"
             );
         }
         Ok(pruned)
@@ -134,6 +147,10 @@ impl Jobs {
                 self.wake.0.clone(),
                 self.wake.1.clone(),
             )),
+            tokio::spawn(index_sync::follow_tokens(
+                self.wake.0.clone(),
+                self.index.clone(),
+            )),
         ];
         let jobs = self.clone();
         handles.push(every("expiry", Duration::from_secs(60), move || {
@@ -145,17 +162,17 @@ impl Jobs {
             let jobs = jobs.clone();
             async move { jobs.reconcile_once().await.map(drop) }
         }));
-        if self.retention_days > 0 {
-            let jobs = self.clone();
-            handles.push(every(
-                "retention",
-                Duration::from_secs(24 * 3600),
-                move || {
-                    let jobs = jobs.clone();
-                    async move { jobs.retention_once().await.map(drop) }
-                },
-            ));
-        }
+        // Always: tombstones age out whatever the history retention (daily, so a tombstone
+        // outlives its window by a day at most, in the database and in the index).
+        let jobs = self.clone();
+        handles.push(every(
+            "retention",
+            Duration::from_secs(24 * 3600),
+            move || {
+                let jobs = jobs.clone();
+                async move { jobs.retention_once().await.map(drop) }
+            },
+        ));
         if let Some((poller, interval)) = self.pollers.s3.clone() {
             handles.push(every("s3-poller", interval, move || {
                 let poller = poller.clone();

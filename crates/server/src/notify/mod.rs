@@ -81,6 +81,11 @@ pub struct AlertView {
     pub manage_url: String,
     /// The token's alert history on the manage page.
     pub history_url: String,
+    /// A use of a retired key: made after its token was deleted or expired, so someone still
+    /// holds it. Its headline and every channel's title say so. (Absent in payloads queued
+    /// before this field existed: false.)
+    #[serde(default)]
+    pub retired: bool,
 }
 
 /// How one send went. The worker turns it into the row's next state.

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use canarykeys_core::{ids, TokenId};
 use canarykeys_store::{
-    AlertPlan, ChannelKind, HitRecord, NewDelivery, Store, StoreError, TokenRecord, WindowHit,
-    WindowSummary,
+    AlertPlan, ChannelKind, EndCause, HitRecord, NewDelivery, Store, StoreError, TokenRecord,
+    WindowHit, WindowSummary,
 };
 use ipnet::IpNet;
 
 use crate::enrich::Enricher;
 use crate::notify::{AlertKind, AlertView};
-use crate::render::rfc3339;
+use crate::render::{human_time, rfc3339};
+use crate::services::LateEvents;
 
 /// Alerts planned per round (one transaction).
 pub const PLAN_ROUND: u32 = 500;
@@ -30,6 +31,8 @@ pub struct AlertService {
     cooldown_ms: i64,
     /// False when no SMTP server is configured: email rows are written as failed, saying so.
     email_configured: bool,
+    /// Tells a use before a token's end from a use of a retired key.
+    late: LateEvents,
 }
 
 /// Parses one ignore-list entry: an address or a CIDR range.
@@ -54,42 +57,73 @@ fn ignored(token: &TokenRecord, source_ip: &str) -> Option<String> {
 /// The token an alert belongs to, live or deleted since its hit was recorded.
 struct AlertToken {
     token: TokenRecord,
-    /// Why the token is gone, said in every message about it.
-    gone: Option<&'static str>,
+    /// When and how the token ended, for a tombstone.
+    end: Option<(i64, EndCause)>,
 }
 
-fn gone_note(token: &TokenRecord, now: i64) -> &'static str {
-    if token.expires_at.is_some_and(|e| e <= now) {
-        "This token has expired and was deleted after this use; its key no longer works."
-    } else {
-        "This token was deleted after this use; its key no longer works."
+/// What a message about a use of an ended token says: when it ended, and whether the use came
+/// before (a late record) or after (a retired key: someone still holds it).
+fn end_note(died_at: i64, cause: EndCause, retired: bool) -> String {
+    let when = human_time(died_at);
+    match (cause, retired) {
+        (EndCause::Deleted, false) => format!(
+            "This token was deleted after this use (at {when}); its key no longer works."
+        ),
+        (EndCause::Expired, false) => format!(
+            "This token has expired and was deleted after this use (at {when}); its key no longer works."
+        ),
+        (EndCause::Deleted, true) => format!(
+            "Retired key: this token was deleted at {when}, before this use. Someone still holds the key and tried it."
+        ),
+        (EndCause::Expired, true) => format!(
+            "Retired key: this token expired and was deleted at {when}, before this use. Someone still holds the key and tried it."
+        ),
     }
 }
 
 impl AlertService {
-    /// A hit recorded before its token was deleted or expired is still alerted, from the copy
-    /// the delete left behind.
-    async fn alert_token(&self, id: &TokenId, now: i64) -> Result<Option<AlertToken>, StoreError> {
+    /// A hit recorded before its token was deleted or expired is still alerted, from the
+    /// tombstone the delete left behind; so is a late record, and a use of the retired key.
+    async fn alert_token(&self, id: &TokenId) -> Result<Option<AlertToken>, StoreError> {
         if let Some(token) = self.store.get_token(id).await? {
-            return Ok(Some(AlertToken { token, gone: None }));
+            return Ok(Some(AlertToken { token, end: None }));
         }
-        Ok(self
-            .store
-            .get_deleted_token(id)
-            .await?
-            .map(|token| AlertToken {
-                gone: Some(gone_note(&token, now)),
-                token,
-            }))
+        Ok(self.store.get_tombstone(id).await?.map(|t| AlertToken {
+            token: t.token,
+            end: Some((t.died_at, t.cause)),
+        }))
     }
 
-    fn mark_gone(view: &mut AlertView, gone: Option<&str>) {
-        if let Some(gone) = gone {
-            view.note = Some(match view.note.take() {
-                Some(note) => format!("{gone} {note}"),
-                None => gone.to_owned(),
-            });
+    /// Whether `hit` of a token that ended at `died_at` is a use of the retired key. A hit
+    /// whose time is its arrival (a record with no usable time, or the sensor, which sees the
+    /// call as it happens) arrived after the end, and counts as after it.
+    fn is_retired(&self, died_at: i64, hit: &HitRecord) -> bool {
+        let time = (hit.event_time != hit.received_at || hit.received_at < died_at)
+            .then_some(hit.event_time);
+        self.late.is_retired(died_at, time)
+    }
+
+    /// Says in `view` that the token is gone, when, and (for a use after that) that the key is
+    /// retired: its own headline and the `retired` flag.
+    fn mark_gone(view: &mut AlertView, end: Option<(i64, EndCause)>, retired: bool) {
+        let Some((died_at, cause)) = end else {
+            return;
+        };
+        let gone = end_note(died_at, cause, retired);
+        view.note = Some(match view.note.take() {
+            Some(note) => format!("{gone} {note}"),
+            None => gone,
+        });
+        if retired {
+            view.retired = true;
+            view.headline = format!("Retired key used: {}", view.headline);
         }
+    }
+
+    /// `[detection] late_event_window` and `clock_skew` (default 7 days and 5 minutes).
+    pub fn with_late_events(mut self, late: LateEvents) -> Self {
+        self.late = late;
+        self
     }
 
     pub fn new(
@@ -105,6 +139,7 @@ impl AlertService {
             public_url,
             cooldown_ms,
             email_configured,
+            late: LateEvents::default(),
         }
     }
 
@@ -169,6 +204,7 @@ impl AlertService {
             asn: enrichment.asn,
             manage_url: format!("{}/manage/{}", self.public_url, token.id),
             history_url: format!("{}/manage/{}#history", self.public_url, token.id),
+            retired: false,
         }
     }
 
@@ -227,24 +263,26 @@ impl AlertService {
         for alert in alerts {
             let id = &alert.hit.token_id;
             if !tokens.contains_key(id) {
-                tokens.insert(id.clone(), self.alert_token(id, now).await?);
+                tokens.insert(id.clone(), self.alert_token(id).await?);
             }
-            let Some(Some(AlertToken { token, gone })) = tokens.get_mut(id) else {
+            let Some(Some(AlertToken { token, end })) = tokens.get_mut(id) else {
                 continue;
             };
+            let gone = end.is_some();
             let plan = if let Some(reason) = ignored(token, &alert.hit.source_ip) {
                 AlertPlan::Ignore { reason }
-            } else if gone.is_none()
+            } else if !gone
                 && self.cooldown_ms > 0
                 && token.alerting.cooldown_until.is_some_and(|u| u > now)
             {
                 AlertPlan::Group(WindowHit::from(&alert.hit))
             } else {
                 let mut view = self.view(AlertKind::Hit, &alert.alert_id, token, &alert.hit);
-                Self::mark_gone(&mut view, *gone);
+                let retired = end.is_some_and(|(died_at, _)| self.is_retired(died_at, &alert.hit));
+                Self::mark_gone(&mut view, *end, retired);
                 // A deleted token opens no window: nothing would close it.
                 let cooldown_until =
-                    (self.cooldown_ms > 0 && gone.is_none()).then_some(now + self.cooldown_ms);
+                    (self.cooldown_ms > 0 && !gone).then_some(now + self.cooldown_ms);
                 if cooldown_until.is_some() {
                     token.alerting.cooldown_until = cooldown_until;
                 }
@@ -268,14 +306,14 @@ impl AlertService {
     pub async fn close_windows(&self, now: i64) -> Result<usize, StoreError> {
         let mut sent = 0;
         for window in self.store.closed_windows(now).await? {
-            let Some(AlertToken { token, gone }) = self.alert_token(&window.token_id, now).await?
-            else {
+            let Some(AlertToken { token, end }) = self.alert_token(&window.token_id).await? else {
                 continue;
             };
+            // A window gathers only a live token's hits: its summary is of uses before the end.
             let mut view = self.summary_view(&window, &token);
-            Self::mark_gone(&mut view, gone);
+            Self::mark_gone(&mut view, end, false);
             let deliveries = self.deliveries(&token, &view, now);
-            let next = (self.cooldown_ms > 0 && gone.is_none()).then_some(now + self.cooldown_ms);
+            let next = (self.cooldown_ms > 0 && end.is_none()).then_some(now + self.cooldown_ms);
             // False when another replica summarized this window first, or a hit joined it
             // since it was read (the next round sends it, counted).
             if self.store.plan_summary(&window, &deliveries, next).await? {

@@ -284,6 +284,7 @@ impl ExposureService {
             asn: None,
             manage_url: format!("{public_url}/manage/{}", token.id),
             history_url: format!("{public_url}/manage/{}#history", token.id),
+            retired: false,
         }
     }
 

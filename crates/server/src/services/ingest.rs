@@ -13,9 +13,9 @@ use canarykeys_core::TokenId;
 use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
 use canarykeys_store::{HitRecord, Store, StoreError};
 
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, LateEvents, Match};
 use serde::Serialize;
-pub use writer::HitWriter;
+pub use writer::{HitWriter, Stored};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
@@ -87,7 +87,13 @@ pub struct IngestReport {
     /// Records of keys that belong to no token: counted, never alerted.
     pub unknown_keys: usize,
     pub new_hits: usize,
+    /// Matched records already stored (same eventID). Records whose token is gone altogether
+    /// are counted in `unknown_keys`, never here.
     pub duplicates: usize,
+    /// Matched records of retired keys: made after their token was deleted or expired (plus
+    /// `[detection] clock_skew`), or with no usable time, as this server's key index knew the
+    /// token's end. Stored and alerted as such; someone still holds the key.
+    pub retired: usize,
     /// AWS Health events, when the input was Health events rather than CloudTrail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::services::HealthReport>,
@@ -114,6 +120,8 @@ pub struct IngestService {
     /// The fast path, when the server set it up: key lookups from memory, group commit.
     index: Option<KeyIndex>,
     writer: Option<HitWriter>,
+    /// How late records are judged (without an index: `[detection]` defaults).
+    late: LateEvents,
 }
 
 impl IngestService {
@@ -130,6 +138,7 @@ impl IngestService {
             clock: SystemClock::shared(),
             index: None,
             writer: None,
+            late: LateEvents::default(),
         }
     }
 
@@ -147,6 +156,7 @@ impl IngestService {
 
     /// Matches keys from `index` and stores hits through the group-commit `writer`.
     pub fn with_fast_path(mut self, index: KeyIndex, writer: HitWriter) -> Self {
+        self.late = index.late_events();
         self.index = Some(index);
         self.writer = Some(writer);
         self
@@ -204,6 +214,7 @@ impl IngestService {
         report.unknown_keys = outcome.unknown_keys;
         report.new_hits = outcome.new_hits;
         report.duplicates = outcome.duplicates;
+        report.retired = outcome.retired;
         Ok(report)
     }
 
@@ -227,13 +238,20 @@ impl IngestService {
         };
         for record in records {
             match self.match_record(record, &mut misses).await? {
-                Some(token) => hits.push(hit_from(record, token, path, note, received_at)),
+                Some(m) => {
+                    if m.died_at
+                        .is_some_and(|d| self.late.is_retired(d, record.event_time))
+                    {
+                        report.retired += 1;
+                    }
+                    hits.push(hit_from(record, m.token, path, note, received_at))
+                }
                 None => report.unknown_keys += 1,
             }
         }
         report.matched = hits.len();
         if !dry_run && !hits.is_empty() {
-            let (new, hits) = match &self.writer {
+            let (Stored { new, gone }, hits) = match &self.writer {
                 Some(writer) => {
                     // The writer takes the hits; keep what the log line needs.
                     let names: Vec<(TokenId, String)> = hits
@@ -243,13 +261,22 @@ impl IngestService {
                     (writer.record(hits).await?, names)
                 }
                 None => {
-                    let new = self.store.record_hits(&hits).await?;
+                    let group = self.store.record_group(&hits).await?;
                     let names = hits.into_iter().map(|h| (h.token_id, h.event_name));
-                    (new, names.collect())
+                    let stored = Stored {
+                        new: group.new,
+                        gone: group.gone,
+                    };
+                    (stored, names.collect())
                 }
             };
+            // A token gone altogether (its tombstone pruned since the match) makes the record
+            // one of an unknown key: never a duplicate.
+            let gone = gone.iter().filter(|g| **g).count();
+            report.matched -= gone;
+            report.unknown_keys += gone;
             report.new_hits = new.iter().filter(|n| **n).count();
-            report.duplicates = hits.len() - report.new_hits;
+            report.duplicates = hits.len() - gone - report.new_hits;
             for ((token_id, event_name), is_new) in hits.iter().zip(&new) {
                 if *is_new {
                     tracing::warn!(token = %token_id, event = ?event_name, path = path.as_str(), "decoy key used");
@@ -285,7 +312,7 @@ impl IngestService {
         &self,
         r: &Record,
         misses: &mut HashSet<String>,
-    ) -> Result<Option<TokenId>, StoreError> {
+    ) -> Result<Option<Match>, StoreError> {
         if let Some(key) = r
             .identity
             .access_key_id
@@ -313,11 +340,10 @@ impl IngestService {
         }
         let found = match &self.index {
             Some(index) => index.by_user(&*self.store, account, &user).await?,
-            None => self
-                .store
-                .find_token_by_user(&account, &user)
-                .await?
-                .map(|t| t.id),
+            None => {
+                self.lookup(canarykeys_store::KeyLookup::User(&account, &user))
+                    .await?
+            }
         };
         if found.is_none() {
             misses.insert(miss);
@@ -325,18 +351,30 @@ impl IngestService {
         Ok(found)
     }
 
+    /// Without an index: live tokens and tombstones inside the window, from the database.
+    async fn lookup(
+        &self,
+        by: canarykeys_store::KeyLookup<'_>,
+    ) -> Result<Option<Match>, StoreError> {
+        let since = self.clock.now_millis().saturating_sub(self.late.window_ms);
+        Ok(self.store.find_key_entry(by, since).await?.map(|e| Match {
+            token: e.token_id,
+            died_at: e.died_at,
+        }))
+    }
+
     async fn by_key(
         &self,
         key: &AccessKeyId,
         misses: &mut HashSet<String>,
-    ) -> Result<Option<TokenId>, StoreError> {
+    ) -> Result<Option<Match>, StoreError> {
         let miss = format!("k:{key}");
         if misses.contains(&miss) {
             return Ok(None);
         }
         let found = match &self.index {
             Some(index) => index.by_key(&*self.store, key).await?,
-            None => self.store.find_token_by_key(key).await?.map(|t| t.id),
+            None => self.lookup(canarykeys_store::KeyLookup::Key(key)).await?,
         };
         if found.is_none() {
             misses.insert(miss);

@@ -1,58 +1,181 @@
-//! The live tokens' key ids and (account, user) pairs, in memory: matching a record costs a hash
-//! lookup, and a key of someone else's account costs no database query at all.
+//! The key ids and (account, user) pairs of live tokens and of recent tombstones, in memory:
+//! matching a record costs a hash lookup, and a key of someone else's account costs no database
+//! query at all.
 //!
-//! It is loaded at start and kept exact by the token service on create, delete and expiry. Other
-//! processes (a replica, the CLI) can create tokens too, so a miss for a key or user in one of
-//! OUR decoy accounts is checked in the database, and a token found there joins the index: a
-//! token made elsewhere matches at once, and there is no negative cache to go stale. A token
-//! deleted elsewhere may linger here, but the hit insert keeps only hits of existing tokens.
+//! What it holds, and no more: every live token, and every tombstone that died within
+//! `[detection] late_event_window` (a record that arrives after its token ended is still
+//! matched, and says whether it was made before the end). So its size follows the live tokens
+//! plus a week of churn, not everything ever made (BENCHMARKS.md has the bytes per token).
+//!
+//! How it stays exact on every process: this process's creates and deletes update it at once
+//! (the token service); other processes' changes arrive through `jobs::index_sync` (PostgreSQL
+//! NOTIFY on `canarykeys_tokens`, with a whole re-read whenever the listener reconnects, since
+//! notifications sent meanwhile are lost; on SQLite, a version number polled from the settings
+//! table, which the CLI's changes move). Until a change arrives, a miss for a key or user in one
+//! of OUR decoy accounts is still looked up in the database, and found entries join the index;
+//! the decoy accounts are those configured plus those of every token in the database, so a
+//! replica whose config lacks an account still matches that account's tokens.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
-use canarykeys_store::{Store, StoreError, TokenRecord};
+use canarykeys_store::{KeyEntry, KeyLookup, Store, StoreError, TokenChange, TokenRecord};
+
+use crate::clock::SharedClock;
+
+/// How late records are judged: `[detection] late_event_window` and `clock_skew`, in ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LateEvents {
+    /// How long a tombstone is kept and matched.
+    pub window_ms: i64,
+    /// How far past a token's end a record's time may be and still count as before it.
+    pub skew_ms: i64,
+}
+
+impl Default for LateEvents {
+    fn default() -> Self {
+        Self {
+            window_ms: 7 * 24 * 3600 * 1000,
+            skew_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+impl LateEvents {
+    /// Whether a use at `event_time` of a token that ended at `died_at` is a use of a retired
+    /// key: someone still holds it. A record with no usable time cannot be placed before the
+    /// end, so it counts as retired (alerted as such, never dropped).
+    pub fn is_retired(&self, died_at: i64, event_time: Option<i64>) -> bool {
+        event_time.is_none_or(|t| t >= died_at.saturating_add(self.skew_ms))
+    }
+}
+
+/// The token a record matched, and when it ended if it is a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub token: TokenId,
+    pub died_at: Option<i64>,
+}
 
 #[derive(Default)]
 struct Maps {
-    by_key: HashMap<AccessKeyId, TokenId>,
-    by_user: HashMap<(AccountId, IamUserName), TokenId>,
-    /// The decoy accounts: those of the configured minter and of every token seen.
+    by_key: HashMap<AccessKeyId, Match>,
+    by_user: HashMap<(AccountId, IamUserName), Match>,
+    /// The decoy accounts: the configured ones and those of every token seen.
     accounts: HashSet<AccountId>,
 }
 
 impl Maps {
-    fn add(&mut self, t: &TokenRecord) {
-        self.by_key.insert(t.access_key_id.clone(), t.id.clone());
-        self.by_user
-            .insert((t.account_id, t.username.clone()), t.id.clone());
-        self.accounts.insert(t.account_id);
+    fn add(&mut self, e: &KeyEntry) {
+        let m = Match {
+            token: e.token_id.clone(),
+            died_at: e.died_at,
+        };
+        self.by_key.insert(e.access_key_id.clone(), m.clone());
+        // One user name, two tokens (a name reused after a delete): the live one matches, and
+        // among equals the first one in keeps it.
+        let user = (e.account_id, e.username.clone());
+        match self.by_user.get(&user) {
+            Some(old)
+                if old.token != m.token && !(old.died_at.is_some() && m.died_at.is_none()) => {}
+            _ => {
+                self.by_user.insert(user, m);
+            }
+        }
+        self.accounts.insert(e.account_id);
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct KeyIndex {
     maps: Arc<RwLock<Maps>>,
+    /// The configured decoy accounts, kept across re-reads.
+    configured: Arc<[AccountId]>,
+    late: LateEvents,
+    clock: SharedClock,
 }
 
 impl KeyIndex {
-    /// Loads every stored token. `accounts` are the configured decoy accounts, so a token made
-    /// by another process in one of them is found even before this one has seen any.
-    pub async fn load(store: &dyn Store, accounts: &[AccountId]) -> Result<Self, StoreError> {
-        let index = Self::default();
-        {
-            let mut maps = index.write();
-            maps.accounts.extend(accounts.iter().copied());
-        }
-        for t in store.list_tokens().await? {
-            index.insert(&t);
-        }
+    /// Loads live tokens and recent tombstones. `accounts` are the configured decoy accounts, so
+    /// a token made by another process in one of them is found even before this one has seen any.
+    pub async fn load(
+        store: &dyn Store,
+        accounts: &[AccountId],
+        late: LateEvents,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
+        let index = Self::from_entries(&[], accounts, late, clock);
+        index.resync(store).await?;
         Ok(index)
+    }
+
+    /// An index of `entries` (a re-read, a measurement).
+    pub fn from_entries(
+        entries: &[KeyEntry],
+        accounts: &[AccountId],
+        late: LateEvents,
+        clock: SharedClock,
+    ) -> Self {
+        let index = Self {
+            maps: Arc::default(),
+            configured: accounts.into(),
+            late,
+            clock,
+        };
+        *index.write() = index.build(entries);
+        index
+    }
+
+    fn build(&self, entries: &[KeyEntry]) -> Maps {
+        let mut maps = Maps::default();
+        maps.accounts.extend(self.configured.iter().copied());
+        for e in entries {
+            maps.add(e);
+        }
+        maps
+    }
+
+    pub fn late_events(&self) -> LateEvents {
+        self.late
+    }
+
+    /// Tombstones that died before this are neither kept nor matched.
+    fn since(&self) -> i64 {
+        self.clock.now_millis().saturating_sub(self.late.window_ms)
+    }
+
+    /// Re-reads everything: after a missed notification, a prune, or as the window moves.
+    pub async fn resync(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let entries = store.key_entries(self.since()).await?;
+        let maps = self.build(&entries);
+        *self.write() = maps;
+        Ok(())
+    }
+
+    /// Applies a change announced by any process.
+    pub async fn apply(&self, store: &dyn Store, change: &TokenChange) -> Result<(), StoreError> {
+        let id = match change {
+            TokenChange::Created(id) | TokenChange::Ended(id) => id,
+            TokenChange::Pruned => return self.resync(store).await,
+        };
+        match store
+            .find_key_entry(KeyLookup::Id(id), self.since())
+            .await?
+        {
+            Some(entry) => {
+                self.write().add(&entry);
+                Ok(())
+            }
+            // Gone already (pruned, or outside the window): nothing names its key here, so
+            // re-read everything rather than keep a stale entry.
+            None => self.resync(store).await,
+        }
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
         // A panic while holding the lock cannot leave the maps half-updated (each write is one
-        // insert or remove), so a poisoned lock is still good to use.
+        // insert or a swap), so a poisoned lock is still good to use.
         self.maps.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -60,14 +183,21 @@ impl KeyIndex {
         self.maps.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A token this process created.
     pub fn insert(&self, t: &TokenRecord) {
-        self.write().add(t);
+        self.write().add(&entry_of(t, None));
     }
 
-    pub fn remove(&self, t: &TokenRecord) {
-        let mut maps = self.write();
-        maps.by_key.remove(&t.access_key_id);
-        maps.by_user.remove(&(t.account_id, t.username.clone()));
+    /// A token this process deleted (or expired) at `died_at`: it becomes a tombstone.
+    pub fn retire(&self, t: &TokenRecord, died_at: i64) {
+        self.write().add(&entry_of(t, Some(died_at)));
+    }
+
+    /// Entries held: (live tokens, tombstones).
+    pub fn counts(&self) -> (usize, usize) {
+        let maps = self.read();
+        let dead = maps.by_key.values().filter(|m| m.died_at.is_some()).count();
+        (maps.by_key.len() - dead, dead)
     }
 
     pub fn len(&self) -> usize {
@@ -83,18 +213,21 @@ impl KeyIndex {
         &self,
         store: &dyn Store,
         key: &AccessKeyId,
-    ) -> Result<Option<TokenId>, StoreError> {
+    ) -> Result<Option<Match>, StoreError> {
         let ours = {
             let maps = self.read();
-            if let Some(id) = maps.by_key.get(key) {
-                return Ok(Some(id.clone()));
+            if let Some(m) = maps.by_key.get(key) {
+                return Ok(Some(m.clone()));
             }
             maps.accounts.contains(&key.account_id())
         };
         if !ours {
             return Ok(None);
         }
-        Ok(self.learn(store.find_token_by_key(key).await?))
+        let found = store
+            .find_key_entry(KeyLookup::Key(key), self.since())
+            .await?;
+        Ok(self.learn(found))
     }
 
     /// The token of an IAM user in an account; as `by_key`.
@@ -103,23 +236,42 @@ impl KeyIndex {
         store: &dyn Store,
         account: AccountId,
         user: &IamUserName,
-    ) -> Result<Option<TokenId>, StoreError> {
+    ) -> Result<Option<Match>, StoreError> {
         let ours = {
             let maps = self.read();
-            if let Some(id) = maps.by_user.get(&(account, user.clone())) {
-                return Ok(Some(id.clone()));
+            if let Some(m) = maps.by_user.get(&(account, user.clone())) {
+                return Ok(Some(m.clone()));
             }
             maps.accounts.contains(&account)
         };
         if !ours {
             return Ok(None);
         }
-        Ok(self.learn(store.find_token_by_user(&account, user).await?))
+        let found = store
+            .find_key_entry(KeyLookup::User(&account, user), self.since())
+            .await?;
+        Ok(self.learn(found))
     }
 
-    fn learn(&self, found: Option<TokenRecord>) -> Option<TokenId> {
-        let t = found?;
-        self.insert(&t);
-        Some(t.id)
+    fn learn(&self, found: Option<KeyEntry>) -> Option<Match> {
+        let e = found?;
+        self.write().add(&e);
+        Some(Match {
+            token: e.token_id,
+            died_at: e.died_at,
+        })
     }
 }
+
+fn entry_of(t: &TokenRecord, died_at: Option<i64>) -> KeyEntry {
+    KeyEntry {
+        token_id: t.id.clone(),
+        access_key_id: t.access_key_id.clone(),
+        account_id: t.account_id,
+        username: t.username.clone(),
+        died_at,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -19,4 +19,5 @@ pub use console::ConsoleService;
 pub use error::ServiceError;
 pub use exposures::{ExposureItem, ExposureService, HealthReport};
 pub use ingest::{DeliveryPath, IngestError, IngestReport, IngestService};
+pub use key_index::LateEvents;
 pub use tokens::{CreatedToken, TokenService};

@@ -359,8 +359,10 @@ impl TokenService {
         self.store
             .write_audited(AuditedWrite::DeleteToken(&token.id), &audit)
             .await?;
+        // The entry's time is the tombstone's time of death; the key stays matched, as a
+        // tombstone's, for records that arrive late.
         if let Some(index) = &self.index {
-            index.remove(token);
+            index.retire(token, audit.at);
         }
         tracing::info!(token = %token.id, "token deleted");
         Ok(())
@@ -429,6 +431,18 @@ impl TokenService {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes tombstones whose late-event window has passed and that nothing refers to any
+    /// more, then re-reads the key index (its tombstones age out with the window). Returns how
+    /// many went.
+    #[tracing::instrument(skip_all, fields(died_before))]
+    pub async fn prune_tombstones(&self, died_before: i64) -> Result<u64, ServiceError> {
+        let pruned = self.store.prune_tombstones(died_before).await?;
+        if let Some(index) = &self.index {
+            index.resync(self.store.as_ref()).await?;
+        }
+        Ok(pruned)
     }
 
     /// Deletes hits received before `before` (history retention). Returns how many.

@@ -12,10 +12,13 @@ impl AuditedStore for SqlStore {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let applied = match write {
-            AuditedWrite::InsertToken(t) => {
-                tokens::insert_token(&mut *tx, t).await.map(|()| true)?
+            AuditedWrite::InsertToken(t) => tokens::insert_token(&mut tx, self.backend(), t)
+                .await
+                .map(|()| true)?,
+            // The entry's time is the time of death.
+            AuditedWrite::DeleteToken(id) => {
+                tokens::delete_token(&mut tx, self.backend(), id, audit.at).await?
             }
-            AuditedWrite::DeleteToken(id) => tokens::delete_token(&mut tx, id).await?,
             AuditedWrite::SetChannels(id, s) => tokens::set_channels(&mut *tx, id, s).await?,
             AuditedWrite::SetIgnoreSources(id, sources) => {
                 outbox::set_ignore_sources(&mut *tx, id, sources).await?

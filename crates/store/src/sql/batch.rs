@@ -11,7 +11,7 @@ use sqlx::{Any, Transaction};
 use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{windows, Backend, SqlStore, HIT_COLUMNS};
+use super::{tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
 use crate::{AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
 /// The largest chunk: 64 rows (1,344 parameters), so a group of 1,000 hits takes 16 statements
@@ -65,7 +65,7 @@ fn param(backend: Backend, n: usize) -> String {
 
 /// `rows` tuples of `per_row` parameters each, numbered from 1 in order (one tuple of n is also
 /// the list for `IN`).
-fn values(rows: usize, per_row: usize, backend: Backend) -> String {
+pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {
     (0..rows)
         .map(|r| {
             let cols: Vec<String> = (1..=per_row)
@@ -77,8 +77,10 @@ fn values(rows: usize, per_row: usize, backend: Backend) -> String {
         .join(", ")
 }
 
-/// Inserts hits whose token still exists (a token deleted on another replica or by the CLI
-/// leaves no orphan, and fails no group), skipping event ids already stored. `VALUES` columns
+/// Inserts hits whose token exists, live or as a tombstone (a record that arrives after its
+/// token ended is still a hit; one whose tombstone was pruned meanwhile leaves no orphan and
+/// fails no group), skipping event ids already stored. Two primary-key probes, no union: the
+/// statement's cost per row is what it was with live tokens alone. `VALUES` columns
 /// are `column1…` in both databases. No `RETURNING`: sqlx's SQLite thread hands each returned
 /// row to the async side on its own (a thread wake each), so the row count says instead whether
 /// every row went in, which is the usual case.
@@ -86,7 +88,7 @@ fn hits_sql(rows: usize, backend: Backend) -> String {
     let rows = values(rows, HIT_PARAMS, backend);
     format!(
         "INSERT INTO hits ({HIT_COLUMNS}) SELECT * FROM (VALUES {rows}) AS v \
-         WHERE v.column2 IN (SELECT id FROM tokens) \
+         WHERE (v.column2 IN (SELECT id FROM tokens) OR v.column2 IN (SELECT id FROM deleted_tokens)) \
          ON CONFLICT (event_id) DO NOTHING"
     )
 }
@@ -146,7 +148,7 @@ impl SqlStore {
         let backend = self.backend();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let new = insert_hits(&mut tx, backend, hits).await?;
+        let (new, gone) = insert_hits(&mut tx, backend, hits).await?;
         let fresh: Vec<&HitRecord> = hits
             .iter()
             .zip(&new)
@@ -183,7 +185,7 @@ impl SqlStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(RecordedGroup { new, to_plan })
+        Ok(RecordedGroup { new, gone, to_plan })
     }
 }
 
@@ -291,18 +293,23 @@ async fn apply_plan(
     Ok(true)
 }
 
-/// Inserts the hits; returns, per hit, whether it was new.
+/// Inserts the hits; returns, per hit, whether it was new and whether it was left out because
+/// its token is gone altogether (neither new nor a repeat).
 async fn insert_hits(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     hits: &[HitRecord],
-) -> Result<Vec<bool>> {
+) -> Result<(Vec<bool>, Vec<bool>)> {
     let sqls = HITS_SQL.get(backend, hits_sql);
     let mut new = Vec::with_capacity(hits.len());
+    let mut gone = vec![false; hits.len()];
+    let mut start = 0;
     let mut rest = hits;
     for p in chunks(hits.len()) {
         let (chunk, tail) = rest.split_at(1 << p);
         rest = tail;
+        let offset = start;
+        start += chunk.len();
         let mut q = sqlx::query(&sqls[p]);
         for h in chunk {
             q = q
@@ -345,9 +352,22 @@ async fn insert_hits(
             q = q.bind(&h.id);
         }
         let mut stored: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
-        new.extend(chunk.iter().map(|h| stored.remove(&h.id)));
+        let chunk_new: Vec<bool> = chunk.iter().map(|h| stored.remove(&h.id)).collect();
+        // Of the rest, a repeat has a token; a hit without one was filtered, and must not be
+        // reported as a duplicate.
+        let missing: Vec<&HitRecord> = chunk
+            .iter()
+            .zip(&chunk_new)
+            .filter(|(_, n)| !**n)
+            .map(|(h, _)| h)
+            .collect();
+        let known = tombstones::existing_tokens(tx, backend, &missing).await?;
+        for (i, (h, n)) in chunk.iter().zip(&chunk_new).enumerate() {
+            gone[offset + i] = !*n && !known.contains(h.token_id.as_str());
+        }
+        new.extend(chunk_new);
     }
-    Ok(new)
+    Ok((new, gone))
 }
 
 /// The open cooldown windows of the tokens of `fresh`: token id → `cooldown_until`, for tokens

@@ -62,21 +62,12 @@ impl HitStore for SqlStore {
 
     async fn delete_hits_before(&self, before: i64) -> Result<u64> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        // Tombstones are pruned on their own clock (`prune_tombstones`): one must outlive its
+        // hits for the late-event window.
         let res = sqlx::query("DELETE FROM hits WHERE event_time < $1")
             .bind(before)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        // A deleted token's copy goes once nothing of it is left to show or send (a window
-        // still to summarize needs it).
-        sqlx::query(
-            "DELETE FROM deleted_tokens WHERE NOT EXISTS (SELECT 1 FROM hits h WHERE h.token_id = deleted_tokens.id) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.token_id = deleted_tokens.id AND d.state = 'pending') \
-             AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = deleted_tokens.id)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok(res.rows_affected())
     }
 

@@ -12,6 +12,7 @@ mod lanes;
 mod outbox;
 mod settings;
 mod tokens;
+mod tombstones;
 mod windows;
 
 use std::str::FromStr;
@@ -22,6 +23,8 @@ use canarykeys_core::{
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+
+pub use tombstones::{TokenChange, TOKENS_CHANNEL};
 
 use crate::{HitRecord, Result, StoreError, TokenRecord};
 

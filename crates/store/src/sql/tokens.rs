@@ -4,8 +4,14 @@ use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, TokenId};
 use sqlx::{Any, Executor};
 
-use super::{is_unique_violation, token_from_row, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS};
-use crate::{ChannelSwitches, MintIntent, MintedRef, Result, StoreError, TokenRecord, TokenStore};
+use super::tombstones::{announce, TokenChange};
+use super::{
+    is_unique_violation, token_from_row, Backend, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS,
+};
+use crate::{
+    ChannelSwitches, KeyEntry, KeyLookup, MintIntent, MintedRef, Result, StoreError, TokenRecord,
+    TokenStore, Tombstone,
+};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -47,7 +53,11 @@ fn intent_from_row(row: &AnyRow) -> Result<MintIntent> {
 #[async_trait]
 impl TokenStore for SqlStore {
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        insert_token(&self.pool, t).await
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        insert_token(&mut tx, self.backend(), t).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn get_token(&self, id: &TokenId) -> Result<Option<TokenRecord>> {
@@ -85,10 +95,10 @@ impl TokenStore for SqlStore {
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn delete_token(&self, id: &TokenId) -> Result<bool> {
+    async fn delete_token(&self, id: &TokenId, now: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let deleted = delete_token(&mut tx, id).await?;
+        let deleted = delete_token(&mut tx, self.backend(), id, now).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -100,6 +110,30 @@ impl TokenStore for SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn get_tombstone(&self, id: &TokenId) -> Result<Option<Tombstone>> {
+        self.tombstone(id).await
+    }
+
+    async fn key_entries(&self, tombstones_since: i64) -> Result<Vec<KeyEntry>> {
+        self.entries(tombstones_since).await
+    }
+
+    async fn find_key_entry(
+        &self,
+        by: KeyLookup<'_>,
+        tombstones_since: i64,
+    ) -> Result<Option<KeyEntry>> {
+        self.entry(by, tombstones_since).await
+    }
+
+    async fn prune_tombstones(&self, died_before: i64) -> Result<u64> {
+        self.prune(died_before).await
+    }
+
+    async fn tokens_version(&self) -> Result<i64> {
+        self.version().await
     }
 
     async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()> {
@@ -149,8 +183,10 @@ impl TokenStore for SqlStore {
     }
 }
 
-pub(crate) async fn insert_token<'c>(
-    db: impl Executor<'c, Database = Any>,
+/// Inserts a token and announces it (see `tombstones`), in the caller's transaction.
+pub(crate) async fn insert_token(
+    db: &mut sqlx::AnyConnection,
+    backend: Backend,
     t: &TokenRecord,
 ) -> Result<()> {
     let sql = format!(
@@ -175,31 +211,45 @@ pub(crate) async fn insert_token<'c>(
         .bind(t.output.as_str())
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(db)
+        .execute(&mut *db)
         .await;
     match res {
-        Ok(_) => Ok(()),
+        Ok(_) => announce(db, backend, &TokenChange::Created(t.id.clone())).await,
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
         Err(e) => Err(e.into()),
     }
 }
 
-pub(crate) async fn delete_token(db: &mut sqlx::AnyConnection, id: &TokenId) -> Result<bool> {
+/// Deletes a token at `now`, leaving its tombstone, and announces it, in the caller's
+/// transaction.
+pub(crate) async fn delete_token(
+    db: &mut sqlx::AnyConnection,
+    backend: Backend,
+    id: &TokenId,
+    now: i64,
+) -> Result<bool> {
     // Hits, alerts and deliveries stay: an alert still queued must be sent. What its message
-    // needs is copied in the caller's transaction; the sealed secret is not.
+    // needs is copied in the caller's transaction; the sealed secret is not. A token whose
+    // expiry had come is `expired`, whoever deleted it.
     let copy = TOKEN_READ_COLUMNS.replace("secret_sealed", "'' AS secret_sealed");
     sqlx::query(&format!(
-        "INSERT INTO deleted_tokens ({TOKEN_READ_COLUMNS}) SELECT {copy} FROM tokens \
-         WHERE id = $1 ON CONFLICT (id) DO NOTHING"
+        "INSERT INTO deleted_tokens ({TOKEN_READ_COLUMNS}, died_at, ended) SELECT {copy}, $2, \
+         CASE WHEN expires_at IS NOT NULL AND expires_at <= $2 THEN 'expired' ELSE 'deleted' END \
+         FROM tokens WHERE id = $1 ON CONFLICT (id) DO NOTHING"
     ))
     .bind(id.as_str())
+    .bind(now)
     .execute(&mut *db)
     .await?;
     let res = sqlx::query("DELETE FROM tokens WHERE id = $1")
         .bind(id.as_str())
         .execute(&mut *db)
         .await?;
-    Ok(res.rows_affected() > 0)
+    let deleted = res.rows_affected() > 0;
+    if deleted {
+        announce(db, backend, &TokenChange::Ended(id.clone())).await?;
+    }
+    Ok(deleted)
 }
 
 pub(crate) async fn set_manage_hash<'c>(

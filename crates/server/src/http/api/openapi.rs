@@ -164,7 +164,8 @@ fn ingest_path(operation_id: &str) -> PathItem {
                         "matched": {"type": "integer", "minimum": 0},
                         "unknown_keys": {"type": "integer", "minimum": 0},
                         "new_hits": {"type": "integer", "minimum": 0},
-                        "duplicates": {"type": "integer", "minimum": 0}
+                        "duplicates": {"type": "integer", "minimum": 0},
+                        "retired": {"type": "integer", "minimum": 0, "description": "matched records of retired keys: used after their token was deleted or expired"}
                     }
                 }}}},
                 "400": error, "401": error, "408": error, "411": error, "413": error,

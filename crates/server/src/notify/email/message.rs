@@ -114,6 +114,7 @@ pub fn render(alert: &AlertView) -> Result<RenderedEmail, minijinja::Error> {
 /// most [`SUBJECT_MAX_CHARS`] characters.
 pub fn subject(alert: &AlertView) -> String {
     let what = match &alert.kind {
+        AlertKind::Hit if alert.retired => "Retired decoy key used".to_owned(),
         AlertKind::Hit => "Decoy key used".to_owned(),
         AlertKind::Summary { count: 1, .. } => "1 more use".to_owned(),
         AlertKind::Summary { count, .. } => format!("{count} more uses"),
@@ -234,6 +235,7 @@ mod tests {
             asn: None,
             manage_url: "https://x.example/manage/t1".into(),
             history_url: "https://x.example/manage/t1#history".into(),
+            retired: false,
         }
     }
 

@@ -12,6 +12,8 @@
 //!   "type":     "hit" | "summary" | "test" | "exposure",
 //!   "alert_id": string,                          stable per alert; equal on every retry
 //!   "headline": string,                          one sentence, for people
+//!   "retired":  boolean,                         a use of a retired key (after its token
+//!                                                was deleted or expired): someone still holds it
 //!   "token":   { "id", "memo", "manage_url", "history_url" }         all strings
 //!   "event":   { "event_name", "event_source", "region", "source_ip", "user_agent",
 //!                "event_time", "received_at", "path"                   strings
@@ -96,6 +98,7 @@ pub fn payload(alert: &AlertView) -> Value {
         "type": kind,
         "alert_id": alert.alert_id,
         "headline": alert.headline,
+        "retired": alert.retired,
         "token": {
             "id": alert.token_id,
             "memo": alert.memo,
@@ -164,12 +167,33 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_key_is_flagged_in_every_channel() {
+        let mut alert = hostile_alert();
+        assert_eq!(payload(&alert)["retired"], false);
+        alert.retired = true;
+        assert_eq!(payload(&alert)["retired"], true);
+        assert!(crate::notify::webhook::title(&alert).starts_with("Retired decoy AWS key used"));
+        assert!(crate::notify::email::subject(&alert).contains("Retired decoy key used"));
+        let mail = crate::notify::email::render(&alert).unwrap();
+        assert!(
+            mail.text.contains("A RETIRED decoy AWS key was used"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html.contains("A retired decoy AWS key was used."),
+            "{}",
+            mail.html
+        );
+    }
+
+    #[test]
     fn every_key_is_present() {
         let v = payload(&hostile_alert());
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         for key in [
-            "schema", "type", "alert_id", "headline", "token", "event", "summary", "exposure",
-            "source",
+            "schema", "type", "alert_id", "headline", "retired", "token", "event", "summary",
+            "exposure", "source",
         ] {
             assert!(keys.contains(&key), "{key}");
         }

@@ -47,6 +47,9 @@ const SHORT_TEXT: usize = 200;
 /// The message's title. A test says so in the title, where nobody can miss it.
 fn title(alert: &AlertView) -> String {
     match &alert.kind {
+        AlertKind::Hit if alert.retired => {
+            "Retired decoy AWS key used: someone still holds it".into()
+        }
         AlertKind::Hit => "Decoy AWS key used".into(),
         AlertKind::Summary { count, .. } => {
             format!("Decoy AWS key used: {count} more calls")
@@ -199,5 +202,6 @@ fn hostile_alert() -> AlertView {
         asn: None,
         manage_url: "https://canary.example.com/manage/tok_0001".into(),
         history_url: "https://canary.example.com/manage/tok_0001#alerts".into(),
+        retired: false,
     }
 }

@@ -89,6 +89,7 @@ impl IngestReport {
         self.unknown_keys += part.unknown_keys;
         self.new_hits += part.new_hits;
         self.duplicates += part.duplicates;
+        self.retired += part.retired;
     }
 
     /// Counts skips, keeping the first few reasons.

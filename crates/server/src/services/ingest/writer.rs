@@ -19,7 +19,17 @@ struct Job {
     hits: Vec<HitRecord>,
     /// How many of the group's results are this job's (its hits move into the group).
     len: usize,
-    reply: oneshot::Sender<Result<Vec<bool>, StoreError>>,
+    reply: oneshot::Sender<Result<Stored, StoreError>>,
+}
+
+/// What became of one request's hits, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Whether each hit was new (not a repeat of a stored event id).
+    pub new: Vec<bool>,
+    /// Whether each was left out because its token is gone altogether (neither new nor a
+    /// repeat).
+    pub gone: Vec<bool>,
 }
 
 /// The handle requests submit through. Cloning shares the one writer task.
@@ -38,8 +48,9 @@ impl HitWriter {
         Self { jobs }
     }
 
-    /// Stores `hits` in the next group; returns per hit whether it was new.
-    pub async fn record(&self, hits: Vec<HitRecord>) -> Result<Vec<bool>, StoreError> {
+    /// Stores `hits` in the next group; returns per hit whether it was new, and whether its
+    /// token was gone.
+    pub async fn record(&self, hits: Vec<HitRecord>) -> Result<Stored, StoreError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Closed;
         let len = hits.len();
@@ -87,8 +98,12 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
                 committed.notify_one();
             }
             let mut new = recorded.new.into_iter();
+            let mut gone = recorded.gone.into_iter();
             for job in jobs {
-                let mine: Vec<bool> = new.by_ref().take(job.len).collect();
+                let mine = Stored {
+                    new: new.by_ref().take(job.len).collect(),
+                    gone: gone.by_ref().take(job.len).collect(),
+                };
                 // A request that gave up (client gone) does not stop the others.
                 let _ = job.reply.send(Ok(mine));
             }

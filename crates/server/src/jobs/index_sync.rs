@@ -1,0 +1,89 @@
+//! Keeps the key index exact whoever changes the tokens: another replica, or the CLI.
+//!
+//! PostgreSQL: every create, delete, expiry and prune is announced with NOTIFY on
+//! `canarykeys_tokens` in its own transaction (`canarykeys_store`), and applied here. sqlx's
+//! `PgListener` reconnects on its own and drops what was sent meanwhile without an error, so
+//! this uses `try_recv`, which does say when the connection was lost, and then listens anew and
+//! re-reads the whole index: nothing missed stays missed.
+//!
+//! SQLite: one server, plus the CLI in other processes, and no notifications. Every change moves
+//! a version number in the settings table; it is read every second (one indexed row) and a new
+//! value re-reads the index.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use canarykeys_store::{SqlStore, Store, TokenChange, TokenStore};
+
+use crate::services::key_index::KeyIndex;
+
+/// How often SQLite's version is read, and how long to wait before listening again after a
+/// failure.
+const PACE: Duration = Duration::from_secs(1);
+
+/// Follows token changes until the task is aborted.
+pub async fn follow_tokens(store: Arc<SqlStore>, index: KeyIndex) {
+    loop {
+        let mut listener = match store.listen_tokens().await {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return poll_version(store, index).await,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot listen for token changes; retrying"
+                );
+                tokio::time::sleep(PACE).await;
+                continue;
+            }
+        };
+        // Listening now: whatever changed before is in this read, whatever changes after is
+        // announced.
+        if let Err(e) = index.resync(store.as_ref()).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot re-read the key index; retrying"
+            );
+            tokio::time::sleep(PACE).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    let Some(change) = TokenChange::parse(n.payload()) else {
+                        continue;
+                    };
+                    if let Err(e) = index.apply(store.as_ref() as &dyn Store, &change).await {
+                        // A change not applied is a change missed: listen anew and re-read.
+                        tracing::warn!(error = format!("{e:#}"), "cannot apply a token change");
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("token listener lost its connection; listening anew");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "token listener failed; listening anew");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SQLite: re-reads the index whenever the version moves.
+async fn poll_version(store: Arc<SqlStore>, index: KeyIndex) {
+    let mut seen = None;
+    loop {
+        match store.tokens_version().await {
+            Ok(v) if seen != Some(v) => match index.resync(store.as_ref()).await {
+                Ok(()) => seen = Some(v),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot re-read the key index"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read the tokens' version"),
+        }
+        tokio::time::sleep(PACE).await;
+    }
+}

@@ -1,0 +1,73 @@
+use canarykeys_core::names::ordinary_user_name;
+
+use super::*;
+use crate::clock::ManualClock;
+
+fn entry(account: AccountId, died_at: Option<i64>) -> KeyEntry {
+    KeyEntry {
+        token_id: TokenId::generate(),
+        access_key_id: AccessKeyId::generate_for(account),
+        account_id: account,
+        username: ordinary_user_name(),
+        died_at,
+    }
+}
+
+#[test]
+fn a_use_after_the_end_plus_skew_is_retired() {
+    let late = LateEvents {
+        window_ms: 1_000_000,
+        skew_ms: 300,
+    };
+    assert!(!late.is_retired(1_000, Some(999)));
+    assert!(!late.is_retired(1_000, Some(1_299)), "inside the skew");
+    assert!(late.is_retired(1_000, Some(1_300)));
+    assert!(late.is_retired(1_000, None), "no usable time");
+}
+
+#[test]
+fn a_live_token_keeps_a_user_name_over_a_tombstone() {
+    let account = AccountId::parse("123456789012").unwrap();
+    let dead = entry(account, Some(5));
+    let mut live = entry(account, None);
+    live.username = dead.username.clone();
+    let clock = ManualClock::starting_now().shared();
+    for order in [[&dead, &live], [&live, &dead]] {
+        let entries: Vec<KeyEntry> = order.into_iter().cloned().collect();
+        let index = KeyIndex::from_entries(&entries, &[], LateEvents::default(), clock.clone());
+        let maps = index.read();
+        let m = &maps.by_user[&(account, live.username.clone())];
+        assert_eq!(m.token, live.token_id);
+        assert_eq!(index_counts(&maps), (1, 1));
+    }
+}
+
+fn index_counts(maps: &Maps) -> (usize, usize) {
+    let dead = maps.by_key.values().filter(|m| m.died_at.is_some()).count();
+    (maps.by_key.len() - dead, dead)
+}
+
+#[test]
+fn retiring_a_token_keeps_it_matched_as_a_tombstone() {
+    let account = AccountId::parse("123456789012").unwrap();
+    let e = entry(account, None);
+    let index = KeyIndex::from_entries(
+        std::slice::from_ref(&e),
+        &[],
+        LateEvents::default(),
+        ManualClock::starting_now().shared(),
+    );
+    assert_eq!(index.counts(), (1, 0));
+    index.write().add(&KeyEntry {
+        died_at: Some(42),
+        ..e.clone()
+    });
+    assert_eq!(index.counts(), (0, 1));
+    let maps = index.read();
+    assert_eq!(maps.by_key[&e.access_key_id].died_at, Some(42));
+    assert_eq!(
+        maps.by_user[&(account, e.username.clone())].died_at,
+        Some(42)
+    );
+    assert!(maps.accounts.contains(&account), "learned from the token");
+}
