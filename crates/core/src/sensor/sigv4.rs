@@ -82,14 +82,28 @@ pub fn claim(parts: &Parts) -> Option<Claim> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    if param("X-Amz-Algorithm").is_none() && param("Signature").is_some() {
-        return v2_claim(&param("AWSAccessKeyId")?, true);
+    // Signature Version 2 in a URL: S3's (`AWSAccessKeyId`, `Signature`, `Expires`) or the query
+    // APIs' (`Action`, `SignatureVersion=2`, `AWSAccessKeyId`).
+    if param("X-Amz-Algorithm").is_none()
+        && (param("Signature").is_some() || param("SignatureVersion").is_some())
+    {
+        let key_id = param("AWSAccessKeyId")?;
+        let mut claim = v2_claim(&key_id, true)?;
+        if param("Action").is_some() {
+            claim.scope.service = host_service(parts).unwrap_or_default();
+        }
+        return Some(claim);
     }
     if param("X-Amz-Algorithm")? != ALGORITHM {
         return None;
     }
+    // A number too large for u64 is still a number: over the week's cap, not zero.
     let expires = param("X-Amz-Expires")
-        .and_then(|e| e.parse().ok())
+        .and_then(|e| match e.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => Some(u64::MAX),
+            Err(_) => None,
+        })
         .unwrap_or(0);
     build(
         &param("X-Amz-Credential")?,
@@ -115,6 +129,15 @@ fn v2_claim(key_id: &str, presigned: bool) -> Option<Claim> {
         presigned_expires: presigned.then_some(0),
         v2: true,
     })
+}
+
+/// The service a query API request names in its host (`sts.amazonaws.com`,
+/// `ec2.eu-west-1.amazonaws.com`): Signature Version 2 has no scope to say it.
+fn host_service(parts: &Parts) -> Option<String> {
+    let host = parts.headers.get("host")?.to_str().ok()?;
+    let host = host.split(':').next()?.to_ascii_lowercase();
+    let rest = host.strip_suffix(".amazonaws.com")?;
+    Some(rest.split('.').next()?.to_owned())
 }
 
 fn build(
@@ -369,5 +392,12 @@ mod tests {
         .unwrap();
         assert!(c.v2 && c.key_id == "AKIDEXAMPLE");
         assert!(claim(&parts("GET", "/", &[("authorization", "Bearer x")])).is_none());
+        // The query APIs' version 2: the service comes from the host, when it names one.
+        let query = "/?Action=GetCallerIdentity&AWSAccessKeyId=AKIDEXAMPLE&SignatureVersion=2\
+                     &SignatureMethod=HmacSHA256&Timestamp=2026-01-28T10%3A15%3A00Z&Signature=c2ln";
+        let c = claim(&parts("GET", query, &[("host", "sts.amazonaws.com")])).unwrap();
+        assert!(c.v2 && c.key_id == "AKIDEXAMPLE" && c.scope.service == "sts");
+        let c = claim(&parts("GET", query, &[("host", "127.0.0.1:4566")])).unwrap();
+        assert!(c.v2 && c.scope.service.is_empty());
     }
 }
