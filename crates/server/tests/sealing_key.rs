@@ -2,14 +2,16 @@
 //! `token create` with a missing or wrong key, naming the key and the database, and never makes
 //! a new key for a database that was sealed before; an empty database still starts and writes
 //! its key check; a database from before the check gets one if its key opens its tokens; and a
-//! key that is lost for good can be replaced only on purpose.
+//! key that is lost for good can be replaced only on purpose. A token whose secret still does
+//! not open (sealed with another key before the check existed) is a hit all the same, on
+//! SQLite and PostgreSQL alike.
 
 use std::path::Path;
 use std::process::{Output, Stdio};
 
 use canarykeys_testkit::cli::{self, fails, ok};
 use canarykeys_testkit::smtp_sink::free_port;
-use canarykeys_testkit::{wait_for, WAIT};
+use canarykeys_testkit::{id_and_secret, start_config, wait_for, TestDatabase, WAIT};
 use serde_json::Value;
 
 /// Another valid key: 32 bytes in base64.
@@ -198,4 +200,128 @@ async fn a_lost_key_is_replaced_only_on_purpose() {
         &[],
     ));
     assert!(err.contains("does not open"), "{err}");
+}
+
+#[tokio::test]
+async fn another_directory_against_the_same_postgresql_is_refused() {
+    let db = TestDatabase::create("sealing_key").await;
+    let env = [("CANARYKEYS_DATABASE_URL", db.url())];
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(canarykeys(
+        first.path(),
+        &["token", "create", "--memo", "m", "--email", "a@example.com"],
+        &env,
+    ));
+    // The second directory has no key file: it must not make one for this database.
+    let err = fails(canarykeys(
+        second.path(),
+        &["token", "create", "--memo", "x"],
+        &env,
+    ));
+    assert!(
+        err.contains("data/secret.key") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains(db.url().rsplit('/').next().unwrap()),
+        "database not named: {err}"
+    );
+    assert!(!second.path().join("data/secret.key").exists());
+    let err = serve_refuses(second.path(), &env).await;
+    assert!(err.contains("data/secret.key"), "{err}");
+    // Nor does a key of its own pass, once it has one.
+    std::fs::create_dir_all(second.path().join("data")).unwrap();
+    std::fs::write(second.path().join("data/secret.key"), OTHER_KEY).unwrap();
+    let err = fails(canarykeys(second.path(), &["token", "list"], &env));
+    assert!(err.contains("does not match"), "{err}");
+    db.drop_database().await;
+}
+
+/// A token whose sealed secret was written with another key (before the key check, a CLI run
+/// with a key of its own did this): an AWS SDK call with its key is a hit marked "signature not
+/// checked: key unavailable", answered as a bad signature; its download says why it cannot.
+#[tokio::test]
+async fn a_secret_the_key_cannot_open_is_still_a_hit_marked_key_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = canarykeys_testkit::test_config(dir.path());
+        c.sensor.listen = Some("127.0.0.1:0".parse().unwrap());
+        c
+    };
+    let app = start_config(config()).await;
+    let created = app.create_token().await;
+    let (id, manage_secret) = id_and_secret(&created);
+    let aws = |field: &str| created["aws"][field].as_str().unwrap().to_owned();
+    let (key_id, secret_key) = (aws("access_key_id"), aws("secret_access_key"));
+    app.stop().await;
+
+    let other = canarykeys_server::crypto::Sealer::from_base64(OTHER_KEY).unwrap();
+    let sealed = other.seal(
+        &canarykeys_core::TokenId::parse(&id).unwrap(),
+        &canarykeys_core::SecretAccessKey::parse(&secret_key).unwrap(),
+    );
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite:{}", dir.path().join("canarykeys.db").display());
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE tokens SET secret_sealed = $1 WHERE id = $2")
+        .bind(&sealed)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let app = start_config(config()).await;
+    use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(Credentials::new(&key_id, &secret_key, None, None, "file"))
+            .region(Region::new("us-east-1"))
+            .endpoint_url(app.sensor_address.clone().unwrap())
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let err = sts.get_caller_identity().send().await.unwrap_err();
+    let raw = err.raw_response().unwrap();
+    assert_eq!(raw.status().as_u16(), 403);
+    let body = String::from_utf8_lossy(raw.body().bytes().unwrap()).into_owned();
+    for told in [aws("arn"), aws("account_id"), aws("username")] {
+        assert!(!body.contains(&told), "{told} in {body}");
+    }
+    let err = err.into_service_error();
+    let meta = aws_sdk_sts::error::ProvideErrorMetadata::meta(&err);
+    assert_eq!(meta.code(), Some("SignatureDoesNotMatch"));
+
+    let path = format!("/api/v1/tokens/{id}/alerts?limit=100");
+    let alerts: Value = app
+        .get_authed(&path, &manage_secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alerts = alerts["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let hit = &alerts[0];
+    assert_eq!(hit["event_name"], "GetCallerIdentity");
+    assert_eq!(hit["path"], "sensor");
+    let note = hit["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("signature not checked: key unavailable"),
+        "{note}"
+    );
+    assert_eq!(hit["cloudtrail"]["verified"], false);
+    assert_eq!(hit["cloudtrail"]["signature_checked"], false);
+
+    // Its credentials download says why it cannot, instead of a bare 500.
+    let path = format!("/api/v1/tokens/{id}/credentials");
+    let resp = app.get_authed(&path, &manage_secret).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("sealing key"), "{message}");
+    app.stop().await;
 }

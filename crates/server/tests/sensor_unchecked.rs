@@ -1,7 +1,7 @@
 //! The sensor answers nothing it did not check. A request whose signature was not checked (a
-//! body over the cap, a body that never finishes, Signature Version 2, a secret the sealing key
-//! cannot open) gets AWS's answer to a bad signature, which names no identity, and is still a
-//! hit, marked unverified. A presigned URL asking for more than a week is refused as S3 refuses
+//! body over the cap, a body that never finishes, Signature Version 2; a secret the sealing key
+//! cannot open is in `sealing_key.rs`) gets AWS's answer to a bad signature, which names no
+//! identity, and is still a hit, marked unverified. A presigned URL asking for more than a week is refused as S3 refuses
 //! it. Requests are signed here with `aws-sigv4` (the SDKs' signer) or the Rust SDK itself.
 
 use std::borrow::Cow;
@@ -13,7 +13,7 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
-use canarykeys_testkit::{id_and_secret, spawn_app_with, start_config, TestApp, WAIT};
+use canarykeys_testkit::{id_and_secret, spawn_app_with, TestApp, WAIT};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -355,87 +355,4 @@ async fn x_amz_expires_over_a_week_is_refused_as_aws_refuses_it() {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-#[tokio::test]
-async fn a_secret_the_key_cannot_open_is_still_a_hit_marked_key_unavailable() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut c = canarykeys_testkit::test_config(dir.path());
-        c.sensor.listen = Some("127.0.0.1:0".parse().unwrap());
-        c
-    };
-    let app = start_config(config()).await;
-    let planted = Planted::new(&app).await;
-    app.stop().await;
-
-    // The token's secret, sealed with another key (as a CLI run with a key of its own once did).
-    let other = canarykeys_server::crypto::Sealer::from_base64(
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    )
-    .unwrap();
-    let sealed = other.seal(
-        &canarykeys_core::TokenId::parse(&planted.id).unwrap(),
-        &canarykeys_core::SecretAccessKey::parse(&planted.secret_key).unwrap(),
-    );
-    sqlx::any::install_default_drivers();
-    let url = format!("sqlite:{}", dir.path().join("canarykeys.db").display());
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    sqlx::query("UPDATE tokens SET secret_sealed = $1 WHERE id = $2")
-        .bind(&sealed)
-        .bind(&planted.id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-
-    let app = start_config(config()).await;
-    let planted = Planted {
-        sensor: app.sensor_address.clone().unwrap(),
-        ..planted
-    };
-    // The intruder's AWS SDK call: answered as a bad signature, and recorded.
-    use aws_sdk_sts::config::{BehaviorVersion, Region};
-    let sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                &planted.key_id,
-                &planted.secret_key,
-                None,
-                None,
-                "file",
-            ))
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&planted.sensor)
-            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    let err = sts.get_caller_identity().send().await.unwrap_err();
-    let raw = err.raw_response().unwrap();
-    assert_eq!(raw.status().as_u16(), 403);
-    let body = String::from_utf8_lossy(raw.body().bytes().unwrap()).into_owned();
-    let err = err.into_service_error();
-    let meta = aws_sdk_sts::error::ProvideErrorMetadata::meta(&err);
-    assert_eq!(meta.code(), Some("SignatureDoesNotMatch"));
-    planted.assert_anonymous(&Default::default(), &body);
-    let alerts = planted.alerts(&app).await;
-    assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    assert_unverified(
-        &alerts[0],
-        "GetCallerIdentity",
-        "signature not checked: key unavailable",
-    );
-
-    // Its credentials download says why it cannot, instead of a bare 500.
-    let path = format!("/api/v1/tokens/{}/credentials", planted.id);
-    let resp = app.get_authed(&path, &planted.manage_secret).send().await;
-    let resp = resp.unwrap();
-    assert_eq!(resp.status(), 503);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "key_unavailable", "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("sealing key"), "{message}");
-    assert!(!message.contains(&planted.secret_key));
-    app.stop().await;
 }
