@@ -287,6 +287,35 @@ async fn signature_version_2_is_answered_as_a_bad_signature_and_is_an_unverified
             "signature not checked (Signature Version 2)",
         );
     }
+    // The query APIs' version 2 in a POST body, as older SDKs send it.
+    app.advance(Duration::from_secs(1));
+    let form = format!(
+        "Action=GetCallerIdentity&Version=2011-06-15&AWSAccessKeyId={key}&SignatureVersion=2\
+         &SignatureMethod=HmacSHA256&Timestamp=2026-01-28T10%3A15%3A00Z&Signature=c2lnbmF0dXJl"
+    );
+    let resp = app
+        .http
+        .post(format!("{}/", planted.sensor))
+        .header("content-type", STS_FORM)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{body}"
+    );
+    planted.assert_anonymous(&headers, &body);
+    let alerts = planted.alerts(&app).await;
+    assert_eq!(alerts.len(), calls.len() + 1, "{alerts:#?}");
+    assert_unverified(
+        &alerts[0],
+        "GetCallerIdentity",
+        "signature not checked (Signature Version 2)",
+    );
     app.stop().await;
 }
 

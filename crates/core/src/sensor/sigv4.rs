@@ -114,6 +114,31 @@ pub fn claim(parts: &Parts) -> Option<Claim> {
     )
 }
 
+/// A query API's Signature Version 2 in a form body (`POST` with `Action=…&AWSAccessKeyId=…&
+/// SignatureVersion=2&Signature=…`), as older SDKs send it; for a request [`claim`] found no
+/// signature in. Its signature is not checked either.
+pub fn claim_in_form(parts: &Parts, body: &[u8]) -> Option<Claim> {
+    let form = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return None;
+    }
+    let param = |name: &str| {
+        form_urlencoded::parse(body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("Signature").is_none() && param("SignatureVersion").is_none() {
+        return None;
+    }
+    let mut claim = v2_claim(&param("AWSAccessKeyId")?, false)?;
+    claim.scope.service = host_service(parts).unwrap_or_default();
+    Some(claim)
+}
+
 /// S3's older signature (`Authorization: AWS <key>:<signature>`, or `AWSAccessKeyId=` in a URL),
 /// which the AWS CLI v1's `s3 presign` and older tools still make. It names no region.
 fn v2_claim(key_id: &str, presigned: bool) -> Option<Claim> {
@@ -399,5 +424,11 @@ mod tests {
         assert!(c.v2 && c.key_id == "AKIDEXAMPLE" && c.scope.service == "sts");
         let c = claim(&parts("GET", query, &[("host", "127.0.0.1:4566")])).unwrap();
         assert!(c.v2 && c.scope.service.is_empty());
+        // The same in a POST body, as older SDKs send it.
+        let post = parts("POST", "/", &[("host", "sts.amazonaws.com")]);
+        assert!(claim(&post).is_none());
+        let c = claim_in_form(&post, query[2..].as_bytes()).unwrap();
+        assert!(c.v2 && c.key_id == "AKIDEXAMPLE" && c.scope.service == "sts");
+        assert!(claim_in_form(&post, b"Action=GetCallerIdentity").is_none());
     }
 }

@@ -112,7 +112,8 @@ async fn handle(
         Ok(Err(_)) => (None, Some(Verdict::BodyTooLarge)),
         Err(_) => (None, Some(Verdict::BodyTooSlow)),
     };
-    let claim = sigv4::claim(&parts);
+    let claim = sigv4::claim(&parts)
+        .or_else(|| sigv4::claim_in_form(&parts, body.as_deref().unwrap_or_default()));
     let service = claim
         .as_ref()
         .map(|c| protocol::clean_name(&c.scope.service))
