@@ -427,7 +427,7 @@ mod tests {
         // The same in a POST body, as older SDKs send it.
         let post = parts("POST", "/", &[("host", "sts.amazonaws.com")]);
         assert!(claim(&post).is_none());
-        let c = claim_in_form(&post, query[2..].as_bytes()).unwrap();
+        let c = claim_in_form(&post, &query.as_bytes()[2..]).unwrap();
         assert!(c.v2 && c.key_id == "AKIDEXAMPLE" && c.scope.service == "sts");
         assert!(claim_in_form(&post, b"Action=GetCallerIdentity").is_none());
     }
