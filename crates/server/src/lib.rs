@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use canarykeys_core::cloudtrail::Limits;
 use clock::{SharedClock, SystemClock};
 pub use config::Config;
-use crypto::{CryptoError, Sealer};
+use crypto::CryptoError;
 use services::{IngestService, TokenService};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// The sealing key is missing or is not the database's (the message names both).
+    #[error(transparent)]
+    KeyCheck(#[from] services::sealing::KeyCheckError),
     #[error("invalid setting {key}: {problem}")]
     Setting { key: &'static str, problem: String },
     #[error(transparent)]
@@ -87,10 +90,7 @@ impl Services {
     pub async fn open_with_clock(config: &Config, clock: SharedClock) -> Result<Self, StartError> {
         create_data_dir(config)?;
         let store = Arc::new(SqlStore::connect(&config.database_url()).await?);
-        let sealer = match &config.encryption_key {
-            Some(key) => Sealer::from_base64(key.expose())?,
-            None => Sealer::load_or_create(&config.encryption_key_file())?,
-        };
+        let sealer = services::sealing::open_sealer(config, store.as_ref()).await?;
         let setting = |key: &'static str| {
             move |e: canarykeys_core::Invalid| StartError::Setting {
                 key,
@@ -151,6 +151,18 @@ impl Services {
 }
 
 impl Services {
+    /// `canarykeys admin replace-lost-sealing-key`: opens the database without the key check
+    /// (the check is what it replaces) and makes the configured key the database's.
+    pub async fn replace_lost_sealing_key(
+        config: &Config,
+    ) -> Result<services::sealing::ReplacedKey, StartError> {
+        create_data_dir(config)?;
+        let store = SqlStore::connect(&config.database_url()).await?;
+        let replaced = services::sealing::replace_lost_key(config, &store).await;
+        store.close().await;
+        Ok(replaced?)
+    }
+
     /// Exposures for a process without the HTTP server (`canarykeys ingest`). Their alerts are
     /// queued in the outbox for a running server to send, and link to `public_url` (or the
     /// listen address), as the server's own would.

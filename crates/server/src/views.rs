@@ -377,7 +377,7 @@ pub struct ErrorDetail {
     /// A stable machine-readable code: `bad_request`, `invalid_input`, `unauthenticated`,
     /// `forbidden`, `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
     /// `rate_limited`, `minter_refused`, `minter_unavailable`, `ingest_disabled`,
-    /// `not_cloudtrail` or `internal`.
+    /// `not_cloudtrail`, `key_unavailable` or `internal`.
     #[schema(value_type = String)]
     pub code: &'static str,
     /// For people; a server error says only that something failed.

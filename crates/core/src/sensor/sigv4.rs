@@ -82,14 +82,28 @@ pub fn claim(parts: &Parts) -> Option<Claim> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    if param("X-Amz-Algorithm").is_none() && param("Signature").is_some() {
-        return v2_claim(&param("AWSAccessKeyId")?, true);
+    // Signature Version 2 in a URL: S3's (`AWSAccessKeyId`, `Signature`, `Expires`) or the query
+    // APIs' (`Action`, `SignatureVersion=2`, `AWSAccessKeyId`).
+    if param("X-Amz-Algorithm").is_none()
+        && (param("Signature").is_some() || param("SignatureVersion").is_some())
+    {
+        let key_id = param("AWSAccessKeyId")?;
+        let mut claim = v2_claim(&key_id, true)?;
+        if param("Action").is_some() {
+            claim.scope.service = host_service(parts).unwrap_or_default();
+        }
+        return Some(claim);
     }
     if param("X-Amz-Algorithm")? != ALGORITHM {
         return None;
     }
+    // A number too large for u64 is still a number: over the week's cap, not zero.
     let expires = param("X-Amz-Expires")
-        .and_then(|e| e.parse().ok())
+        .and_then(|e| match e.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => Some(u64::MAX),
+            Err(_) => None,
+        })
         .unwrap_or(0);
     build(
         &param("X-Amz-Credential")?,
@@ -98,6 +112,31 @@ pub fn claim(parts: &Parts) -> Option<Claim> {
         param("X-Amz-Date").as_deref(),
         Some(expires),
     )
+}
+
+/// A query API's Signature Version 2 in a form body (`POST` with `Action=…&AWSAccessKeyId=…&
+/// SignatureVersion=2&Signature=…`), as older SDKs send it; for a request [`claim`] found no
+/// signature in. Its signature is not checked either.
+pub fn claim_in_form(parts: &Parts, body: &[u8]) -> Option<Claim> {
+    let form = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return None;
+    }
+    let param = |name: &str| {
+        form_urlencoded::parse(body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("Signature").is_none() && param("SignatureVersion").is_none() {
+        return None;
+    }
+    let mut claim = v2_claim(&param("AWSAccessKeyId")?, false)?;
+    claim.scope.service = host_service(parts).unwrap_or_default();
+    Some(claim)
 }
 
 /// S3's older signature (`Authorization: AWS <key>:<signature>`, or `AWSAccessKeyId=` in a URL),
@@ -115,6 +154,15 @@ fn v2_claim(key_id: &str, presigned: bool) -> Option<Claim> {
         presigned_expires: presigned.then_some(0),
         v2: true,
     })
+}
+
+/// The service a query API request names in its host (`sts.amazonaws.com`,
+/// `ec2.eu-west-1.amazonaws.com`): Signature Version 2 has no scope to say it.
+fn host_service(parts: &Parts) -> Option<String> {
+    let host = parts.headers.get("host")?.to_str().ok()?;
+    let host = host.split(':').next()?.to_ascii_lowercase();
+    let rest = host.strip_suffix(".amazonaws.com")?;
+    Some(rest.split('.').next()?.to_owned())
 }
 
 fn build(
@@ -369,5 +417,18 @@ mod tests {
         .unwrap();
         assert!(c.v2 && c.key_id == "AKIDEXAMPLE");
         assert!(claim(&parts("GET", "/", &[("authorization", "Bearer x")])).is_none());
+        // The query APIs' version 2: the service comes from the host, when it names one.
+        let query = "/?Action=GetCallerIdentity&AWSAccessKeyId=AKIDEXAMPLE&SignatureVersion=2\
+                     &SignatureMethod=HmacSHA256&Timestamp=2026-01-28T10%3A15%3A00Z&Signature=c2ln";
+        let c = claim(&parts("GET", query, &[("host", "sts.amazonaws.com")])).unwrap();
+        assert!(c.v2 && c.key_id == "AKIDEXAMPLE" && c.scope.service == "sts");
+        let c = claim(&parts("GET", query, &[("host", "127.0.0.1:4566")])).unwrap();
+        assert!(c.v2 && c.scope.service.is_empty());
+        // The same in a POST body, as older SDKs send it.
+        let post = parts("POST", "/", &[("host", "sts.amazonaws.com")]);
+        assert!(claim(&post).is_none());
+        let c = claim_in_form(&post, &query.as_bytes()[2..]).unwrap();
+        assert!(c.v2 && c.key_id == "AKIDEXAMPLE" && c.scope.service == "sts");
+        assert!(claim_in_form(&post, b"Action=GetCallerIdentity").is_none());
     }
 }

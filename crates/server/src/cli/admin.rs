@@ -33,9 +33,34 @@ pub enum AdminCommand {
         #[arg(long, default_value = "cli")]
         name: String,
     },
+    /// Make the configured sealing key (a new key file when there is none) the database's key,
+    /// when the old one is lost for good. Tokens sealed with the old key stay sealed: their
+    /// credentials cannot be downloaded, and their uses are hits with the signature unchecked.
+    ReplaceLostSealingKey {
+        /// Required: says the old key is gone and no backup of it exists.
+        #[arg(long)]
+        i_have_lost_the_old_key: bool,
+    },
 }
 
 pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
+    if let AdminCommand::ReplaceLostSealingKey {
+        i_have_lost_the_old_key,
+    } = cmd
+    {
+        if !i_have_lost_the_old_key {
+            bail!(
+                "this gives up every secret sealed with the old key; restore the key file from \
+                 a backup if you can, or pass --i-have-lost-the-old-key"
+            );
+        }
+        let replaced = Services::replace_lost_sealing_key(config).await?;
+        println!(
+            "{} is now the database's sealing key; it opens {} of its {} tokens",
+            replaced.key, replaced.opened, replaced.tokens
+        );
+        return Ok(());
+    }
     let services = Services::open(config).await?;
     let result = match cmd {
         AdminCommand::CreateUser {
@@ -72,6 +97,7 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 .map(|(_, key)| println!("{key}"))
                 .map_err(anyhow::Error::from)
         }
+        AdminCommand::ReplaceLostSealingKey { .. } => unreachable!("handled above"),
     };
     services.close().await;
     result

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use canarykeys_aws::MintError;
 use canarykeys_core::FieldError;
 
+use crate::crypto::CryptoError;
 use crate::services::{AccessError, IngestError, ServiceError};
 use crate::views::{ErrorBody, ErrorDetail, FieldProblem};
 
@@ -76,6 +77,9 @@ impl ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 ServiceError::Mint(MintError::Conflict(_)) => StatusCode::CONFLICT,
+                // The key that sealed this secret is not the server's: no retry will fix it,
+                // but it is the server's state, not a bug, and the body says so.
+                ServiceError::Crypto(CryptoError::Open) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -121,6 +125,7 @@ impl ApiError {
             Self::Busy => return "busy",
             Self::BodyTimeout => return "body_timeout",
             Self::LengthRequired => return "length_required",
+            Self::Service(ServiceError::Crypto(CryptoError::Open)) => return "key_unavailable",
             Self::Ingest(IngestError::Parse(_)) if self.status() == StatusCode::BAD_REQUEST => {
                 return "not_cloudtrail"
             }
@@ -161,6 +166,12 @@ impl ApiError {
             }
             Self::Service(ServiceError::Mint(MintError::Conflict(_))) => {
                 "that user name is already taken in the decoy account; choose another or leave it out".into()
+            }
+            Self::Service(ServiceError::Crypto(CryptoError::Open)) => {
+                "the sealing key is unavailable: this server's key does not open the token's \
+                 secret access key (it was sealed with another key). An operator must restore \
+                 the key file it was sealed with; see \"Backing up the sealing key\" in the README"
+                    .into()
             }
             Self::Service(ServiceError::Store(_) | ServiceError::Crypto(_))
             | Self::Internal(_)

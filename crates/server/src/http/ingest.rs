@@ -60,15 +60,9 @@ fn plausible_credentials(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     for part in sig.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) => {
-                // Checked: a time near i64::MIN must be refused, not overflow.
-                fresh = t.parse::<i64>().is_ok_and(|t| {
-                    state
-                        .clock
-                        .now_secs()
-                        .checked_sub(t)
-                        .and_then(i64::checked_abs)
-                        .is_some_and(|d| d <= signing::TOLERANCE_SECS)
-                });
+                fresh = t
+                    .parse::<i64>()
+                    .is_ok_and(|t| within_tolerance(state.clock.now_secs(), t));
             }
             Some(("v1", v)) => {
                 tagged |= v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit());
@@ -81,6 +75,12 @@ fn plausible_credentials(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     } else {
         Err(ApiError::IngestUnauthorized)
     }
+}
+
+/// Whether a signature's time `t` is within the signing tolerance of `now`. `abs_diff`: a `t`
+/// near `i64::MIN` or `i64::MAX` must not overflow the subtraction (as in `signing::verify`).
+fn within_tolerance(now: i64, t: i64) -> bool {
+    now.abs_diff(t) <= signing::TOLERANCE_SECS.unsigned_abs()
 }
 
 fn bearer_matches(secret: &[u8], headers: &HeaderMap) -> Result<(), ApiError> {
@@ -174,5 +174,24 @@ async fn read_body(
             }
             Err(ApiError::BadRequest("the body could not be read".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_signature_times_are_refused_not_overflowed() {
+        let now = 1_764_000_000;
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            assert!(!within_tolerance(now, t), "{t}");
+        }
+        // The clock itself at an extreme is no excuse to overflow either.
+        assert!(!within_tolerance(i64::MIN, i64::MAX));
+        assert!(!within_tolerance(i64::MAX, i64::MIN));
+        assert!(within_tolerance(now, now - signing::TOLERANCE_SECS));
+        assert!(within_tolerance(now, now + signing::TOLERANCE_SECS));
+        assert!(!within_tolerance(now, now + signing::TOLERANCE_SECS + 1));
     }
 }

@@ -16,15 +16,20 @@ use url::form_urlencoded;
 use super::protocol::Call;
 use super::respond::{AwsError, Caller};
 
-/// What the signature check found.
+/// What the signature check found. Only `Verified` proves anything about the caller; every
+/// other verdict is answered as a bad signature, never with the identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Verified,
     Failed,
     /// The body was past the size cap, so a signature over it could not be checked.
     BodyTooLarge,
-    /// S3 Signature Version 2, whose signature the sensor does not check.
+    /// The body did not arrive within the request deadline, so it could not be checked either.
+    BodyTooSlow,
+    /// Signature Version 2 (S3's, or the query APIs'), which the sensor does not check.
     SignatureV2,
+    /// The token's secret does not open with this server's sealing key.
+    KeyUnavailable,
 }
 
 impl Verdict {
@@ -37,11 +42,24 @@ impl Verdict {
                 "signature not checked (the body was over the sensor's size limit): the key id \
                  leaked; the secret may have too"
             }
+            Self::BodyTooSlow => {
+                "signature not checked (the body did not arrive within the request deadline): \
+                 the key id leaked; the secret may have too"
+            }
             Self::SignatureV2 => {
                 "signature not checked (Signature Version 2): the key id leaked; the secret may \
                  have too"
             }
+            Self::KeyUnavailable => {
+                "signature not checked: key unavailable (the server's sealing key does not open \
+                 this token's secret): the key id leaked; the secret may have too"
+            }
         }
+    }
+
+    /// Whether the signature was compared at all.
+    pub fn checked(self) -> bool {
+        matches!(self, Self::Verified | Self::Failed)
     }
 }
 
@@ -162,11 +180,9 @@ fn describe(call: &Call, cx: &Context<'_>) -> Value {
             (_, true) => "presigned-url",
             (_, false) => "authorization-header",
         },
-        "verified": match cx.verdict {
-            Verdict::Verified => Some(true),
-            Verdict::Failed => Some(false),
-            Verdict::BodyTooLarge | Verdict::SignatureV2 => None,
-        },
+        // Unverified unless proven: a signature that was not checked is no proof either.
+        "verified": cx.verdict == Verdict::Verified,
+        "signature_checked": cx.verdict.checked(),
     });
     if let Some(bucket) = &call.bucket {
         raw["request_parameters"] = json!({"bucketName": bucket, "key": call.key});

@@ -102,14 +102,18 @@ async fn handle(
     let (parts, body) = request.into_parts();
     // Past the cap or the deadline the body stays unread; the key id is in the headers, so the
     // hit still counts. No route-wide timeout here: it would drop the hit with the request.
-    let body = tokio::time::timeout(
+    let (body, unread) = match tokio::time::timeout(
         state.body_timeout,
         axum::body::to_bytes(body, state.max_body_bytes),
     )
     .await
-    .ok()
-    .and_then(Result::ok);
-    let claim = sigv4::claim(&parts);
+    {
+        Ok(Ok(bytes)) => (Some(bytes), None),
+        Ok(Err(_)) => (None, Some(Verdict::BodyTooLarge)),
+        Err(_) => (None, Some(Verdict::BodyTooSlow)),
+    };
+    let claim = sigv4::claim(&parts)
+        .or_else(|| sigv4::claim_in_form(&parts, body.as_deref().unwrap_or_default()));
     let service = claim
         .as_ref()
         .map(|c| protocol::clean_name(&c.scope.service))
@@ -126,6 +130,7 @@ async fn handle(
     let request = SensorRequest {
         parts: &parts,
         body: body.as_deref(),
+        unread,
         claim: &claim,
         call: &call,
         service: &service,
@@ -146,6 +151,8 @@ async fn handle(
 struct SensorRequest<'a> {
     parts: &'a Parts,
     body: Option<&'a [u8]>,
+    /// Why `body` is `None`: past the cap, or past the deadline.
+    unread: Option<Verdict>,
     claim: &'a Claim,
     call: &'a Call,
     service: &'a str,
@@ -157,20 +164,36 @@ struct SensorRequest<'a> {
 struct Checked {
     caller: Caller,
     stale: Option<Stale>,
+    /// A presigned URL asking for more than a week (refused before anything else, as by S3).
+    expires_too_long: bool,
     verdict: Verdict,
 }
 
 impl Checked {
     fn outcome(&self, service: &str, call: &Call) -> Outcome<'_> {
+        if self.expires_too_long {
+            return Outcome::ExpiresTooLong;
+        }
         match (&self.stale, self.verdict) {
             // As AWS: the request's time is judged before its signature or permissions.
             (Some(stale), _) => Outcome::Stale(stale),
-            // As AWS: a bad signature is refused before permissions are even looked at.
-            (None, Verdict::Failed) => Outcome::SignatureMismatch,
-            _ if service == "sts" && call.operation == "GetCallerIdentity" => {
-                Outcome::Identity(&self.caller)
+            // Only a verified signature earns an answer that names the identity. A bad one, or
+            // one we could not check, gets AWS's answer to a bad signature.
+            (None, Verdict::Verified) => {
+                if service == "sts" && call.operation == "GetCallerIdentity" {
+                    Outcome::Identity(&self.caller)
+                } else {
+                    Outcome::Denied(&self.caller)
+                }
             }
-            _ => Outcome::Denied(&self.caller),
+            (
+                None,
+                Verdict::Failed
+                | Verdict::BodyTooLarge
+                | Verdict::BodyTooSlow
+                | Verdict::SignatureV2
+                | Verdict::KeyUnavailable,
+            ) => Outcome::SignatureMismatch,
         }
     }
 }
@@ -182,17 +205,22 @@ impl SignedCall for SensorRequest<'_> {
         &self.claim.key_id
     }
 
-    fn examine(&self, token: &TokenRecord, secret: &str, now_millis: i64) -> Examined<Checked> {
+    fn examine(
+        &self,
+        token: &TokenRecord,
+        secret: Option<&str>,
+        now_millis: i64,
+    ) -> Examined<Checked> {
         let s3 = self.call.protocol == Protocol::S3;
         // S3 signs a declared payload hash, so its signature is checkable without the body.
-        let verdict = if self.claim.v2 {
-            Verdict::SignatureV2
-        } else if self.body.is_none() && !s3 {
-            Verdict::BodyTooLarge
-        } else if sigv4::verify(self.claim, self.parts, self.body, secret, s3) {
-            Verdict::Verified
-        } else {
-            Verdict::Failed
+        let verdict = match (secret, self.unread) {
+            _ if self.claim.v2 => Verdict::SignatureV2,
+            (None, _) => Verdict::KeyUnavailable,
+            (Some(_), Some(unread)) if !s3 => unread,
+            (Some(secret), _) if sigv4::verify(self.claim, self.parts, self.body, secret, s3) => {
+                Verdict::Verified
+            }
+            (Some(_), _) => Verdict::Failed,
         };
         let caller = Caller {
             arn: format!("arn:aws:iam::{}:user/{}", token.account_id, token.username),
@@ -204,6 +232,7 @@ impl SignedCall for SensorRequest<'_> {
             SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_millis).unwrap_or(0));
         let checked = Checked {
             stale: freshness::check(self.claim, now),
+            expires_too_long: freshness::expires_too_long(self.claim),
             caller,
             verdict,
         };
@@ -225,6 +254,10 @@ impl SignedCall for SensorRequest<'_> {
         );
         // A stale request is still a use of the key: recorded, and marked replayed or expired.
         let note = match &checked.stale {
+            _ if checked.expires_too_long => format!(
+                "presigned URL refused (X-Amz-Expires over a week, as AWS refuses it); {}",
+                verdict.note()
+            ),
             Some(s) => format!("{}; {}", s.note(), verdict.note()),
             None => verdict.note().to_owned(),
         };

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::freshness::Stale;
+use super::freshness::{self, Stale};
 use super::protocol::{Call, Protocol};
 
 /// Who the key belongs to, as AWS would name the caller.
@@ -24,7 +24,11 @@ pub enum Outcome<'a> {
     Identity(&'a Caller),
     /// Everything else a valid key asks for.
     Denied(&'a Caller),
+    /// A signature that did not verify, or that was not checked (Signature Version 2, a body
+    /// past the cap or the deadline, a secret the key does not open): never the identity.
     SignatureMismatch,
+    /// A presigned URL whose `X-Amz-Expires` is over a week, which AWS refuses outright.
+    ExpiresTooLong,
     /// A replayed or expired request: dated too far from now, or a presigned URL past its expiry.
     Stale(&'a Stale),
     UnknownKey,
@@ -95,6 +99,12 @@ pub fn error(call: &Call, outcome: &Outcome<'_>) -> Option<AwsError> {
             403,
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
+        ),
+        // S3's answer (400); the other protocols get the same code in their own format.
+        (Outcome::ExpiresTooLong, _) => e(
+            400,
+            "AuthorizationQueryParametersError",
+            freshness::EXPIRES_TOO_LONG,
         ),
         // S3 has its own codes for time; EC2 its RequestExpired; the others answer a signature
         // error saying "Signature expired", as the SDKs have long reported it.

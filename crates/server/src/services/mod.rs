@@ -10,6 +10,7 @@ mod error;
 pub mod exposures;
 pub mod ingest;
 pub mod key_index;
+pub mod sealing;
 pub mod sensor;
 pub mod tokens;
 

@@ -19,8 +19,14 @@ pub trait SignedCall {
     fn key_id(&self) -> &str;
 
     /// Checks the signature with `secret` and describes the call as a hit at `now_millis`.
-    fn examine(&self, token: &TokenRecord, secret: &str, now_millis: i64)
-        -> Examined<Self::Answer>;
+    /// `secret` is `None` when the token's secret does not open with the sealing key: the call
+    /// is still a hit, its signature unchecked.
+    fn examine(
+        &self,
+        token: &TokenRecord,
+        secret: Option<&str>,
+        now_millis: i64,
+    ) -> Examined<Self::Answer>;
 }
 
 /// A call checked against its token: the hit to record, its note, and the answer to give once
@@ -73,10 +79,20 @@ impl SensorService {
             return Ok(Observed::UnknownKey);
         };
         tracing::Span::current().record("token", tracing::field::display(&token.id));
-        let credentials = self.tokens.credentials(&token)?;
+        // A secret the key cannot open must not cost the hit: the key id alone says the decoy
+        // was found. The hit says the signature went unchecked; the caller is told nothing more
+        // than a bad signature would tell it.
+        let credentials = match self.tokens.credentials(&token) {
+            Ok(c) => Some(c),
+            Err(ServiceError::Crypto(e)) => {
+                tracing::error!(error = %e, "sensor: the token's secret does not open with the sealing key; recording the hit unchecked");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let examined = call.examine(
             &token,
-            credentials.secret_access_key.expose(),
+            credentials.as_ref().map(|c| c.secret_access_key.expose()),
             self.clock.now_millis(),
         );
         self.ingest

@@ -227,6 +227,7 @@ pub(super) struct FormatQuery {
         (status = 400, description = "An unknown format", body = ErrorBody),
         (status = 401, description = "No manage secret sent", body = ErrorBody),
         (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+        (status = 503, description = "`key_unavailable`: the server's sealing key does not open this token's secret", body = ErrorBody),
     )
 )]
 pub(super) async fn credentials(

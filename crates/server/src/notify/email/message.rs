@@ -174,25 +174,21 @@ pub(super) fn build(
         .map_err(|e| format!("cannot build the alert mail: {e}"))
 }
 
-/// Replaces control characters (line breaks above all) and Unicode direction overrides with a
-/// space. Applied to every attacker-controlled value, so a user agent cannot forge extra lines
-/// in the text part or make text read backwards.
+/// Replaces every line break (control characters, and U+2028/U+2029, which mail readers also
+/// break on) with a space, and every bidi control with U+FFFD (the same rules as chat, in
+/// `webhook::escape`). Applied to every attacker-controlled value, so a user agent cannot forge
+/// extra lines in the text part or make text read backwards.
 fn clean(value: String) -> String {
-    const BIDI: &[char] = &[
-        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
-        '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}',
-    ];
-    if !value.chars().any(|c| c.is_control() || BIDI.contains(&c)) {
+    use crate::notify::webhook::escape::{breaks_line, is_bidi_control};
+    if !value.chars().any(|c| breaks_line(c) || is_bidi_control(c)) {
         return value;
     }
     value
         .chars()
-        .map(|c| {
-            if c.is_control() || BIDI.contains(&c) {
-                ' '
-            } else {
-                c
-            }
+        .map(|c| match c {
+            c if breaks_line(c) => ' ',
+            c if is_bidi_control(c) => '\u{FFFD}',
+            c => c,
         })
         .collect()
 }
@@ -263,7 +259,7 @@ mod tests {
     fn text_part_cannot_be_given_extra_lines() {
         let text = render(&alert("m")).unwrap().text;
         assert!(
-            text.contains("User agent:   curl  Note: forged line  txet\n"),
+            text.contains("User agent:   curl  Note: forged line \u{FFFD}txet\n"),
             "{text}"
         );
         assert!(!text.lines().any(|l| l.starts_with("Note:")), "{text}");
@@ -272,5 +268,63 @@ mod tests {
             "times are shown in UTC"
         );
         assert!(text.contains("Received:     not a time"), "{text}");
+    }
+
+    mod properties {
+        use super::*;
+        use crate::notify::webhook::escape::{breaks_line, is_bidi_control};
+        use proptest::prelude::*;
+
+        /// Ordinary words with bidi controls, line and paragraph separators and controls
+        /// between them.
+        fn mixed() -> impl Strategy<Value = (Vec<String>, String)> {
+            let hostile = prop::sample::select(vec![
+                '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+                '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{2028}', '\u{2029}',
+                '\n', '\r', '\u{0}', '\u{85}', '\u{9B}',
+            ]);
+            prop::collection::vec(
+                ("[A-Za-z0-9]{1,12}", prop::collection::vec(hostile, 0..4)),
+                1..10,
+            )
+            .prop_map(|parts| {
+                let mut text = String::new();
+                let mut words = Vec::new();
+                for (word, hostile) in parts {
+                    text.push_str(&word);
+                    text.extend(hostile);
+                    words.push(word);
+                }
+                (words, text)
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn no_part_of_the_mail_carries_a_separator_or_bidi_control((words, text) in mixed()) {
+                let mut a = alert(&text);
+                a.user_agent = text.clone();
+                a.headline = text.clone();
+                a.event_name = text.clone();
+                a.source_ip = text.clone();
+                a.error_code = Some(text.clone());
+                a.error_message = Some(text.clone());
+                a.note = Some(text.clone());
+                let mail = render(&a).unwrap();
+                for (part, out) in [("subject", &mail.subject), ("text", &mail.text), ("html", &mail.html)] {
+                    // The templates' own layout breaks lines with `\n`; nothing else may.
+                    prop_assert!(
+                        !out.chars().any(|c| is_bidi_control(c) || (c != '\n' && breaks_line(c))),
+                        "{part}: {out:?}"
+                    );
+                }
+                for word in &words {
+                    prop_assert!(mail.text.contains(word.as_str()), "lost {word:?}");
+                    prop_assert!(mail.html.contains(word.as_str()), "lost {word:?}");
+                }
+                let cleaned = clean(text.clone());
+                prop_assert!(!cleaned.chars().any(|c| breaks_line(c) || is_bidi_control(c)));
+            }
+        }
     }
 }

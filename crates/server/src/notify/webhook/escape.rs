@@ -8,11 +8,33 @@
 /// The pieces of `s` after escaping: one per input character.
 type Pieces = Vec<String>;
 
-/// Collapses every control character (newlines included) to a space. An attacker who can put
+/// Whether `c` breaks a line: a control character (C0 and C1, newlines included) or Unicode's
+/// line and paragraph separators (U+2028, U+2029), which chat clients and mail readers also
+/// break lines on.
+pub fn breaks_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Whether `c` is a bidirectional control: an embedding or override (U+202A–U+202E), an
+/// isolate (U+2066–U+2069), or a mark (LRM U+200E, RLM U+200F, ALM U+061C). With one, a user
+/// agent can be made to read in an order other than its bytes' (`txt.exe` shown as `exe.txt`).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+    )
+}
+
+/// Collapses every line break (controls and U+2028/U+2029) to a space, and shows every bidi
+/// control as U+FFFD, so the reader sees that something was there. An attacker who can put
 /// `\n*Source IP:* 10.0.0.1` in a user agent could otherwise forge a line of the message.
 pub fn single_line(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| match c {
+            c if breaks_line(c) => ' ',
+            c if is_bidi_control(c) => '\u{FFFD}',
+            c => c,
+        })
         .collect()
 }
 
@@ -183,5 +205,146 @@ mod tests {
         assert_eq!(plain("longer", 5), "long…");
         // UTF-16 units: an emoji counts two.
         assert_eq!(plain("😀😀😀", 5), "😀😀…");
+    }
+
+    #[test]
+    fn bidi_and_line_separators_never_reach_the_markup() {
+        let s = "a\u{202E}txt.exe\u{2028}*Source IP:* 10.0.0.1\u{2029}b\u{2066}c\u{061C}";
+        assert_eq!(
+            slack(s, 100),
+            "a\u{FFFD}txt.exe *Source IP:* 10.0.0.1 b\u{FFFD}c\u{FFFD}"
+        );
+        assert_eq!(plain("x\u{200E}y\u{200F}z", 100), "x\u{FFFD}y\u{FFFD}z");
+    }
+
+    /// What no escaped text may hold: a line break of any kind, or a bidi control.
+    fn hazard(c: char) -> bool {
+        breaks_line(c) || is_bidi_control(c)
+    }
+
+    /// Every escaper, at a length that keeps everything and at one that cuts.
+    fn all_escapers(s: &str, max: usize) -> Vec<(&'static str, String)> {
+        vec![
+            ("slack", slack(s, max)),
+            ("slack_code", slack_code(s, max)),
+            ("discord", discord(s, max)),
+            ("teams", teams(s, max)),
+            ("html", html(s, max)),
+            ("plain", plain(s, max)),
+            ("single_line", single_line(s)),
+        ]
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The characters an attacker would slip in: every bidi control, both separators, and
+        /// C0/C1 controls.
+        fn hostile_char() -> impl Strategy<Value = char> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}',
+                    '\u{2067}', '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+                    '\u{2028}', '\u{2029}', '\n', '\r', '\t', '\u{0}', '\u{1B}', '\u{7F}',
+                    '\u{85}',
+                ]),
+                (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap()),
+                (0x7Fu32..0xA0).prop_map(|c| char::from_u32(c).unwrap()),
+            ]
+        }
+
+        /// Ordinary words (letters and digits, which no markup escapes) with hostile characters
+        /// between and around them.
+        fn mixed() -> impl Strategy<Value = (Vec<String>, String)> {
+            prop::collection::vec(
+                (
+                    "[A-Za-z0-9]{1,12}",
+                    prop::collection::vec(hostile_char(), 0..4),
+                ),
+                0..12,
+            )
+            .prop_map(|parts| {
+                let mut text = String::new();
+                let mut words = Vec::new();
+                for (word, hostile) in parts {
+                    text.push_str(&word);
+                    text.extend(hostile);
+                    words.push(word);
+                }
+                (words, text)
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn no_escaper_lets_a_hazard_through_and_words_survive((words, text) in mixed()) {
+                for (name, out) in all_escapers(&text, 100_000) {
+                    prop_assert!(!out.chars().any(hazard), "{name}: {out:?}");
+                    for word in &words {
+                        prop_assert!(out.contains(word.as_str()), "{name} lost {word:?}: {out:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn cut_text_holds_no_hazard_either((_, text) in mixed(), max in 1usize..40) {
+                for (name, out) in all_escapers(&text, max) {
+                    prop_assert!(!out.chars().any(hazard), "{name}: {out:?}");
+                }
+            }
+
+            #[test]
+            fn any_text_at_all_comes_out_clean(
+                text in prop::collection::vec(prop_oneof![any::<char>(), hostile_char()], 0..64)
+                    .prop_map(|cs| cs.into_iter().collect::<String>()),
+            ) {
+                for (name, out) in all_escapers(&text, 100_000) {
+                    prop_assert!(!out.chars().any(hazard), "{name}: {out:?}");
+                }
+            }
+
+            #[test]
+            fn no_chat_payload_carries_a_hazard((_, text) in mixed()) {
+                use crate::notify::webhook::{hostile_alert, payload, WebhookFlavour};
+                let mut alert = hostile_alert();
+                alert.user_agent = text.clone();
+                alert.memo = text.clone();
+                alert.headline = text.clone();
+                alert.event_name = text.clone();
+                alert.source_ip = text.clone();
+                alert.error_code = Some(text.clone());
+                alert.error_message = Some(text.clone());
+                alert.note = Some(text.clone());
+                alert.source_labels = vec![text.clone()];
+                for flavour in [
+                    WebhookFlavour::Slack,
+                    WebhookFlavour::Discord,
+                    WebhookFlavour::Teams,
+                    WebhookFlavour::GoogleChat,
+                ] {
+                    let body = payload(flavour, &alert);
+                    let mut strings = Vec::new();
+                    collect_strings(&body, &mut strings);
+                    for s in strings {
+                        // Our own layout may break lines (`\n` between label and value); what
+                        // must never appear is a separator or bidi control from the text.
+                        prop_assert!(
+                            !s.chars().any(|c| c != '\n' && hazard(c)),
+                            "{flavour:?}: {s:?}"
+                        );
+                    }
+                }
+            }
+        }
+
+        fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) => out.push(s.clone()),
+                serde_json::Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|v| collect_strings(v, out)),
+                _ => {}
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@
 //!   addresses ([`ssrf`]); [`WebhookChannel`] sends, connecting only to checked addresses
 //!   (`sender.rs`).
 
-mod escape;
+pub(super) mod escape;
 mod flavour;
 pub mod generic;
 mod sender;

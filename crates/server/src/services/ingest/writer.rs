@@ -130,7 +130,10 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
                     if recorded.to_plan > 0 {
                         committed.notify_one();
                     }
-                    recorded.new
+                    Stored {
+                        new: recorded.new,
+                        gone: recorded.gone,
+                    }
                 });
                 let _ = job.reply.send(result);
             }
