@@ -66,6 +66,9 @@ impl ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 ServiceError::Mint(MintError::Conflict(_)) => StatusCode::CONFLICT,
+                // The decoy account is (nearly) out of IAM users: 507, nothing was created.
+                ServiceError::Mint(MintError::UserQuota { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+                ServiceError::CreateBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -104,6 +107,9 @@ impl ApiError {
             Self::IngestDisabled => return "ingest_disabled",
             Self::IngestUnauthorized => return "unauthenticated",
             Self::Unavailable(_) => return "unavailable",
+            Self::Service(ServiceError::Mint(MintError::UserQuota { .. })) => {
+                return "iam_user_quota"
+            }
             Self::Ingest(IngestError::Parse(_)) if self.status() == StatusCode::BAD_REQUEST => {
                 return "not_cloudtrail"
             }
@@ -140,6 +146,9 @@ impl ApiError {
                 "the key minting service refused the request; nothing was created".into()
             }
             Self::Service(ServiceError::Mint(e @ MintError::UnknownAccount(_))) => {
+                format!("{e}; nothing was created")
+            }
+            Self::Service(ServiceError::Mint(e @ MintError::UserQuota { .. })) => {
                 format!("{e}; nothing was created")
             }
             Self::Service(ServiceError::Mint(MintError::Conflict(_))) => {
@@ -226,6 +235,14 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Self::Service(ServiceError::CreateBudget {
+            retry_after_secs, ..
+        }) = &this
+        {
+            if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         if matches!(this, Self::Unavailable(_)) {
             resp.headers_mut().insert(

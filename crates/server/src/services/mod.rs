@@ -11,10 +11,11 @@ pub mod exposures;
 pub mod ingest;
 pub mod key_index;
 pub mod sensor;
+pub mod tamper;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};
-pub use audit::{Actor, AuditAction};
+pub use audit::{Actor, AuditAction, KeyActor};
 pub use console::ConsoleService;
 pub use error::ServiceError;
 pub use exposures::{ExposureItem, ExposureService, HealthReport};
