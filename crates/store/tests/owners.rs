@@ -2,6 +2,7 @@
 //! with the token, a tamper alert's outbox rows commit with the change they are about (and not
 //! at all when the change found nothing), and the create budget counts per minute and live.
 
+#[allow(dead_code)]
 mod support;
 
 use canarykeys_store::{
