@@ -77,7 +77,7 @@ fn assert_mail_names_the_caller(mail: &Mail, action: &str, actor: &str) {
     }
     assert!(text.contains("<script>alert(1)</script> *b*"), "{text}");
     assert!(!html.contains("<script>"), "{html}");
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
 }
 
 #[tokio::test]
