@@ -335,3 +335,43 @@ async fn an_api_keys_create_budget_answers_429_with_retry_after() {
     assert_eq!(create().await.unwrap().status(), 201);
     svc.close().await;
 }
+
+/// A signed-in operator is the operator: the console's delete is audited, not alerted.
+#[tokio::test]
+async fn a_console_operators_delete_is_audited_without_a_tamper_alert() {
+    let sink = SmtpSink::start();
+    let rx = Receiver::start().await;
+    let app = spawn_app_with(tune(&sink, true)).await;
+    let svc = services(&app).await;
+    svc.access.create_operator("alice", PASSWORD).await.unwrap();
+    let session = canarykeys_testkit::access::login(&app, "alice").await;
+    let csrf = canarykeys_testkit::access::csrf();
+    let cookies = format!("ck_session={session}; ck_csrf={csrf}");
+    let resp = app
+        .http
+        .post(app.url("/api/v1/tokens"))
+        .header("cookie", &cookies)
+        .json(&json!({"memo": "db host", "webhook_url": rx.url()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let (id, _) = id_and_secret(&resp.json::<Value>().await.unwrap());
+    let resp = app
+        .http
+        .post(app.url("/console/tokens/bulk-delete"))
+        .header("cookie", &cookies)
+        .form(&[("csrf", csrf.as_str()), ("id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    // One outbox round sends everything due: a tamper row would have gone out in it.
+    app.deliver_once().await;
+    assert!(tamper_bodies(&rx).is_empty());
+    let audit = svc.access.list_audit(20, 0).await;
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "token.delete" && e.target == id && e.actor == "alice"));
+    svc.close().await;
+}
