@@ -42,6 +42,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// 10,000 decoys in one account, so five collisions in a row mean something else is wrong.
 const NAME_TRIES: usize = 5;
 
+/// When an account's users and quota were read, the user count (plus the users made since)
+/// and the quota.
+type QuotaRead = (Instant, u64, u64);
+
 /// How long an account's GetAccountSummary answer is used. Users this minter makes meanwhile
 /// are counted into it, so a burst cannot run past the headroom between two reads.
 const QUOTA_TTL: Duration = Duration::from_secs(30);
@@ -59,7 +63,7 @@ struct Inner {
     chooser: WeightedIndex<u32>,
     timeout: Duration,
     /// Per account: when its user count and quota were read, and what they were.
-    quotas: Arc<Mutex<HashMap<AccountId, (Instant, u64, u64)>>>,
+    quotas: Arc<Mutex<HashMap<AccountId, QuotaRead>>>,
 }
 
 #[derive(Clone)]

@@ -261,7 +261,10 @@ async fn creation_stops_with_507_short_of_the_iam_user_quota() {
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "iam_user_quota");
     let message = err["error"]["message"].as_str().unwrap();
-    assert!(message.contains("123456789012") && message.contains("5000"), "{message}");
+    assert!(
+        message.contains("123456789012") && message.contains("5000"),
+        "{message}"
+    );
     let users = iam_client(&moto).await.list_users().send().await.unwrap();
     assert_eq!(users.users().len(), 2, "nothing more was created");
 }

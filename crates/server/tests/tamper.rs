@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderValue;
 use canarykeys_server::config::Config;
 use canarykeys_server::services::access::KeyBudget;
 use canarykeys_server::services::Scope;
@@ -15,6 +14,7 @@ use canarykeys_testkit::access::{services, PASSWORD};
 use canarykeys_testkit::receiver::Receiver;
 use canarykeys_testkit::smtp_sink::{Mail, SmtpSink};
 use canarykeys_testkit::{id_and_secret, spawn_app_with, wait_for, TestApp};
+use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -86,7 +86,9 @@ async fn manage_secret_changes_alert_the_channels_the_token_had_before() {
     let rx = Receiver::start().await;
     let app = spawn_app_with(tune(&sink, false)).await;
     let resp = app
-        .post_token(&json!({"memo": "laptop ~/.aws", "email": "soc@example.com", "webhook_url": rx.url()}))
+        .post_token(
+            &json!({"memo": "laptop ~/.aws", "email": "soc@example.com", "webhook_url": rx.url()}),
+        )
         .await;
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
@@ -114,7 +116,10 @@ async fn manage_secret_changes_alert_the_channels_the_token_had_before() {
     assert_eq!(body["tamper"]["change"], "webhook alerts switched off");
     assert_eq!(body["event"]["event_name"], "token.channels");
     assert_eq!(body["event"]["source_ip"], "127.0.0.1");
-    assert_eq!(body["event"]["user_agent"], HOSTILE_UA, "unescaped in the schema");
+    assert_eq!(
+        body["event"]["user_agent"], HOSTILE_UA,
+        "unescaped in the schema"
+    );
     assert_eq!(body["event"]["path"], "api");
     assert_eq!(body["token"]["id"], id.as_str());
     assert!(body["event"]["event_time"].as_str().unwrap().ends_with('Z'));
@@ -159,7 +164,11 @@ async fn manage_secret_changes_alert_the_channels_the_token_had_before() {
     let mail = mail_with(&sink, 3, "Tamper: decoy token deleted");
     assert_mail_names_the_caller(&mail, "token.delete", "manage secret");
     assert_eq!(sink.wait_for_mails(3).len(), 3, "one mail per change");
-    assert_eq!(tamper_bodies(&rx).len(), 1, "the webhook was off after step 1");
+    assert_eq!(
+        tamper_bodies(&rx).len(),
+        1,
+        "the webhook was off after step 1"
+    );
 }
 
 /// The secret-link manage page is the same door as the API: its changes are loud too.
@@ -197,7 +206,10 @@ async fn the_manage_page_raises_tamper_alerts_too() {
     assert_eq!(body["tamper"]["action"], "ignore_list");
     assert_eq!(body["event"]["path"], "manage-page");
     assert_eq!(body["event"]["user_agent"], HOSTILE_UA);
-    assert_eq!(body["tamper"]["change"], "ignore list set to: 203.0.113.0/24");
+    assert_eq!(
+        body["tamper"]["change"],
+        "ignore list set to: 203.0.113.0/24"
+    );
 }
 
 #[tokio::test]
@@ -269,7 +281,11 @@ async fn an_api_key_deletes_only_its_own_operators_tokens_and_loudly() {
         .as_str()
         .unwrap()
         .contains(&format!("API key {} of alice", successor.id)));
-    assert_eq!(tamper_bodies(&rx).len(), 1, "the 404 and the 401 changed nothing");
+    assert_eq!(
+        tamper_bodies(&rx).len(),
+        1,
+        "the 404 and the 401 changed nothing"
+    );
     svc.close().await;
 }
 
@@ -312,7 +328,10 @@ async fn an_api_keys_create_budget_answers_429_with_retry_after() {
     assert!((1..=60).contains(&wait), "{wait}");
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["error"]["code"], "rate_limited");
-    assert!(err["error"]["message"].as_str().unwrap().contains("2 tokens a minute"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2 tokens a minute"));
 
     // A minute later on the test clock: one more fits, then the live cap (3) holds.
     app.advance(Duration::from_secs(61));
@@ -321,7 +340,10 @@ async fn an_api_keys_create_budget_answers_429_with_retry_after() {
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
     let err: Value = resp.json().await.unwrap();
-    assert!(err["error"]["message"].as_str().unwrap().contains("3 live tokens"));
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("3 live tokens"));
     // Deleting one of its tokens frees a place.
     let (id, _) = id_and_secret(&made[0]);
     let resp = app
