@@ -397,3 +397,84 @@ async fn a_console_operators_delete_is_audited_without_a_tamper_alert() {
         .any(|e| e.action == "token.delete" && e.target == id && e.actor == "alice"));
     svc.close().await;
 }
+
+/// The same on PostgreSQL: ownership is read from the shared database, and the tamper alert's
+/// outbox rows commit with the change (`CANARYKEYS_TEST_POSTGRES_URL`).
+#[tokio::test]
+async fn ownership_and_tamper_alerts_on_postgres() {
+    let db = canarykeys_testkit::TestDatabase::create("ck_tamper").await;
+    let url = db.url().to_owned();
+    let sink = SmtpSink::start();
+    let rx = Receiver::start().await;
+    let app = spawn_app_with(|c| {
+        tune(&sink, true)(c);
+        c.database_url = Some(url.clone());
+    })
+    .await;
+    let mut config = canarykeys_testkit::app::test_config(&app.data_dir);
+    config.database_url = Some(url.clone());
+    let svc = canarykeys_server::Services::open(&config).await.unwrap();
+    let alice = svc.access.create_operator("alice", PASSWORD).await.unwrap();
+    let bob = svc.access.create_operator("bob", PASSWORD).await.unwrap();
+    let write = [Scope::TokensWrite];
+    let (_, alice_key) = svc
+        .access
+        .create_api_key(&alice, "fleet", &write)
+        .await
+        .unwrap();
+    let (_, bob_key) = svc
+        .access
+        .create_api_key(&bob, "other", &write)
+        .await
+        .unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(&alice_key)
+        .json(&json!({"memo": "build agent", "email": "soc@example.com", "webhook_url": rx.url()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let (id, secret) = id_and_secret(&resp.json::<Value>().await.unwrap());
+
+    // The manage secret switches email off: both channels hear of it.
+    let resp = app
+        .http
+        .patch(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&secret)
+        .header("user-agent", hostile())
+        .json(&json!({"email_enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = delivered(&app, "the channel-off alert", || {
+        tamper_bodies(&rx).into_iter().next()
+    })
+    .await;
+    assert_eq!(body["tamper"]["change"], "email alerts switched off");
+    let mail = mail_with(&sink, 1, "Tamper: alerts switched off");
+    assert_mail_names_the_caller(&mail, "token.channels", "manage secret");
+
+    let delete = |key: String| {
+        app.http
+            .delete(app.url(&format!("/api/v1/tokens/{id}")))
+            .bearer_auth(key)
+            .header("user-agent", hostile())
+            .send()
+    };
+    assert_eq!(delete(bob_key).await.unwrap().status(), 404);
+    assert_eq!(delete(alice_key).await.unwrap().status(), 204);
+    let body = delivered(&app, "the API-key delete alert", || {
+        tamper_bodies(&rx).into_iter().nth(1)
+    })
+    .await;
+    assert_eq!(body["tamper"]["action"], "delete");
+    assert_eq!(body["tamper"]["operator"], "alice");
+    assert_eq!(body["tamper"]["api_key_name"], "fleet");
+    assert_eq!(body["event"]["user_agent"], HOSTILE_UA);
+    svc.close().await;
+    app.stop().await;
+    db.drop_database().await;
+}
