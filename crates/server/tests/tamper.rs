@@ -478,3 +478,38 @@ async fn ownership_and_tamper_alerts_on_postgres() {
     app.stop().await;
     db.drop_database().await;
 }
+
+/// One request that switches the webhook off and changes the ignore list: both alerts go to the
+/// channels the token had before the request, the webhook included.
+#[tokio::test]
+async fn one_patch_with_two_changes_tells_both_on_the_channels_before_it() {
+    let sink = SmtpSink::start();
+    let rx = Receiver::start().await;
+    let app = spawn_app_with(tune(&sink, false)).await;
+    let created: Value = app
+        .post_token(&json!({"memo": "nas", "webhook_url": rx.url()}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = id_and_secret(&created);
+    let resp = app
+        .http
+        .patch(app.url(&format!("/api/v1/tokens/{id}")))
+        .bearer_auth(&secret)
+        .json(&json!({"webhook_enabled": false, "ignore_sources": ["192.0.2.1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let bodies = delivered(&app, "both tamper alerts at the webhook", || {
+        let b = tamper_bodies(&rx);
+        (b.len() >= 2).then_some(b)
+    })
+    .await;
+    let actions: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["tamper"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["channel_off", "ignore_list"]);
+}

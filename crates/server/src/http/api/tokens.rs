@@ -166,14 +166,17 @@ pub(super) async fn update(
         webhook: patch.webhook_enabled,
     };
     let actor = Actor::ManageSecret;
+    // Both changes are told on the channels the token had before this request: the ignore
+    // list's alert is planned from `before`, not from the token with a channel just switched off.
+    let before = token;
     let mut token = state
         .tokens
-        .set_channels_from(&token, switches, &actor, &from)
+        .set_channels_from(&before, switches, &actor, &from)
         .await?;
     if let Some(sources) = patch.ignore_sources {
         token = state
             .tokens
-            .set_ignore_sources_from(&token, &sources, &actor, &from)
+            .set_ignore_sources_from(&before, &sources, &actor, &from)
             .await?;
     }
     Ok(axum::Json(full_json(&state, &token).await?))
