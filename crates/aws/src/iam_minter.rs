@@ -15,7 +15,8 @@ mod api;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,10 +27,10 @@ use rand::distributions::{Distribution, WeightedIndex};
 use rand::{rngs::OsRng, Rng};
 use tokio::time::{timeout_at, Instant};
 
-pub use self::account::DecoyAccount;
+pub use self::account::{DecoyAccount, DEFAULT_USER_HEADROOM};
 use self::api::{is_code, IamApi, SdkIam};
 use crate::error::{AwsError, ErrorDetail};
-use crate::{KeyRef, MintError, MintRequest, MintedKey, Minter};
+use crate::{KeyRef, MintError, MintRequest, MintedKey, Minter, UserQuota};
 
 /// How long one mint (or revoke) may take, SDK retries included, before it answers
 /// `Unavailable`: long enough for five throttled attempts with backoff, short enough for a
@@ -40,6 +41,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// chance of (users made from the same set) / (names the set makes), under 1 in 8 even with
 /// 10,000 decoys in one account, so five collisions in a row mean something else is wrong.
 const NAME_TRIES: usize = 5;
+
+/// When an account's users and quota were read, the user count (plus the users made since)
+/// and the quota.
+type QuotaRead = (Instant, u64, u64);
+
+/// How long an account's GetAccountSummary answer is used. Users this minter makes meanwhile
+/// are counted into it, so a burst cannot run past the headroom between two reads.
+const QUOTA_TTL: Duration = Duration::from_secs(30);
 
 /// Mints keys for bare IAM users in the configured decoy accounts. See the module docs for why
 /// the users carry no policy.
@@ -53,6 +62,8 @@ struct Inner {
     names: NameGenerator,
     chooser: WeightedIndex<u32>,
     timeout: Duration,
+    /// Per account: when its user count and quota were read, and what they were.
+    quotas: Arc<Mutex<HashMap<AccountId, QuotaRead>>>,
 }
 
 #[derive(Clone)]
@@ -97,6 +108,7 @@ impl IamMinter {
             names,
             chooser,
             timeout: DEFAULT_TIMEOUT,
+            quotas: Arc::default(),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -168,6 +180,11 @@ impl Minter for IamMinter {
             .revoke(key.account_id, key.username, Some(key.access_key_id))
             .await
     }
+
+    async fn user_quota(&self, account: AccountId) -> Result<Option<UserQuota>, MintError> {
+        let account = self.inner.account(account)?;
+        Ok(self.inner.quota(account).await)
+    }
 }
 
 impl Inner {
@@ -192,10 +209,12 @@ impl Inner {
 
     async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError> {
         let account = self.choose(request.account, &mut OsRng)?;
+        let account = self.with_room(account, request.account.is_some()).await?;
         let deadline = Instant::now() + self.timeout;
         let username = self
             .create_user(account, request.username.as_ref(), deadline)
             .await?;
+        self.count_new_user(account.config.account_id);
         match self.create_key(account, &username, deadline).await {
             Ok(key) => Ok(key),
             Err(e) => {
@@ -204,6 +223,83 @@ impl Inner {
                     .revoke(account.config.account_id, &username, None)
                     .await;
                 Err(e)
+            }
+        }
+    }
+
+    /// `account` if it has room below its quota's headroom; else, when the caller did not choose
+    /// it, another weighted account that has; else the quota error.
+    async fn with_room<'a>(
+        &'a self,
+        account: &'a Account,
+        chosen: bool,
+    ) -> Result<&'a Account, MintError> {
+        let full = |a: &Account, q: UserQuota| MintError::UserQuota {
+            account: a.config.account_id,
+            users: q.users,
+            quota: q.quota,
+            headroom: q.headroom,
+        };
+        let first = match self.quota(account).await {
+            Some(q) if q.is_full() => full(account, q),
+            _ => return Ok(account),
+        };
+        if chosen {
+            return Err(first);
+        }
+        for other in self.accounts.iter().filter(|a| a.config.weight > 0) {
+            if std::ptr::eq(other, account) {
+                continue;
+            }
+            match self.quota(other).await {
+                Some(q) if q.is_full() => {}
+                _ => return Ok(other),
+            }
+        }
+        Err(first)
+    }
+
+    /// The account's users and quota, from a recent read or GetAccountSummary. An account whose
+    /// summary cannot be read (the role lacks `iam:GetAccountSummary`) is not held back: the
+    /// failure is logged, and IAM's own quota error still stops a mint at the limit.
+    async fn quota(&self, account: &Account) -> Option<UserQuota> {
+        let id = account.config.account_id;
+        let headroom = u64::from(account.config.user_headroom);
+        let cached = self.quotas.lock().ok()?.get(&id).copied();
+        if let Some((_, users, quota)) = cached.filter(|c| c.0.elapsed() < QUOTA_TTL) {
+            return Some(UserQuota {
+                users,
+                quota,
+                headroom,
+            });
+        }
+        let deadline = Instant::now() + self.timeout;
+        let call = account.api.user_count_and_quota();
+        match bounded("IAM GetAccountSummary", deadline, call).await {
+            Ok(Some((users, quota))) => {
+                if let Ok(mut q) = self.quotas.lock() {
+                    q.insert(id, (Instant::now(), users, quota));
+                }
+                Some(UserQuota {
+                    users,
+                    quota,
+                    headroom,
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(account = %id, error = %e,
+                    "cannot read the account's IAM user quota; minting goes on unchecked");
+                None
+            }
+        }
+    }
+
+    /// Counts a user just made into the account's cached summary.
+    fn count_new_user(&self, id: AccountId) {
+        if let Ok(mut q) = self.quotas.lock() {
+            if let Some(entry) = q.get_mut(&id) {
+                entry.1 += 1;
             }
         }
     }

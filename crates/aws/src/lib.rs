@@ -17,7 +17,7 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SecretAccessKey};
 
 pub use error::{AwsError, BoxError, ErrorDetail};
 pub use gateway::{GatewayMinter, GatewayRetry};
-pub use iam_minter::{DecoyAccount, IamMinter};
+pub use iam_minter::{DecoyAccount, IamMinter, DEFAULT_USER_HEADROOM};
 pub use key_usage::{AttachedPolicy, IamKeyUsage, KeyUsage, LastUsed};
 pub use local::LocalMinter;
 pub use settings::{sdk_config, AwsSettings};
@@ -63,6 +63,33 @@ pub enum MintError {
     /// The request was refused for a reason that retrying will not fix.
     #[error("minting was refused: {0}")]
     Refused(String),
+    /// Every decoy account this mint could use is within its headroom of the IAM user quota.
+    #[error(
+        "decoy account {account} has {users} IAM users of its quota of {quota}; minting stops \
+         {headroom} short of the quota (delete tokens, or ask AWS for a higher quota)"
+    )]
+    UserQuota {
+        account: AccountId,
+        users: u64,
+        quota: u64,
+        headroom: u64,
+    },
+}
+
+/// A decoy account's IAM users against its quota (GetAccountSummary), and the headroom the
+/// minter keeps free below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserQuota {
+    pub users: u64,
+    pub quota: u64,
+    pub headroom: u64,
+}
+
+impl UserQuota {
+    /// Whether one more user would eat into the headroom.
+    pub fn is_full(&self) -> bool {
+        self.users.saturating_add(self.headroom) >= self.quota
+    }
 }
 
 /// Makes and destroys decoy keys. Implementations must leave nothing behind when `mint` fails:
@@ -76,4 +103,9 @@ pub trait Minter: Send + Sync + 'static {
     async fn mint(&self, request: &MintRequest) -> Result<MintedKey, MintError>;
     /// Destroys the key and its user. Destroying what is already gone is not an error.
     async fn revoke(&self, key: &KeyRef<'_>) -> Result<(), MintError>;
+    /// `account`'s IAM user count and quota, where minting is bounded by one (briefly cached).
+    /// `None`, the default for `local` and `gateway`: no limit this server can see.
+    async fn user_quota(&self, _account: AccountId) -> Result<Option<UserQuota>, MintError> {
+        Ok(None)
+    }
 }

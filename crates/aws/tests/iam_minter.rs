@@ -340,3 +340,46 @@ async fn a_configured_role_is_assumed_for_the_iam_calls() {
         "{e:?}"
     );
 }
+
+/// moto's GetAccountSummary says `UsersQuota` 5000 and counts the users it holds; a headroom of
+/// 4997 makes that a quota of three users here. Minting stops before the headroom is touched,
+/// with the account, the count and the quota in the error, and nothing is created.
+#[tokio::test]
+async fn minting_stops_short_of_the_iam_user_quota() {
+    let moto = Moto::start();
+    let iam = iam_as(&moto, "testing", "testing").await;
+    // One user that is not a decoy (the heartbeat identity, say) counts too.
+    iam.create_user()
+        .user_name("heartbeat")
+        .send()
+        .await
+        .unwrap();
+    let mut account = decoy_account(&moto, "testing", "testing");
+    account.user_headroom = 4997;
+    let minter = IamMinter::new(vec![account], NameGenerator::default_set())
+        .await
+        .unwrap();
+    let q = minter
+        .user_quota(AccountId::parse(ACCOUNT).unwrap())
+        .await
+        .unwrap()
+        .expect("the iam minter reads the quota");
+    assert_eq!((q.users, q.quota, q.headroom), (1, 5000, 4997));
+    minter.mint(&MintRequest::default()).await.unwrap();
+    minter.mint(&MintRequest::default()).await.unwrap();
+    let e = minter.mint(&MintRequest::default()).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            MintError::UserQuota {
+                users: 3,
+                quota: 5000,
+                headroom: 4997,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(ACCOUNT), "{e}");
+    assert_eq!(user_names(&iam).await.len(), 3, "nothing more was created");
+}

@@ -130,9 +130,11 @@ impl Services {
             .with_clock(clock.clone())
             .with_fast_path(index.clone(), writer);
         let enricher = enrich::Enricher::load(&config.enrich)?;
+        let tamper = alert_service(config, store.clone(), enricher.clone());
         let tokens = tokens
             .with_webhook_policy(config.alerts.allow_private_webhooks)
-            .with_key_index(index.clone());
+            .with_key_index(index.clone())
+            .with_tamper_alerts(tamper);
         let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
             .with_clock(clock.clone());
         Ok(Self {
@@ -167,18 +169,7 @@ impl Services {
     /// queued in the outbox for a running server to send, and link to `public_url` (or the
     /// listen address), as the server's own would.
     pub fn exposures(&self, config: &Config) -> services::ExposureService {
-        let public_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", config.listen));
-        let alerts = services::alerts::AlertService::new(
-            self.store.clone(),
-            self.enricher.clone(),
-            public_url.trim_end_matches('/').into(),
-            i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
-            config.smtp.host.is_some(),
-        )
-        .with_late_events(config.detection.late_events());
+        let alerts = alert_service(config, self.store.clone(), self.enricher.clone());
         services::ExposureService::new(self.store.clone(), alerts, self.metrics.clone())
             .with_clock(self.clock.clone())
     }
@@ -187,6 +178,27 @@ impl Services {
     pub async fn close(&self) {
         self.store.close().await;
     }
+}
+
+/// Alert planning for messages written outside the delivery worker (exposures, tamper alerts),
+/// linking to `public_url` (or the listen address) as the server's own messages do.
+fn alert_service(
+    config: &Config,
+    store: Arc<SqlStore>,
+    enricher: enrich::Enricher,
+) -> services::alerts::AlertService {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    services::alerts::AlertService::new(
+        store,
+        enricher,
+        public_url.trim_end_matches('/').into(),
+        i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
+        config.smtp.host.is_some(),
+    )
+    .with_late_events(config.detection.late_events())
 }
 
 /// Email alerts without `[smtp] host` fail quietly in the outbox; say so once at startup.
@@ -299,7 +311,8 @@ impl Application {
             services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone())
                 .with_clock(clock.clone());
         let state = http::AppState {
-            tokens: services.tokens,
+            // Tamper alerts link to the address this server answers on, like its other alerts.
+            tokens: services.tokens.with_tamper_alerts(alerts.clone()),
             access: services.access.clone(),
             ingest: services.ingest.with_exposures(exposures.clone()),
             alerts,

@@ -48,6 +48,7 @@ pub fn decoy_accounts(config: &Config) -> Result<Vec<DecoyAccount>, StartError> 
         account.path = a.path.clone();
         account.permissions_boundary = a.permissions_boundary.clone();
         account.endpoint_url = a.endpoint_url.clone();
+        account.user_headroom = a.user_headroom;
         account.access_key_id = a.access_key_id.clone();
         account.secret_access_key = a.secret_access_key.as_ref().map(|s| s.expose().to_owned());
         accounts.push(account);

@@ -310,7 +310,7 @@ pub struct TokensPage {
 pub struct DeliveryView {
     pub id: String,
     pub message_id: String,
-    /// `hit`, `summary` or `test`.
+    /// `hit`, `summary`, `test`, `exposure` or `tamper`.
     pub kind: String,
     /// `email` or `webhook`.
     pub channel: String,

@@ -355,14 +355,17 @@ async fn ignored_sources_are_recorded_and_marked_not_alerted() {
         .await
         .unwrap();
     assert_eq!(v["ignore_sources"], json!(["198.51.100.0/24"]));
+    // Changing the ignore list with the manage secret is itself told (a tamper alert), first in
+    // the token's webhook lane.
+    assert_eq!(rx.wait_for(1).await[0]["type"], "tamper");
     hit(&app, &created, "ignored-1", "198.51.100.9").await;
     hit(&app, &created, "alerted-1", "203.0.113.7").await;
-    let calls = rx.wait_for(1).await;
+    let calls = rx.wait_for(2).await;
     // A round after the alert: nothing is due for the ignored source.
     app.advance(RETRY_PAST);
     app.deliver_once().await;
-    assert_eq!(rx.bodies().len(), 1);
-    assert_eq!(calls[0]["event"]["source_ip"], "203.0.113.7");
+    assert_eq!(rx.bodies().len(), 2);
+    assert_eq!(calls[1]["event"]["source_ip"], "203.0.113.7");
     let alerts = get(&app, &created, "/alerts").await;
     assert_eq!(alerts["total"], 2, "both are recorded");
     let ignored = alerts["alerts"]
@@ -571,9 +574,12 @@ async fn a_hit_before_its_token_is_deleted_is_still_alerted_and_says_so() {
     // Windows are looked at once per poll interval of the (test) clock: let one pass.
     app.advance(Duration::from_secs(2));
     app.deliver_once().await;
-    let calls = rx.wait_for(2).await;
-    assert_eq!(calls.len(), 2, "the queued use is still alerted");
-    let late = serde_json::to_string(&calls[1]).unwrap();
+    // The delete with the manage secret is told first (a tamper alert, written with the
+    // delete), then the queued use.
+    let calls = rx.wait_for(3).await;
+    assert_eq!(calls.len(), 3, "the queued use is still alerted");
+    assert_eq!(calls[1]["type"], "tamper");
+    let late = serde_json::to_string(&calls[2]).unwrap();
     assert!(late.contains("198.51.100.4"), "{late}");
     assert!(late.contains("was deleted after this use"), "{late}");
     assert!(

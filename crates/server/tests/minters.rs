@@ -232,3 +232,39 @@ async fn a_key_minted_before_a_crash_is_revoked_and_nothing_else_is_touched() {
     assert_eq!(user_names(&iam).await, want, "only the orphan went");
     assert!(store.stale_mints(i64::MAX).await.unwrap().is_empty());
 }
+
+/// moto's IAM answers GetAccountSummary with `UsersQuota` 5000 and the users it holds; a
+/// headroom of 4998 makes that a quota of two decoys. The third create stops with 507 and a
+/// message naming the account and the quota, and no user is made.
+#[tokio::test]
+async fn creation_stops_with_507_short_of_the_iam_user_quota() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let app = spawn_app_with(move |c| {
+        c.minter.kind = canarykeys_server::config::MinterKind::Iam;
+        c.minter.accounts = vec![DecoyAccountConfig {
+            account_id: Some("123456789012".into()),
+            endpoint_url: Some(url),
+            access_key_id: Some("testing".into()),
+            secret_access_key: Some(Secret::new("testing")),
+            user_headroom: 4998,
+            ..DecoyAccountConfig::default()
+        }];
+    })
+    .await;
+    let body = json!({"memo": "ci", "email": "soc@example.com"});
+    for _ in 0..2 {
+        assert_eq!(app.post_token(&body).await.status(), 201);
+    }
+    let resp = app.post_token(&body).await;
+    assert_eq!(resp.status(), 507);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "iam_user_quota");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("123456789012") && message.contains("5000"),
+        "{message}"
+    );
+    let users = iam_client(&moto).await.list_users().send().await.unwrap();
+    assert_eq!(users.users().len(), 2, "nothing more was created");
+}

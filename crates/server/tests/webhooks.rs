@@ -294,6 +294,37 @@ async fn bad_targets_are_permanent() {
     }
 }
 
+/// The example tamper alert: an API key deleted the token; the caller's user agent is hostile.
+fn fixture_tamper() -> AlertView {
+    let mut alert = fixture_alert();
+    alert.kind = AlertKind::Tamper {
+        action: "delete".into(),
+        change: "the token was deleted and its key revoked".into(),
+        by: "api_key".into(),
+        api_key_id: Some("key_4nR8vB2xQ7mL1pZs".into()),
+        api_key_name: Some("fleet <laptops>".into()),
+        operator: Some("alice".into()),
+    };
+    alert.alert_id = "tamper_Q2w8Ee5rT1".into();
+    alert.headline =
+        "The token was deleted and its key revoked with API key key_4nR8vB2xQ7mL1pZs of alice \
+         from 198.51.100.23"
+            .into();
+    alert.event_name = "token.delete".into();
+    alert.event_source = "canarykeys".into();
+    alert.region = String::new();
+    alert.source_ip = "198.51.100.23".into();
+    alert.error_code = None;
+    alert.error_message = None;
+    alert.event_time = "2025-11-24T10:20:00Z".into();
+    alert.received_at = "2025-11-24T10:20:00Z".into();
+    alert.path = "api".into();
+    alert.source_labels = Vec::new();
+    alert.country = None;
+    alert.asn = None;
+    alert
+}
+
 fn fixture_path(flavour: WebhookFlavour, suffix: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/webhooks")
@@ -306,6 +337,7 @@ fn payloads_match_the_checked_in_examples() {
         [
             (f, fixture_alert(), ""),
             (f, fixture_exposure(), ".exposure"),
+            (f, fixture_tamper(), ".tamper"),
         ]
     });
     for (flavour, alert, suffix) in examples {
@@ -375,4 +407,47 @@ fn hostile_text_is_escaped_in_every_flavour() {
     // The generic schema passes the text through untouched, for the receiver to escape.
     let generic = payload(WebhookFlavour::Generic, &fixture_alert());
     assert_eq!(generic["event"]["user_agent"], HOSTILE_UA);
+}
+
+/// A tamper alert's caller text (user agent, key name) is escaped in every chat flavour, each
+/// says "Tamper" in its title, and the generic schema carries the `tamper` object with every
+/// v1 key still present.
+#[test]
+fn tamper_alerts_escape_the_callers_text_in_every_flavour() {
+    let alert = fixture_tamper();
+    for f in [
+        WebhookFlavour::Slack,
+        WebhookFlavour::Discord,
+        WebhookFlavour::Teams,
+        WebhookFlavour::GoogleChat,
+    ] {
+        let text = payload(f, &alert).to_string();
+        assert!(text.contains("Tamper: a decoy token was deleted"), "{f}");
+        assert!(!text.contains("<script>"), "{f}");
+        assert!(!text.contains("<laptops>"), "{f}: the key name is escaped");
+        assert!(!text.contains(r"\n*Source IP:* 10.0.0.1"), "{f}");
+        assert!(text.contains("198.51.100.23"), "{f}");
+        assert!(text.contains("token.delete"), "{f}");
+    }
+    let slack = payload(WebhookFlavour::Slack, &alert).to_string();
+    assert!(slack.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(slack.contains("&lt;!channel&gt;"));
+
+    let generic = payload(WebhookFlavour::Generic, &alert);
+    assert_eq!(generic["type"], "tamper");
+    assert_eq!(generic["tamper"]["action"], "delete");
+    assert_eq!(generic["tamper"]["by"], "api_key");
+    assert_eq!(generic["tamper"]["operator"], "alice");
+    assert_eq!(generic["event"]["user_agent"], HOSTILE_UA);
+    assert_eq!(generic["event"]["event_name"], "token.delete");
+    assert_eq!(generic["event"]["source_ip"], "198.51.100.23");
+    let hit = payload(WebhookFlavour::Generic, &fixture_alert());
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&generic), keys(&hit), "every v1 key, in every type");
+    assert_eq!(keys(&generic["event"]), keys(&hit["event"]));
+    assert_eq!(hit["tamper"], Value::Null);
 }

@@ -26,6 +26,9 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// Create budget: tokens this key may create per minute, and live at once.
+    pub create_per_minute: i64,
+    pub live_tokens_max: i64,
 }
 
 /// One line of the audit log: who did what to what, and when (unix ms).

@@ -16,8 +16,9 @@ pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use records::{
-    AlertPlan, Alerting, ChannelKind, ChannelSwitches, DeliveryRecord, EndCause, HitRecord,
-    KeyEntry, MintIntent, MintedRef, NewAlert, NewDelivery, TokenRecord, Tombstone,
+    AlertPlan, Alerting, ChannelKind, ChannelSwitches, CreateBudget, DeliveryRecord, EndCause,
+    HitRecord, KeyEntry, MintIntent, MintedRef, NewAlert, NewDelivery, TokenOwner, TokenRecord,
+    Tombstone,
 };
 pub use sql::{Backend, SqlStore, TokenChange, TOKENS_CHANNEL};
 pub use window::{Distinct, WindowHit, WindowSummary, WINDOW_VALUES};
@@ -75,6 +76,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Copy, Debug)]
 pub enum AuditedWrite<'a> {
     InsertToken(&'a TokenRecord),
+    /// A new token and who created it (`TokenStore::token_owner`).
+    InsertOwnedToken(&'a TokenRecord, &'a TokenOwner),
     DeleteToken(&'a TokenId),
     SetChannels(&'a TokenId, ChannelSwitches),
     SetIgnoreSources(&'a TokenId, &'a [String]),
@@ -110,7 +113,17 @@ pub trait AuditedStore: Send + Sync + 'static {
     /// Applies `write` and records `audit`, atomically. Returns whether the write found its
     /// token (an insert always does); when it did not, nothing is written, not even the entry.
     /// An insert whose id or key is taken fails with `Conflict`.
-    async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool>;
+    async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool> {
+        self.write_audited_alerting(write, audit, &[]).await
+    }
+    /// `write_audited`, also writing `deliveries` (a tamper alert's outbox rows) in the same
+    /// transaction when the write applied: the change and the alert about it commit together.
+    async fn write_audited_alerting(
+        &self,
+        write: AuditedWrite<'_>,
+        audit: &AuditRecord,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool>;
 }
 
 /// Tokens and their settings.
@@ -168,6 +181,12 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Switches alert channels on or off; `None` leaves a switch as it is. Returns whether the
     /// token exists.
     async fn set_channels(&self, id: &TokenId, switches: ChannelSwitches) -> Result<bool>;
+    /// Who created a live token; `None` when it is gone or nobody is recorded.
+    async fn token_owner(&self, id: &TokenId) -> Result<Option<TokenOwner>>;
+    /// Counts one create against API key `key_id`'s budget at `now`: its creates in the current
+    /// minute (a fixed window, in the key's row, so replicas share it) and its live tokens.
+    /// Nothing is counted unless it answers `Granted`.
+    async fn reserve_create(&self, key_id: &str, now: i64) -> Result<CreateBudget>;
 }
 
 /// How `find_key_entry` looks a token up.

@@ -228,3 +228,24 @@ pub struct KeyEntry {
     /// `None` for a live token; when it ended, for a tombstone.
     pub died_at: Option<i64>,
 }
+
+/// Who created a token: the operator, and the API key when it was made with one. Tokens made
+/// anonymously or from the CLI have none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub operator_id: String,
+    pub api_key_id: Option<String>,
+}
+
+/// What asking an API key's create budget for one more token said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateBudget {
+    /// Counted: go ahead.
+    Granted,
+    /// The key's creates this minute are used up; the window reopens at `retry_at` (unix ms).
+    PerMinute { limit: i64, retry_at: i64 },
+    /// The key has `limit` live tokens already.
+    LiveTokens { limit: i64 },
+    /// No such key (revoked keys still count).
+    UnknownKey,
+}

@@ -98,6 +98,8 @@ async fn suite(store: &SqlStore) {
         created_at: 1_000,
         revoked_at: None,
         last_used_at: None,
+        create_per_minute: 60,
+        live_tokens_max: 1000,
     };
     store.insert_api_key(&key).await.unwrap();
     assert!(matches!(

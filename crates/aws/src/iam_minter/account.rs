@@ -8,6 +8,9 @@ use canarykeys_core::AccountId;
 
 use crate::AwsSettings;
 
+/// Users kept free below an account's IAM user quota unless configured otherwise.
+pub const DEFAULT_USER_HEADROOM: u32 = 10;
+
 /// One decoy account the `iam` minter works in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DecoyAccount {
@@ -28,6 +31,9 @@ pub struct DecoyAccount {
     /// Static credentials; both or neither (then the SDK's default chain).
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// IAM users kept free below the account's quota (GetAccountSummary's `UsersQuota`): minting
+    /// stops this many users short of it, leaving room for the heartbeat identity and rotation.
+    pub user_headroom: u32,
 }
 
 impl DecoyAccount {
@@ -43,6 +49,7 @@ impl DecoyAccount {
             endpoint_url: None,
             access_key_id: None,
             secret_access_key: None,
+            user_headroom: DEFAULT_USER_HEADROOM,
         }
     }
 

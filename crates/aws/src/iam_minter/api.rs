@@ -37,6 +37,10 @@ pub(crate) trait IamApi: Send + Sync + 'static {
     async fn list_access_keys(&self, user: &str) -> Result<Vec<String>, AwsError>;
     async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), AwsError>;
     async fn delete_user(&self, user: &str) -> Result<(), AwsError>;
+    /// GetAccountSummary's `Users` and `UsersQuota`; `None` where nothing limits users.
+    async fn user_count_and_quota(&self) -> Result<Option<(u64, u64)>, AwsError> {
+        Ok(None)
+    }
 }
 
 /// Whether IAM answered with this error code.
@@ -152,6 +156,22 @@ impl IamApi for SdkIam {
             .map_err(|e| classify("IAM DeleteUser", e))?;
         Ok(())
     }
+
+    async fn user_count_and_quota(&self) -> Result<Option<(u64, u64)>, AwsError> {
+        use aws_sdk_iam::types::SummaryKeyType;
+        let out = self
+            .client
+            .get_account_summary()
+            .send()
+            .await
+            .map_err(|e| classify("IAM GetAccountSummary", e))?;
+        let map = out.summary_map();
+        let get = |k: SummaryKeyType| {
+            map.and_then(|m| m.get(&k))
+                .and_then(|v| u64::try_from(*v).ok())
+        };
+        Ok(get(SummaryKeyType::Users).zip(get(SummaryKeyType::UsersQuota)))
+    }
 }
 
 /// Test support (feature `testing`): passes every call through, except that CreateAccessKey
@@ -184,5 +204,8 @@ impl IamApi for FailCreateAccessKey {
     }
     async fn delete_user(&self, user: &str) -> Result<(), AwsError> {
         self.0.delete_user(user).await
+    }
+    async fn user_count_and_quota(&self) -> Result<Option<(u64, u64)>, AwsError> {
+        self.0.user_count_and_quota().await
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::config::Config;
+use crate::services::access::KeyBudget;
 use crate::services::{Actor, Scope};
 use crate::Services;
 
@@ -32,6 +33,12 @@ pub enum AdminCommand {
         /// A label saying what the key is for.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Tokens the key may create per minute (over it: 429 with Retry-After).
+        #[arg(long, default_value_t = KeyBudget::DEFAULT.per_minute)]
+        per_minute: u32,
+        /// Tokens the key may have live at once.
+        #[arg(long, default_value_t = KeyBudget::DEFAULT.live_tokens)]
+        live_tokens: u32,
     },
     /// Make the configured sealing key (a new key file when there is none) the database's key,
     /// when the old one is lost for good. Tokens sealed with the old key stay sealed: their
@@ -83,7 +90,13 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 .map(|op| println!("created operator {} ({})", op.name, op.id))
                 .map_err(anyhow::Error::from)
         }
-        AdminCommand::CreateApiKey { user, scopes, name } => {
+        AdminCommand::CreateApiKey {
+            user,
+            scopes,
+            name,
+            per_minute,
+            live_tokens,
+        } => {
             let scopes = Scope::parse_list(&scopes)?;
             let owner = services
                 .access
@@ -92,7 +105,15 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> anyhow::Result<()> {
                 .with_context(|| format!("no operator named {user:?}"))?;
             services
                 .access
-                .create_api_key(&owner, &name, &scopes)
+                .create_api_key_with_budget(
+                    &owner,
+                    &name,
+                    &scopes,
+                    KeyBudget {
+                        per_minute,
+                        live_tokens,
+                    },
+                )
                 .await
                 .map(|(_, key)| println!("{key}"))
                 .map_err(anyhow::Error::from)

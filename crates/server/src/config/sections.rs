@@ -364,6 +364,9 @@ pub struct DecoyAccountConfig {
     pub endpoint_url: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<Secret>,
+    /// IAM users kept free below the account's user quota: creation stops (507) this many
+    /// users short of it, leaving room for the heartbeat identity and rotation.
+    pub user_headroom: u32,
 }
 
 impl Default for DecoyAccountConfig {
@@ -378,6 +381,7 @@ impl Default for DecoyAccountConfig {
             endpoint_url: None,
             access_key_id: None,
             secret_access_key: None,
+            user_headroom: canarykeys_aws::DEFAULT_USER_HEADROOM,
         }
     }
 }

@@ -80,6 +80,9 @@ impl ApiError {
                 // The key that sealed this secret is not the server's: no retry will fix it,
                 // but it is the server's state, not a bug, and the body says so.
                 ServiceError::Crypto(CryptoError::Open) => StatusCode::SERVICE_UNAVAILABLE,
+                // The decoy account is (nearly) out of IAM users: 507, nothing was created.
+                ServiceError::Mint(MintError::UserQuota { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+                ServiceError::CreateBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
                 ServiceError::Store(_) | ServiceError::Crypto(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -126,6 +129,9 @@ impl ApiError {
             Self::BodyTimeout => return "body_timeout",
             Self::LengthRequired => return "length_required",
             Self::Service(ServiceError::Crypto(CryptoError::Open)) => return "key_unavailable",
+            Self::Service(ServiceError::Mint(MintError::UserQuota { .. })) => {
+                return "iam_user_quota"
+            }
             Self::Ingest(IngestError::Parse(_)) if self.status() == StatusCode::BAD_REQUEST => {
                 return "not_cloudtrail"
             }
@@ -162,6 +168,9 @@ impl ApiError {
                 "the key minting service refused the request; nothing was created".into()
             }
             Self::Service(ServiceError::Mint(e @ MintError::UnknownAccount(_))) => {
+                format!("{e}; nothing was created")
+            }
+            Self::Service(ServiceError::Mint(e @ MintError::UserQuota { .. })) => {
                 format!("{e}; nothing was created")
             }
             Self::Service(ServiceError::Mint(MintError::Conflict(_))) => {
@@ -254,6 +263,14 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Self::Service(ServiceError::CreateBudget {
+            retry_after_secs, ..
+        }) = &this
+        {
+            if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
         if matches!(
             this,

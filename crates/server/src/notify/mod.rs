@@ -44,6 +44,35 @@ pub enum AlertKind {
         /// Sightings so far (1 in the alert itself).
         count: u64,
     },
+    /// Someone holding the manage secret or an API key switched a channel off, deleted the
+    /// token or changed its ignore list. Sent on the channels the token had before the change,
+    /// written with the change itself, never grouped by a cooldown. The caller's address and
+    /// user agent are in the view's `source_ip` and `user_agent` (attacker-controlled).
+    Tamper {
+        /// `channel_off`, `delete` or `ignore_list`.
+        action: String,
+        /// What changed, in words. An ignore list's entries are the caller's text.
+        change: String,
+        /// `manage_secret` or `api_key`.
+        by: String,
+        /// The API key's id and name, and its operator; `None` for the manage secret.
+        api_key_id: Option<String>,
+        api_key_name: Option<String>,
+        operator: Option<String>,
+    },
+}
+
+impl AlertKind {
+    /// The kind's name, as the outbox's `kind` column and the generic webhook's `type` say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Summary { .. } => "summary",
+            Self::Test => "test",
+            Self::Exposure { .. } => "exposure",
+            Self::Tamper { .. } => "tamper",
+        }
+    }
 }
 
 /// Everything a message shows, already formatted. Every string that came from CloudTrail (the

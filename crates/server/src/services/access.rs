@@ -306,14 +306,32 @@ impl AccessService {
             .ok_or(AccessError::NotFound)
     }
 
-    /// Makes a key and returns it once; only its SHA-256 is kept.
-    #[tracing::instrument(skip_all, fields(operator = %owner.name, key_name = name))]
+    /// Makes a key with the default create budget and returns it once; only its SHA-256 is
+    /// kept.
     pub async fn create_api_key(
         &self,
         owner: &Operator,
         name: &str,
         scopes: &[Scope],
     ) -> Result<(ApiKeyInfo, String), AccessError> {
+        self.create_api_key_with_budget(owner, name, scopes, KeyBudget::DEFAULT)
+            .await
+    }
+
+    /// Makes a key that may create `budget` tokens (per minute, live), and returns it once.
+    #[tracing::instrument(skip_all, fields(operator = %owner.name, key_name = name))]
+    pub async fn create_api_key_with_budget(
+        &self,
+        owner: &Operator,
+        name: &str,
+        scopes: &[Scope],
+        budget: KeyBudget,
+    ) -> Result<(ApiKeyInfo, String), AccessError> {
+        if budget.per_minute == 0 || budget.live_tokens == 0 {
+            return Err(AccessError::Invalid(
+                "a key's create budget is at least 1 a minute and 1 live token".into(),
+            ));
+        }
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(AccessError::Invalid(
@@ -339,13 +357,18 @@ impl AccessService {
             created_at: self.clock.now_millis(),
             revoked_at: None,
             last_used_at: None,
+            create_per_minute: i64::from(budget.per_minute),
+            live_tokens_max: i64::from(budget.live_tokens),
         };
         self.audited(
             AuditedWrite::InsertApiKey(&record),
             &Actor::Operator(owner.name.clone()),
             AuditAction::ApiKeyCreate,
             &record.id,
-            &format!("{name} [{}]", record.scopes),
+            &format!(
+                "{name} [{}] budget {}/min {} live",
+                record.scopes, budget.per_minute, budget.live_tokens
+            ),
         )
         .await?;
         Ok((info(record), key))
@@ -385,6 +408,16 @@ impl AccessService {
     /// The owner and scopes of a presented key; `None` for an unknown or revoked key (the
     /// revocation is read on every request, so it takes effect at once).
     pub async fn api_key(&self, presented: &str) -> Option<(Operator, Vec<Scope>)> {
+        self.api_key_actor(presented)
+            .await
+            .map(|(op, scopes, _)| (op, scopes))
+    }
+
+    /// `api_key`, also naming the key as the actor of what it does.
+    pub async fn api_key_actor(
+        &self,
+        presented: &str,
+    ) -> Option<(Operator, Vec<Scope>, super::audit::KeyActor)> {
         if !presented.starts_with(API_KEY_PREFIX) || presented.len() != API_KEY_PREFIX.len() + 43 {
             return None;
         }
@@ -407,9 +440,16 @@ impl AccessService {
             .store
             .touch_api_key(&key.id, self.clock.now_millis())
             .await;
+        let actor = super::audit::KeyActor {
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            operator_id: op.id.clone(),
+            operator: op.name.clone(),
+        };
         Some((
             op.into(),
             Scope::parse_list(&key.scopes).unwrap_or_default(),
+            actor,
         ))
     }
 

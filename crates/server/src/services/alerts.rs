@@ -210,12 +210,7 @@ impl AlertService {
 
     /// One outbox row per enabled channel of the token.
     pub fn deliveries(&self, token: &TokenRecord, view: &AlertView, now: i64) -> Vec<NewDelivery> {
-        let kind = match view.kind {
-            AlertKind::Hit => "hit",
-            AlertKind::Summary { .. } => "summary",
-            AlertKind::Test => "test",
-            AlertKind::Exposure { .. } => "exposure",
-        };
+        let kind = view.kind.name();
         let payload = serde_json::to_string(view).expect("an AlertView serialises");
         let mut out = Vec::new();
         let mut push = |channel, target: String, unconfigured: Option<&str>| {

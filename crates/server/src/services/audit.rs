@@ -11,8 +11,10 @@ use crate::clock::Clock;
 /// Who did it, as the log names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    /// A signed-in operator or an API key's owner, by name.
+    /// A signed-in operator (or, before API keys were told apart, a key's owner), by name.
     Operator(String),
+    /// An API key, acting for its operator. The log names the operator, as for a session.
+    ApiKey(KeyActor),
     /// Someone holding a token's manage secret.
     ManageSecret,
     /// Creation through the open form or API, without an operator.
@@ -36,6 +38,7 @@ impl Actor {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Operator(name) => name,
+            Self::ApiKey(key) => &key.operator,
             Self::ManageSecret => "manage-secret",
             Self::Anonymous => "anonymous",
             Self::Cli => "cli",
@@ -50,6 +53,16 @@ impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// An API key as the actor of a change: which key, and whose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyActor {
+    pub key_id: String,
+    pub key_name: String,
+    pub operator_id: String,
+    /// The operator's name.
+    pub operator: String,
 }
 
 /// What was done, as the log (and its CSV export) spells it.

@@ -19,4 +19,8 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("sealing failed")]
     Crypto(#[from] CryptoError),
+    /// An API key's create budget is spent (per minute, or live tokens): 429 with
+    /// `Retry-After`.
+    #[error("{why}")]
+    CreateBudget { why: String, retry_after_secs: u64 },
 }

@@ -12,10 +12,11 @@ pub mod ingest;
 pub mod key_index;
 pub mod sealing;
 pub mod sensor;
+pub mod tamper;
 pub mod tokens;
 
 pub use access::{AccessError, AccessService, Operator, Scope};
-pub use audit::{Actor, AuditAction};
+pub use audit::{Actor, AuditAction, KeyActor};
 pub use console::ConsoleService;
 pub use error::ServiceError;
 pub use exposures::{ExposureItem, ExposureService, HealthReport};

@@ -9,10 +9,13 @@ use canarykeys_core::{
     AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
 };
 use canarykeys_store::{
-    AuditRecord, AuditedWrite, ChannelSwitches, HitRecord, MintedRef, Store, TokenRecord,
+    AuditRecord, AuditedWrite, ChannelSwitches, CreateBudget, HitRecord, MintedRef, NewDelivery,
+    Store, TokenOwner, TokenRecord,
 };
 
+use super::alerts::AlertService;
 use super::audit::{Actor, AuditAction};
+use super::tamper::{self, RequestOrigin, TamperChange};
 use super::ServiceError;
 use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::Sealer;
@@ -40,6 +43,8 @@ pub struct TokenService {
     clock: SharedClock,
     /// Ingest's in-memory key index, kept exact on create and delete.
     index: Option<super::key_index::KeyIndex>,
+    /// Plans tamper alerts' deliveries; without it (tools that send nothing) none are written.
+    tamper: Option<AlertService>,
 }
 
 impl TokenService {
@@ -59,6 +64,96 @@ impl TokenService {
             allow_private_webhooks: false,
             clock: SystemClock::shared(),
             index: None,
+            tamper: None,
+        }
+    }
+
+    /// Writes a tamper alert with every change the manage secret or an API key makes.
+    pub fn with_tamper_alerts(mut self, alerts: AlertService) -> Self {
+        self.tamper = Some(alerts);
+        self
+    }
+
+    /// The outbox rows of the tamper alert about `change`, on the channels `token` has now
+    /// (before the change); none for an actor that raises no tamper alert.
+    fn tamper_rows(
+        &self,
+        token: &TokenRecord,
+        change: Option<TamperChange>,
+        actor: &Actor,
+        origin: &RequestOrigin,
+    ) -> Vec<NewDelivery> {
+        let (Some(alerts), Some(change)) = (&self.tamper, change) else {
+            return Vec::new();
+        };
+        if !tamper::alerts_on(actor) {
+            return Vec::new();
+        }
+        let now = self.clock.now_millis();
+        let view = tamper::view(alerts.public_url(), token, &change, actor, origin, now);
+        tracing::warn!(token = %token.id, actor = %actor, action = view.event_name,
+            "tamper alert: a decoy was changed with its manage secret or an API key");
+        alerts.deliveries(token, &view, now)
+    }
+
+    /// The live token `id` if operator `operator_id` created it (by session or any of its API
+    /// keys); otherwise, like an unknown id, `NotFound`.
+    #[tracing::instrument(skip_all, fields(token = id))]
+    pub async fn get_owned(
+        &self,
+        id: &str,
+        operator_id: &str,
+    ) -> Result<TokenRecord, ServiceError> {
+        let token = self.get(id).await?;
+        match self.store.token_owner(&token.id).await? {
+            Some(owner) if owner.operator_id == operator_id => Ok(token),
+            _ => Err(ServiceError::NotFound),
+        }
+    }
+
+    /// Who a new token belongs to, after counting it against an API key's budget.
+    async fn owner_for(&self, actor: &Actor) -> Result<Option<TokenOwner>, ServiceError> {
+        match actor {
+            Actor::ApiKey(k) => {
+                let now = self.clock.now_millis();
+                match self.store.reserve_create(&k.key_id, now).await? {
+                    CreateBudget::Granted | CreateBudget::UnknownKey => {}
+                    CreateBudget::PerMinute { limit, retry_at } => {
+                        let secs = u64::try_from((retry_at - now + 999) / 1000).unwrap_or(1);
+                        return Err(ServiceError::CreateBudget {
+                            why: format!(
+                                "this API key may create {limit} tokens a minute; try again in \
+                                 {secs} s"
+                            ),
+                            retry_after_secs: secs.max(1),
+                        });
+                    }
+                    CreateBudget::LiveTokens { limit } => {
+                        return Err(ServiceError::CreateBudget {
+                            why: format!(
+                                "this API key has {limit} live tokens, its limit; delete some \
+                                 first"
+                            ),
+                            retry_after_secs: 60,
+                        });
+                    }
+                }
+                Ok(Some(TokenOwner {
+                    operator_id: k.operator_id.clone(),
+                    api_key_id: Some(k.key_id.clone()),
+                }))
+            }
+            Actor::Operator(name) => {
+                Ok(self
+                    .store
+                    .operator_by_name(name)
+                    .await?
+                    .map(|op| TokenOwner {
+                        operator_id: op.id,
+                        api_key_id: None,
+                    }))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -138,6 +233,8 @@ impl TokenService {
                 .await
                 .map_err(|e| ServiceError::Invalid(vec![FieldError::new("webhook_url", e)]))?;
         }
+        // Counted before the mint: a key over its budget makes nothing, not even an IAM call.
+        let owner = self.owner_for(actor).await?;
         let request = MintRequest {
             username: new.username.clone(),
             account: new.account_id,
@@ -197,7 +294,10 @@ impl TokenService {
             &record.id,
             record.memo.as_str(),
         );
-        let write = AuditedWrite::InsertToken(&record);
+        let write = match &owner {
+            Some(owner) => AuditedWrite::InsertOwnedToken(&record, owner),
+            None => AuditedWrite::InsertToken(&record),
+        };
         if let Err(e) = self.store.write_audited(write, &audit).await {
             self.undo_mint(&minted).await;
             self.forget_mint(&intent).await;
@@ -239,7 +339,8 @@ impl TokenService {
                 Ok(c) => created.push(c),
                 Err(e) => {
                     for c in &created {
-                        if let Err(undo) = self.delete(&c.token, actor).await {
+                        // Undoing our own create is no tamper: no alert.
+                        if let Err(undo) = self.delete_with(&c.token, actor, None).await {
                             tracing::warn!(token = %c.token.id, error = %undo, "bulk create: undo failed");
                         }
                     }
@@ -301,12 +402,25 @@ impl TokenService {
     }
 
     /// Switches channels; switching on a channel the token does not have is refused.
-    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn set_channels(
         &self,
         token: &TokenRecord,
         switches: ChannelSwitches,
         actor: &Actor,
+    ) -> Result<TokenRecord, ServiceError> {
+        self.set_channels_from(token, switches, actor, &RequestOrigin::unknown())
+            .await
+    }
+
+    /// `set_channels` by a caller from `origin`. Switching a channel off with the manage secret
+    /// or an API key sends a tamper alert on the channels the token had before (`token`).
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
+    pub async fn set_channels_from(
+        &self,
+        token: &TokenRecord,
+        switches: ChannelSwitches,
+        actor: &Actor,
+        origin: &RequestOrigin,
     ) -> Result<TokenRecord, ServiceError> {
         let mut errors = Vec::new();
         if switches.email == Some(true) && token.email.is_none() {
@@ -331,7 +445,13 @@ impl TokenService {
         let details = format!("email={:?} webhook={:?}", switches.email, switches.webhook);
         let audit = self.audit(actor, AuditAction::TokenChannels, &token.id, &details);
         let write = AuditedWrite::SetChannels(&token.id, switches);
-        if !self.store.write_audited(write, &audit).await? {
+        let change = TamperChange::channels_off(token, switches);
+        let rows = self.tamper_rows(token, change, actor, origin);
+        if !self
+            .store
+            .write_audited_alerting(write, &audit, &rows)
+            .await?
+        {
             return Err(ServiceError::NotFound);
         }
         self.store
@@ -342,8 +462,30 @@ impl TokenService {
 
     /// Revokes the key first, then forgets the token: if revoking fails the token stays, so
     /// the operator can retry and no live key is left without a record.
-    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn delete(&self, token: &TokenRecord, actor: &Actor) -> Result<(), ServiceError> {
+        self.delete_with(token, actor, Some(&RequestOrigin::unknown()))
+            .await
+    }
+
+    /// `delete` by a caller from `origin`: with the manage secret or an API key, a tamper alert
+    /// goes to the token's channels in the delete's transaction.
+    pub async fn delete_from(
+        &self,
+        token: &TokenRecord,
+        actor: &Actor,
+        origin: &RequestOrigin,
+    ) -> Result<(), ServiceError> {
+        self.delete_with(token, actor, Some(origin)).await
+    }
+
+    /// Deletes; `origin` `None` raises no tamper alert (undoing a failed bulk create).
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
+    async fn delete_with(
+        &self,
+        token: &TokenRecord,
+        actor: &Actor,
+        origin: Option<&RequestOrigin>,
+    ) -> Result<(), ServiceError> {
         let key = KeyRef {
             access_key_id: &token.access_key_id,
             username: &token.username,
@@ -356,8 +498,12 @@ impl TokenService {
             &token.id,
             token.memo.as_str(),
         );
+        let rows = match origin {
+            Some(origin) => self.tamper_rows(token, Some(TamperChange::Delete), actor, origin),
+            None => Vec::new(),
+        };
         self.store
-            .write_audited(AuditedWrite::DeleteToken(&token.id), &audit)
+            .write_audited_alerting(AuditedWrite::DeleteToken(&token.id), &audit, &rows)
             .await?;
         // The entry's time is the tombstone's time of death; the key stays matched, as a
         // tombstone's, for records that arrive late.
@@ -369,12 +515,26 @@ impl TokenService {
     }
 
     /// Replaces the token's ignore list after checking every entry.
-    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
     pub async fn set_ignore_sources(
         &self,
         token: &TokenRecord,
         sources: &[String],
         actor: &Actor,
+    ) -> Result<TokenRecord, ServiceError> {
+        self.set_ignore_sources_from(token, sources, actor, &RequestOrigin::unknown())
+            .await
+    }
+
+    /// `set_ignore_sources` by a caller from `origin`. Any change of the list made with the
+    /// manage secret or an API key sends a tamper alert: an intruder needs to ignore only his
+    /// own address.
+    #[tracing::instrument(skip_all, fields(token = %token.id, actor = %actor))]
+    pub async fn set_ignore_sources_from(
+        &self,
+        token: &TokenRecord,
+        sources: &[String],
+        actor: &Actor,
+        origin: &RequestOrigin,
     ) -> Result<TokenRecord, ServiceError> {
         const MAX: usize = 100;
         let mut errors = Vec::new();
@@ -400,7 +560,15 @@ impl TokenService {
         let details = sources.join(" ");
         let audit = self.audit(actor, AuditAction::TokenIgnoreSources, &token.id, &details);
         let write = AuditedWrite::SetIgnoreSources(&token.id, &clean);
-        if !self.store.write_audited(write, &audit).await? {
+        let change = (clean != token.alerting.ignore_sources).then(|| TamperChange::IgnoreList {
+            after: clean.clone(),
+        });
+        let rows = self.tamper_rows(token, change, actor, origin);
+        if !self
+            .store
+            .write_audited_alerting(write, &audit, &rows)
+            .await?
+        {
             return Err(ServiceError::NotFound);
         }
         self.store

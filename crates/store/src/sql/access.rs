@@ -15,8 +15,8 @@ use crate::{
 };
 
 const OPERATOR_COLUMNS: &str = "id, name, password_hash, failed_logins, locked_until, created_at";
-const API_KEY_COLUMNS: &str =
-    "id, operator_id, name, key_hash, scopes, created_at, revoked_at, last_used_at";
+const API_KEY_COLUMNS: &str = "id, operator_id, name, key_hash, scopes, created_at, revoked_at, \
+     last_used_at, create_per_minute, live_tokens_max";
 
 fn operator_from_row(row: &AnyRow) -> Result<OperatorRecord> {
     Ok(OperatorRecord {
@@ -39,6 +39,8 @@ fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        create_per_minute: row.try_get("create_per_minute")?,
+        live_tokens_max: row.try_get("live_tokens_max")?,
     })
 }
 
@@ -360,8 +362,9 @@ pub(crate) async fn insert_api_key<'c>(
     db: impl Executor<'c, Database = Any>,
     k: &ApiKeyRecord,
 ) -> Result<()> {
-    let sql =
-        format!("INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+    let sql = format!(
+        "INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
     sqlx::query(&sql)
         .bind(&k.id)
         .bind(&k.operator_id)
@@ -371,6 +374,8 @@ pub(crate) async fn insert_api_key<'c>(
         .bind(k.created_at)
         .bind(k.revoked_at)
         .bind(k.last_used_at)
+        .bind(k.create_per_minute)
+        .bind(k.live_tokens_max)
         .execute(db)
         .await
         .map_err(conflict_or)?;

@@ -4,11 +4,16 @@
 use async_trait::async_trait;
 
 use super::{access, outbox, tokens, SqlStore};
-use crate::{AuditRecord, AuditedStore, AuditedWrite, Result};
+use crate::{AuditRecord, AuditedStore, AuditedWrite, NewDelivery, Result};
 
 #[async_trait]
 impl AuditedStore for SqlStore {
-    async fn write_audited(&self, write: AuditedWrite<'_>, audit: &AuditRecord) -> Result<bool> {
+    async fn write_audited_alerting(
+        &self,
+        write: AuditedWrite<'_>,
+        audit: &AuditRecord,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let applied = match write {
@@ -18,6 +23,11 @@ impl AuditedStore for SqlStore {
             // The entry's time is the time of death.
             AuditedWrite::DeleteToken(id) => {
                 tokens::delete_token(&mut tx, self.backend(), id, audit.at).await?
+            }
+            AuditedWrite::InsertOwnedToken(t, owner) => {
+                tokens::insert_token(&mut tx, self.backend(), t).await?;
+                tokens::set_owner(&mut *tx, &t.id, owner).await?;
+                true
             }
             AuditedWrite::SetChannels(id, s) => tokens::set_channels(&mut *tx, id, s).await?,
             AuditedWrite::SetIgnoreSources(id, sources) => {
@@ -51,6 +61,9 @@ impl AuditedStore for SqlStore {
         // A change that found nothing to change is not logged (and nothing was written).
         if applied {
             access::insert_audit(&mut *tx, audit).await?;
+            if !deliveries.is_empty() {
+                outbox::insert_deliveries(&mut tx, deliveries).await?;
+            }
         }
         tx.commit().await?;
         Ok(applied)

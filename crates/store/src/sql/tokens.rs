@@ -9,8 +9,8 @@ use super::{
     is_unique_violation, token_from_row, Backend, SqlStore, TOKEN_COLUMNS, TOKEN_READ_COLUMNS,
 };
 use crate::{
-    ChannelSwitches, KeyEntry, KeyLookup, MintIntent, MintedRef, Result, StoreError, TokenRecord,
-    TokenStore, Tombstone,
+    ChannelSwitches, CreateBudget, KeyEntry, KeyLookup, MintIntent, MintedRef, Result, StoreError,
+    TokenOwner, TokenRecord, TokenStore, Tombstone,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -181,6 +181,94 @@ impl TokenStore for SqlStore {
     async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
         set_channels(&self.pool, id, s).await
     }
+
+    async fn token_owner(&self, id: &TokenId) -> Result<Option<TokenOwner>> {
+        let row = sqlx::query(
+            "SELECT created_by_operator, created_by_key FROM tokens WHERE id = $1 \
+             AND created_by_operator IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(TokenOwner {
+                operator_id: r.try_get("created_by_operator")?,
+                api_key_id: r.try_get("created_by_key")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn reserve_create(&self, key_id: &str, now: i64) -> Result<CreateBudget> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        // PostgreSQL: the key's row is locked until commit, so two creates cannot both take
+        // the last place; SQLite has one writer at a time.
+        let lock = match self.backend() {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT create_per_minute, live_tokens_max, create_window_start, \
+             create_window_count FROM api_keys WHERE id = $1{lock}"
+        ))
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CreateBudget::UnknownKey);
+        };
+        let per_minute: i64 = row.try_get("create_per_minute")?;
+        let live_max: i64 = row.try_get("live_tokens_max")?;
+        let start: i64 = row.try_get("create_window_start")?;
+        let count: i64 = row.try_get("create_window_count")?;
+        let (start, count) = if now >= start.saturating_add(MINUTE_MS) || now < start {
+            (now, 0)
+        } else {
+            (start, count)
+        };
+        if count >= per_minute {
+            return Ok(CreateBudget::PerMinute {
+                limit: per_minute,
+                retry_at: start + MINUTE_MS,
+            });
+        }
+        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE created_by_key = $1")
+            .bind(key_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if live >= live_max {
+            return Ok(CreateBudget::LiveTokens { limit: live_max });
+        }
+        sqlx::query(
+            "UPDATE api_keys SET create_window_start = $2, create_window_count = $3 WHERE id = $1",
+        )
+        .bind(key_id)
+        .bind(start)
+        .bind(count + 1)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(CreateBudget::Granted)
+    }
+}
+
+/// The create budget's window.
+const MINUTE_MS: i64 = 60_000;
+
+/// Records who created a token (in the insert's transaction).
+pub(crate) async fn set_owner<'c>(
+    db: impl Executor<'c, Database = Any>,
+    id: &TokenId,
+    owner: &TokenOwner,
+) -> Result<()> {
+    sqlx::query("UPDATE tokens SET created_by_operator = $2, created_by_key = $3 WHERE id = $1")
+        .bind(id.as_str())
+        .bind(&owner.operator_id)
+        .bind(owner.api_key_id.as_deref())
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Inserts a token and announces it (see `tombstones`), in the caller's transaction.

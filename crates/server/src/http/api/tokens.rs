@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::http::extract::caller::{is_api_key, ApiCaller, MaybeApiCaller};
 use crate::http::extract::client::ClientAddr;
 use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::extract::origin::{origin, UserAgent};
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
 use crate::services::{Actor, Scope};
@@ -43,9 +44,11 @@ pub fn routes() -> Router<AppState> {
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 422, description = "Invalid fields, each named in `fields`", body = ErrorBody),
-        (status = 429, description = "Too many anonymous creates from this address", body = ErrorBody),
+        (status = 429, description = "Too many creates: anonymous ones from this address, or the API key's budget (per minute or live tokens) is spent; `Retry-After` says when to try again", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (the API key's budget)"))),
         (status = 502, description = "The key minting service refused", body = ErrorBody),
         (status = 503, description = "The key minting service is unavailable", body = ErrorBody),
+        (status = 507, description = "The decoy account is within its headroom of the IAM user quota (`iam` minter); nothing was created", body = ErrorBody),
     )
 )]
 pub(super) async fn create(
@@ -54,11 +57,12 @@ pub(super) async fn create(
     MaybeApiCaller(caller): MaybeApiCaller,
     ApiJson(input): ApiJson<NewTokenInput>,
 ) -> Result<Response, ApiError> {
-    // Operators and keys are accountable, so only anonymous creation (open mode) is rate limited.
+    // Anonymous creation (open mode) is limited per address; an API key by its own create
+    // budget (counted by the service); a signed-in operator is accountable.
     let actor = match (&caller, state.access.create_is_open()) {
         (Some(c), _) => {
             c.require(Scope::TokensWrite)?;
-            Actor::Operator(c.operator.name.clone())
+            c.actor()
         }
         (None, true) => {
             state.limiter.check(client)?;
@@ -150,26 +154,37 @@ pub(super) struct Patch {
 pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
+    user_agent: UserAgent,
     bearer: Bearer,
     ApiJson(patch): ApiJson<Patch>,
 ) -> Result<axum::Json<TokenView>, ApiError> {
+    let from = origin(client, user_agent, "api");
     let token = authorized(&state, &id, &bearer).await?;
     let switches = ChannelSwitches {
         email: patch.email_enabled,
         webhook: patch.webhook_enabled,
     };
     let actor = Actor::ManageSecret;
-    let mut token = state.tokens.set_channels(&token, switches, &actor).await?;
+    // Both changes are told on the channels the token had before this request: the ignore
+    // list's alert is planned from `before`, not from the token with a channel just switched off.
+    let before = token;
+    let mut token = state
+        .tokens
+        .set_channels_from(&before, switches, &actor, &from)
+        .await?;
     if let Some(sources) = patch.ignore_sources {
         token = state
             .tokens
-            .set_ignore_sources(&token, &sources, &actor)
+            .set_ignore_sources_from(&before, &sources, &actor, &from)
             .await?;
     }
     Ok(axum::Json(full_json(&state, &token).await?))
 }
 
-/// Deletes with the token's manage secret, or with an API key that has `tokens:write`.
+/// Deletes with the token's manage secret, or with an API key that has `tokens:write` whose
+/// operator created the token (with any of its keys or in the console). Either way a tamper
+/// alert goes to the token's channels.
 #[utoipa::path(
     delete,
     path = "/tokens/{id}",
@@ -181,25 +196,26 @@ pub(super) async fn update(
         (status = 204, description = "Deleted; its key is deleted at AWS too"),
         (status = 401, description = "No manage secret or API key sent", body = ErrorBody),
         (status = 403, description = "The API key lacks tokens:write", body = ErrorBody),
-        (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
+        (status = 404, description = "No such token, a wrong secret, or a token another operator created (an API key deletes only its own operator's tokens)", body = ErrorBody),
     )
 )]
 pub(super) async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
+    user_agent: UserAgent,
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
     let (token, actor) = if is_api_key(&bearer.0) {
         let caller = ApiCaller::from_key(&state, &bearer.0).await?;
         caller.require(Scope::TokensWrite)?;
-        (
-            state.tokens.get(&id).await?,
-            Actor::Operator(caller.operator.name),
-        )
+        let token = state.tokens.get_owned(&id, &caller.operator.id).await?;
+        (token, caller.actor())
     } else {
         (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
     };
-    state.tokens.delete(&token, &actor).await?;
+    let from = origin(client, user_agent, "api");
+    state.tokens.delete_from(&token, &actor, &from).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

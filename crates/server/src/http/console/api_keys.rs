@@ -14,7 +14,7 @@ use crate::http::html::{check_csrf, console_page, console_page_status, when};
 use crate::http::html::{fail, UiError};
 use crate::http::AppState;
 use crate::render::human_time;
-use crate::services::access::Scope;
+use crate::services::access::{KeyBudget, Scope};
 
 fn scopes_ctx() -> Value {
     Value::from_serialize(Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>())
@@ -30,6 +30,8 @@ async fn keys_ctx(state: &AppState) -> Value {
             json!({
                 "id": k.id, "name": k.name,
                 "scopes": k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+                "per_minute": k.budget.per_minute,
+                "live_tokens": k.budget.live_tokens,
                 "created": human_time(k.created_at),
                 "last_used": when(k.last_used_at),
                 "revoked": k.revoked_at.map(human_time),
@@ -75,11 +77,29 @@ pub(super) async fn create(
         .filter(|(k, _)| k == "scope")
         .filter_map(|(_, v)| Scope::ALL.into_iter().find(|s| s.as_str() == v))
         .collect();
-    let (status, created, error) = match state
-        .access
-        .create_api_key(&op.0, field("name"), &scopes)
-        .await
-    {
+    // Left empty, each part of the budget keeps its default; anything else must be a number.
+    let number = |name: &str, default: u32| match field(name).trim() {
+        "" => Ok(default),
+        text => text.parse::<u32>().map_err(|_| {
+            crate::services::AccessError::Invalid(format!("{name} is a whole number above 0"))
+        }),
+    };
+    let budget = number("per_minute", KeyBudget::DEFAULT.per_minute).and_then(|per_minute| {
+        Ok(KeyBudget {
+            per_minute,
+            live_tokens: number("live_tokens", KeyBudget::DEFAULT.live_tokens)?,
+        })
+    });
+    let made = match budget {
+        Ok(budget) => {
+            state
+                .access
+                .create_api_key_with_budget(&op.0, field("name"), &scopes, budget)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let (status, created, error) = match made {
         Ok((info, key)) => (
             StatusCode::CREATED,
             Some(json!({"name": info.name, "key": key})),

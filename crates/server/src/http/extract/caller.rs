@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::{bearer, cookie};
 use crate::http::{ApiError, AppState};
 use crate::services::access::{Operator, Scope, API_KEY_PREFIX};
+use crate::services::{Actor, KeyActor};
 
 pub const SESSION_COOKIE: &str = "ck_session";
 
@@ -21,17 +22,31 @@ pub struct ConsoleOperator(pub Operator);
 pub struct ApiCaller {
     pub operator: Operator,
     pub scopes: Vec<Scope>,
+    /// The API key, when the caller used one (`None` for a session).
+    pub key: Option<KeyActor>,
 }
 
 impl ApiCaller {
     /// The operator and scopes of an API key (`ck_…`); an unknown or revoked key is a 401.
     pub async fn from_key(state: &AppState, key: &str) -> Result<Self, ApiError> {
-        let (operator, scopes) = state
+        let (operator, scopes, actor) = state
             .access
-            .api_key(key)
+            .api_key_actor(key)
             .await
             .ok_or(ApiError::NoCredentials)?;
-        Ok(Self { operator, scopes })
+        Ok(Self {
+            operator,
+            scopes,
+            key: Some(actor),
+        })
+    }
+
+    /// Who the audit log and tamper alerts name: the API key, or the signed-in operator.
+    pub fn actor(&self) -> Actor {
+        match &self.key {
+            Some(key) => Actor::ApiKey(key.clone()),
+            None => Actor::Operator(self.operator.name.clone()),
+        }
     }
 
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
@@ -118,6 +133,7 @@ impl FromRequestParts<AppState> for MaybeApiCaller {
             ApiCaller {
                 operator,
                 scopes: Scope::ALL.to_vec(),
+                key: None,
             }
         })))
     }

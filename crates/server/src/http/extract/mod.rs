@@ -7,6 +7,7 @@ pub mod caller;
 pub mod client;
 pub mod csrf;
 pub mod manage;
+pub mod origin;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Query};

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use crate::http::extract::client::ClientAddr;
 use crate::http::extract::manage::{form_token, SecretFormatQuery};
+use crate::http::extract::origin::{origin, UserAgent};
 use crate::http::html::{fail, UiError};
 use crate::http::AppState;
 use crate::services::{Actor, AuditAction};
@@ -56,6 +58,8 @@ pub(super) async fn test_alert(
 pub(super) async fn ignore(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
+    user_agent: UserAgent,
     headers: HeaderMap,
     form: Result<Form<SecretForm>, FormRejection>,
 ) -> Result<Response, UiError> {
@@ -69,7 +73,12 @@ pub(super) async fn ignore(
         .collect();
     state
         .tokens
-        .set_ignore_sources(&token, &sources, &Actor::ManageSecret)
+        .set_ignore_sources_from(
+            &token,
+            &sources,
+            &Actor::ManageSecret,
+            &origin(client, user_agent, "manage-page"),
+        )
         .await
         .map_err(|e| fail(&state, e))?;
     Ok(back(token.id.as_str(), &form.s))

@@ -12,8 +12,10 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::extract::client::ClientAddr;
 use crate::http::extract::csrf;
 use crate::http::extract::manage::{form_token, SecretFormatQuery};
+use crate::http::extract::origin::{origin, UserAgent};
 use crate::http::html::token::{creds_ctx, notice, token_ctx};
 use crate::http::html::{chart, fail, page, render, UiError};
 use crate::http::{ApiError, AppState};
@@ -115,6 +117,8 @@ pub(super) struct ChannelsForm {
 pub(super) async fn channels(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
+    user_agent: UserAgent,
     headers: HeaderMap,
     form: Result<Form<ChannelsForm>, FormRejection>,
 ) -> Result<Response, UiError> {
@@ -133,7 +137,12 @@ pub(super) async fn channels(
     };
     state
         .tokens
-        .set_channels(&token, switches, &Actor::ManageSecret)
+        .set_channels_from(
+            &token,
+            switches,
+            &Actor::ManageSecret,
+            &origin(client, user_agent, "manage-page"),
+        )
         .await
         .map_err(|e| fail(&state, e))?;
     Ok(Redirect::to(&format!("/manage/{}?s={}", token.id, form.s)).into_response())
@@ -150,6 +159,8 @@ pub(super) struct DeleteForm {
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
+    user_agent: UserAgent,
     headers: HeaderMap,
     form: Result<Form<DeleteForm>, FormRejection>,
 ) -> Result<Response, UiError> {
@@ -157,7 +168,11 @@ pub(super) async fn delete(
     let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
     state
         .tokens
-        .delete(&token, &Actor::ManageSecret)
+        .delete_from(
+            &token,
+            &Actor::ManageSecret,
+            &origin(client, user_agent, "manage-page"),
+        )
         .await
         .map_err(|e| fail(&state, e))?;
     let html = render(

@@ -93,6 +93,8 @@ pub fn render(alert: &AlertView) -> Result<RenderedEmail, minijinja::Error> {
             _ => None,
         },
         exposure_advice => crate::notify::webhook::EXPOSURE_ADVICE,
+        tamper_actor => crate::notify::webhook::tamper_actor(&alert.kind),
+        tamper_advice => crate::notify::webhook::TAMPER_ADVICE,
         location_link => match &alert.kind {
             AlertKind::Exposure { location: Some(l), .. } => crate::render::http_link(l),
             _ => None,
@@ -120,6 +122,11 @@ pub fn subject(alert: &AlertView) -> String {
         AlertKind::Summary { count, .. } => format!("{count} more uses"),
         AlertKind::Test => "Test alert".to_owned(),
         AlertKind::Exposure { .. } => "Decoy key exposed in public".to_owned(),
+        AlertKind::Tamper { action, .. } => match action.as_str() {
+            "delete" => "Tamper: decoy token deleted".to_owned(),
+            "channel_off" => "Tamper: alerts switched off".to_owned(),
+            _ => "Tamper: ignore list changed".to_owned(),
+        },
     };
     let line = clean(format!("[canarykeys] {what}: {}", alert.memo));
     let line = line.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -28,6 +28,7 @@ fn colour(kind: &AlertKind) -> u32 {
         AlertKind::Summary { .. } => 0xF2_99_00,
         AlertKind::Test => 0x1A_73_E8,
         AlertKind::Exposure { .. } => 0x82_50_DF,
+        AlertKind::Tamper { .. } => 0x6E_00_00,
     }
 }
 

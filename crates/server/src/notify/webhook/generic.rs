@@ -9,7 +9,7 @@
 //! ```text
 //! {
 //!   "schema":   "canarykeys.alert/v1",          always this string for this version
-//!   "type":     "hit" | "summary" | "test" | "exposure",
+//!   "type":     "hit" | "summary" | "test" | "exposure" | "tamper",
 //!   "alert_id": string,                          stable per alert; equal on every retry
 //!   "headline": string,                          one sentence, for people
 //!   "retired":  boolean,                         a use of a retired key (after its token
@@ -26,10 +26,16 @@
 //!              { "source": "health"|"quarantine", "event_type": string,
 //!                "description": string, "location": string|null,
 //!                "first_seen": string, "last_seen": string, "count": integer }
+//!   "tamper":  null, or for "tamper" alerts (a change made with the manage secret or an API key)
+//!              { "action": "channel_off"|"delete"|"ignore_list", "change": string,
+//!                "by": "manage_secret"|"api_key", "api_key_id": string|null,
+//!                "api_key_name": string|null, "operator": string|null }
 //!   "source":  { "labels": [string], "country": string|null, "asn": string|null }
 //! }
 //! ```
 //!
+//! For a tamper alert, `event` is the API request: `event_name` the action (`token.channels`,
+//! `token.delete`, `token.ignore_sources`), `source_ip` and `user_agent` the caller's.
 //! For a summary, `event` is the window's last call. Times are RFC 3339 in UTC. Every key is always present (absent values are `null`), so a
 //! receiver with a strict schema needs no optional keys. Strings are passed as CloudTrail had
 //! them, unescaped: the user agent and event fields are written by whoever holds the key, and
@@ -51,12 +57,7 @@ pub const SCHEMA: &str = "canarykeys.alert/v1";
 
 /// The `canarykeys.alert/v1` body for `alert`.
 pub fn payload(alert: &AlertView) -> Value {
-    let kind = match alert.kind {
-        AlertKind::Hit => "hit",
-        AlertKind::Summary { .. } => "summary",
-        AlertKind::Test => "test",
-        AlertKind::Exposure { .. } => "exposure",
-    };
+    let kind = alert.kind.name();
     let summary = match &alert.kind {
         AlertKind::Summary {
             count,
@@ -71,7 +72,7 @@ pub fn payload(alert: &AlertView) -> Value {
             "first_event_time": first_event_time,
             "last_event_time": last_event_time,
         }),
-        AlertKind::Hit | AlertKind::Test | AlertKind::Exposure { .. } => Value::Null,
+        _ => Value::Null,
     };
     let exposure = match &alert.kind {
         AlertKind::Exposure {
@@ -90,6 +91,24 @@ pub fn payload(alert: &AlertView) -> Value {
             "first_seen": first_seen,
             "last_seen": last_seen,
             "count": count,
+        }),
+        _ => Value::Null,
+    };
+    let tamper = match &alert.kind {
+        AlertKind::Tamper {
+            action,
+            change,
+            by,
+            api_key_id,
+            api_key_name,
+            operator,
+        } => json!({
+            "action": action,
+            "change": change,
+            "by": by,
+            "api_key_id": api_key_id,
+            "api_key_name": api_key_name,
+            "operator": operator,
         }),
         _ => Value::Null,
     };
@@ -122,6 +141,7 @@ pub fn payload(alert: &AlertView) -> Value {
         },
         "summary": summary,
         "exposure": exposure,
+        "tamper": tamper,
         "source": {
             "labels": alert.source_labels,
             "country": alert.country,
@@ -193,7 +213,7 @@ mod tests {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         for key in [
             "schema", "type", "alert_id", "headline", "retired", "token", "event", "summary",
-            "exposure", "source",
+            "exposure", "tamper", "source",
         ] {
             assert!(keys.contains(&key), "{key}");
         }

@@ -56,8 +56,40 @@ fn title(alert: &AlertView) -> String {
         }
         AlertKind::Test => "Test alert from canarykeys (not a real use of the key)".into(),
         AlertKind::Exposure { .. } => "Decoy AWS key exposed in public".into(),
+        AlertKind::Tamper { action, .. } => tamper_title(action).into(),
     }
 }
+
+/// A tamper alert's title, by action.
+pub fn tamper_title(action: &str) -> &'static str {
+    match action {
+        "delete" => "Tamper: a decoy token was deleted",
+        "channel_off" => "Tamper: alerts switched off for a decoy token",
+        _ => "Tamper: a decoy token's ignore list was changed",
+    }
+}
+
+/// Who made a tamper alert's change, in words: the manage secret, or which API key of whom.
+pub fn tamper_actor(kind: &AlertKind) -> String {
+    match kind {
+        AlertKind::Tamper {
+            api_key_id: Some(id),
+            api_key_name,
+            operator,
+            ..
+        } => format!(
+            "API key {id} ({}) of operator {}",
+            api_key_name.as_deref().unwrap_or("unnamed"),
+            operator.as_deref().unwrap_or("unknown"),
+        ),
+        _ => "the token's manage secret".into(),
+    }
+}
+
+/// What a tamper alert tells its reader to do.
+pub const TAMPER_ADVICE: &str = "If you did not do this, someone holds the manage secret or the \
+     API key: treat the machine the decoy was planted on as compromised, revoke the API key, and \
+     plant a new decoy.";
 
 /// One labelled line of a chat message, as raw (unescaped) text. Each flavour escapes `value`
 /// for its own markup; labels are ours and need none.
@@ -125,6 +157,19 @@ fn facts(alert: &AlertView) -> Vec<Fact> {
             }
             facts.push(long("AWS says", description));
             facts.push(long("What to do", EXPOSURE_ADVICE));
+        }
+        AlertKind::Tamper { change, .. } => {
+            facts.push(short("Action", &alert.event_name));
+            facts.push(short("Source IP", &alert.source_ip));
+            facts.push(short("Time", &alert.event_time));
+            facts.push(short("Through", &alert.path));
+            if let Some(key) = &alert.access_key_id {
+                facts.push(short("Access key", key));
+            }
+            facts.push(long("Change", change));
+            facts.push(long("Done with", &tamper_actor(&alert.kind)));
+            facts.push(long("User agent", &alert.user_agent));
+            facts.push(long("What to do", TAMPER_ADVICE));
         }
         AlertKind::Hit | AlertKind::Test => {
             facts.push(short("Event", &alert.event_name));

@@ -13,7 +13,10 @@ use crate::notify::{AlertKind, AlertView};
 
 pub fn payload(alert: &AlertView) -> Value {
     let colour = match alert.kind {
-        AlertKind::Hit | AlertKind::Summary { .. } | AlertKind::Exposure { .. } => "Attention",
+        AlertKind::Hit
+        | AlertKind::Summary { .. }
+        | AlertKind::Exposure { .. }
+        | AlertKind::Tamper { .. } => "Attention",
         AlertKind::Test => "Accent",
     };
     let mut fact_set = vec![json!({"title": "Token", "value": teams(&alert.memo, LONG_TEXT)})];

@@ -64,6 +64,27 @@ impl From<OperatorRecord> for Operator {
     }
 }
 
+/// How many tokens an API key may create: per minute, and live at once. Going over answers 429
+/// with `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyBudget {
+    pub per_minute: u32,
+    pub live_tokens: u32,
+}
+
+impl KeyBudget {
+    pub const DEFAULT: Self = Self {
+        per_minute: 60,
+        live_tokens: 1000,
+    };
+}
+
+impl Default for KeyBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// An API key as listed: never the key itself.
 #[derive(Clone, Debug, Serialize)]
 pub struct ApiKeyInfo {
@@ -75,6 +96,8 @@ pub struct ApiKeyInfo {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// The key's create budget.
+    pub budget: KeyBudget,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -119,5 +142,9 @@ pub(super) fn info(r: ApiKeyRecord) -> ApiKeyInfo {
         created_at: r.created_at,
         revoked_at: r.revoked_at,
         last_used_at: r.last_used_at,
+        budget: KeyBudget {
+            per_minute: u32::try_from(r.create_per_minute).unwrap_or(0),
+            live_tokens: u32::try_from(r.live_tokens_max).unwrap_or(0),
+        },
     }
 }
