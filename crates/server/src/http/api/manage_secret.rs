@@ -40,9 +40,10 @@ pub(super) async fn rotate(
     let (token, actor) = if is_api_key(&bearer.0) {
         let caller = ApiCaller::from_key(&state, &bearer.0).await?;
         caller.require(Scope::TokensWrite)?;
+        // Like a delete: a key reaches only its own operator's tokens (404 otherwise).
         (
-            state.tokens.get(&id).await?,
-            Actor::Operator(caller.operator.name),
+            state.tokens.get_owned(&id, &caller.operator.id).await?,
+            caller.actor(),
         )
     } else {
         (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
