@@ -84,8 +84,16 @@ async fn ingest(app: &TestApp, record: &Value) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn delete(app: &TestApp, created: &Value) {
+/// Deletes with the manage secret. That is loud: the token's tamper alert goes out.
+async fn delete(app: &TestApp, rx: &Receiver, created: &Value) {
     let (id, secret) = id_and_secret(created);
+    let tampers = |rx: &Receiver| {
+        rx.bodies()
+            .iter()
+            .filter(|b| b["type"] == "tamper" && b["token"]["id"] == id.as_str())
+            .count()
+    };
+    let before = tampers(rx);
     let resp = app
         .http
         .delete(app.url(&format!("/api/v1/tokens/{id}")))
@@ -94,13 +102,24 @@ async fn delete(app: &TestApp, created: &Value) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
+    wait_for("the delete's tamper alert", WAIT, || async {
+        app.deliver_once().await;
+        (tampers(rx) > before).then_some(())
+    })
+    .await;
 }
 
-/// Runs the outbox until the receiver holds `n` alerts.
+/// Runs the outbox until the receiver holds `n` alerts of uses (tamper alerts left out: each
+/// `delete` has checked its own), and returns those.
 async fn delivered(app: &TestApp, rx: &Receiver, n: usize) -> Vec<Value> {
     wait_for(&format!("{n} alerts delivered"), WAIT, || async {
         app.deliver_once().await;
-        (rx.count() >= n).then(|| rx.bodies())
+        let uses: Vec<Value> = rx
+            .bodies()
+            .into_iter()
+            .filter(|b| b["type"] != "tamper")
+            .collect();
+        (uses.len() >= n).then_some(uses)
     })
     .await
 }
@@ -121,7 +140,7 @@ async fn a_use_from_before_a_delete_that_arrives_after_it_is_alerted_and_says_wh
     let (app, rx) = (app().await, Receiver::start().await);
     let created = token(&app, &rx, json!({})).await;
     let died = app.clock.now_millis();
-    delete(&app, &created).await;
+    delete(&app, &rx, &created).await;
     app.advance(Duration::from_secs(600));
 
     let report = ingest(
@@ -200,7 +219,7 @@ async fn a_use_after_a_delete_alerts_as_a_retired_key() {
     let (app, rx) = (app().await, Receiver::start().await);
     let created = token(&app, &rx, json!({})).await;
     let died = app.clock.now_millis();
-    delete(&app, &created).await;
+    delete(&app, &rx, &created).await;
     app.advance(Duration::from_secs(3600));
 
     // Inside the skew it is still a use before the end.
@@ -227,7 +246,7 @@ async fn a_use_after_a_delete_alerts_as_a_retired_key() {
 async fn a_record_with_no_usable_time_for_a_deleted_token_is_a_retired_use() {
     let (app, rx) = (app().await, Receiver::start().await);
     let created = token(&app, &rx, json!({})).await;
-    delete(&app, &created).await;
+    delete(&app, &rx, &created).await;
 
     let report = ingest(&app, &record(&created, "timeless", None)).await;
     assert_eq!(counts(&report), (1, 1, 0, 1, 0), "never dropped: {report}");
@@ -242,8 +261,8 @@ async fn a_tombstone_without_hits_is_kept_for_the_window_then_pruned() {
     let quiet = token(&app, &rx, json!({})).await;
     let used = token(&app, &rx, json!({})).await;
     let died = app.clock.now_millis();
-    delete(&app, &quiet).await;
-    delete(&app, &used).await;
+    delete(&app, &rx, &quiet).await;
+    delete(&app, &rx, &used).await;
 
     // Six days on, both are still there: a late record of either is still a hit.
     app.advance(6 * DAY);
