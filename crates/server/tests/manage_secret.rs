@@ -9,9 +9,16 @@ use canarykeys_testkit::{spawn_app, TestApp};
 use serde_json::{json, Value};
 
 async fn create(app: &TestApp) -> (String, String) {
-    let created: Value = app
-        .http
-        .post(app.url("/api/v1/tokens"))
+    create_with(app, None).await
+}
+
+/// A token made anonymously, or with an API key (which then owns it for its operator).
+async fn create_with(app: &TestApp, key: Option<&str>) -> (String, String) {
+    let mut req = app.http.post(app.url("/api/v1/tokens"));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let created: Value = req
         .json(&json!({"memo": "web01 /srv/.env", "email": "soc@corp.internal"}))
         .send()
         .await
@@ -71,6 +78,10 @@ async fn the_secret_replaces_itself_and_a_planting_key_never_sees_the_new_one() 
         .create_api_key(&op, "dash", &[Scope::TokensRead])
         .await
         .unwrap();
+    // A key reaches only its own operator's tokens: the anonymous token is not the fleet's.
+    assert_eq!(rekey(&app, &id, Some(&writer)).await.0, 404);
+    assert_eq!(status_of(&app, &id, &new).await, 200, "nothing changed");
+    let (id, new) = create_with(&app, Some(&writer)).await;
     let (status, body) = rekey(&app, &id, Some(&writer)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["manage_secret"].is_null(), "{body}");

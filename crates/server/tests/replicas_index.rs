@@ -141,11 +141,33 @@ async fn a_delete_on_one_replica_is_known_to_the_other_at_once_even_after_its_li
         let headline = alert["headline"].as_str().unwrap();
         assert!(headline.starts_with("Retired key used:"), "{headline}");
     }
+    // Counted by alert id: delivery is at least once, and two replicas share the outbox.
+    let ordinary: std::collections::BTreeSet<String> = rx
+        .bodies()
+        .iter()
+        .filter(|v| v["type"] == "hit" && v["retired"] == false)
+        .map(|v| v["alert_id"].to_string())
+        .collect();
     assert_eq!(
-        rx.bodies().iter().filter(|v| v["retired"] == false).count(),
+        ordinary.len(),
         2,
-        "the two uses before the deletes are ordinary hits"
+        "the two uses before the deletes are ordinary hits: {:#?}",
+        rx.bodies()
+            .iter()
+            .map(|v| (
+                v["type"].clone(),
+                v["alert_id"].clone(),
+                v["event"]["event_time"].clone()
+            ))
+            .collect::<Vec<_>>()
     );
+    // The deletes (with each token's manage secret) were loud.
+    wait_for("both deletes' tamper alerts", WAIT, || async {
+        a.deliver_once().await;
+        let tampers = rx.bodies().iter().filter(|v| v["type"] == "tamper").count();
+        (tampers == 2).then_some(())
+    })
+    .await;
 
     a.stop().await;
     b.stop().await;
