@@ -83,13 +83,10 @@ async fn a_login_flood_from_300_addresses_holds_memory_and_ingest_answers() {
             tokio::spawn(async move {
                 let http = client_from(source);
                 while Instant::now() < until {
-                    match try_login(&http, &app, "not the password").await {
-                        Ok(resp) if resp.status() == 429 => {
-                            if resp.headers().contains_key("retry-after") {
-                                busy.fetch_add(1, Ordering::Relaxed);
-                            }
+                    if let Ok(resp) = try_login(&http, &app, "not the password").await {
+                        if resp.status() == 429 && resp.headers().contains_key("retry-after") {
+                            busy.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => {}
                     }
                 }
             })
