@@ -31,6 +31,20 @@ use crate::{HitRecord, Result, StoreError, TokenRecord};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Every PostgreSQL session's bounds (README, Security):
+/// - a transaction left idle for a minute is ended by the server, releasing its locks (the
+///   client that opened it is gone or stuck; no code path here holds one idle that long);
+/// - the server probes an idle connection after 30 s, every 10 s, and drops it after 3 missed
+///   probes, or when data it sent goes unacknowledged for 30 s (`tcp_user_timeout`,
+///   PostgreSQL 12+), so a partition ends the session instead of waiting out TCP's 15 minutes.
+/// One statement, one round trip (`set_config(…, false)` is `SET` for the session).
+const POSTGRES_SESSION: &str = "SELECT \
+     set_config('idle_in_transaction_session_timeout', '60s', false), \
+     set_config('tcp_keepalives_idle', '30', false), \
+     set_config('tcp_keepalives_interval', '10', false), \
+     set_config('tcp_keepalives_count', '3', false), \
+     set_config('tcp_user_timeout', '30000', false)";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -100,6 +114,15 @@ impl SqlStore {
             })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        // sqlx sets no TCP keepalive on its sockets, so the bounds that a silent
+                        // peer cannot dodge are set where they can be: the request path keeps
+                        // its own deadline (`[database] request_timeout`, kept in the server
+                        // with tokio timers; no `statement_timeout`, which would also cut off
+                        // retention and migrations and never fires across a frozen link), and
+                        // these let PostgreSQL drop the sessions of a client that went silent.
+                        sqlx::query(POSTGRES_SESSION).execute(&mut *conn).await?;
+                    }
                     if backend == Backend::Sqlite {
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)
