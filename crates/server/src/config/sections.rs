@@ -670,7 +670,16 @@ impl DatabaseConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::ListenersConfig;
+    use super::{DatabaseConfig, ListenersConfig};
+
+    #[test]
+    fn a_request_timeout_of_zero_is_refused() {
+        assert!(DatabaseConfig::default().check().is_ok());
+        let zero = DatabaseConfig {
+            request_timeout: std::time::Duration::ZERO,
+        };
+        assert!(zero.check().is_err());
+    }
 
     #[test]
     fn listener_bounds_of_zero_are_refused() {

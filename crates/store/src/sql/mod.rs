@@ -31,19 +31,22 @@ use crate::{HitRecord, Result, StoreError, TokenRecord};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Every PostgreSQL session's bounds (README, Security):
+/// Every PostgreSQL session's bounds (README, Security), where nothing set them already:
 /// - a transaction left idle for a minute is ended by the server, releasing its locks (the
 ///   client that opened it is gone or stuck; no code path here holds one idle that long);
 /// - the server probes an idle connection after 30 s, every 10 s, and drops it after 3 missed
 ///   probes, or when data it sent goes unacknowledged for 30 s (`tcp_user_timeout`,
 ///   PostgreSQL 12+), so a partition ends the session instead of waiting out TCP's 15 minutes.
-/// One statement, one round trip (`set_config(…, false)` is `SET` for the session).
-const POSTGRES_SESSION: &str = "SELECT \
-     set_config('idle_in_transaction_session_timeout', '60s', false), \
-     set_config('tcp_keepalives_idle', '30', false), \
-     set_config('tcp_keepalives_interval', '10', false), \
-     set_config('tcp_keepalives_count', '3', false), \
-     set_config('tcp_user_timeout', '30000', false)";
+///
+/// Only settings still at their built-in default (`pg_settings.source = 'default'`) are set: a
+/// value given on the server, the database, the role or the URL's `options` is kept, so the
+/// operator can change each without a rebuild. (`current_setting` cannot tell: an unset
+/// keepalive reads as the operating system's value.)
+const POSTGRES_SESSION: &str = "SELECT set_config(s.name, v.value, false) FROM pg_settings s \
+     JOIN (VALUES ('idle_in_transaction_session_timeout', '60s'), ('tcp_keepalives_idle', '30'), \
+     ('tcp_keepalives_interval', '10'), ('tcp_keepalives_count', '3'), \
+     ('tcp_user_timeout', '30000')) AS v(name, value) ON s.name = v.name \
+     WHERE s.source = 'default'";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

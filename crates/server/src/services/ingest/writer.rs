@@ -139,7 +139,7 @@ async fn commit(
         }
         all
     };
-    let jobs: Vec<Job> = group.drain(..).collect();
+    let jobs: Vec<Job> = std::mem::take(group);
     match store_within(store, &hits, deadline).await {
         Ok(recorded) => {
             if recorded.to_plan > 0 {
