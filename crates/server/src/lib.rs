@@ -125,7 +125,11 @@ impl Services {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
             ..Limits::DEFAULT
         };
-        let writer = services::ingest::HitWriter::start(store.clone(), committed.clone());
+        let writer = services::ingest::HitWriter::start(
+            store.clone(),
+            committed.clone(),
+            config.database.request_timeout,
+        );
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
             .with_clock(clock.clone())
             .with_fast_path(index.clone(), writer);
@@ -240,6 +244,9 @@ pub struct Application {
     jobs: jobs::Jobs,
     sensor: Option<sensor::Sensor>,
     limits: config::ListenersConfig,
+    /// How long a clean stop waits for open requests and the database (`[server]
+    /// shutdown_grace`).
+    grace: std::time::Duration,
     /// Closed (and on SQLite, checkpointed) at a clean stop.
     store: Arc<SqlStore>,
 }
@@ -268,7 +275,13 @@ impl Application {
         if config.smtp.host.is_none() {
             warn_unsent_email(&services.tokens).await;
         }
-        let sensor = sensor::Sensor::bind(&config.sensor, &config.listeners, &services).await?;
+        let sensor = sensor::Sensor::bind(
+            &config.sensor,
+            &config.listeners,
+            &services,
+            config.database.request_timeout,
+        )
+        .await?;
         let public_url = config
             .public_url
             .clone()
@@ -359,6 +372,7 @@ impl Application {
             jobs,
             sensor,
             limits: config.listeners.clone(),
+            grace: config.server.shutdown_grace,
             store: services.store,
         })
     }
@@ -393,16 +407,26 @@ impl Application {
         // One shutdown for both listeners: the sensor stops when the main listener is told to,
         // or when it fails (the sender is dropped).
         let (stop, stopped) = tokio::sync::watch::channel(());
+        let grace = self.grace;
         let sensor = self.sensor.map(|sensor| {
             let mut stopped = stopped.clone();
-            tokio::spawn(sensor.serve(async move {
-                let _ = stopped.changed().await;
-            }))
+            tokio::spawn(sensor.serve(
+                async move {
+                    let _ = stopped.changed().await;
+                },
+                grace,
+            ))
         });
-        let result = listen::serve(self.listener, self.router, &self.limits, async move {
-            shutdown.await;
-            let _ = stop.send(());
-        })
+        let result = listen::serve(
+            self.listener,
+            self.router,
+            &self.limits,
+            async move {
+                shutdown.await;
+                let _ = stop.send(());
+            },
+            grace,
+        )
         .await;
         let result = match sensor {
             Some(task) => result.and(task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
@@ -413,7 +437,14 @@ impl Application {
         for job in jobs {
             job.abort();
         }
-        self.store.close().await;
+        // Closing waits for every pooled connection to come back; one stuck on a silent
+        // database never would. The process is stopping: the grace bounds this too.
+        if tokio::time::timeout(grace, self.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("stopping without closing the database: it did not answer in time");
+        }
         result
     }
 }

@@ -47,12 +47,15 @@ pub fn with_request_timeout(router: Router, limits: &ListenersConfig) -> Router 
     ))
 }
 
-/// Accepts connections until `shutdown` resolves, then lets the requests in flight finish.
+/// Accepts connections until `shutdown` resolves, then lets the requests in flight finish, for
+/// at most `grace` (`[server] shutdown_grace`): a client trickling a body, or a request waiting
+/// on a silent database, must not hold a stop (and a restart) for as long as it likes.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &ListenersConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -102,6 +105,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Past the grace the connections left are abandoned: they end with the process.
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace = ?grace,
+            "stopping with requests still open: they did not finish within server.shutdown_grace"
+        );
+    }
     Ok(())
 }

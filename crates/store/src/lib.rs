@@ -41,6 +41,10 @@ pub enum StoreError {
     /// The writer is gone (the server is stopping).
     #[error("storage is closed")]
     Closed,
+    /// The database did not answer within the caller's deadline (`[database] request_timeout`):
+    /// a frozen link delivers no error of its own, so the client gives up and drops the call.
+    #[error("the database did not answer in time")]
+    TimedOut,
 }
 
 impl StoreError {
@@ -65,6 +69,8 @@ impl StoreError {
             Self::GroupCommit(e) => e.is_unavailable(),
             // The writer stops with the server: try again (elsewhere) later.
             Self::Closed => true,
+            // A silent database is as good as a gone one: the sender should retry later.
+            Self::TimedOut => true,
             Self::Migrate(_) | Self::Corrupt(_) | Self::UnsupportedUrl | Self::Conflict => false,
         }
     }

@@ -55,6 +55,8 @@ pub struct Config {
     pub sensor: SensorConfig,
     pub access: AccessConfig,
     pub listeners: ListenersConfig,
+    pub database: DatabaseConfig,
+    pub server: ServerConfig,
 }
 
 /// How log lines are written.
@@ -152,6 +154,8 @@ impl Default for Config {
             sensor: SensorConfig::default(),
             access: AccessConfig::default(),
             listeners: ListenersConfig::default(),
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -235,6 +239,7 @@ impl Config {
             }
         }
         self.listeners.check()?;
+        self.database.check()?;
         if let Some(secret) = &self.ingest.secret {
             if secret.expose().len() < 16 {
                 return Err(ConfigError::Value {

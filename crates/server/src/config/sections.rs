@@ -617,9 +617,69 @@ impl ListenersConfig {
     }
 }
 
+/// Bounds on waiting for the database (`[database]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// A request (ingest, the sensor, an API hit write) waits at most this long for its group
+    /// commit, then is answered `503` with `Retry-After` (the sensor: AWS's server error). The
+    /// deadline is kept by this process, because a frozen link never delivers the database's own
+    /// timeout; the stuck connection is dropped and the writer moves on.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// The server process (`[server]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// A clean stop (SIGTERM, Ctrl-C) waits at most this long for open requests and the
+    /// database to close, then exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: std::time::Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// Zero would fail every write at once.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::Value {
+                key: "database.request_timeout",
+                problem: "must be more than 0s".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ListenersConfig;
+    use super::{DatabaseConfig, ListenersConfig};
+
+    #[test]
+    fn a_request_timeout_of_zero_is_refused() {
+        assert!(DatabaseConfig::default().check().is_ok());
+        let zero = DatabaseConfig {
+            request_timeout: std::time::Duration::ZERO,
+        };
+        assert!(zero.check().is_err());
+    }
 
     #[test]
     fn listener_bounds_of_zero_are_refused() {

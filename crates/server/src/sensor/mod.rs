@@ -55,6 +55,7 @@ impl Sensor {
         config: &SensorConfig,
         limits: &ListenersConfig,
         services: &Services,
+        request_timeout: Duration,
     ) -> Result<Option<Self>, StartError> {
         let Some(addr) = config.listen else {
             return Ok(None);
@@ -67,7 +68,8 @@ impl Sensor {
                 services.tokens.clone(),
                 services.ingest.clone(),
                 services.clock.clone(),
-            ),
+            )
+            .with_deadline(request_timeout),
             max_body_bytes: config.max_body_bytes,
             body_timeout: limits.request_timeout,
         };
@@ -84,13 +86,15 @@ impl Sensor {
         self.address
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves until `shutdown` resolves, then finishes the requests in flight (for at most
+    /// `grace`).
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        grace: Duration,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "AWS-compatible sensor listening");
-        crate::listen::serve(self.listener, self.router, &self.limits, shutdown).await
+        crate::listen::serve(self.listener, self.router, &self.limits, shutdown, grace).await
     }
 }
 
@@ -140,8 +144,23 @@ async fn handle(
     match state.sensor.observe(&request).await {
         Ok(Observed::Recorded(checked)) => answer(&checked.outcome(&service, &call)),
         Ok(Observed::UnknownKey) => answer(&Outcome::UnknownKey),
+        // The hit is lost to storage (the database refused it, or did not answer within
+        // `[database] request_timeout`): the caller gets AWS's server error, which AWS clients
+        // retry, and the log keeps what is needed to find the use (the key id, escaped).
         Err(e) => {
-            tracing::error!(error = %e, "sensor: could not record a hit");
+            let mut chain = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain = format!("{chain}: {s}");
+                source = s.source();
+            }
+            tracing::error!(
+                error = %chain,
+                key_id = ?request.key_id(),
+                %peer,
+                request_id,
+                "sensor: could not record a hit"
+            );
             answer(&Outcome::Internal)
         }
     }

@@ -2,9 +2,11 @@
 //! the token's secret and recorded as a hit, in that order, in one call. The sensor module only
 //! reads the wire format and writes AWS's answer; what a request means for storage is decided here.
 
+use std::time::Duration;
+
 use canarykeys_core::cloudtrail::Record;
 use canarykeys_core::AccessKeyId;
-use canarykeys_store::TokenRecord;
+use canarykeys_store::{StoreError, TokenRecord};
 
 use crate::clock::SharedClock;
 use crate::services::{DeliveryPath, IngestService, ServiceError, TokenService};
@@ -51,6 +53,8 @@ pub struct SensorService {
     tokens: TokenService,
     ingest: IngestService,
     clock: SharedClock,
+    /// How long one observation may wait on the database (`[database] request_timeout`).
+    deadline: Duration,
 }
 
 impl SensorService {
@@ -59,13 +63,31 @@ impl SensorService {
             tokens,
             ingest,
             clock,
+            deadline: Duration::from_secs(5),
         }
+    }
+
+    /// Bounds each `observe` by `deadline`.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Looks the key up, lets `call` check its signature with the token's secret, and records
     /// the hit before returning the answer, so a failure lets the caller's retry be recorded.
+    /// The whole observation has a deadline: a database that stops answering costs the caller
+    /// an error (`StoreError::TimedOut`) by then, never a hung request.
     #[tracing::instrument(skip_all, fields(token))]
     pub async fn observe<C: SignedCall>(
+        &self,
+        call: &C,
+    ) -> Result<Observed<C::Answer>, ServiceError> {
+        tokio::time::timeout(self.deadline, self.observe_now(call))
+            .await
+            .unwrap_or(Err(ServiceError::Store(StoreError::TimedOut)))
+    }
+
+    async fn observe_now<C: SignedCall>(
         &self,
         call: &C,
     ) -> Result<Observed<C::Answer>, ServiceError> {

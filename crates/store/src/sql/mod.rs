@@ -31,6 +31,23 @@ use crate::{HitRecord, Result, StoreError, TokenRecord};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Every PostgreSQL session's bounds (README, Security), where nothing set them already:
+/// - a transaction left idle for a minute is ended by the server, releasing its locks (the
+///   client that opened it is gone or stuck; no code path here holds one idle that long);
+/// - the server probes an idle connection after 30 s, every 10 s, and drops it after 3 missed
+///   probes, or when data it sent goes unacknowledged for 30 s (`tcp_user_timeout`,
+///   PostgreSQL 12+), so a partition ends the session instead of waiting out TCP's 15 minutes.
+///
+/// Only settings still at their built-in default (`pg_settings.source = 'default'`) are set: a
+/// value given on the server, the database, the role or the URL's `options` is kept, so the
+/// operator can change each without a rebuild. (`current_setting` cannot tell: an unset
+/// keepalive reads as the operating system's value.)
+const POSTGRES_SESSION: &str = "SELECT set_config(s.name, v.value, false) FROM pg_settings s \
+     JOIN (VALUES ('idle_in_transaction_session_timeout', '60s'), ('tcp_keepalives_idle', '30'), \
+     ('tcp_keepalives_interval', '10'), ('tcp_keepalives_count', '3'), \
+     ('tcp_user_timeout', '30000')) AS v(name, value) ON s.name = v.name \
+     WHERE s.source = 'default'";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -100,6 +117,15 @@ impl SqlStore {
             })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        // sqlx sets no TCP keepalive on its sockets, so the bounds that a silent
+                        // peer cannot dodge are set where they can be: the request path keeps
+                        // its own deadline (`[database] request_timeout`, kept in the server
+                        // with tokio timers; no `statement_timeout`, which would also cut off
+                        // retention and migrations and never fires across a frozen link), and
+                        // these let PostgreSQL drop the sessions of a client that went silent.
+                        sqlx::query(POSTGRES_SESSION).execute(&mut *conn).await?;
+                    }
                     if backend == Backend::Sqlite {
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)

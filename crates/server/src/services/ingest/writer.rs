@@ -4,8 +4,13 @@
 //! request waits for nobody. Each request is answered after its own group commits (a 2xx always
 //! means committed). If the database refuses a group, each request is retried alone, so one bad
 //! row fails only its own request; if the database is unreachable, every request gets the error.
+//!
+//! Every wait has a deadline (`[database] request_timeout`), kept on this side because a frozen
+//! link delivers no error: a request gets `TimedOut` by its deadline even if the writer is stuck,
+//! and the writer drops a commit past the same deadline and moves on to the next group.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use canarykeys_store::{HitRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -36,16 +41,18 @@ pub struct Stored {
 #[derive(Clone)]
 pub struct HitWriter {
     jobs: mpsc::Sender<Job>,
+    deadline: Duration,
 }
 
 impl HitWriter {
     /// Starts the writer task. `committed` is told after every commit that left a new alert for
     /// the planner, so the delivery worker plans at once instead of on a clock. A commit whose
     /// hits all went into open cooldown windows wakes nobody: the worker would find nothing.
-    pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>) -> Self {
+    /// `deadline` bounds one commit of up to `MAX_GROUP_HITS` hits (more get one per bundle).
+    pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>, deadline: Duration) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, queue, committed));
-        Self { jobs }
+        tokio::spawn(run(store, queue, committed, deadline));
+        Self { jobs, deadline }
     }
 
     /// Stores `hits` in the next group; returns per hit whether it was new, and whether its
@@ -54,15 +61,50 @@ impl HitWriter {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Closed;
         let len = hits.len();
-        self.jobs
-            .send(Job { hits, len, reply })
+        // The queue, the group ahead and our own commit, all inside one deadline: past it the
+        // request is answered whatever the writer is doing. Hits that commit later anyway are
+        // only repeats to the sender's retry (same eventIDs).
+        let wait = async {
+            self.jobs
+                .send(Job { hits, len, reply })
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        };
+        tokio::time::timeout(deadline_for(self.deadline, len), wait)
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+            .unwrap_or(Err(StoreError::TimedOut))
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, committed: Arc<Notify>) {
+/// One `deadline` per bundle of up to `MAX_GROUP_HITS` hits, so a large file (the CLI, the S3
+/// poller) is not refused for its size alone while a request's group keeps the plain deadline.
+fn deadline_for(deadline: Duration, hits: usize) -> Duration {
+    let bundles = u32::try_from(hits.div_ceil(MAX_GROUP_HITS).max(1)).unwrap_or(u32::MAX);
+    deadline.saturating_mul(bundles)
+}
+
+/// `record_group` within the deadline. Past it the call's future is dropped, and with it the
+/// transaction and its pooled connection: sqlx does not hand such a connection out again until
+/// a ping has drained what the dropped call left (the rollback included), in a task of its own,
+/// so a frozen connection is never reused half-way and holds only its own pool slot until
+/// PostgreSQL answers again or the link is declared dead.
+async fn store_within(
+    store: &dyn Store,
+    hits: &[HitRecord],
+    deadline: Duration,
+) -> Result<canarykeys_store::RecordedGroup, StoreError> {
+    tokio::time::timeout(deadline_for(deadline, hits.len()), store.record_group(hits))
+        .await
+        .unwrap_or(Err(StoreError::TimedOut))
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::Receiver<Job>,
+    committed: Arc<Notify>,
+    deadline: Duration,
+) {
     let mut group: Vec<Job> = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut size = first.hits.len();
@@ -77,11 +119,17 @@ async fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, committed: A
                 Err(_) => break,
             }
         }
-        commit(&*store, &mut group, size, &committed).await;
+        commit(&*store, &mut group, size, &committed, deadline).await;
     }
 }
 
-async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed: &Notify) {
+async fn commit(
+    store: &dyn Store,
+    group: &mut Vec<Job>,
+    size: usize,
+    committed: &Notify,
+    deadline: Duration,
+) {
     let hits: Vec<HitRecord> = if group.len() == 1 {
         std::mem::take(&mut group[0].hits)
     } else {
@@ -92,7 +140,7 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
         all
     };
     let jobs: Vec<Job> = std::mem::take(group);
-    match store.record_group(&hits).await {
+    match store_within(store, &hits, deadline).await {
         Ok(recorded) => {
             if recorded.to_plan > 0 {
                 committed.notify_one();
@@ -119,13 +167,27 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
                 "group commit failed; storing its requests one by one"
             );
             let mut rest = hits.as_slice();
+            let mut outage: Option<Arc<StoreError>> = None;
             for job in jobs {
                 let (mine, tail) = rest.split_at(job.len);
                 rest = tail;
-                let result = store.record_group(mine).await;
+                // Once the database stops answering, the rest would each wait out the deadline.
+                if let Some(e) = &outage {
+                    let _ = job.reply.send(Err(StoreError::GroupCommit(e.clone())));
+                    continue;
+                }
+                let result = store_within(store, mine, deadline).await;
                 if let Err(e) = &result {
                     tracing::error!(error = format!("{e:#}"), hits = job.len, "hits not stored");
                 }
+                let result = match result {
+                    Err(e) if e.is_unavailable() => {
+                        let e = Arc::new(e);
+                        outage = Some(e.clone());
+                        Err(StoreError::GroupCommit(e))
+                    }
+                    other => other,
+                };
                 let result = result.map(|recorded| {
                     if recorded.to_plan > 0 {
                         committed.notify_one();
