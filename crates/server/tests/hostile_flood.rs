@@ -43,7 +43,10 @@ async fn send(app: &TestApp, created: &Value, ids: &[String], path: &str) -> Val
     let resp = app
         .http
         .post(app.url("/ingest/v1/cloudtrail"))
-        .header("x-canarykeys-signature", signing::sign(INGEST.as_bytes(), now, &body))
+        .header(
+            "x-canarykeys-signature",
+            signing::sign(INGEST.as_bytes(), now, &body),
+        )
         .header("x-canarykeys-path", path)
         .body(body)
         .send()
@@ -87,15 +90,28 @@ async fn an_ingest_flood_past_the_budget_is_counted_not_stored_and_never_twice()
     // The first use alerts and opens the window.
     send(&app, &created, &ids(0..1), "eventbridge").await;
     app.deliver_once().await;
-    wait_for("the first alert", WAIT, || async { (rx.count() == 1).then_some(()) }).await;
+    wait_for("the first alert", WAIT, || async {
+        (rx.count() == 1).then_some(())
+    })
+    .await;
     // Five stored in the window (one request each, as a flood arrives), then 40 folded.
     for i in 1..6 {
         send(&app, &created, &ids(i..i + 1), "eventbridge").await;
     }
     for chunk in (6..46).collect::<Vec<_>>().chunks(8) {
-        send(&app, &created, &ids(chunk[0]..chunk[0] + chunk.len()), "eventbridge").await;
+        send(
+            &app,
+            &created,
+            &ids(chunk[0]..chunk[0] + chunk.len()),
+            "eventbridge",
+        )
+        .await;
     }
-    assert_eq!(hits(&app, &created).await, (46, 6), "all counted, 1 + 5 stored");
+    assert_eq!(
+        hits(&app, &created).await,
+        (46, 6),
+        "all counted, 1 + 5 stored"
+    );
 
     // The same events by another path, inside the window: repeats.
     let again = send(&app, &created, &ids(0..46), "cloudwatch-logs").await;
@@ -116,7 +132,10 @@ async fn an_ingest_flood_past_the_budget_is_counted_not_stored_and_never_twice()
     assert_eq!(summary["summary"]["folded"], 40, "{summary}");
     let headline = summary["headline"].as_str().unwrap();
     assert!(headline.starts_with("45 more calls"), "{headline}");
-    assert!(headline.contains("40 of them past the stored-call budget"), "{headline}");
+    assert!(
+        headline.contains("40 of them past the stored-call budget"),
+        "{headline}"
+    );
 
     // After the close, by S3 this time: still repeats.
     let late = send(&app, &created, &ids(0..46), "s3").await;

@@ -16,12 +16,12 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, Tok
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
+pub use fold::{event_hash, Folded, Tally, DEFAULT_STORED_HITS_PER_WINDOW, FOLD_VALUES};
 pub use records::{
     AlertPlan, Alerting, ChannelKind, ChannelSwitches, CreateBudget, DeliveryRecord, EndCause,
     HitRecord, KeyEntry, MintIntent, MintedRef, NewAlert, NewDelivery, TokenOwner, TokenRecord,
     Tombstone,
 };
-pub use fold::{event_hash, Folded, Tally, DEFAULT_STORED_HITS_PER_WINDOW, FOLD_VALUES};
 pub use sql::{Backend, SqlStore, TokenChange, TOKENS_CHANNEL};
 pub use window::{Distinct, WindowHit, WindowSummary, WINDOW_VALUES};
 

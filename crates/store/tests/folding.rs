@@ -53,7 +53,10 @@ fn flood(token: &TokenId, from: i64, n: i64, path: &str) -> Vec<HitRecord> {
 async fn uses_past_the_budget_are_folded(store: &SqlStore) {
     let t = cooling_token(store).await;
     // One group within the budget, then groups past it.
-    let first = store.record_group(&flood(&t.id, 0, 3, "eventbridge")).await.unwrap();
+    let first = store
+        .record_group(&flood(&t.id, 0, 3, "eventbridge"))
+        .await
+        .unwrap();
     assert_eq!(first.new, [true; 3]);
     assert_eq!(first.folded, [false; 3]);
     assert_eq!(first.windowed, [true; 3], "gathered into the window");
@@ -67,8 +70,16 @@ async fn uses_past_the_budget_are_folded(store: &SqlStore) {
         assert_eq!(r.windowed, [true; 5]);
         assert_eq!(r.to_plan, 0);
     }
-    assert_eq!(store.list_hits(&t.id, 100, 0).await.unwrap().len(), 4, "1 + budget rows");
-    assert_eq!(store.count_hits(&t.id).await.unwrap(), 24, "every use counted");
+    assert_eq!(
+        store.list_hits(&t.id, 100, 0).await.unwrap().len(),
+        4,
+        "1 + budget rows"
+    );
+    assert_eq!(
+        store.count_hits(&t.id).await.unwrap(),
+        24,
+        "every use counted"
+    );
     assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
 
     let closed = store.closed_windows(CLOSES).await.unwrap();
@@ -94,13 +105,22 @@ async fn uses_past_the_budget_are_folded(store: &SqlStore) {
 /// folded, inside the window or after it closed.
 async fn a_repeat_by_another_path_is_not_counted_twice(store: &SqlStore) {
     let t = cooling_token(store).await;
-    store.record_group(&flood(&t.id, 0, 3, "eventbridge")).await.unwrap();
-    store.record_group(&flood(&t.id, 3, 7, "eventbridge")).await.unwrap();
+    store
+        .record_group(&flood(&t.id, 0, 3, "eventbridge"))
+        .await
+        .unwrap();
+    store
+        .record_group(&flood(&t.id, 3, 7, "eventbridge"))
+        .await
+        .unwrap();
     assert_eq!(store.count_hits(&t.id).await.unwrap(), 11);
     assert_eq!(store.list_hits(&t.id, 100, 0).await.unwrap().len(), 4);
 
     // Inside the window: stored ones (0..3) and folded ones (3..10), plus two new uses.
-    let again = store.record_group(&flood(&t.id, 0, 12, "s3")).await.unwrap();
+    let again = store
+        .record_group(&flood(&t.id, 0, 12, "s3"))
+        .await
+        .unwrap();
     assert_eq!(again.new.iter().filter(|n| **n).count(), 2);
     assert!(again.new[10] && again.new[11] && again.folded[10]);
     assert_eq!(store.count_hits(&t.id).await.unwrap(), 13);
@@ -133,12 +153,24 @@ async fn a_repeat_by_another_path_is_not_counted_twice(store: &SqlStore) {
 /// reads the window afresh, so the folded count it sends is whole.
 async fn a_fold_after_the_read_defers_the_summary(store: &SqlStore) {
     let t = cooling_token(store).await;
-    store.record_group(&flood(&t.id, 0, 3, "eventbridge")).await.unwrap();
-    store.record_group(&flood(&t.id, 3, 2, "eventbridge")).await.unwrap();
+    store
+        .record_group(&flood(&t.id, 0, 3, "eventbridge"))
+        .await
+        .unwrap();
+    store
+        .record_group(&flood(&t.id, 3, 2, "eventbridge"))
+        .await
+        .unwrap();
     let stale = store.closed_windows(CLOSES).await.unwrap().remove(0);
-    store.record_group(&flood(&t.id, 5, 1, "eventbridge")).await.unwrap();
+    store
+        .record_group(&flood(&t.id, 5, 1, "eventbridge"))
+        .await
+        .unwrap();
     let summary = delivery(&t, &stale.id, ChannelKind::Webhook);
-    assert!(!store.plan_summary(&stale, &[summary.clone()], None).await.unwrap());
+    assert!(!store
+        .plan_summary(&stale, std::slice::from_ref(&summary), None)
+        .await
+        .unwrap());
     let w = store.closed_windows(CLOSES).await.unwrap().remove(0);
     assert_eq!(w.folded.count, 3);
     assert!(store.plan_summary(&w, &[summary], None).await.unwrap());
@@ -149,7 +181,10 @@ async fn no_window_no_folding(store: &SqlStore) {
     store.set_stored_hits_per_window(1);
     let t = token(1_000);
     store.insert_token(&t).await.unwrap();
-    let r = store.record_group(&flood(&t.id, 0, 20, "sensor")).await.unwrap();
+    let r = store
+        .record_group(&flood(&t.id, 0, 20, "sensor"))
+        .await
+        .unwrap();
     assert_eq!(r.new, [true; 20]);
     assert_eq!(r.folded, [false; 20]);
     assert_eq!(r.to_plan, 20);

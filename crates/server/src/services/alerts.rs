@@ -366,7 +366,11 @@ impl AlertService {
                 " ({} of them past the stored-call budget, counted but not stored one by one, \
                  from {}{} address{})",
                 folded.count,
-                if folded.addresses.other > 0 { "more than " } else { "" },
+                if folded.addresses.other > 0 {
+                    "more than "
+                } else {
+                    ""
+                },
                 others,
                 if others == 1 { "" } else { "es" },
             ));

@@ -178,9 +178,7 @@ impl SqlStore {
                 folded[i] = true;
             }
         }
-        let fresh_at: Vec<usize> = (0..hits.len())
-            .filter(|i| new[*i] && !folded[*i])
-            .collect();
+        let fresh_at: Vec<usize> = (0..hits.len()).filter(|i| new[*i] && !folded[*i]).collect();
         let fresh: Vec<&HitRecord> = fresh_at.iter().map(|i| &hits[*i]).collect();
         // Read after the hits went in, so SQLite already holds the write lock: the windows seen
         // here are the ones this transaction writes to.

@@ -33,9 +33,9 @@ impl HitStore for SqlStore {
             "SELECT (SELECT COUNT(*) FROM hits WHERE token_id = $1) \
              + (SELECT COUNT(*) FROM folded_events WHERE token_id = $1)",
         )
-            .bind(token.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+        .bind(token.as_str())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 

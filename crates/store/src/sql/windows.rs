@@ -12,9 +12,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::outbox::{insert_deliveries, set_cooldown};
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
-use crate::{
-    Distinct, Folded, NewDelivery, Result, StoreError, Tally, WindowHit, WindowSummary,
-};
+use crate::{Distinct, Folded, NewDelivery, Result, StoreError, Tally, WindowHit, WindowSummary};
 
 const WINDOW_COLUMNS: &str = "w.token_id, w.id, w.opened_at, w.closes_at, w.hits, \
      w.first_event_time, w.last_event_time, w.last_hit_id, w.addresses, w.other_addresses, \

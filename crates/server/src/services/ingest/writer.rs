@@ -96,7 +96,7 @@ async fn commit(store: &dyn Store, group: &mut Vec<Job>, size: usize, committed:
         }
         all
     };
-    let jobs: Vec<Job> = group.drain(..).collect();
+    let jobs: Vec<Job> = std::mem::take(group);
     match store.record_group(&hits).await {
         Ok(recorded) => {
             if recorded.to_plan > 0 {
