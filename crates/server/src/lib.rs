@@ -90,6 +90,7 @@ impl Services {
     pub async fn open_with_clock(config: &Config, clock: SharedClock) -> Result<Self, StartError> {
         create_data_dir(config)?;
         let store = Arc::new(SqlStore::connect(&config.database_url()).await?);
+        store.set_stored_hits_per_window(config.alerts.stored_hits_per_window);
         let sealer = services::sealing::open_sealer(config, store.as_ref()).await?;
         let setting = |key: &'static str| {
             move |e: canarykeys_core::Invalid| StartError::Setting {

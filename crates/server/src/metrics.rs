@@ -33,6 +33,16 @@ pub const HELP: &[(&str, &str)] = &[
         "New hits recorded, by delivery path",
     ),
     (
+        "canarykeys_ingest_windowed_total",
+        "New hits counted into an open cooldown window (logged once per token per minute, not \
+         one line each), by delivery path",
+    ),
+    (
+        "canarykeys_ingest_folded_total",
+        "New hits folded into their window row past [alerts] stored_hits_per_window (counted, \
+         not stored one by one), by delivery path",
+    ),
+    (
         "canarykeys_ingest_duplicates_total",
         "Matched records already recorded (same eventID), by delivery path",
     ),

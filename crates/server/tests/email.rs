@@ -151,6 +151,7 @@ async fn summary_and_test_alerts_render() {
     let summary = AlertView {
         kind: AlertKind::Summary {
             count: 41,
+            folded: 0,
             addresses: vec!["203.0.113.7".into(), "198.51.100.23".into()],
             events: vec!["ListBuckets".into(), "GetCallerIdentity".into()],
             first_event_time: "2024-05-01T12:40:00Z".into(),

@@ -5,6 +5,7 @@
 mod access;
 mod console;
 mod exposures;
+mod fold;
 mod records;
 mod sql;
 mod window;
@@ -15,6 +16,7 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, Tok
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
 pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
+pub use fold::{event_hash, Folded, Tally, DEFAULT_STORED_HITS_PER_WINDOW, FOLD_VALUES};
 pub use records::{
     AlertPlan, Alerting, ChannelKind, ChannelSwitches, CreateBudget, DeliveryRecord, EndCause,
     HitRecord, KeyEntry, MintIntent, MintedRef, NewAlert, NewDelivery, TokenOwner, TokenRecord,
@@ -214,6 +216,12 @@ pub struct RecordedGroup {
     /// New alert rows left `new` for the planner. The rest were gathered into their token's
     /// open cooldown window at commit and need no planning.
     pub to_plan: usize,
+    /// Per hit, in order: whether it was new and counted into its token's open cooldown window
+    /// (gathered, or folded). Such a use makes no alert of its own.
+    pub windowed: Vec<bool>,
+    /// Per hit, in order: whether it was new and folded (counted into the window row, with no
+    /// hit row of its own; see `[alerts] stored_hits_per_window`).
+    pub folded: Vec<bool>,
 }
 
 /// Recorded uses of tokens, and the alert outbox they feed.
@@ -230,6 +238,7 @@ pub trait HitStore: Send + Sync + 'static {
     async fn record_group(&self, hits: &[HitRecord]) -> Result<RecordedGroup>;
     /// A token's hits, newest first, at most `limit`, starting after `offset`.
     async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
+    /// Every use of the token: its stored hits and the uses folded into its windows.
     async fn count_hits(&self, token: &TokenId) -> Result<u64>;
     /// The newest event time among a token's hits, if any.
     async fn latest_hit_time(&self, token: &TokenId) -> Result<Option<i64>>;

@@ -4,7 +4,7 @@
 
 use canarykeys_core::TokenId;
 
-use crate::HitRecord;
+use crate::{Folded, HitRecord};
 
 /// How many distinct values of each kind a window names; the hits with other values are
 /// counted, not named (the history has them all).
@@ -115,6 +115,8 @@ pub struct WindowSummary {
     pub events: Distinct,
     /// The last hit itself, read when the window is closed (`None` if retention removed it).
     pub last_hit: Option<HitRecord>,
+    /// The uses past the budget of stored hits, counted here and not in `hits`.
+    pub folded: Folded,
 }
 
 impl WindowSummary {
@@ -132,6 +134,7 @@ impl WindowSummary {
             addresses: Distinct::default(),
             events: Distinct::default(),
             last_hit: None,
+            folded: Folded::default(),
         };
         w.gather(first);
         w

@@ -218,6 +218,10 @@ pub struct AlertsConfig {
     /// Signs generic webhooks (`X-Canarykeys-Signature`, as the ingest endpoint checks); unset
     /// sends them unsigned.
     pub webhook_signing_secret: Option<Secret>,
+    /// Inside an open cooldown window, a token stores this many full hit rows; further uses are
+    /// folded into the window row (counted, with capped tallies and their event ids' hashes),
+    /// so a key holder replaying one request cannot fill the disk.
+    pub stored_hits_per_window: u64,
 }
 
 impl Default for AlertsConfig {
@@ -233,6 +237,7 @@ impl Default for AlertsConfig {
             disable_after_failures: 5,
             history_retention_days: 0,
             webhook_signing_secret: None,
+            stored_hits_per_window: canarykeys_store::DEFAULT_STORED_HITS_PER_WINDOW,
         }
     }
 }

@@ -15,8 +15,12 @@ pub enum AlertKind {
     Hit,
     /// The uses gathered during a cooldown window, sent when it closes.
     Summary {
-        /// How many calls the window gathered.
+        /// How many calls the window gathered (`folded` included).
         count: u64,
+        /// Of `count`, the calls past `[alerts] stored_hits_per_window`: counted, not stored
+        /// one by one (the history has the stored ones).
+        #[serde(default)]
+        folded: u64,
         /// Distinct source addresses, at most a handful (the history has them all).
         addresses: Vec<String>,
         /// Distinct event names, at most a handful.

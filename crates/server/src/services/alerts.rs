@@ -321,12 +321,23 @@ impl AlertService {
     /// What a window's summary says: the count, the span, a few addresses and events (and how
     /// many calls had others), and the details of its last call.
     fn summary_view(&self, w: &WindowSummary, token: &TokenRecord) -> AlertView {
+        // Folded calls count in the total and widen the span; the addresses and events named
+        // are the stored calls' (the folded tallies hold the rest, counted as "other").
+        let folded = &w.folded;
+        let total = w.hits + folded.count;
+        let first = folded
+            .first_event_time
+            .map_or(w.first_event_time, |f| f.min(w.first_event_time));
+        let last = folded
+            .last_event_time
+            .map_or(w.last_event_time, |l| l.max(w.last_event_time));
         let kind = AlertKind::Summary {
-            count: w.hits,
+            count: total,
+            folded: folded.count,
             addresses: w.addresses.values.clone(),
             events: w.events.values.clone(),
-            first_event_time: rfc3339(w.first_event_time),
-            last_event_time: rfc3339(w.last_event_time),
+            first_event_time: rfc3339(first),
+            last_event_time: rfc3339(last),
         };
         let last = w.last_hit_or_stand_in();
         let mut view = self.view(kind, &w.id, token, &last);
@@ -346,9 +357,24 @@ impl AlertService {
         }
         view.headline = format!(
             "{} more call{} from {addresses}: {events}",
-            w.hits,
-            if w.hits == 1 { "" } else { "s" },
+            total,
+            if total == 1 { "" } else { "s" },
         );
+        if folded.count > 0 {
+            let others = folded.addresses.counts.len();
+            view.headline.push_str(&format!(
+                " ({} of them past the stored-call budget, counted but not stored one by one, \
+                 from {}{} address{})",
+                folded.count,
+                if folded.addresses.other > 0 {
+                    "more than "
+                } else {
+                    ""
+                },
+                others,
+                if others == 1 { "" } else { "es" },
+            ));
+        }
         view
     }
 

@@ -3,6 +3,7 @@
 //! deduplicated by eventID, with an alert row each, in one transaction.
 
 mod stream;
+mod window_log;
 mod writer;
 
 use std::collections::HashSet;
@@ -122,6 +123,8 @@ pub struct IngestService {
     writer: Option<HitWriter>,
     /// How late records are judged (without an index: `[detection]` defaults).
     late: LateEvents,
+    /// Uses counted into open windows get a line per token per interval, not one each.
+    window_log: Arc<window_log::WindowLog>,
 }
 
 impl IngestService {
@@ -139,6 +142,7 @@ impl IngestService {
             index: None,
             writer: None,
             late: LateEvents::default(),
+            window_log: Arc::default(),
         }
     }
 
@@ -160,6 +164,12 @@ impl IngestService {
         self.index = Some(index);
         self.writer = Some(writer);
         self
+    }
+
+    /// The key index of the fast path, when the server set one up (the sensor looks keys up
+    /// in it too).
+    pub(crate) fn key_index(&self) -> Option<&KeyIndex> {
+        self.index.as_ref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -251,7 +261,15 @@ impl IngestService {
         }
         report.matched = hits.len();
         if !dry_run && !hits.is_empty() {
-            let (Stored { new, gone }, hits) = match &self.writer {
+            let (
+                Stored {
+                    new,
+                    gone,
+                    windowed,
+                    folded,
+                },
+                hits,
+            ) = match &self.writer {
                 Some(writer) => {
                     // The writer takes the hits; keep what the log line needs.
                     let names: Vec<(TokenId, String)> = hits
@@ -266,6 +284,8 @@ impl IngestService {
                     let stored = Stored {
                         new: group.new,
                         gone: group.gone,
+                        windowed: group.windowed,
+                        folded: group.folded,
                     };
                     (stored, names.collect())
                 }
@@ -277,11 +297,29 @@ impl IngestService {
             report.unknown_keys += gone;
             report.new_hits = new.iter().filter(|n| **n).count();
             report.duplicates = hits.len() - gone - report.new_hits;
-            for ((token_id, event_name), is_new) in hits.iter().zip(&new) {
-                if *is_new {
+            // One line per use that may alert; a use counted into an open window adds to its
+            // token's line per interval instead (see `window_log`). Every use is counted in the
+            // metrics.
+            let mut in_window = 0u64;
+            for (i, (token_id, event_name)) in hits.iter().enumerate() {
+                if !new[i] {
+                    continue;
+                }
+                if !windowed.get(i).copied().unwrap_or(false) {
                     tracing::warn!(token = %token_id, event = ?event_name, path = path.as_str(), "decoy key used");
+                    continue;
+                }
+                in_window += 1;
+                let is_folded = folded.get(i).copied().unwrap_or(false);
+                if let Some(line) = self.window_log.note(token_id, is_folded, received_at) {
+                    window_log::WindowLog::emit(&line, path.as_str());
                 }
             }
+            let folded_n = folded.iter().filter(|f| **f).count() as u64;
+            self.metrics
+                .add("canarykeys_ingest_windowed_total", path.as_str(), in_window);
+            self.metrics
+                .add("canarykeys_ingest_folded_total", path.as_str(), folded_n);
         }
         let p = path.as_str();
         self.metrics

@@ -2,10 +2,12 @@
 //! the token's secret and recorded as a hit, in that order, in one call. The sensor module only
 //! reads the wire format and writes AWS's answer; what a request means for storage is decided here.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use canarykeys_core::cloudtrail::Record;
-use canarykeys_core::AccessKeyId;
+use canarykeys_core::{AccessKeyId, TokenId};
 use canarykeys_store::{StoreError, TokenRecord};
 
 use crate::clock::SharedClock;
@@ -55,7 +57,14 @@ pub struct SensorService {
     clock: SharedClock,
     /// How long one observation may wait on the database (`[database] request_timeout`).
     deadline: Duration,
+    /// Live tokens' records by id, for their sealed secret and the fields a signature check
+    /// reads (key, account, user: none of them ever changes). Whether a token is live is asked
+    /// of the key index on every request, so a deleted token stops matching at once.
+    records: Arc<Mutex<HashMap<TokenId, TokenRecord>>>,
 }
+
+/// Records kept at most; past it the cache starts again (a read by id refills it).
+const RECORDS: usize = 4096;
 
 impl SensorService {
     pub fn new(tokens: TokenService, ingest: IngestService, clock: SharedClock) -> Self {
@@ -64,6 +73,7 @@ impl SensorService {
             ingest,
             clock,
             deadline: Duration::from_secs(5),
+            records: Arc::default(),
         }
     }
 
@@ -71,6 +81,43 @@ impl SensorService {
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self
+    }
+
+    /// The live token of `key`. With the server's key index (always, in the server), a replay
+    /// of one signed request costs no query: the index says the key is a live token's, and the
+    /// token's record comes from memory after its first read.
+    async fn live_token(&self, key: &AccessKeyId) -> Result<Option<TokenRecord>, ServiceError> {
+        let Some(index) = self.ingest.key_index() else {
+            return self.tokens.find_by_key(key).await;
+        };
+        let Some(m) = index.by_key(self.ingest.store(), key).await? else {
+            return Ok(None);
+        };
+        // A tombstone's key is a retired decoy: the sensor answers it as an unknown key.
+        if m.died_at.is_some() {
+            return Ok(None);
+        }
+        let cached = self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&m.token)
+            .cloned();
+        if let Some(t) = cached {
+            return Ok(Some(t));
+        }
+        let token = match self.tokens.get(m.token.as_str()).await {
+            Ok(t) => t,
+            // Deleted since the index was read.
+            Err(ServiceError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if records.len() >= RECORDS {
+            records.clear();
+        }
+        records.insert(token.id.clone(), token.clone());
+        Ok(Some(token))
     }
 
     /// Looks the key up, lets `call` check its signature with the token's secret, and records
@@ -92,7 +139,7 @@ impl SensorService {
         call: &C,
     ) -> Result<Observed<C::Answer>, ServiceError> {
         let token = match AccessKeyId::parse(call.key_id()) {
-            Ok(key) => self.tokens.find_by_key(&key).await?,
+            Ok(key) => self.live_token(&key).await?,
             Err(_) => None,
         };
         let Some(token) = token else {

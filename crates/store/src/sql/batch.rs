@@ -11,14 +11,16 @@ use sqlx::{Any, Transaction};
 use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
-use crate::{AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
+use super::{fold, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
+use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
 /// The largest chunk: 64 rows (1,344 parameters), so a group of 1,000 hits takes 16 statements
 /// and as many hand-offs to sqlx's SQLite thread. Chunk sizes are powers of two, so each
 /// connection's prepared-statement cache holds every statement after the first groups.
 const MAX_ROWS_LOG2: usize = 6;
-const HIT_PARAMS: usize = 21;
+const HIT_COLUMNS_N: usize = 21;
+/// The hit's columns, then its event hash and the fold budget (see `hits_sql`).
+const HIT_PARAMS: usize = HIT_COLUMNS_N + 2;
 
 /// The statements of one table for one backend, one per chunk size, built once.
 struct ChunkSql {
@@ -84,11 +86,23 @@ pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {
 /// are `column1…` in both databases. No `RETURNING`: sqlx's SQLite thread hands each returned
 /// row to the async side on its own (a thread wake each), so the row count says instead whether
 /// every row went in, which is the usual case.
+///
+/// Flood folding adds two primary-key probes per row: a use whose event was folded before
+/// (`column22` is its event hash) is a repeat, and a use inside its token's open window once
+/// that window stored `column23` (the budget) hits is left out, for `fold::fold` to count.
 fn hits_sql(rows: usize, backend: Backend) -> String {
     let rows = values(rows, HIT_PARAMS, backend);
+    let columns = (1..=HIT_COLUMNS_N)
+        .map(|i| format!("v.column{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "INSERT INTO hits ({HIT_COLUMNS}) SELECT * FROM (VALUES {rows}) AS v \
+        "INSERT INTO hits ({HIT_COLUMNS}) SELECT {columns} FROM (VALUES {rows}) AS v \
          WHERE (v.column2 IN (SELECT id FROM tokens) OR v.column2 IN (SELECT id FROM deleted_tokens)) \
+         AND NOT EXISTS (SELECT 1 FROM folded_events f \
+             WHERE f.token_id = v.column2 AND f.event_hash = v.column22) \
+         AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = v.column2 \
+             AND w.hits >= v.column23 AND w.closes_at > v.column5) \
          ON CONFLICT (event_id) DO NOTHING"
     )
 }
@@ -146,15 +160,26 @@ impl SqlStore {
     /// the window closes.
     pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<RecordedGroup> {
         let backend = self.backend();
+        let budget = self.stored_hits_per_window();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let (new, gone) = insert_hits(&mut tx, backend, hits).await?;
-        let fresh: Vec<&HitRecord> = hits
+        let (mut new, gone) = insert_hits(&mut tx, backend, hits, budget).await?;
+        // Left out, and of a known token: a repeat, or a use to fold. Only a flood (or a
+        // repeat) gets here; the common group has every hit stored.
+        let candidates: Vec<(usize, &HitRecord)> = hits
             .iter()
-            .zip(&new)
-            .filter(|(_, n)| **n)
-            .map(|(h, _)| h)
+            .enumerate()
+            .filter(|(i, _)| !new[*i] && !gone[*i])
             .collect();
+        let mut folded = vec![false; hits.len()];
+        if !candidates.is_empty() {
+            for i in fold::fold(&mut tx, backend, budget, &candidates).await? {
+                new[i] = true;
+                folded[i] = true;
+            }
+        }
+        let fresh_at: Vec<usize> = (0..hits.len()).filter(|i| new[*i] && !folded[*i]).collect();
+        let fresh: Vec<&HitRecord> = fresh_at.iter().map(|i| &hits[*i]).collect();
         // Read after the hits went in, so SQLite already holds the write lock: the windows seen
         // here are the ones this transaction writes to.
         let cooling = cooling_tokens(&mut tx, backend, &fresh).await?;
@@ -185,7 +210,17 @@ impl SqlStore {
                 .await?;
         }
         tx.commit().await?;
-        Ok(RecordedGroup { new, gone, to_plan })
+        let mut windowed = folded.clone();
+        for (i, g) in fresh_at.iter().zip(&gathered) {
+            windowed[*i] = *g;
+        }
+        Ok(RecordedGroup {
+            new,
+            gone,
+            to_plan,
+            windowed,
+            folded,
+        })
     }
 }
 
@@ -299,6 +334,7 @@ async fn insert_hits(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     hits: &[HitRecord],
+    budget: i64,
 ) -> Result<(Vec<bool>, Vec<bool>)> {
     let sqls = HITS_SQL.get(backend, hits_sql);
     let mut new = Vec::with_capacity(hits.len());
@@ -333,7 +369,9 @@ async fn insert_hits(
                 .bind(&h.path)
                 .bind(&h.note)
                 .bind(&h.suppressed)
-                .bind(&h.raw);
+                .bind(&h.raw)
+                .bind(event_hash(&h.event_id))
+                .bind(budget);
         }
         let inserted = q.execute(&mut **tx).await?.rows_affected();
         if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
@@ -441,7 +479,7 @@ mod tests {
     #[test]
     fn statements_number_their_parameters() {
         let sql = hits_sql(2, Backend::Postgres);
-        assert!(sql.contains("$42)") && !sql.contains("$43"));
+        assert!(sql.contains("$46)") && !sql.contains("$47"));
         assert!(alerts_sql(2, Backend::Postgres).contains("($6, $7, $8, $9, $10)"));
     }
 

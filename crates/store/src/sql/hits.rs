@@ -28,10 +28,14 @@ impl HitStore for SqlStore {
     }
 
     async fn count_hits(&self, token: &TokenId) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hits WHERE token_id = $1")
-            .bind(token.as_str())
-            .fetch_one(&self.pool)
-            .await?;
+        // Folded uses have no hit row: each left its event hash.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM hits WHERE token_id = $1) \
+             + (SELECT COUNT(*) FROM folded_events WHERE token_id = $1)",
+        )
+        .bind(token.as_str())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -65,6 +69,11 @@ impl HitStore for SqlStore {
         // Tombstones are pruned on their own clock (`prune_tombstones`): one must outlive its
         // hits for the late-event window.
         let res = sqlx::query("DELETE FROM hits WHERE event_time < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        // Folded events go with the hits of their time: both count, and both stop counting.
+        sqlx::query("DELETE FROM folded_events WHERE event_time < $1")
             .bind(before)
             .execute(&self.pool)
             .await?;

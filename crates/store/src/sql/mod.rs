@@ -7,6 +7,7 @@ mod audited;
 mod batch;
 mod console;
 mod exposures;
+mod fold;
 mod hits;
 mod lanes;
 mod outbox;
@@ -78,6 +79,9 @@ pub struct SqlStore {
     backend: Backend,
     /// Kept for the PostgreSQL listener, which needs its own connection.
     url: String,
+    /// `[alerts] stored_hits_per_window`: past this many stored hits in an open cooldown
+    /// window, a token's further uses are folded into the window row (see `fold`).
+    stored_hits_per_window: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
@@ -158,6 +162,9 @@ impl SqlStore {
             write_gate: std::sync::Arc::default(),
             backend,
             url: given,
+            stored_hits_per_window: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+                i64::try_from(crate::DEFAULT_STORED_HITS_PER_WINDOW).unwrap_or(i64::MAX),
+            )),
         })
     }
 
@@ -169,6 +176,19 @@ impl SqlStore {
             Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),
             Backend::Postgres => None,
         }
+    }
+
+    /// Sets `[alerts] stored_hits_per_window` (shared by every clone of this store).
+    pub fn set_stored_hits_per_window(&self, n: u64) {
+        self.stored_hits_per_window.store(
+            i64::try_from(n).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn stored_hits_per_window(&self) -> i64 {
+        self.stored_hits_per_window
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {

@@ -12,11 +12,12 @@ use sqlx::{Any, Row, Transaction};
 
 use super::outbox::{insert_deliveries, set_cooldown};
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
-use crate::{Distinct, NewDelivery, Result, StoreError, WindowHit, WindowSummary};
+use crate::{Distinct, Folded, NewDelivery, Result, StoreError, Tally, WindowHit, WindowSummary};
 
 const WINDOW_COLUMNS: &str = "w.token_id, w.id, w.opened_at, w.closes_at, w.hits, \
      w.first_event_time, w.last_event_time, w.last_hit_id, w.addresses, w.other_addresses, \
-     w.events, w.other_events";
+     w.events, w.other_events, w.folded, w.folded_first, w.folded_last, w.folded_addresses, \
+     w.folded_agents, w.folded_events";
 
 fn window_from_row(row: &AnyRow) -> Result<WindowSummary> {
     let hits: i64 = row.try_get("hits")?;
@@ -39,10 +40,18 @@ fn window_from_row(row: &AnyRow) -> Result<WindowSummary> {
             row.try_get("other_events")?,
         ),
         last_hit: None,
+        folded: Folded {
+            count: u64::try_from(row.try_get::<i64, _>("folded")?).unwrap_or(0),
+            first_event_time: row.try_get("folded_first")?,
+            last_event_time: row.try_get("folded_last")?,
+            addresses: Tally::decode(&row.try_get::<String, _>("folded_addresses")?),
+            agents: Tally::decode(&row.try_get::<String, _>("folded_agents")?),
+            events: Tally::decode(&row.try_get::<String, _>("folded_events")?),
+        },
     })
 }
 
-fn count(n: u64) -> i64 {
+pub(super) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -192,13 +201,16 @@ impl SqlStore {
         let mut tx = self.pool.begin().await?;
         // The token's row before the window's, as planning takes them: no lock-order deadlock.
         set_cooldown(&mut tx, &w.token_id, cooldown_until).await?;
-        let claimed =
-            sqlx::query("DELETE FROM alert_windows WHERE token_id = $1 AND id = $2 AND hits = $3")
-                .bind(w.token_id.as_str())
-                .bind(&w.id)
-                .bind(count(w.hits))
-                .execute(&mut *tx)
-                .await?;
+        let claimed = sqlx::query(
+            "DELETE FROM alert_windows WHERE token_id = $1 AND id = $2 AND hits = $3 \
+             AND folded = $4",
+        )
+        .bind(w.token_id.as_str())
+        .bind(&w.id)
+        .bind(count(w.hits))
+        .bind(count(w.folded.count))
+        .execute(&mut *tx)
+        .await?;
         // Another replica summarized it (on PostgreSQL our DELETE waited for its commit and
         // found the row gone), or a late hit joined it: the next round reads it afresh.
         if claimed.rows_affected() != 1 {

@@ -20,7 +20,8 @@
 //!                "error_code", "error_message", "account_id",
 //!                "access_key_id", "note"                               string or null }
 //!   "summary": null, or for "summary" alerts
-//!              { "count": integer, "addresses": [string], "events": [string],
+//!              { "count": integer, "folded": integer (of count, the calls counted but
+//!                not stored one by one), "addresses": [string], "events": [string],
 //!                "first_event_time": string, "last_event_time": string }
 //!   "exposure": null, or for "exposure" alerts
 //!              { "source": "health"|"quarantine", "event_type": string,
@@ -61,12 +62,14 @@ pub fn payload(alert: &AlertView) -> Value {
     let summary = match &alert.kind {
         AlertKind::Summary {
             count,
+            folded,
             addresses,
             events,
             first_event_time,
             last_event_time,
         } => json!({
             "count": count,
+            "folded": folded,
             "addresses": addresses,
             "events": events,
             "first_event_time": first_event_time,
@@ -173,6 +176,7 @@ mod tests {
         let mut alert = hostile_alert();
         alert.kind = AlertKind::Summary {
             count: 12,
+            folded: 0,
             addresses: vec!["203.0.113.7".into(), "198.51.100.2".into()],
             events: vec!["ListBuckets".into()],
             first_event_time: "2025-11-24T10:00:00Z".into(),

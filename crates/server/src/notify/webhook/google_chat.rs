@@ -77,6 +77,7 @@ mod tests {
         let mut alert = hostile_alert();
         alert.kind = AlertKind::Summary {
             count: 7,
+            folded: 0,
             addresses: vec!["203.0.113.7".into(), "<img src=x>".into()],
             events: vec!["ListBuckets".into(), "Get<b>Object</b>".into()],
             first_event_time: "2025-11-24T10:00:00Z".into(),

@@ -121,6 +121,7 @@ fn facts(alert: &AlertView) -> Vec<Fact> {
             events,
             first_event_time,
             last_event_time,
+            ..
         } => {
             facts.push(short("Calls", &count.to_string()));
             facts.push(short("First", first_event_time));

@@ -35,6 +35,11 @@ pub struct Stored {
     /// Whether each was left out because its token is gone altogether (neither new nor a
     /// repeat).
     pub gone: Vec<bool>,
+    /// Whether each was new and counted into its token's open cooldown window (no alert of
+    /// its own).
+    pub windowed: Vec<bool>,
+    /// Whether each was new and folded (counted, with no hit row of its own).
+    pub folded: Vec<bool>,
 }
 
 /// The handle requests submit through. Cloning shares the one writer task.
@@ -147,10 +152,14 @@ async fn commit(
             }
             let mut new = recorded.new.into_iter();
             let mut gone = recorded.gone.into_iter();
+            let mut windowed = recorded.windowed.into_iter();
+            let mut folded = recorded.folded.into_iter();
             for job in jobs {
                 let mine = Stored {
                     new: new.by_ref().take(job.len).collect(),
                     gone: gone.by_ref().take(job.len).collect(),
+                    windowed: windowed.by_ref().take(job.len).collect(),
+                    folded: folded.by_ref().take(job.len).collect(),
                 };
                 // A request that gave up (client gone) does not stop the others.
                 let _ = job.reply.send(Ok(mine));
@@ -195,6 +204,8 @@ async fn commit(
                     Stored {
                         new: recorded.new,
                         gone: recorded.gone,
+                        windowed: recorded.windowed,
+                        folded: recorded.folded,
                     }
                 });
                 let _ = job.reply.send(result);
