@@ -277,6 +277,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<Vec<Vec<DeliveryRecord>>>;
     /// Gives claimed rows back unsent, for the next claim of their lane.
     async fn release_claims(&self, ids: &[String]) -> Result<()>;
+    /// Ends the claims on these lanes taken with lease end `claimed_until` (claim time plus
+    /// lease), unless the lease ran out and another worker holds them now.
+    async fn release_lanes(&self, lanes: &[String], claimed_until: i64) -> Result<()>;
     /// When the next lane's oldest pending row is due (or its claim runs out), if any.
     async fn next_due(&self) -> Result<Option<i64>>;
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
@@ -306,6 +309,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// A token's deliveries, newest first.
     async fn list_deliveries(&self, token: &TokenId, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Deletes delivered and failed deliveries written before `before` (pending ones stay, and
+    /// so do the lanes they are in). Returns how many.
+    async fn delete_deliveries_before(&self, before: i64) -> Result<u64>;
     async fn set_ignore_sources(&self, token: &TokenId, sources: &[String]) -> Result<bool>;
 }
 
@@ -370,6 +376,8 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn insert_audit(&self, entry: &AuditRecord) -> Result<()>;
     /// Audit entries, newest first.
     async fn list_audit(&self, limit: u32, offset: u32) -> Result<Vec<AuditRecord>>;
+    /// Deletes audit entries written before `before`. Returns how many.
+    async fn delete_audit_before(&self, before: i64) -> Result<u64>;
     /// A page of all tokens, newest first, with the total count.
     async fn tokens_page(&self, limit: u32, offset: u32) -> Result<(Vec<TokenRecord>, u64)>;
     /// A page of all hits across tokens, newest first, each with its token's memo, and the
@@ -394,7 +402,8 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn channel_health(&self, since: i64) -> Result<Vec<ChannelHealth>>;
     /// Hits of all tokens matching `filter`, newest arrival first.
     async fn feed(&self, filter: &HitFilter, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
-    /// Hits that arrived at or after `since`, oldest arrival first (the live feed's poll).
+    /// The newest `limit` hits that arrived at or after `since`, newest arrival first (the live
+    /// feed's poll: a flood in the look-back must not hide what came last).
     async fn hits_received_since(&self, since: i64, limit: u32) -> Result<Vec<HitRecord>>;
 }
 
