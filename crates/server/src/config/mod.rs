@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 mod sections;
 pub use sections::*;
 
+/// How long a webhook send may take (the HTTP client's whole-request timeout).
+pub const WEBHOOK_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("the config file {0} does not exist")]
@@ -186,6 +189,31 @@ impl Config {
         Ok(config)
     }
 
+    /// A claim's lease must outlast one send plus the rest of a lane's turn: a lease that ran
+    /// out mid-send would let another worker (or replica) send the same alert again, in
+    /// parallel, every time. Twice the longest send timeout leaves that room.
+    fn check_lease(&self) -> Result<(), ConfigError> {
+        let mut send = WEBHOOK_SEND_TIMEOUT;
+        if self.smtp.host.is_some() {
+            send = send.max(std::time::Duration::from_secs(self.smtp.timeout_secs));
+        }
+        if self.alerts.claim_lease < send * 2 {
+            return Err(ConfigError::Value {
+                key: "alerts.claim_lease",
+                problem: format!(
+                    "is {:?}, shorter than twice the longest send timeout ({} s: the webhook \
+                     timeout is {} s, smtp.timeout_secs {}); a send could outlive its claim \
+                     and be sent twice",
+                    self.alerts.claim_lease,
+                    send.as_secs() * 2,
+                    WEBHOOK_SEND_TIMEOUT.as_secs(),
+                    self.smtp.timeout_secs
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Cross-field checks that serde cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url {
@@ -257,6 +285,7 @@ impl Config {
         }
         self.smtp.check()?;
         self.access.check()?;
+        self.check_lease()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Value {
                 key: "max_body_bytes",
