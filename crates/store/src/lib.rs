@@ -262,9 +262,10 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Writes deliveries outside of planning (test alerts).
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()>;
-    /// Claims up to `lanes` lanes (a token's deliveries by one channel) whose oldest pending
-    /// row is due and unclaimed, oldest such row first, with up to `per_lane` of each lane's
-    /// pending rows, for `lease_ms`. Each lane comes back in order (`created_at`, `id`); a row is
+    /// Claims up to `lanes` lanes (a token's deliveries by one channel) whose head (oldest
+    /// pending row) is due and unclaimed, earliest due first, with up to `per_lane` of each
+    /// lane's pending rows, for `lease_ms` (the claim's lease ends at `now + lease_ms`). It
+    /// reads one row per claimed lane and `per_lane` rows of each, whatever the backlog. Each lane comes back in order (`created_at`, `id`); a row is
     /// never handed out while an earlier row of its lane is pending. A worker that dies
     /// mid-send loses the claim when the lease runs out, and another sends again (at least
     /// once).

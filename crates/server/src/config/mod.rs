@@ -13,6 +13,8 @@ pub use sections::*;
 
 /// How long a webhook send may take (the HTTP client's whole-request timeout).
 pub const WEBHOOK_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How much longer than the longest send timeout a claim's lease must be.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -189,25 +191,29 @@ impl Config {
         Ok(config)
     }
 
-    /// A claim's lease must outlast one send plus the rest of a lane's turn: a lease that ran
-    /// out mid-send would let another worker (or replica) send the same alert again, in
-    /// parallel, every time. Twice the longest send timeout leaves that room.
+    /// A claim's lease must outlast a send: a lease that ran out mid-send would let another
+    /// worker (or replica) send the same alert again, at the same time. A lane's last send
+    /// starts within its turn (200 ms) and its outcome is written right after; the margin
+    /// covers both.
     fn check_lease(&self) -> Result<(), ConfigError> {
         let mut send = WEBHOOK_SEND_TIMEOUT;
         if self.smtp.host.is_some() {
             send = send.max(std::time::Duration::from_secs(self.smtp.timeout_secs));
         }
-        if self.alerts.claim_lease < send * 2 {
+        let least = send + LEASE_MARGIN;
+        if self.alerts.claim_lease < least {
             return Err(ConfigError::Value {
                 key: "alerts.claim_lease",
                 problem: format!(
-                    "is {:?}, shorter than twice the longest send timeout ({} s: the webhook \
-                     timeout is {} s, smtp.timeout_secs {}); a send could outlive its claim \
-                     and be sent twice",
+                    "is {:?}; it must be at least {} s, the longest send timeout ({} s: \
+                     webhooks {} s, smtp.timeout_secs {} when email is on) plus {} s, or a send \
+                     could outlive its claim and be sent twice",
                     self.alerts.claim_lease,
-                    send.as_secs() * 2,
+                    least.as_secs(),
+                    send.as_secs(),
                     WEBHOOK_SEND_TIMEOUT.as_secs(),
-                    self.smtp.timeout_secs
+                    self.smtp.timeout_secs,
+                    LEASE_MARGIN.as_secs(),
                 ),
             });
         }

@@ -1,10 +1,11 @@
 //! The outbox worker: plans new alerts, then claims lanes of due deliveries, sends them and
 //! records the outcome. A lane is one token's deliveries by one channel: its rows go out one
 //! after another, in the order they were written, and a retry holds back the rows behind it, so
-//! a token's alerts arrive in order even after an outage. Lanes are claimed by the age of their
-//! oldest row and up to 64 run at once, each on its own (a round never waits for its slowest), so a flood on one token is one lane and delays no other
-//! token's alert. Retries back off exponentially until a horizon; permanent failures stop a row,
-//! and enough of them in a row switch the channel off, saying why. The loop only sleeps when no
+//! a token's alerts arrive in order even after an outage. Lanes are claimed by when their heads
+//! are due, and up to 64 run at once, each on its own task (a round never waits for its
+//! slowest), so a flood on one token is one lane and delays no other token's alert. Retries back
+//! off exponentially (or as the receiver's `Retry-After` says) until a horizon; permanent
+//! failures stop a row, and enough of them in a row switch the channel off, saying why. The loop only sleeps when no
 //! work is due, and never past the next due row.
 
 use std::sync::Arc;
@@ -74,8 +75,8 @@ const PER_LANE: u32 = 128;
 /// this many of a lane (at least once), and the commit is shared.
 const MARK_EVERY: usize = 16;
 /// How long a lane keeps sending in one turn (ms), at most, before it goes back in line behind
-/// the lanes that wait: a flooded lane must not hold a slot (and `run_once`'s round) for long. Under a flood with cooldown 0, a 2 s budget put the other token's p99
-/// at 326 ms; the next round is what serves a newly planned first alert.
+/// the lanes that wait: a flooded lane must not hold a slot (and `run_once`'s round) for long.
+/// Under a flood with cooldown 0, a 2 s budget put the other token's p99 at 326 ms.
 const LANE_BUDGET_MS: i64 = 200;
 /// The longest a receiver's `Retry-After` may hold its lane back.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
