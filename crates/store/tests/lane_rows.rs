@@ -48,7 +48,7 @@ async fn a_retrying_head_holds_its_backlog_out_of_every_claim(store: &SqlStore) 
         .await
         .unwrap();
     store
-        .release_lanes(&[head.lane.clone()], 6_000)
+        .release_lanes(std::slice::from_ref(&head.lane), 6_000)
         .await
         .unwrap();
 
@@ -82,7 +82,7 @@ async fn a_retrying_head_holds_its_backlog_out_of_every_claim(store: &SqlStore) 
         "in order after the retry"
     );
     store
-        .release_lanes(&[head.lane.clone()], 6_000)
+        .release_lanes(std::slice::from_ref(&head.lane), 6_000)
         .await
         .unwrap();
     assert!(store
@@ -91,7 +91,7 @@ async fn a_retrying_head_holds_its_backlog_out_of_every_claim(store: &SqlStore) 
         .unwrap()
         .is_empty());
     store
-        .release_lanes(&[head.lane.clone()], 61_000)
+        .release_lanes(std::slice::from_ref(&head.lane), 61_000)
         .await
         .unwrap();
     assert_eq!(
