@@ -2,6 +2,7 @@
 """Alert latency: time from the ingest's 2xx to the webhook's arrival on a loopback receiver.
 
     python3 bench/alert_latency.py [--probes 200] [--flood] [--cooldown 0s|default|5m…]
+                                   [--backlog N]
 
 Starts the release server (SQLite in a temp dir, cooldown 0s unless --cooldown says otherwise,
 private webhooks allowed), a webhook receiver on 127.0.0.1, and a token whose webhook points at
@@ -9,7 +10,9 @@ it. Sends one-event ingests one at a time and records, per eventID, when the 200
 when the webhook arrived. With a cooldown, each probe uses a fresh token (a token's later hits
 would be gathered into its summary). With --flood, wrk hammers a second token's key at full
 speed meanwhile (bench/lua/one_event.lua), and 10 s after the flood ends the script reports the
-backlog: alert rows by state and cooldown-window rows.
+backlog: alert rows by state and cooldown-window rows. With --backlog N, a token whose webhook
+answers 503 (a receiver down) first gets N hits, each an alert waiting behind the first one's
+retry, before the probes start (with cooldown 0s).
 Prints p50/p99/max in milliseconds. Figures only: nothing here asserts a time.
 """
 import argparse, http.server, json, os, socket, sqlite3, subprocess, sys, tempfile, threading, time
@@ -28,6 +31,12 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path == "/down":
+            # The backlog's receiver: down, so every alert queued for it waits.
+            self.send_response(503)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         now = time.monotonic()
         try:
             doc = json.loads(body)
@@ -78,6 +87,19 @@ def event(key, event_id):
     }).encode()
 
 
+def queue_backlog(base, key, n, batch=500):
+    """N hits on `key`, in CloudTrail files of `batch` records: N alerts for a receiver that is
+    down."""
+    headers = {"content-type": "application/json", "authorization": "Bearer " + SECRET}
+    for start in range(0, n, batch):
+        records = [json.loads(event(key, f"backlog-{i}"))["detail"]
+                   for i in range(start, min(n, start + batch))]
+        status, _ = post(base + "/ingest/v1/cloudtrail", json.dumps({"Records": records}).encode(),
+                         headers)
+        assert status == 200, status
+    print(f"backlog: {n} alerts queued behind a receiver that answers 503", flush=True)
+
+
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -88,6 +110,8 @@ def main():
     ap.add_argument("--probes", type=int, default=200)
     ap.add_argument("--flood", action="store_true")
     ap.add_argument("--flood-seconds", type=int, default=15)
+    ap.add_argument("--backlog", type=int, default=0,
+                    help="alerts queued first for a token whose webhook is down")
     ap.add_argument("--cooldown", default="0s",
                     help="alerts.cooldown for the server; 'default' leaves the server's (5m)")
     args = ap.parse_args()
@@ -127,6 +151,8 @@ def main():
             return json.loads(out)["aws"]["access_key_id"]
 
         probe_key = token("probe", f"http://127.0.0.1:{recv_port}/hook")
+        if args.backlog:
+            queue_backlog(base, token("down", f"http://127.0.0.1:{recv_port}/down"), args.backlog)
         flood = None
         if args.flood:
             flood_key = token("flooded", None)

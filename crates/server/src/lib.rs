@@ -354,6 +354,7 @@ impl Application {
             exposures: state.exposures.clone(),
             clock,
             retention_days: config.alerts.history_retention_days,
+            audit_retention_days: config.access.audit_retention_days,
             late: config.detection.late_events(),
             index: services.index.clone(),
             pollers,

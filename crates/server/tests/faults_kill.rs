@@ -58,8 +58,9 @@ impl Server {
             .env("CANARYKEYS_ALERTS__COOLDOWN", "0s")
             .env("CANARYKEYS_ALERTS__RETRY_BASE_DELAY", "200ms")
             .env("CANARYKEYS_ALERTS__RETRY_MAX_DELAY", "1s")
-            // A send cut short by the kill is claimed again this soon after the restart.
-            .env("CANARYKEYS_ALERTS__CLAIM_LEASE", "2s")
+            // A send cut short by the kill is claimed again this soon after the restart (the
+            // least the server accepts: the 10 s webhook timeout plus 5 s).
+            .env("CANARYKEYS_ALERTS__CLAIM_LEASE", "15s")
             .env("RUST_LOG", "warn")
             .stdout(log.try_clone().unwrap())
             .stderr(log);

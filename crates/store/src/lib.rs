@@ -277,9 +277,10 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Writes deliveries outside of planning (test alerts).
     async fn insert_deliveries(&self, deliveries: &[NewDelivery]) -> Result<()>;
-    /// Claims up to `lanes` lanes (a token's deliveries by one channel) whose oldest pending
-    /// row is due and unclaimed, oldest such row first, with up to `per_lane` of each lane's
-    /// pending rows, for `lease_ms`. Each lane comes back in order (`created_at`, `id`); a row is
+    /// Claims up to `lanes` lanes (a token's deliveries by one channel) whose head (oldest
+    /// pending row) is due and unclaimed, earliest due first, with up to `per_lane` of each
+    /// lane's pending rows, for `lease_ms` (the claim's lease ends at `now + lease_ms`). It
+    /// reads one row per claimed lane and `per_lane` rows of each, whatever the backlog. Each lane comes back in order (`created_at`, `id`); a row is
     /// never handed out while an earlier row of its lane is pending. A worker that dies
     /// mid-send loses the claim when the lease runs out, and another sends again (at least
     /// once).
@@ -292,6 +293,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<Vec<Vec<DeliveryRecord>>>;
     /// Gives claimed rows back unsent, for the next claim of their lane.
     async fn release_claims(&self, ids: &[String]) -> Result<()>;
+    /// Ends the claims on these lanes taken with lease end `claimed_until` (claim time plus
+    /// lease), unless the lease ran out and another worker holds them now.
+    async fn release_lanes(&self, lanes: &[String], claimed_until: i64) -> Result<()>;
     /// When the next lane's oldest pending row is due (or its claim runs out), if any.
     async fn next_due(&self) -> Result<Option<i64>>;
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
@@ -321,6 +325,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// A token's deliveries, newest first.
     async fn list_deliveries(&self, token: &TokenId, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Deletes delivered and failed deliveries written before `before` (pending ones stay, and
+    /// so do the lanes they are in). Returns how many.
+    async fn delete_deliveries_before(&self, before: i64) -> Result<u64>;
     async fn set_ignore_sources(&self, token: &TokenId, sources: &[String]) -> Result<bool>;
 }
 
@@ -385,6 +392,8 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn insert_audit(&self, entry: &AuditRecord) -> Result<()>;
     /// Audit entries, newest first.
     async fn list_audit(&self, limit: u32, offset: u32) -> Result<Vec<AuditRecord>>;
+    /// Deletes audit entries written before `before`. Returns how many.
+    async fn delete_audit_before(&self, before: i64) -> Result<u64>;
     /// A page of all tokens, newest first, with the total count.
     async fn tokens_page(&self, limit: u32, offset: u32) -> Result<(Vec<TokenRecord>, u64)>;
     /// A page of all hits across tokens, newest first, each with its token's memo, and the
@@ -409,7 +418,8 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn channel_health(&self, since: i64) -> Result<Vec<ChannelHealth>>;
     /// Hits of all tokens matching `filter`, newest arrival first.
     async fn feed(&self, filter: &HitFilter, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
-    /// Hits that arrived at or after `since`, oldest arrival first (the live feed's poll).
+    /// The newest `limit` hits that arrived at or after `since`, newest arrival first (the live
+    /// feed's poll: a flood in the look-back must not hide what came last).
     async fn hits_received_since(&self, since: i64, limit: u32) -> Result<Vec<HitRecord>>;
 }
 

@@ -165,6 +165,8 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+    /// The lane it is sent in, in order with the lane's other rows (`token/<id>/<channel>`).
+    pub lane: String,
 }
 
 /// An alert waiting for the planner, with its hit.

@@ -158,7 +158,7 @@ async fn suite(store: &SqlStore) {
         .await
         .unwrap();
     let ids: Vec<_> = live.iter().map(|h| h.id.as_str()).collect();
-    assert_eq!(ids, ["h1", "h2"], "oldest arrival first, from the bound on");
+    assert_eq!(ids, ["h2", "h1"], "newest arrival first, from the bound on");
 }
 
 // `sqlite::suite` and `postgres::suite`.

@@ -35,7 +35,7 @@ pub async fn run(args: SendTestEmailArgs, config: &Config) -> anyhow::Result<()>
             );
             Ok(())
         }
-        Outcome::Retry(problem) | Outcome::Permanent(problem) => {
+        Outcome::Retry(problem) | Outcome::RetryAfter(problem, _) | Outcome::Permanent(problem) => {
             anyhow::bail!(
                 "cannot send to {} through {host}:{}: {problem}",
                 args.to.trim(),

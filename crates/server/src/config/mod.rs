@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 mod sections;
 pub use sections::*;
 
+/// How long a webhook send may take (the HTTP client's whole-request timeout).
+pub const WEBHOOK_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How much longer than the longest send timeout a claim's lease must be.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("the config file {0} does not exist")]
@@ -190,6 +195,35 @@ impl Config {
         Ok(config)
     }
 
+    /// A claim's lease must outlast a send: a lease that ran out mid-send would let another
+    /// worker (or replica) send the same alert again, at the same time. A lane's last send
+    /// starts within its turn (200 ms) and its outcome is written right after; the margin
+    /// covers both.
+    fn check_lease(&self) -> Result<(), ConfigError> {
+        let mut send = WEBHOOK_SEND_TIMEOUT;
+        if self.smtp.host.is_some() {
+            send = send.max(std::time::Duration::from_secs(self.smtp.timeout_secs));
+        }
+        let least = send + LEASE_MARGIN;
+        if self.alerts.claim_lease < least {
+            return Err(ConfigError::Value {
+                key: "alerts.claim_lease",
+                problem: format!(
+                    "is {:?}; it must be at least {} s, the longest send timeout ({} s: \
+                     webhooks {} s, smtp.timeout_secs {} when email is on) plus {} s, or a send \
+                     could outlive its claim and be sent twice",
+                    self.alerts.claim_lease,
+                    least.as_secs(),
+                    send.as_secs(),
+                    WEBHOOK_SEND_TIMEOUT.as_secs(),
+                    self.smtp.timeout_secs,
+                    LEASE_MARGIN.as_secs(),
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Cross-field checks that serde cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.public_url {
@@ -262,6 +296,7 @@ impl Config {
         }
         self.smtp.check()?;
         self.access.check()?;
+        self.check_lease()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Value {
                 key: "max_body_bytes",

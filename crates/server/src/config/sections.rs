@@ -504,6 +504,8 @@ pub struct AccessConfig {
     /// Password hashes (argon2id, 19 MiB each) run at once; a sign-in finding all busy is
     /// answered `429` with `Retry-After`. `0`: twice the CPU cores.
     pub hash_concurrency: usize,
+    /// Keep audit log entries this many days; `0` keeps them forever.
+    pub audit_retention_days: u32,
 }
 
 impl Default for AccessConfig {
@@ -515,6 +517,7 @@ impl Default for AccessConfig {
             session_ttl: std::time::Duration::from_secs(12 * 3600),
             login_per_minute: 10,
             hash_concurrency: 0,
+            audit_retention_days: 365,
         }
     }
 }

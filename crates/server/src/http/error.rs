@@ -35,6 +35,9 @@ pub enum ApiError {
     Access(#[from] AccessError),
     #[error("too many tokens created from this address; try again in a minute")]
     RateLimited,
+    /// Too many test alerts for this token or from this address: `429` with `Retry-After`.
+    #[error("too many test alerts; try again later")]
+    TestAlertsLimited { retry_after_secs: u64 },
     /// A pool for unproven requests is full (per client address or in all): try again shortly.
     #[error("too many unverified requests at once; try again shortly")]
     Busy,
@@ -103,7 +106,9 @@ impl ApiError {
             },
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited | Self::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::Busy | Self::TestAlertsLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Self::Csrf => StatusCode::FORBIDDEN,
@@ -266,7 +271,8 @@ impl IntoResponse for ApiError {
         }
         if let Self::Service(ServiceError::CreateBudget {
             retry_after_secs, ..
-        }) = &this
+        })
+        | Self::TestAlertsLimited { retry_after_secs } = &this
         {
             if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);

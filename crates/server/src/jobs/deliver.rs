@@ -1,10 +1,11 @@
 //! The outbox worker: plans new alerts, then claims lanes of due deliveries, sends them and
 //! records the outcome. A lane is one token's deliveries by one channel: its rows go out one
 //! after another, in the order they were written, and a retry holds back the rows behind it, so
-//! a token's alerts arrive in order even after an outage. Lanes are claimed by the age of their
-//! oldest row and up to 64 run at once, so a flood on one token is one lane and delays no other
-//! token's alert. Retries back off exponentially until a horizon; permanent failures stop a row,
-//! and enough of them in a row switch the channel off, saying why. The loop only sleeps when no
+//! a token's alerts arrive in order even after an outage. Lanes are claimed by when their heads
+//! are due, and up to 64 run at once, each on its own task (a round never waits for its
+//! slowest), so a flood on one token is one lane and delays no other token's alert. Retries back
+//! off exponentially (or as the receiver's `Retry-After` says) until a horizon; permanent
+//! failures stop a row, and enough of them in a row switch the channel off, saying why. The loop only sleeps when no
 //! work is due, and never past the next due row.
 
 use std::sync::Arc;
@@ -73,11 +74,12 @@ const PER_LANE: u32 = 128;
 /// A lane's successes are marked delivered every this many sends: a crash resends at most
 /// this many of a lane (at least once), and the commit is shared.
 const MARK_EVERY: usize = 16;
-/// How long a lane keeps sending in one round (ms), at most: a round waits for its slowest
-/// lane, so a flooded lane or a slow receiver must not hold up the next round (and other
-/// tokens' new alerts). Under a flood with cooldown 0, a 2 s budget put the other token's p99
-/// at 326 ms; the next round is what serves a newly planned first alert.
+/// How long a lane keeps sending in one turn (ms), at most, before it goes back in line behind
+/// the lanes that wait: a flooded lane must not hold a slot (and `run_once`'s round) for long.
+/// Under a flood with cooldown 0, a 2 s budget put the other token's p99 at 326 ms.
 const LANE_BUDGET_MS: i64 = 200;
+/// The longest a receiver's `Retry-After` may hold its lane back.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 /// Planning rounds per pass at most. One: a pass that planned a full round comes straight back
 /// (the planner takes every token's oldest alert first), so a flood's backlog is planned in
 /// turns with sending instead of ahead of it.
@@ -98,8 +100,12 @@ impl Deliverer {
         capped + jitter
     }
 
-    /// Plans, then sends everything due. Returns how many deliveries were attempted.
-    pub async fn run_once(&self) -> Result<usize, StoreError> {
+    /// Plans new alerts and closes due windows, then claims up to `lanes` due lanes. Returns
+    /// them with the lease end they were claimed with.
+    async fn plan_and_claim(
+        &self,
+        lanes: u32,
+    ) -> Result<(Vec<Vec<DeliveryRecord>>, i64), StoreError> {
         let now = self.clock.now_millis();
         let mut full_rounds = 0;
         while full_rounds < PLAN_ROUNDS {
@@ -123,19 +129,24 @@ impl Deliverer {
                 .store(now, std::sync::atomic::Ordering::Relaxed);
             self.alerts.close_windows(now).await?;
         }
-        // One claim per round: each lane's rows in order, the oldest lanes first.
-        let lanes = self
-            .store
-            .claim_lanes(
-                self.clock.now_millis(),
-                millis(self.policy.lease),
-                LANES,
-                PER_LANE,
-            )
-            .await?;
+        if lanes == 0 {
+            return Ok((Vec::new(), 0));
+        }
+        // Each lane's rows in order, the earliest due lanes first.
+        let now = self.clock.now_millis();
+        let lease = millis(self.policy.lease);
+        let claimed = self.store.claim_lanes(now, lease, lanes, PER_LANE).await?;
+        Ok((claimed, now.saturating_add(lease)))
+    }
+
+    /// Plans, then sends everything due, and waits for it. Returns how many deliveries were
+    /// attempted. (Tests drive the worker this way; `run_forever` does not wait for its lanes.)
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let (lanes, until) = self.plan_and_claim(LANES).await?;
         let mut attempted = 0;
         for sent in
-            futures_util::future::join_all(lanes.into_iter().map(|l| self.send_lane(l))).await
+            futures_util::future::join_all(lanes.into_iter().map(|l| self.send_lane(l, until)))
+                .await
         {
             attempted += sent?;
         }
@@ -143,19 +154,19 @@ impl Deliverer {
     }
 
     /// Sends a claimed lane in order and returns how many sends were tried. It stops at a send
-    /// to retry (the rows behind it wait for it) and when its budget is spent (at most half the
-    /// lease, so the claim never runs out mid-lane); what it did not send goes back unclaimed. A permanent failure
-    /// ends only its own row: it will never be sent, so the next can go.
-    async fn send_lane(&self, lane: Vec<DeliveryRecord>) -> Result<usize, StoreError> {
+    /// to retry (the rows behind it wait for it) and when its budget is spent; then the lane is
+    /// given back (its time was set by the last row marked). A permanent failure ends only its
+    /// own row: it will never be sent, so the next can go.
+    async fn send_lane(&self, lane: Vec<DeliveryRecord>, until: i64) -> Result<usize, StoreError> {
+        let Some(key) = lane.first().map(|d| d.lane.clone()) else {
+            return Ok(0);
+        };
         let started = self.clock.now_millis();
         let budget = (millis(self.policy.lease) / 2).min(LANE_BUDGET_MS);
         let mut delivered = Vec::new();
         let mut sent = 0;
-        let mut rows = lane.into_iter();
-        let mut unsent = Vec::new();
-        for d in rows.by_ref() {
+        for d in lane {
             if sent > 0 && self.clock.now_millis() - started >= budget {
-                unsent.push(d.id);
                 break;
             }
             sent += 1;
@@ -176,17 +187,33 @@ impl Deliverer {
                 .mark_delivered_many(&delivered, self.clock.now_millis())
                 .await?;
         }
-        unsent.extend(rows.map(|d| d.id));
-        self.store.release_claims(&unsent).await?;
+        // The rows not sent stay pending; marking set the lane's time to its new head's.
+        self.store.release_lanes(&[key], until).await?;
         Ok(sent)
     }
 
     /// Runs until the task is aborted. Errors (a database outage) are logged and retried.
+    /// Lanes run as tasks of their own, up to `LANES` at once: a round never waits for its
+    /// slowest lane, and while one receiver hangs, the next wake claims and sends other lanes.
+    /// The tasks end with this one (the set aborts them when dropped).
     pub async fn run_forever(self: Arc<Self>) {
+        let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
         loop {
-            match self.run_once().await {
-                // Something was sent: more may be waiting behind it.
-                Ok(n) if n > 0 => continue,
+            while running.try_join_next().is_some() {}
+            let free = LANES.saturating_sub(u32::try_from(running.len()).unwrap_or(LANES));
+            match self.plan_and_claim(free).await {
+                Ok((lanes, until)) if !lanes.is_empty() => {
+                    for lane in lanes {
+                        let me = self.clone();
+                        running.spawn(async move {
+                            if let Err(e) = me.send_lane(lane, until).await {
+                                tracing::error!(error = format!("{e:#}"), "alert lane failed");
+                            }
+                        });
+                    }
+                    // More may be due behind them.
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = format!("{e:#}"), "alert delivery round failed"),
             }
@@ -195,10 +222,12 @@ impl Deliverer {
             let poll = millis(self.policy.poll);
             let wait = next_due.map_or(poll, |t| (t - now).clamp(0, poll));
             let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
-            // A commit wakes the worker at once; the timer is for retries and window closes.
+            // A commit wakes the worker at once, and so does a lane that ends (its slot is
+            // free, and its lane may have more); the timer is for retries and window closes.
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
     }
@@ -233,11 +262,21 @@ impl Deliverer {
         let key = format!("{}-{}", d.message_id, d.channel);
         let outcome = channel.send(&view, &d.target, &key).await;
         let now = self.clock.now_millis();
+        let asked = match &outcome {
+            Outcome::RetryAfter(_, after) => Some(*after),
+            _ => None,
+        };
         match outcome {
             Outcome::Delivered => Ok(Sent::Delivered((d.id, d.token_id, kind))),
-            Outcome::Retry(error) => {
+            Outcome::Retry(error) | Outcome::RetryAfter(error, _) => {
                 let attempt = d.attempts + 1;
-                let next = now + self.backoff(attempt);
+                // The receiver's own `Retry-After`, within bounds: at least a second (no
+                // tight loop on `0`), at most `RETRY_AFTER_CAP`; else our backoff.
+                let delay = asked.map_or_else(
+                    || self.backoff(attempt),
+                    |after| millis(after.clamp(Duration::from_secs(1), RETRY_AFTER_CAP)),
+                );
+                let next = now + delay;
                 if next > d.created_at.saturating_add(millis(self.policy.horizon)) {
                     let why = format!("gave up after {attempt} attempts: {error}");
                     self.store.mark_failed(&d.id, &why).await?;

@@ -49,6 +49,10 @@ pub struct Pruned {
     pub exposures: u64,
     /// Tombstones past `[detection] late_event_window` with nothing left referring to them.
     pub tombstones: u64,
+    /// Delivered and failed deliveries older than the history retention.
+    pub deliveries: u64,
+    /// Audit entries older than `[access] audit_retention_days`.
+    pub audit: u64,
 }
 
 /// Every job of one server, ready to start or to run once.
@@ -60,6 +64,8 @@ pub struct Jobs {
     pub(crate) clock: SharedClock,
     /// Days of hits and exposures to keep; 0 keeps them all.
     pub(crate) retention_days: u32,
+    /// Days of audit log to keep; 0 keeps it all.
+    pub(crate) audit_retention_days: u32,
     /// How long tombstones are kept for late records.
     pub(crate) late: crate::services::LateEvents,
     /// The key index, kept exact across processes by `index_sync`.
@@ -86,8 +92,9 @@ impl Jobs {
         Ok(deleted.len())
     }
 
-    /// Deletes hits and exposures older than the retention (a hit by its event time, an
-    /// exposure by when it was last reported; nothing when retention is off), then tombstones
+    /// Deletes hits, exposures and finished deliveries older than the retention (a hit by its
+    /// event time, an exposure by when it was last reported; nothing when retention is off),
+    /// audit entries older than the audit retention, then tombstones
     /// whose late-event window has passed and that no hit, pending delivery or window still
     /// needs (whatever the retention). Returns how many.
     pub async fn retention_once(&self) -> anyhow::Result<Pruned> {
@@ -98,6 +105,12 @@ impl Jobs {
             let before = now - i64::from(days) * DAY_MS;
             pruned.hits = self.tokens.delete_hits_before(before).await?;
             pruned.exposures = self.exposures.delete_before(before).await?;
+            // The outbox's history goes with the hits it told about; pending rows stay.
+            pruned.deliveries = self.tokens.delete_deliveries_before(before).await?;
+        }
+        if self.audit_retention_days > 0 {
+            let before = now - i64::from(self.audit_retention_days) * DAY_MS;
+            pruned.audit = self.tokens.delete_audit_before(before).await?;
         }
         pruned.tombstones = self
             .tokens
@@ -108,8 +121,10 @@ impl Jobs {
                 hits = pruned.hits,
                 exposures = pruned.exposures,
                 tombstones = pruned.tombstones,
+                deliveries = pruned.deliveries,
+                audit = pruned.audit,
                 days,
-                "old history deleted (history retention, late-event window)"
+                "old history deleted (history and audit retention, late-event window)"
             );
         }
         Ok(pruned)

@@ -127,6 +127,9 @@ pub enum Outcome {
     Delivered,
     /// Worth trying again later (network error, 5xx, 408, 429, SMTP 4xx).
     Retry(String),
+    /// Worth trying again, and the receiver said when (`Retry-After`): wait this long (the
+    /// worker caps it).
+    RetryAfter(String, std::time::Duration),
     /// Will never work as it stands (4xx other than 408/429, an invalid address, SMTP 5xx).
     Permanent(String),
 }

@@ -619,6 +619,16 @@ impl TokenService {
         Ok(self.store.delete_hits_before(before).await?)
     }
 
+    /// Retention: delivered and failed deliveries written before `before`.
+    pub async fn delete_deliveries_before(&self, before: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.delete_deliveries_before(before).await?)
+    }
+
+    /// Retention: audit entries written before `before`.
+    pub async fn delete_audit_before(&self, before: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.delete_audit_before(before).await?)
+    }
+
     pub async fn hits_per_day(
         &self,
         token: &TokenRecord,

@@ -73,6 +73,7 @@ impl SqlStore {
 #[async_trait]
 impl AccessStore for SqlStore {
     async fn insert_operator(&self, op: &OperatorRecord) -> Result<()> {
+        let _turn = self.write_turn().await;
         insert_operator(&self.pool, op).await
     }
 
@@ -90,6 +91,7 @@ impl AccessStore for SqlStore {
         lock_after: i64,
         locked_until: i64,
     ) -> Result<Option<i64>> {
+        let _turn = self.write_turn().await;
         // Both databases evaluate every right-hand side against the old row, so the count and
         // the lock are decided together.
         let row = sqlx::query(
@@ -111,6 +113,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn clear_login_failures(&self, id: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -124,6 +127,7 @@ impl AccessStore for SqlStore {
         address: &str,
         now: i64,
     ) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO login_addresses (operator_id, address, last_seen_at) VALUES ($1, $2, $3) \
              ON CONFLICT (operator_id, address) DO UPDATE SET last_seen_at = excluded.last_seen_at",
@@ -154,6 +158,7 @@ impl AccessStore for SqlStore {
         created_at: i64,
         expires_at: i64,
     ) -> Result<()> {
+        let _turn = self.write_turn().await;
         insert_session(&self.pool, id_hash, operator_id, created_at, expires_at).await
     }
 
@@ -176,10 +181,12 @@ impl AccessStore for SqlStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         delete_session(&self.pool, id_hash).await
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
@@ -188,6 +195,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn insert_api_key(&self, k: &ApiKeyRecord) -> Result<()> {
+        let _turn = self.write_turn().await;
         insert_api_key(&self.pool, k).await
     }
 
@@ -201,6 +209,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn touch_api_key(&self, id: &str, now: i64) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
             .bind(id)
             .bind(now)
@@ -210,6 +219,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool> {
+        let _turn = self.write_turn().await;
         revoke_api_key(&self.pool, id, now).await
     }
 
@@ -220,7 +230,17 @@ impl AccessStore for SqlStore {
     }
 
     async fn insert_audit(&self, e: &AuditRecord) -> Result<()> {
+        let _turn = self.write_turn().await;
         insert_audit(&self.pool, e).await
+    }
+
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        let res = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
     }
 
     async fn list_audit(&self, limit: u32, offset: u32) -> Result<Vec<AuditRecord>> {

@@ -260,15 +260,21 @@ impl SqlStore {
     ) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        let mut lanes = std::collections::BTreeSet::new();
         for (id, _, _) in delivered {
-            sqlx::query(
+            let lane: Option<String> = sqlx::query_scalar(
                 "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, \
-                 delivered_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1",
+                 delivered_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1 \
+                 RETURNING lane",
             )
             .bind(id)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            lanes.extend(lane);
+        }
+        for lane in &lanes {
+            super::lanes::settle_lane(&mut tx, lane).await?;
         }
         let channels: HashSet<(&TokenId, ChannelKind)> =
             delivered.iter().map(|(_, t, c)| (t, *c)).collect();

@@ -194,7 +194,7 @@ impl ConsoleStore for SqlStore {
     async fn hits_received_since(&self, since: i64, limit: u32) -> Result<Vec<HitRecord>> {
         let sql = format!(
             "SELECT {HIT_COLUMNS} FROM hits WHERE received_at >= $1 \
-             ORDER BY received_at, id LIMIT $2"
+             ORDER BY received_at DESC, id DESC LIMIT $2"
         );
         let rows = sqlx::query(&sql)
             .bind(since)

@@ -150,6 +150,7 @@ impl ExposureStore for SqlStore {
     }
 
     async fn delete_exposures_before(&self, before: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let res = sqlx::query("DELETE FROM exposures WHERE last_seen < $1")
             .bind(before)
             .execute(&self.pool)

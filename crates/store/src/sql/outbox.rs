@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Executor;
 use sqlx::{Any, Row, Transaction};
 
+use super::lanes::{settle_lane, token_lane, Bind};
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{
     AlertPlan, ChannelKind, DeliveryRecord, NewAlert, NewDelivery, OutboxStore, Result, StoreError,
@@ -15,7 +16,7 @@ use crate::{
 
 pub(super) const DELIVERY_COLUMNS: &str =
     "id, token_id, message_id, kind, channel, target, payload, state, \
-     attempts, next_attempt_at, last_error, created_at, delivered_at";
+     attempts, next_attempt_at, last_error, created_at, delivered_at, lane";
 
 fn hit_columns_of(alias: &str) -> String {
     HIT_COLUMNS
@@ -41,6 +42,7 @@ pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         delivered_at: row.try_get("delivered_at")?,
+        lane: row.try_get("lane")?,
     })
 }
 
@@ -48,12 +50,14 @@ pub(super) async fn insert_deliveries(
     tx: &mut Transaction<'_, Any>,
     deliveries: &[NewDelivery],
 ) -> Result<()> {
+    let mut lanes = std::collections::BTreeSet::new();
     for d in deliveries {
+        let lane = token_lane(d.token_id.as_str(), d.channel.as_str());
         // Unique per (message, channel): planning twice cannot send twice.
         sqlx::query(
             "INSERT INTO deliveries (id, token_id, message_id, kind, channel, target, payload, state, \
-             attempts, next_attempt_at, last_error, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $9) \
+             attempts, next_attempt_at, last_error, created_at, lane) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $9, $11) \
              ON CONFLICT (message_id, channel) DO NOTHING",
         )
         .bind(&d.id)
@@ -66,8 +70,16 @@ pub(super) async fn insert_deliveries(
         .bind(&d.state)
         .bind(d.created_at)
         .bind(&d.last_error)
+        .bind(&lane)
         .execute(&mut **tx)
         .await?;
+        if d.state == "pending" {
+            lanes.insert(lane);
+        }
+    }
+    // After the rows: the lanes are locked last, and their heads read with the rows in place.
+    for lane in &lanes {
+        settle_lane(tx, lane).await?;
     }
     Ok(())
 }
@@ -93,15 +105,25 @@ impl SqlStore {
     /// ignore list to check) then fills rounds behind the other tokens' first alerts instead of
     /// ahead of them, so it delays nobody else's alert by more than one round.
     async fn new_alerts_sql(&self, limit: u32) -> Result<Vec<NewAlert>> {
+        // Numbering every new alert cost the whole backlog on each round. The candidates are
+        // bounded instead: the oldest few rounds' worth overall, plus each token's oldest (one
+        // index probe per token). Every token with new alerts then still gets its first turn in
+        // this round, ahead of a flooded token's second.
         let sql = format!(
             "SELECT a.id AS alert_id, {} FROM (SELECT id, hit_id, created_at, \
              ROW_NUMBER() OVER (PARTITION BY token_id ORDER BY created_at, id) AS turn \
-             FROM alerts WHERE state = 'new') a JOIN hits h ON h.id = a.hit_id \
+             FROM (SELECT id, hit_id, token_id, created_at FROM (SELECT id, hit_id, token_id, \
+             created_at FROM alerts WHERE state = 'new' ORDER BY created_at, id LIMIT $2) o \
+             UNION SELECT f.id, f.hit_id, f.token_id, f.created_at FROM tokens t \
+             JOIN alerts f ON f.id = (SELECT n.id FROM alerts n WHERE n.token_id = t.id \
+             AND n.state = 'new' ORDER BY n.created_at, n.id LIMIT 1)) c) a \
+             JOIN hits h ON h.id = a.hit_id \
              ORDER BY a.turn, a.created_at, a.id LIMIT $1",
             hit_columns_of("h")
         );
         let rows = sqlx::query(&sql)
             .bind(i64::from(limit))
+            .bind(i64::from(limit).saturating_mul(4))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -166,20 +188,22 @@ impl OutboxStore for SqlStore {
         self.release_claims_sql(ids).await
     }
 
+    async fn release_lanes(&self, lanes: &[String], claimed_until: i64) -> Result<()> {
+        self.release_lanes_sql(lanes, claimed_until).await
+    }
+
     async fn next_due(&self) -> Result<Option<i64>> {
         self.next_due_sql().await
     }
 
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = $2, \
-             claimed_until = NULL, last_error = NULL WHERE id = $1",
+        self.mark_one(
+            id,
+            "state = 'delivered', attempts = attempts + 1, delivered_at = $2, \
+             claimed_until = NULL, last_error = NULL",
+            &[Bind::Int(now)],
         )
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn mark_delivered_many(
@@ -191,28 +215,21 @@ impl OutboxStore for SqlStore {
     }
 
     async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
-             claimed_until = NULL WHERE id = $1",
+        self.mark_one(
+            id,
+            "attempts = attempts + 1, next_attempt_at = $2, last_error = $3, claimed_until = NULL",
+            &[Bind::Int(next_attempt_at), Bind::Text(error)],
         )
-        .bind(id)
-        .bind(next_attempt_at)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn mark_failed(&self, id: &str, error: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = $2, \
-             claimed_until = NULL WHERE id = $1",
+        self.mark_one(
+            id,
+            "state = 'failed', attempts = attempts + 1, last_error = $2, claimed_until = NULL",
+            &[Bind::Text(error)],
         )
-        .bind(id)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn channel_result(
@@ -221,6 +238,7 @@ impl OutboxStore for SqlStore {
         channel: ChannelKind,
         permanent_failure: bool,
     ) -> Result<i64> {
+        let _turn = self.write_turn().await;
         // The column name comes from our own enum, never from input.
         let column = format!("{}_failures", channel.as_str());
         let set = if permanent_failure {
@@ -246,6 +264,7 @@ impl OutboxStore for SqlStore {
         channel: ChannelKind,
         reason: &str,
     ) -> Result<()> {
+        let _turn = self.write_turn().await;
         let c = channel.as_str();
         sqlx::query(&format!(
             "UPDATE tokens SET {c}_enabled = 0, {c}_disabled_reason = $2 WHERE id = $1"
@@ -270,7 +289,19 @@ impl OutboxStore for SqlStore {
         rows.iter().map(delivery_from_row).collect()
     }
 
+    async fn delete_deliveries_before(&self, before: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        let res = sqlx::query(
+            "DELETE FROM deliveries WHERE created_at < $1 AND state IN ('delivered', 'failed')",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
     async fn set_ignore_sources(&self, token: &TokenId, sources: &[String]) -> Result<bool> {
+        let _turn = self.write_turn().await;
         set_ignore_sources(&self.pool, token, sources).await
     }
 }

@@ -8,6 +8,7 @@ use crate::{Result, SettingsStore};
 #[async_trait]
 impl SettingsStore for SqlStore {
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
         )
@@ -32,6 +33,7 @@ impl SettingsStore for SqlStore {
     }
 
     async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

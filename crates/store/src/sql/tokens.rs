@@ -137,6 +137,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO mint_intents (id, minter, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(minter)
@@ -147,6 +148,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn note_minted(&self, id: &str, m: &MintedRef) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE mint_intents SET account_id = $2, username = $3, access_key_id = $4 WHERE id = $1",
         )
@@ -160,6 +162,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn end_mint(&self, id: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM mint_intents WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -179,6 +182,7 @@ impl TokenStore for SqlStore {
     }
 
     async fn set_channels(&self, id: &TokenId, s: ChannelSwitches) -> Result<bool> {
+        let _turn = self.write_turn().await;
         set_channels(&self.pool, id, s).await
     }
 

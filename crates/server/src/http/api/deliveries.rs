@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
+use crate::http::extract::client::ClientAddr;
 use crate::http::extract::manage::{authorized, Bearer};
 use crate::http::{respond, ApiError, AppState};
 use crate::services::{Actor, AuditAction};
@@ -34,14 +35,17 @@ pub fn routes() -> Router<AppState> {
         (status = 401, description = "No manage secret sent", body = ErrorBody),
         (status = 404, description = "No such token, or a wrong secret", body = ErrorBody),
         (status = 422, description = "No alert channel is switched on", body = ErrorBody),
+        (status = 429, description = "Too many test alerts for this token or from this address; see `Retry-After`", body = ErrorBody),
     )
 )]
 pub(super) async fn test_alert(
     State(state): State<AppState>,
     Path(id): Path<String>,
     bearer: Bearer,
+    client: ClientAddr,
 ) -> Result<Response, ApiError> {
     let token = authorized(&state, &id, &bearer).await?;
+    state.limiter.test_alerts.check(token.id.as_str(), client)?;
     let rows = state
         .alerts
         .test_alert(&token, state.clock.now_millis())

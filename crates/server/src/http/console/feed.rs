@@ -30,6 +30,8 @@ const CLASS_SCAN: u32 = 2000;
 /// A hit's `received_at` is set before its transaction commits, so one can become visible a
 /// little after a later one: each poll looks back this far and skips what it already sent.
 const LOOKBACK_MS: i64 = 10_000;
+/// Hits read per poll at most: the newest of the look-back.
+const LIVE_POLL: u32 = 500;
 /// A stream ends after this long and the browser reconnects (with `Last-Event-ID`): graceful
 /// shutdown waits for open responses, so a stream must not be endless.
 /// The server's policy (`http/mod.rs`) plus `connect-src 'self'` for the live stream.
@@ -337,7 +339,7 @@ impl Cursor {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
             let hits = match console
-                .hits_received_since(self.from - LOOKBACK_MS, 500)
+                .hits_received_since(self.from - LOOKBACK_MS, LIVE_POLL)
                 .await
             {
                 Ok(h) => h,
@@ -347,7 +349,9 @@ impl Cursor {
                 }
             };
             let mut rows = Vec::new();
-            for h in hits {
+            // The newest `LIVE_POLL` of the look-back, oldest of them first: a flood in the
+            // window cannot hide what arrived last (it used to read oldest first and stall).
+            for h in hits.into_iter().rev() {
                 self.from = self.from.max(h.received_at);
                 if self.sent.contains_key(&h.id) {
                     continue;
@@ -402,7 +406,7 @@ pub(super) async fn stream(
             if let Ok(old) = c
                 .state
                 .console
-                .hits_received_since(start - LOOKBACK_MS, 500)
+                .hits_received_since(start - LOOKBACK_MS, LIVE_POLL)
                 .await
             {
                 for h in old.into_iter().filter(|h| h.received_at < start) {

@@ -59,6 +59,8 @@ impl FromRequestParts<AppState> for ClientAddr {
 pub struct CreateLimiter {
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     pub trust_forwarded_for: bool,
+    /// Test alerts, per token and per address (kept here, beside the other per-address limit).
+    pub test_alerts: super::test_alerts::TestAlertLimiter,
 }
 
 impl CreateLimiter {
@@ -72,6 +74,7 @@ impl CreateLimiter {
         Self {
             limiter,
             trust_forwarded_for: cfg.trust_forwarded_for,
+            test_alerts: super::test_alerts::TestAlertLimiter::default(),
         }
     }
 
@@ -85,11 +88,13 @@ impl CreateLimiter {
     /// Forgets addresses whose quota has refilled, so memory stays bounded. Runs for the life of
     /// the server.
     pub async fn prune_forever(self) {
-        let Some(limiter) = self.limiter else { return };
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            self.test_alerts.prune();
+            if let Some(limiter) = &self.limiter {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod csrf;
 pub mod manage;
 pub mod origin;
+pub mod test_alerts;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Query};

@@ -32,11 +32,17 @@ fn back(id: &str, secret: &str) -> Response {
 pub(super) async fn test_alert(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: ClientAddr,
     headers: HeaderMap,
     form: Result<Form<SecretForm>, FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| fail(&state, e))?;
     let token = form_token(&state, &headers, &id, &form.csrf, &form.s).await?;
+    state
+        .limiter
+        .test_alerts
+        .check(token.id.as_str(), client)
+        .map_err(|e| fail(&state, e))?;
     state
         .alerts
         .test_alert(&token, state.clock.now_millis())

@@ -7,7 +7,7 @@
 //! one), no proxy from the environment is used (a proxy resolves the name itself, out of reach
 //! of the check), and errors are described without the URL, whose path is often the secret.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use canarykeys_core::signing;
@@ -39,7 +39,7 @@ pub struct WebhookChannel {
 
 impl WebhookChannel {
     /// How long one request may take, from connecting to the end of the response.
-    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    pub const TIMEOUT: Duration = crate::config::WEBHOOK_SEND_TIMEOUT;
 
     pub fn new(
         signing_secret: Option<Secret>,
@@ -183,9 +183,25 @@ fn outcome_for_status(
             }
             None => format!("redirect (HTTP {status}) not followed"),
         }),
-        408 | 429 | 500..=599 => Outcome::Retry(message),
+        408 | 429 | 500..=599 => {
+            match retry_after.and_then(|v| retry_delay(v, SystemTime::now())) {
+                Some(after) => Outcome::RetryAfter(message, after),
+                None => Outcome::Retry(message),
+            }
+        }
         _ => Outcome::Permanent(message),
     }
+}
+
+/// A `Retry-After` value as a delay from `now`: seconds, or an HTTP date (a date in the past
+/// is no delay). Anything else is ignored and the worker's own backoff applies.
+fn retry_delay(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 /// What a failed request means: refused addresses never work; everything on the way there
@@ -251,7 +267,14 @@ mod tests {
         );
         assert_eq!(
             outcome_for_status(s(429), None, Some("30"), ""),
-            Outcome::Retry("HTTP 429 Too Many Requests (Retry-After: 30)".into())
+            Outcome::RetryAfter(
+                "HTTP 429 Too Many Requests (Retry-After: 30)".into(),
+                Duration::from_secs(30)
+            )
+        );
+        assert_eq!(
+            outcome_for_status(s(503), None, Some("soon"), ""),
+            Outcome::Retry("HTTP 503 Service Unavailable (Retry-After: soon)".into())
         );
         assert_eq!(
             outcome_for_status(s(302), Some("http://10.0.0.1/\nx"), None, ""),
@@ -259,6 +282,19 @@ mod tests {
                 "redirect to http://10.0.0.1/ x not followed (HTTP 302 Found)".into()
             )
         );
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_delay(" 120 ", now), Some(Duration::from_secs(120)));
+        // 784,111,777 is Sun, 06 Nov 1994 08:49:37 GMT.
+        let date = "Sun, 06 Nov 1994 08:51:37 GMT";
+        assert_eq!(retry_delay(date, now), Some(Duration::from_secs(120)));
+        let past = "Sun, 06 Nov 1994 08:00:00 GMT";
+        assert_eq!(retry_delay(past, now), Some(Duration::ZERO));
+        assert_eq!(retry_delay("-5", now), None);
+        assert_eq!(retry_delay("later", now), None);
     }
 
     #[tokio::test]
