@@ -55,6 +55,7 @@ pub struct Config {
     pub sensor: SensorConfig,
     pub access: AccessConfig,
     pub listeners: ListenersConfig,
+    pub storage: StorageConfig,
 }
 
 /// How log lines are written.
@@ -152,6 +153,7 @@ impl Default for Config {
             sensor: SensorConfig::default(),
             access: AccessConfig::default(),
             listeners: ListenersConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct Jobs {
     pub(crate) pollers: Pollers,
     /// Relays other replicas' commits to the outbox worker (PostgreSQL LISTEN/NOTIFY).
     pub(crate) wake: (Arc<SqlStore>, Arc<tokio::sync::Notify>),
+    /// The free-disk watermark, read on its own timer.
+    pub(crate) disk: crate::services::disk::DiskWatch,
 }
 
 impl Jobs {
@@ -139,6 +141,15 @@ impl Jobs {
         Ok(())
     }
 
+    /// Reads the free disk now (as the timer does every 10 s); `None` when the watch is off.
+    pub async fn disk_once(&self) -> Option<crate::services::disk::DiskHealth> {
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || disk.check())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Spawns every loop; abort the handles to stop them.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
         let mut handles = vec![
@@ -151,6 +162,7 @@ impl Jobs {
                 self.wake.0.clone(),
                 self.index.clone(),
             )),
+            tokio::spawn(self.disk.clone().run_forever()),
         ];
         let jobs = self.clone();
         handles.push(every("expiry", Duration::from_secs(60), move || {

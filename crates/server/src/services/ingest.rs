@@ -122,6 +122,8 @@ pub struct IngestService {
     writer: Option<HitWriter>,
     /// How late records are judged (without an index: `[detection]` defaults).
     late: LateEvents,
+    /// The free-disk watermark: under it, hits are stored without their raw record.
+    disk: super::disk::DiskWatch,
 }
 
 impl IngestService {
@@ -139,7 +141,18 @@ impl IngestService {
             index: None,
             writer: None,
             late: LateEvents::default(),
+            disk: super::disk::DiskWatch::off(),
         }
+    }
+
+    /// Stores only what detection needs while `disk` is under its watermark.
+    pub fn with_disk(mut self, disk: super::disk::DiskWatch) -> Self {
+        self.disk = disk;
+        self
+    }
+
+    pub fn disk(&self) -> &super::disk::DiskWatch {
+        &self.disk
     }
 
     /// Recognises AWS Health events in ingest input and records them as exposures.
@@ -228,6 +241,9 @@ impl IngestService {
         dry_run: bool,
     ) -> Result<IngestReport, StoreError> {
         let received_at = self.clock.now_millis();
+        // Under the watermark a hit keeps every field an alert or the dedupe uses; only the raw
+        // record (most of a row's bytes) is left out, and the note says so.
+        let low_disk = self.disk.is_low();
         // Database misses within this call only: never kept, so never stale.
         let mut misses = HashSet::new();
         let mut hits = Vec::new();
@@ -244,7 +260,12 @@ impl IngestService {
                     {
                         report.retired += 1;
                     }
-                    hits.push(hit_from(record, m.token, path, note, received_at))
+                    let mut hit = hit_from(record, m.token, path, note, received_at);
+                    if low_disk {
+                        hit.raw = String::new();
+                        hit.note = hit_note(hit.note.as_deref(), &[super::disk::RAW_DROPPED_NOTE]);
+                    }
+                    hits.push(hit)
                 }
                 None => report.unknown_keys += 1,
             }
@@ -258,10 +279,10 @@ impl IngestService {
                         .iter()
                         .map(|h| (h.token_id.clone(), h.event_name.clone()))
                         .collect();
-                    (writer.record(hits).await?, names)
+                    (self.full_is_low(writer.record(hits).await)?, names)
                 }
                 None => {
-                    let group = self.store.record_group(&hits).await?;
+                    let group = self.full_is_low(self.store.record_group(&hits).await)?;
                     let names = hits.into_iter().map(|h| (h.token_id, h.event_name));
                     let stored = Stored {
                         new: group.new,
@@ -277,8 +298,10 @@ impl IngestService {
             report.unknown_keys += gone;
             report.new_hits = new.iter().filter(|n| **n).count();
             report.duplicates = hits.len() - gone - report.new_hits;
+            // Under the watermark the alert and the metrics carry each hit; a log line per hit
+            // would spend the disk an attacker is filling.
             for ((token_id, event_name), is_new) in hits.iter().zip(&new) {
-                if *is_new {
+                if *is_new && !low_disk {
                     tracing::warn!(token = %token_id, event = ?event_name, path = path.as_str(), "decoy key used");
                 }
             }
@@ -304,6 +327,16 @@ impl IngestService {
             report.duplicates as u64,
         );
         Ok(report)
+    }
+
+    /// A write that met a full disk puts the watermark on at once, before the next check.
+    fn full_is_low<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            if e.is_storage_full() {
+                self.disk.note_full();
+            }
+        }
+        result
     }
 
     /// The key id is the join key; events that name only the user (temporary credentials made
