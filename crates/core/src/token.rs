@@ -58,27 +58,66 @@ pub struct NewTokenInput {
     #[serde(default)]
     #[cfg_attr(
         feature = "openapi",
-        schema(value_type = String, required = true, min_length = 1, max_length = 1000)
+        schema(
+            value_type = String,
+            required = true,
+            min_length = 1,
+            max_length = 1000,
+            // Something besides spaces, and no control characters but tab and line breaks.
+            pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+            example = "laptop ~/.aws/credentials"
+        )
     )]
     pub memo: Option<String>,
     /// Where alerts are emailed. An email or a webhook URL (or both) is required.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 254,
+            // `Email::parse`: a dot-atom local part of 1 to 64 characters, and two or more
+            // labels of 1 to 63 letters, digits and inner hyphens, the last one letters.
+            pattern = r"^\s*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15})?@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,24}\s*$",
+            example = "soc@example.com"
+        )
+    )]
     pub email: Option<String>,
     /// An http(s) URL alerts are posted to.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 1024,
+            // http or https, a host, no user name or password (`WebhookUrl::parse`). Loopback
+            // and private addresses are refused unless `[alerts] allow_private_webhooks`.
+            pattern = r"^\s*https?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?\s*$",
+            example = "https://hooks.example.com/canarykeys"
+        )
+    )]
     pub webhook_url: Option<String>,
     /// A user name of the caller's choosing (else an ordinary one is generated).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 64, pattern = r"^\s*[A-Za-z0-9+=,.@_-]{0,64}\s*$")
+    )]
     pub username: Option<String>,
     /// The decoy account to mint in (else the minter picks).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*([0-9]{12})?\s*$"))]
     pub account_id: Option<String>,
-    /// Delete the token and its key after this long (`30m`, `12h`, `7d`).
+    /// Delete the token and its key after this long (`30m`, `12h`, `7d`), from one minute to 365
+    /// days.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        // Every value this matches is in range; it leaves out only leading zeros and a few
+        // long spellings (`100000m`) that `ExpiresIn::parse` takes too.
+        schema(
+            pattern = r"^\s*(([6-9][0-9]|[1-9][0-9]{2,6})s|[1-9][0-9]{0,4}m|([1-9][0-9]{0,2}|[1-7][0-9]{3})h|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-5])d)?\s*$",
+            example = "7d"
+        )
+    )]
     pub expires_in: Option<String>,
 }
 

@@ -131,9 +131,13 @@ impl Services {
             committed.clone(),
             config.database.request_timeout,
         );
+        // Read once now, so a server started on a full disk knows before its first request.
+        let disk = services::disk::DiskWatch::for_config(config, metrics.clone());
+        disk.check();
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
             .with_clock(clock.clone())
-            .with_fast_path(index.clone(), writer);
+            .with_fast_path(index.clone(), writer)
+            .with_disk(disk.clone());
         let enricher = enrich::Enricher::load(&config.enrich)?;
         let tamper = alert_service(config, store.clone(), enricher.clone());
         let tokens = tokens
@@ -141,7 +145,8 @@ impl Services {
             .with_key_index(index.clone())
             .with_tamper_alerts(tamper);
         let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
-            .with_clock(clock.clone());
+            .with_clock(clock.clone())
+            .with_disk(disk.clone());
         Ok(Self {
             tokens,
             access,
@@ -262,6 +267,7 @@ impl Application {
     /// from `clock`: tests pass a `clock::ManualClock` and advance it.
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Self, StartError> {
         let services = Services::open_with_clock(&config, clock.clone()).await?;
+        let disk = services.ingest.disk().clone();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -359,6 +365,7 @@ impl Application {
             index: services.index.clone(),
             pollers,
             wake: (services.store.clone(), services.committed.clone()),
+            disk,
         };
         let router = listen::with_request_timeout(
             http::router(state, config.max_body_bytes, config.ingest.max_body_bytes),

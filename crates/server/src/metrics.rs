@@ -9,7 +9,25 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Values that go up and down (the free disk), set rather than added to.
+    gauges: Mutex<BTreeMap<&'static str, u64>>,
 }
+
+/// The gauges, in render order. Set in memory only: reading them never touches the disk.
+pub const GAUGE_HELP: &[(&str, &str)] = &[
+    (
+        "canarykeys_disk_low",
+        "1 while the free disk of the SQLite data directory is below [storage] min_free",
+    ),
+    (
+        "canarykeys_disk_free_bytes",
+        "Free bytes of the SQLite data directory's filesystem at the last check",
+    ),
+    (
+        "canarykeys_disk_min_free_bytes",
+        "The free-disk watermark, [storage] min_free",
+    ),
+];
 
 pub const HELP: &[(&str, &str)] = &[
     (
@@ -82,6 +100,16 @@ impl Metrics {
         c.get(&(name, label.to_owned())).copied().unwrap_or(0)
     }
 
+    pub fn set_gauge(&self, name: &'static str, value: u64) {
+        let mut g = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        g.insert(name, value);
+    }
+
+    pub fn gauge(&self, name: &'static str) -> Option<u64> {
+        let g = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(name).copied()
+    }
+
     pub fn render(&self) -> String {
         let c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
@@ -99,6 +127,15 @@ impl Metrics {
                     // Label values are our own fixed words, never request input.
                     let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
                 }
+            }
+        }
+        let g = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, help) in GAUGE_HELP {
+            if let Some(value) = g.get(name) {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                );
             }
         }
         out

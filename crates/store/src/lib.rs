@@ -78,6 +78,24 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// The database's disk is full (SQLite `SQLITE_FULL`; PostgreSQL `53100 disk_full`): nothing
+    /// was written, and the caller should answer "no room, try again later" (507), not a bug.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| match c.parse::<i64>() {
+                    // SQLite's primary code is the low byte of an extended one.
+                    Ok(n) => n & 0xff == 13,
+                    Err(_) => c == "53100",
+                })
+            }
+            Self::GroupCommit(e) => e.is_storage_full(),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A change written together with its audit entry (`AuditedStore::write_audited`).

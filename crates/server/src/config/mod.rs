@@ -62,6 +62,7 @@ pub struct Config {
     pub listeners: ListenersConfig,
     pub database: DatabaseConfig,
     pub server: ServerConfig,
+    pub storage: StorageConfig,
 }
 
 /// How log lines are written.
@@ -161,6 +162,7 @@ impl Default for Config {
             listeners: ListenersConfig::default(),
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -676,6 +676,58 @@ impl DatabaseConfig {
     }
 }
 
+/// The local disk (`[storage]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// The free-disk watermark of the SQLite data directory: below it, hits are stored without
+    /// their raw record and extras are skipped, so the space left goes to detection. Bytes, or
+    /// a size such as `"1GiB"` or `"512MiB"`; `0` turns it off. Unused on PostgreSQL.
+    #[serde(deserialize_with = "byte_size")]
+    pub min_free: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { min_free: 1 << 30 }
+    }
+}
+
+/// A byte count: a number, or a number with a binary unit (`B`, `KiB`, `MiB`, `GiB`, `TiB`).
+fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Number(n) => return Ok(n),
+        Raw::Text(t) => t,
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        _ => u32::MAX,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| shift != u32::MAX)
+        .and_then(|n| n.checked_mul(1u64.checked_shl(shift)?))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a size: use bytes or a number with B, KiB, MiB, GiB or TiB"
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{DatabaseConfig, ListenersConfig};
@@ -687,6 +739,22 @@ mod tests {
             request_timeout: std::time::Duration::ZERO,
         };
         assert!(zero.check().is_err());
+    }
+
+    #[test]
+    fn sizes_read_as_bytes_or_with_a_binary_unit() {
+        let read = |v: serde_json::Value| {
+            serde_json::from_value::<super::StorageConfig>(serde_json::json!({ "min_free": v }))
+                .map(|s| s.min_free)
+        };
+        assert_eq!(read(serde_json::json!(4096)).unwrap(), 4096);
+        assert_eq!(read("1GiB".into()).unwrap(), 1 << 30);
+        assert_eq!(read(" 512 MiB ".into()).unwrap(), 512 << 20);
+        assert_eq!(read("0".into()).unwrap(), 0);
+        assert_eq!(super::StorageConfig::default().min_free, 1 << 30);
+        for bad in ["1GB", "lots", "-1GiB", "99999999999TiB", ""] {
+            assert!(read(bad.into()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum ApiError {
     /// The database is unreachable (down or restarting): answered 503 with `Retry-After`.
     #[error("the database is unavailable")]
     Unavailable(#[source] canarykeys_store::StoreError),
+    /// The database's disk is full: nothing was stored. 507 with `Retry-After`, so a sender
+    /// (the relay, EventBridge) retries once space is freed.
+    #[error("the database's disk is full")]
+    StorageFull(#[source] canarykeys_store::StoreError),
     /// A bug of ours (a template that does not render, say). The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,6 +119,7 @@ impl ApiError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::IngestDisabled => StatusCode::SERVICE_UNAVAILABLE,
             Self::IngestUnauthorized => StatusCode::UNAUTHORIZED,
             Self::Ingest(IngestError::Parse(e)) if e.is_too_large() => {
@@ -130,6 +135,7 @@ impl ApiError {
             Self::IngestDisabled => return "ingest_disabled",
             Self::IngestUnauthorized => return "unauthenticated",
             Self::Unavailable(_) => return "unavailable",
+            Self::StorageFull(_) => return "storage_full",
             Self::Busy => return "busy",
             Self::BodyTimeout => return "body_timeout",
             Self::LengthRequired => return "length_required",
@@ -192,6 +198,9 @@ impl ApiError {
             | Self::Access(AccessError::Hash(_) | AccessError::Store(_))
             | Self::Ingest(IngestError::Store(_)) => "internal error".into(),
             Self::Unavailable(_) => "the server cannot reach its database; try again shortly".into(),
+            Self::StorageFull(_) => {
+                "the server's disk is full; nothing was stored, try again later".into()
+            }
             other => other.to_string(),
         }
     }
@@ -222,8 +231,8 @@ impl ApiError {
 const RETRY_AFTER_SECS: &str = "5";
 
 impl ApiError {
-    /// A database outage becomes [`ApiError::Unavailable`] whichever service met it, so every
-    /// route answers it with the same 503.
+    /// A database outage becomes [`ApiError::Unavailable`] (and a full disk
+    /// [`ApiError::StorageFull`]) whichever service met it, so every route answers it alike.
     fn unavailable_first(self) -> Self {
         let store = match &self {
             Self::Service(ServiceError::Store(e))
@@ -231,10 +240,18 @@ impl ApiError {
             | Self::Ingest(IngestError::Store(e)) => e,
             _ => return self,
         };
-        if !store.is_unavailable() {
+        let full = store.is_storage_full();
+        if !full && !store.is_unavailable() {
             return self;
         }
         match self {
+            Self::Service(ServiceError::Store(e))
+            | Self::Access(AccessError::Store(e))
+            | Self::Ingest(IngestError::Store(e))
+                if full =>
+            {
+                Self::StorageFull(e)
+            }
             Self::Service(ServiceError::Store(e))
             | Self::Access(AccessError::Store(e))
             | Self::Ingest(IngestError::Store(e)) => Self::Unavailable(e),
@@ -280,7 +297,10 @@ impl IntoResponse for ApiError {
         }
         if matches!(
             this,
-            Self::Unavailable(_) | Self::Busy | Self::Access(AccessError::Busy)
+            Self::Unavailable(_)
+                | Self::StorageFull(_)
+                | Self::Busy
+                | Self::Access(AccessError::Busy)
         ) {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -73,6 +73,8 @@ pub struct Jobs {
     pub(crate) pollers: Pollers,
     /// Relays other replicas' commits to the outbox worker (PostgreSQL LISTEN/NOTIFY).
     pub(crate) wake: (Arc<SqlStore>, Arc<tokio::sync::Notify>),
+    /// The free-disk watermark, read on its own timer.
+    pub(crate) disk: crate::services::disk::DiskWatch,
 }
 
 impl Jobs {
@@ -154,6 +156,15 @@ impl Jobs {
         Ok(())
     }
 
+    /// Reads the free disk now (as the timer does every 10 s); `None` when the watch is off.
+    pub async fn disk_once(&self) -> Option<crate::services::disk::DiskHealth> {
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || disk.check())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Spawns every loop; abort the handles to stop them.
     pub fn start(&self) -> Vec<JoinHandle<()>> {
         let mut handles = vec![
@@ -166,6 +177,7 @@ impl Jobs {
                 self.wake.0.clone(),
                 self.index.clone(),
             )),
+            tokio::spawn(self.disk.clone().run_forever()),
         ];
         let jobs = self.clone();
         handles.push(every("expiry", Duration::from_secs(60), move || {

@@ -33,6 +33,8 @@ pub struct AccessService {
     proxy_header: Option<String>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
     clock: SharedClock,
+    /// Under the free-disk watermark an API key's last-used time is not written.
+    disk: super::disk::DiskWatch,
 }
 
 impl AccessService {
@@ -49,12 +51,19 @@ impl AccessService {
             // `Config::check` has parsed these already.
             trusted_proxies: cfg.proxy_nets().unwrap_or_default().into(),
             clock: SystemClock::shared(),
+            disk: super::disk::DiskWatch::off(),
         }
     }
 
     /// Stamps sessions, keys and audit entries by `clock` instead of the wall clock.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Skips the last-used write of API keys while `disk` is under its watermark.
+    pub fn with_disk(mut self, disk: super::disk::DiskWatch) -> Self {
+        self.disk = disk;
         self
     }
 
@@ -436,10 +445,14 @@ impl AccessService {
             .await
             .ok()
             .flatten()?;
-        let _ = self
-            .store
-            .touch_api_key(&key.id, self.clock.now_millis())
-            .await;
+        // A convenience for operators, written on every call: the first thing to go when the
+        // disk runs low.
+        if !self.disk.is_low() {
+            let _ = self
+                .store
+                .touch_api_key(&key.id, self.clock.now_millis())
+                .await;
+        }
         let actor = super::audit::KeyActor {
             key_id: key.id.clone(),
             key_name: key.name.clone(),

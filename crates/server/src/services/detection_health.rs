@@ -45,6 +45,10 @@ pub struct HealthDetail {
     pub status: String,
     /// `None` until the safety net has run (or when it is off).
     pub safety_net: Option<SafetyNetHealth>,
+    /// The free-disk watermark of the SQLite data directory (`[storage] min_free`); absent on
+    /// PostgreSQL or when it is off. Read from memory: this answer writes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<super::disk::DiskHealth>,
 }
 
 pub(crate) async fn store_safety_net(
@@ -63,12 +67,15 @@ impl IngestService {
             .get_setting(SAFETY_NET_KEY)
             .await?
             .and_then(|v| serde_json::from_str(&v).ok());
+        let disk = self.disk().health();
         let degraded = safety_net
             .as_ref()
-            .is_some_and(|h| h.accounts.iter().any(|a| a.errors > 0));
+            .is_some_and(|h| h.accounts.iter().any(|a| a.errors > 0))
+            || disk.as_ref().is_some_and(|d| d.low);
         Ok(HealthDetail {
             status: if degraded { "degraded" } else { "ok" }.into(),
             safety_net,
+            disk,
         })
     }
 }

@@ -125,6 +125,8 @@ pub struct IngestService {
     late: LateEvents,
     /// Uses counted into open windows get a line per token per interval, not one each.
     window_log: Arc<window_log::WindowLog>,
+    /// The free-disk watermark: under it, hits are stored without their raw record.
+    disk: super::disk::DiskWatch,
 }
 
 impl IngestService {
@@ -143,7 +145,18 @@ impl IngestService {
             writer: None,
             late: LateEvents::default(),
             window_log: Arc::default(),
+            disk: super::disk::DiskWatch::off(),
         }
+    }
+
+    /// Stores only what detection needs while `disk` is under its watermark.
+    pub fn with_disk(mut self, disk: super::disk::DiskWatch) -> Self {
+        self.disk = disk;
+        self
+    }
+
+    pub fn disk(&self) -> &super::disk::DiskWatch {
+        &self.disk
     }
 
     /// Recognises AWS Health events in ingest input and records them as exposures.
@@ -238,6 +251,9 @@ impl IngestService {
         dry_run: bool,
     ) -> Result<IngestReport, StoreError> {
         let received_at = self.clock.now_millis();
+        // Under the watermark a hit keeps every field an alert or the dedupe uses; only the raw
+        // record (most of a row's bytes) is left out, and the note says so.
+        let low_disk = self.disk.is_low();
         // Database misses within this call only: never kept, so never stale.
         let mut misses = HashSet::new();
         let mut hits = Vec::new();
@@ -254,7 +270,12 @@ impl IngestService {
                     {
                         report.retired += 1;
                     }
-                    hits.push(hit_from(record, m.token, path, note, received_at))
+                    let mut hit = hit_from(record, m.token, path, note, received_at);
+                    if low_disk {
+                        hit.raw = String::new();
+                        hit.note = hit_note(hit.note.as_deref(), &[super::disk::RAW_DROPPED_NOTE]);
+                    }
+                    hits.push(hit)
                 }
                 None => report.unknown_keys += 1,
             }
@@ -276,10 +297,10 @@ impl IngestService {
                         .iter()
                         .map(|h| (h.token_id.clone(), h.event_name.clone()))
                         .collect();
-                    (writer.record(hits).await?, names)
+                    (self.full_is_low(writer.record(hits).await)?, names)
                 }
                 None => {
-                    let group = self.store.record_group(&hits).await?;
+                    let group = self.full_is_low(self.store.record_group(&hits).await)?;
                     let names = hits.into_iter().map(|h| (h.token_id, h.event_name));
                     let stored = Stored {
                         new: group.new,
@@ -299,14 +320,17 @@ impl IngestService {
             report.duplicates = hits.len() - gone - report.new_hits;
             // One line per use that may alert; a use counted into an open window adds to its
             // token's line per interval instead (see `window_log`). Every use is counted in the
-            // metrics.
+            // metrics. Under the disk watermark the alert and the metrics carry each hit: a log
+            // line per hit would spend the disk an attacker is filling.
             let mut in_window = 0u64;
             for (i, (token_id, event_name)) in hits.iter().enumerate() {
                 if !new[i] {
                     continue;
                 }
                 if !windowed.get(i).copied().unwrap_or(false) {
-                    tracing::warn!(token = %token_id, event = ?event_name, path = path.as_str(), "decoy key used");
+                    if !low_disk {
+                        tracing::warn!(token = %token_id, event = ?event_name, path = path.as_str(), "decoy key used");
+                    }
                     continue;
                 }
                 in_window += 1;
@@ -342,6 +366,16 @@ impl IngestService {
             report.duplicates as u64,
         );
         Ok(report)
+    }
+
+    /// A write that met a full disk puts the watermark on at once, before the next check.
+    fn full_is_low<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &result {
+            if e.is_storage_full() {
+                self.disk.note_full();
+            }
+        }
+        result
     }
 
     /// The key id is the join key; events that name only the user (temporary credentials made

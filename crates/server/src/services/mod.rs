@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod detection_health;
+pub mod disk;
 mod error;
 pub mod exposures;
 pub mod ingest;

@@ -47,9 +47,9 @@ struct ApiDoc;
 
 /// The document as served, built once.
 pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises")
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    follow_links(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
 });
 
 struct Extras;
@@ -103,7 +103,19 @@ fn need_a_channel(components: &mut utoipa::openapi::Components) {
     let Some(fields) = components.schemas.remove("NewToken") else {
         return;
     };
-    let needs = |field: &str| ObjectBuilder::new().required(field).build();
+    // Present is not enough: `null` or blanks count as not given, so the branch asks for a
+    // string with something besides spaces in it.
+    let needs = |field: &str| {
+        ObjectBuilder::new()
+            .required(field)
+            .property(
+                field,
+                ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(r"\S")),
+            )
+            .build()
+    };
     let schema = AllOfBuilder::new()
         .item(fields)
         .item(
@@ -118,6 +130,49 @@ fn need_a_channel(components: &mut utoipa::openapi::Components) {
     components
         .schemas
         .insert("NewToken".to_owned(), RefOr::T(Schema::AllOf(schema)));
+}
+
+/// Where a created token (or its new manage secret) leads: every route of that token, with its
+/// id and its manage secret as the `Authorization: Bearer` those routes take. Clients (and
+/// schemathesis' stateful phase) follow these instead of guessing ids. Written as JSON: utoipa's
+/// `Link` serialises `operation_id` in snake case, which no reader understands.
+fn follow_links(doc: &mut serde_json::Value) {
+    const TARGETS: [&str; 9] = [
+        "getToken",
+        "updateToken",
+        "downloadCredentials",
+        "listTokenHits",
+        "listDeliveries",
+        "exportHits",
+        "sendTestAlert",
+        "rotateManageSecret",
+        "deleteToken",
+    ];
+    let links: serde_json::Map<String, serde_json::Value> = TARGETS
+        .iter()
+        .map(|target| {
+            let link = json!({
+                "operationId": target,
+                "parameters": {
+                    "path.id": "$response.body#/id",
+                    "header.Authorization": "Bearer {$response.body#/manage_secret}",
+                },
+                "description": format!("`{target}` on this token, with its manage secret"),
+            });
+            ((*target).to_owned(), link)
+        })
+        .collect();
+    for (path, status) in [("/tokens", "201"), ("/tokens/{id}/manage-secret", "200")] {
+        if let Some(response) = doc
+            .pointer_mut(&format!(
+                "/paths/{}/post/responses/{status}",
+                path.replace('/', "~1")
+            ))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            response.insert("links".to_owned(), links.clone().into());
+        }
+    }
 }
 
 /// Serves `from`'s operations again at `to`, marked deprecated: older clients' names.
@@ -191,5 +246,14 @@ mod tests {
     fn the_document_builds() {
         let doc: serde_json::Value = serde_json::from_str(&super::DOCUMENT).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
+        // A create leads to the token's routes with its id and manage secret.
+        let link = &doc["paths"]["/tokens"]["post"]["responses"]["201"]["links"]["getToken"];
+        assert_eq!(link["operationId"], "getToken", "{link}");
+        assert_eq!(link["parameters"]["path.id"], "$response.body#/id");
+        let rotated = &doc["paths"]["/tokens/{id}/manage-secret"]["post"]["responses"]["200"];
+        assert_eq!(
+            rotated["links"]["deleteToken"]["operationId"],
+            "deleteToken"
+        );
     }
 }
