@@ -33,8 +33,8 @@ async fn receive(State(r): State<Receiver>, Path(path): Path<String>, _body: Byt
     match path.as_str() {
         "slow" => {
             r.hanging.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK.into_response()
+            // Never answers: the sender's own timeout is what ends the request.
+            std::future::pending::<Response>().await
         }
         "limited" => {
             let mut headers = HeaderMap::new();
