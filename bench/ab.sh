@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B of two release binaries, interleaved (base, new, base, new) in one session, so machine drift
-# hits both alike: one-event trips (bench/trips.sh, 15 s per run) and alert latency, idle and with
+# hits both alike: one-event trips (bench/load.py trips, 15 s per run over 1,000 tokens) and alert latency, idle and with
 # another token flooded.
 #
 #   bash bench/ab.sh BASE_DIR NEW_DIR   # each a directory holding release/canarykeys
@@ -18,7 +18,7 @@ dir() { if [ "$1" = base ]; then echo "$base"; else echo "$new"; fi; }
 for round in 1 2; do
   for v in base new; do
     echo "=== trips $v round $round"
-    BENCH_NO_BUILD=1 CARGO_TARGET_DIR=$(dir $v) bash bench/trips.sh 15
+    python3 bench/load.py trips --seconds 15 --repeats 1 --bin "$(dir $v)/release/canarykeys"
   done
 done
 for v in base new base new; do

@@ -15,7 +15,7 @@ answers 503 (a receiver down) first gets N hits, each an alert waiting behind th
 retry, before the probes start (with cooldown 0s).
 Prints p50/p99/max in milliseconds. Figures only: nothing here asserts a time.
 """
-import argparse, http.server, json, os, socket, sqlite3, subprocess, sys, tempfile, threading, time
+import argparse, shutil, http.server, json, os, socket, sqlite3, subprocess, sys, tempfile, threading, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,6 +193,8 @@ def main():
     finally:
         server.terminate()
         server.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

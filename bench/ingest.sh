@@ -13,10 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 50000)
-[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys -p canarykeys-core --example decode_floor
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  cargo build --release -q -p canarykeys-server --bin canarykeys
+  cargo build --release -q -p canarykeys-core --example decode_floor
+fi
 bin_dir=${CARGO_TARGET_DIR:-$PWD/target}/release
 bin=$bin_dir/canarykeys
 floor=$bin_dir/examples/decode_floor
+for b in "$bin" "$floor"; do
+  [ -x "$b" ] || { echo "ingest.sh: $b is missing; build it with cargo build --release -p canarykeys-server --bin canarykeys and cargo build --release -p canarykeys-core --example decode_floor (or run without BENCH_NO_BUILD)" >&2; exit 1; }
+done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 token=$("$bin" --data-dir "$work/data" token create --memo bench --email soc@example.com)

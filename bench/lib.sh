@@ -26,9 +26,19 @@ bench_stop() {
   pid=
 }
 
-# Creates a token and prints its access key id.
+# Creates a token, keeps its id and manage secret in $work/token.json, and prints its access key
+# id.
 bench_token() {
   curl -sf -X POST "http://127.0.0.1:$port/api/v1/tokens" -H 'content-type: application/json' \
-    -d '{"kind":"aws_keys","memo":"bench","email":"soc@example.com"}' |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["aws"]["access_key_id"])'
+    -d '{"kind":"aws_keys","memo":"bench","email":"soc@example.com"}' >"$work/token.json"
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["aws"]["access_key_id"])' <"$work/token.json"
+}
+
+# Prints how many hits the server has stored for the token bench_token made.
+bench_hits() {
+  local id secret
+  id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <"$work/token.json")
+  secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["manage_secret"])' <"$work/token.json")
+  curl -sf -H "Authorization: Bearer $secret" "http://127.0.0.1:$port/api/v1/tokens/$id" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("alert_count") or 0)'
 }

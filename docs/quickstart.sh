@@ -16,8 +16,11 @@ SERVER="http://127.0.0.1:$PORT"
 # Prints a Python expression over the JSON document `d` read from stdin.
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 
-# 1. Start the server, with the sensor on 127.0.0.1:$SENSOR_PORT (its log goes to a file).
+# 1. Start the server, with the sensor on 127.0.0.1:$SENSOR_PORT (its log goes to a file). Its
+#    heartbeat key calls the sensor as it would call AWS, so the sensor path proves it is alive.
 mkdir -p "$DATA_DIR"
+export CANARYKEYS_HEARTBEAT__ENDPOINT_URL="http://127.0.0.1:$SENSOR_PORT"
+export CANARYKEYS_HEARTBEAT__EXPECT='["sensor"]'
 CANARYKEYS_SENSOR__LISTEN="127.0.0.1:$SENSOR_PORT" CANARYKEYS_ACCESS__CREATE=open \
   $CANARYKEYS serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" >"$DATA_DIR/server.log" 2>&1 &
 SERVER_PID=$!
@@ -50,3 +53,10 @@ env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PR
 # 5. The alert, as the API shows it (and the manage page, and the email or webhook if set).
 curl -sf -H "Authorization: Bearer $MANAGE_SECRET" "$SERVER/api/v1/tokens/$ID/alerts" |
   json '"\n".join(" | ".join(str(a[k]) for k in ("event_name", "event_source", "source_ip", "path", "note")) for a in d["alerts"])'
+
+# 6. Proof of life: each detection path's state and latency (also GET /api/v1/detection and the
+#    console). The heartbeat's first call is made at start; doctor prints the table.
+#    (doctor exits non-zero here: it also warns that local keys are not valid at AWS.)
+table() { $CANARYKEYS --data-dir "$DATA_DIR" doctor 2>/dev/null || true; }
+until table | grep -q ' sensor  *ok '; do sleep 0.2; done
+table | grep -E '^(ACCOUNT|[0-9]{12}) '

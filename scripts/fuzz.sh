@@ -3,7 +3,7 @@
 #
 # CI runs it with a short time (a smoke run that keeps the targets building and catches shallow
 # crashes); RELIABILITY.md records long runs. The corpus is seeded from the real CloudTrail corpus
-# in ../shared/cloudtrail-corpus when it is there. A crash leaves its input under
+# in testdata/cloudtrail (the vendored corpus). A crash leaves its input under
 # fuzz/artifacts/<target>/ and fails this script; turn each into a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +42,7 @@ seed_dir() {
       done
     done <"fuzz/seeds/$target.txt"
   fi
-  local shared=../shared/cloudtrail-corpus
+  local shared=testdata/cloudtrail
   [ -d "$shared" ] || return 0
   case "$target" in
     cloudtrail_parse | awslogs_layers | cloudtrail_stream)

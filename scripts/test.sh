@@ -58,6 +58,25 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     --root-user-action=ignore aiosmtpd
 fi
 
+# check-jsonschema validates the GitHub Action (action.yml) and the GitLab CI template against
+# their published schemas (bundled with it: no network).
+if ! command -v check-jsonschema >/dev/null; then
+  echo "==> python3 -m pip install check-jsonschema"
+  python3 -m pip install --disable-pip-version-check --no-input \
+    --root-user-action=ignore check-jsonschema
+  scripts_dir="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  export PATH="$PATH:$scripts_dir"
+fi
+echo "==> check-jsonschema: action.yml, deploy/ci/gitlab-plant.yml"
+check-jsonschema --builtin-schema vendor.github-actions action.yml
+check-jsonschema --builtin-schema vendor.gitlab-ci deploy/ci/gitlab-plant.yml
+# rsyslog is the real syslog receiver of crates/server's streams_syslog test (UDP, TCP, and TLS
+# through its gtls driver, from rsyslog-gnutls); openssl makes that test's certificates.
+if ! command -v rsyslogd >/dev/null || ! command -v openssl >/dev/null \
+  || ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
+  apt_install rsyslog rsyslog-gnutls openssl
+fi
+
 # chromium's launcher warns on stderr about /dev/shm; only the version matters.
 echo "==> using: $(chromium --version 2>/dev/null) | $(chromedriver --version) | $(aws --version 2>&1)"
 

@@ -2,11 +2,13 @@
 //! minter, which makes keys in AWS's exact format without calling AWS. Also the small traits over
 //! the AWS calls the detection pollers make (`TrailBucket`, `KeyUsage`), with SDK implementations.
 
+mod caller_identity;
 mod error;
 mod gateway;
 mod iam_minter;
 mod key_usage;
 mod local;
+mod session;
 mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -15,11 +17,13 @@ mod trail_bucket;
 use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SecretAccessKey};
 
+pub use caller_identity::{CallerIdentity, CallerIdentityApi, IdentityCall, StsCallerIdentity};
 pub use error::{AwsError, BoxError, ErrorDetail};
 pub use gateway::{GatewayMinter, GatewayRetry};
 pub use iam_minter::{DecoyAccount, IamMinter, DEFAULT_USER_HEADROOM};
 pub use key_usage::{AttachedPolicy, IamKeyUsage, KeyUsage, LastUsed};
 pub use local::LocalMinter;
+pub use session::{IssuedSession, LocalSessions, SessionCall, SessionIssuer, StsSessions};
 pub use settings::{sdk_config, AwsSettings};
 pub use trail_bucket::{S3TrailBucket, TrailBucket, TrailObject};
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{AccessKeyId, AccountId, IamUserName, Invalid, Region, SecretAccessKey};
+use crate::{AccessKeyId, AccountId, IamUserName, Invalid, Region, SecretAccessKey, SessionPart};
 
 /// The AWS CLI's `output` setting.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,6 +54,8 @@ pub struct AwsCredentials {
     pub output: OutputFormat,
     pub username: IamUserName,
     pub account_id: AccountId,
+    /// The session token and expiry, for session credentials (`ASIA…`).
+    pub session: Option<SessionPart>,
 }
 
 /// The shapes the credentials can be downloaded in.
@@ -102,6 +104,24 @@ impl CredentialsFormat {
     pub fn render(self, c: &AwsCredentials) -> String {
         let id = c.access_key_id.as_str();
         let secret = c.secret_access_key.expose();
+        let token = c.session.as_ref().map(|s| s.token.expose());
+        match (self, token) {
+            // As `aws configure set` and SSO tools write a session: the token on its own line.
+            (Self::Credentials, Some(token)) => format!(
+                "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\naws_session_token = {token}\n"
+            ),
+            (Self::Csv, Some(token)) => format!(
+                "Access key ID,Secret access key,Session token\n{id},{secret},{token}\n"
+            ),
+            (Self::Env, Some(token)) => format!(
+                "export AWS_ACCESS_KEY_ID={id}\nexport AWS_SECRET_ACCESS_KEY={secret}\nexport AWS_SESSION_TOKEN={token}\nexport AWS_DEFAULT_REGION={}\n",
+                c.region
+            ),
+            (_, _) => self.render_key(c, id, secret),
+        }
+    }
+
+    fn render_key(self, c: &AwsCredentials, id: &str, secret: &str) -> String {
         match self {
             Self::Credentials => format!(
                 "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
@@ -143,7 +163,26 @@ mod tests {
             output: OutputFormat::Json,
             username: IamUserName::parse("svc-backup").unwrap(),
             account_id: account,
+            session: None,
         }
+    }
+
+    #[test]
+    fn session_formats_carry_the_token() {
+        let mut c = creds();
+        let token = crate::SessionToken::generate();
+        c.session = Some(SessionPart {
+            token: token.clone(),
+            expires_at: 0,
+        });
+        let file = CredentialsFormat::Credentials.render(&c);
+        assert!(file.ends_with(&format!("aws_session_token = {}\n", token.expose())));
+        let env = CredentialsFormat::Env.render(&c);
+        assert!(env.contains(&format!("export AWS_SESSION_TOKEN={}\n", token.expose())));
+        assert!(CredentialsFormat::Csv.render(&c).contains(token.expose()));
+        assert!(!CredentialsFormat::Config
+            .render(&c)
+            .contains(token.expose()));
     }
 
     #[test]

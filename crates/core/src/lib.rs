@@ -6,12 +6,14 @@ pub mod aws_files;
 pub mod cloudtrail;
 pub mod contact;
 pub mod credentials;
+pub mod detection;
 pub mod health;
 pub mod ids;
 pub mod mint_protocol;
 pub mod names;
 pub mod netaddr;
 pub mod sensor;
+pub mod session;
 pub mod signing;
 pub mod ssrf;
 pub mod text;
@@ -23,7 +25,8 @@ pub use access_key::{AccessKeyId, AccountId, IamUserName, Region, SecretAccessKe
 pub use contact::{Email, Memo, WebhookUrl};
 pub use credentials::{AwsCredentials, CredentialsFormat, OutputFormat};
 pub use ids::{ManageSecret, ManageSecretHash, TokenId};
-pub use token::{ExpiresIn, NewToken, NewTokenInput, TokenKind};
+pub use session::{SessionDuration, SessionPart, SessionToken};
+pub use token::{ExpectedUse, ExpiresIn, NewToken, NewTokenInput, TokenKind};
 
 /// Why a value was refused. The message is safe to show to the person who sent the value:
 /// it never echoes the value itself, which may be attacker-controlled.

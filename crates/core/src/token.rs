@@ -5,26 +5,37 @@ use std::str::FromStr;
 
 use crate::{names, AccountId, Email, FieldError, IamUserName, Invalid, Memo, WebhookUrl};
 
-/// The kinds of token the server can make. Only AWS keys today; the UI lists `ALL`, so a new
-/// kind appears in the form when it is added here.
+/// The kinds of token the server can make; the UI lists `ALL`, so a new kind appears in the
+/// form when it is added here.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum TokenKind {
+    /// A long-term key (`AKIA…`).
     AwsKeys,
+    /// Temporary credentials (`ASIA…` with a session token and an expiry), renewed with the
+    /// token's refresh secret.
+    AwsSession,
 }
 
 impl TokenKind {
-    pub const ALL: [Self; 1] = [Self::AwsKeys];
+    pub const ALL: [Self; 2] = [Self::AwsKeys, Self::AwsSession];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AwsKeys => "aws_keys",
+            Self::AwsSession => "aws_session",
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
             Self::AwsKeys => "AWS API keys",
+            Self::AwsSession => "AWS session credentials (expire, refreshable)",
         }
+    }
+
+    /// Whether the token hands out STS-style session credentials instead of its key.
+    pub fn is_session(self) -> bool {
+        matches!(self, Self::AwsSession)
     }
 }
 
@@ -34,7 +45,7 @@ impl FromStr for TokenKind {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| Invalid::new("unknown token kind; known: aws_keys"))
+            .ok_or_else(|| Invalid::new("unknown token kind; known: aws_keys, aws_session"))
     }
 }
 
@@ -50,9 +61,12 @@ impl fmt::Display for TokenKind {
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NewToken))]
 pub struct NewTokenInput {
-    /// `aws_keys`, the only kind (the default).
+    /// `aws_keys` (the default), or `aws_session` for temporary credentials.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*(aws_keys)?\s*$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^\s*(aws_keys|aws_session)?\s*$")
+    )]
     pub kind: Option<String>,
     /// Where the key will be planted; shown in every alert.
     #[serde(default)]
@@ -119,6 +133,34 @@ pub struct NewTokenInput {
         )
     )]
     pub expires_in: Option<String>,
+    /// `none` (the default: every use alerts) or `until_confirm`: uses are recorded but held
+    /// until a confirm (`POST /tokens/{id}/confirm`) or the expiry, then sent as one digest.
+    /// `until_confirm` needs `expires_in`.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^\s*(none|until_confirm)?\s*$", example = "until_confirm")
+    )]
+    pub expected_use: Option<String>,
+}
+
+/// When a decoy's use is expected: never (`None`), or until its run confirms (a CI job that
+/// plants a per-run decoy, and tools that read every profile during the job).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExpectedUse {
+    #[default]
+    None,
+    UntilConfirm,
+}
+
+impl ExpectedUse {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s.trim().replace('-', "_").as_str() {
+            "" | "none" => Ok(Self::None),
+            "until_confirm" => Ok(Self::UntilConfirm),
+            _ => Err(Invalid::new("expected_use is none or until_confirm")),
+        }
+    }
 }
 
 /// How long a token lives: `<n>s`, `<n>m`, `<n>h` or `<n>d`, from one minute to a year.
@@ -161,6 +203,7 @@ pub struct NewToken {
     pub username: Option<IamUserName>,
     pub account_id: Option<AccountId>,
     pub expires_in: Option<ExpiresIn>,
+    pub expected_use: ExpectedUse,
 }
 
 impl NewToken {
@@ -210,6 +253,15 @@ impl NewToken {
                 .map_err(|err| errors.push(FieldError::new("expires_in", err)))
                 .ok()
         });
+        let expected_use = ExpectedUse::parse(input.expected_use.as_deref().unwrap_or(""))
+            .map_err(|err| errors.push(FieldError::new("expected_use", err)))
+            .unwrap_or_default();
+        if expected_use == ExpectedUse::UntilConfirm && expires_in.is_none() {
+            errors.push(FieldError::new(
+                "expected_use",
+                "until_confirm needs expires_in: the held uses go out at the expiry at the latest",
+            ));
+        }
         if given(&input.email).is_none() && given(&input.webhook_url).is_none() {
             errors.push(FieldError::new(
                 "email",
@@ -225,6 +277,7 @@ impl NewToken {
                 username,
                 account_id,
                 expires_in,
+                expected_use,
             }),
             _ => Err(errors),
         }
@@ -295,6 +348,30 @@ mod tests {
             assert!(ExpiresIn::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(ExpiresIn::parse("90m").unwrap().as_secs(), 5400);
+    }
+
+    #[test]
+    fn session_kind_parses() {
+        let mut i = input("m", "a@b.co", "");
+        i.kind = Some("aws_session".into());
+        let kind = NewToken::parse(&i).unwrap().kind;
+        assert_eq!(kind, TokenKind::AwsSession);
+        assert!(kind.is_session() && !TokenKind::AwsKeys.is_session());
+    }
+
+    #[test]
+    fn until_confirm_needs_an_expiry() {
+        let mut i = input("m", "a@b.co", "");
+        i.expected_use = Some("until-confirm".into());
+        let errs = NewToken::parse(&i).unwrap_err();
+        assert_eq!(errs[0].field, "expected_use");
+        i.expires_in = Some("2h".into());
+        assert_eq!(
+            NewToken::parse(&i).unwrap().expected_use,
+            ExpectedUse::UntilConfirm
+        );
+        i.expected_use = Some("later".into());
+        assert!(NewToken::parse(&i).is_err());
     }
 
     #[test]

@@ -12,14 +12,14 @@ use canarykeys_core::cloudtrail::{parse, Format, Limits, Parsed};
 use flate2::{write::GzEncoder, Compression};
 use serde_json::Value;
 
-/// The corpus lives beside the checkout (`<repo>/../shared/cloudtrail-corpus`). A missing corpus
+/// The corpus is vendored in the repository (`testdata/cloudtrail`, licences in its SOURCES.md). A missing corpus
 /// fails the test: a pass that checked nothing would hide a broken CI layout.
 fn corpus_dir() -> PathBuf {
     let dir = std::env::var_os("CANARYKEYS_CORPUS_DIR").map_or_else(
         || {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/cloudtrail-corpus"
+                "/../../testdata/cloudtrail"
             ))
         },
         PathBuf::from,
@@ -34,10 +34,14 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// Every data file (the ones in subdirectories), sorted by relative path, with its bytes.
+/// `LICENSES/` holds the licence texts, not records.
 fn corpus_files() -> Vec<(String, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n == "LICENSES") {
+                continue;
+            }
             if path.is_dir() {
                 walk(root, &path, out);
             } else if path.parent() != Some(root) {

@@ -79,6 +79,10 @@ pub struct Services {
     pub committed: Arc<tokio::sync::Notify>,
     /// The key index the token and ingest services share; `jobs::index_sync` keeps it exact.
     index: services::key_index::KeyIndex,
+    /// Alerts about the system itself (`[operator_alerts]`).
+    pub operator_alerts: services::operator_alerts::OperatorAlerts,
+    /// Proof of life: the heartbeat identities, calls and path states (`[heartbeat]`).
+    pub heartbeat: services::heartbeat::HeartbeatService,
 }
 
 impl Services {
@@ -115,13 +119,26 @@ impl Services {
         let committed = Arc::new(tokio::sync::Notify::new());
         let tokens = TokenService::new(
             store.clone() as Arc<dyn Store>,
-            minter,
-            sealer,
+            minter.clone(),
+            sealer.clone(),
             region,
             output,
         )
+        .with_sessions(
+            minters::session_issuer(config)?,
+            canarykeys_core::SessionDuration::from_secs(config.minter.session_duration.as_secs())
+                .map_err(setting("minter.session_duration"))?,
+        )
         .with_clock(clock.clone());
         let metrics = Arc::new(metrics::Metrics::default());
+        metrics.declare_streams(
+            config
+                .streams
+                .enabled()
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect(),
+        );
         let limits = Limits {
             max_decompressed_bytes: config.ingest.max_decompressed_bytes,
             ..Limits::DEFAULT
@@ -134,20 +151,45 @@ impl Services {
         // Read once now, so a server started on a full disk knows before its first request.
         let disk = services::disk::DiskWatch::for_config(config, metrics.clone());
         disk.check();
+        let operator_alerts = services::operator_alerts::OperatorAlerts::new(
+            config,
+            store.clone() as Arc<dyn Store>,
+            clock.clone(),
+            config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen)),
+        );
         let ingest = IngestService::new(store.clone() as Arc<dyn Store>, limits, metrics.clone())
             .with_clock(clock.clone())
             .with_fast_path(index.clone(), writer)
-            .with_disk(disk.clone());
+            .with_disk(disk.clone())
+            .with_operator_alerts(operator_alerts.clone());
         let enricher = enrich::Enricher::load(&config.enrich)?;
         let tamper = alert_service(config, store.clone(), enricher.clone());
         let tokens = tokens
             .with_webhook_policy(config.alerts.allow_private_webhooks)
             .with_key_index(index.clone())
-            .with_tamper_alerts(tamper);
+            .with_tamper_alerts(tamper)
+            .with_streams(services::streams::StreamRouting::new(&config.streams));
+        let streams = services::streams::StreamRouting::new(&config.streams);
         let access = services::AccessService::new(store.clone() as Arc<dyn Store>, &config.access)
+            .with_streams(streams.clone())
             .with_clock(clock.clone())
             .with_disk(disk.clone());
+        let heartbeat = services::heartbeat::HeartbeatService::new(
+            store.clone() as Arc<dyn Store>,
+            minter,
+            sealer,
+            Arc::new(canarykeys_aws::StsCallerIdentity),
+            heartbeat_settings(config, &store).await?,
+            index.clone(),
+            clock.clone(),
+            operator_alerts.clone(),
+            metrics.clone(),
+        );
         Ok(Self {
+            heartbeat,
             tokens,
             access,
             ingest,
@@ -158,6 +200,7 @@ impl Services {
             clock,
             committed,
             index,
+            operator_alerts,
         })
     }
 }
@@ -182,6 +225,11 @@ impl Services {
         let alerts = alert_service(config, self.store.clone(), self.enricher.clone());
         services::ExposureService::new(self.store.clone(), alerts, self.metrics.clone())
             .with_clock(self.clock.clone())
+    }
+
+    /// When `canarykeys backup` last finished (ms), if ever: `doctor` warns when it is old.
+    pub async fn last_backup(&self) -> anyhow::Result<Option<i64>> {
+        services::backup::last_backup(self.store.as_ref()).await
     }
 
     /// Closes the database (the CLI, before it exits).
@@ -209,6 +257,29 @@ fn alert_service(
         config.smtp.host.is_some(),
     )
     .with_late_events(config.detection.late_events())
+    .with_streams(services::streams::StreamRouting::new(&config.streams))
+}
+
+/// `[heartbeat]` with its defaults filled in: the minter's region, the minter's accounts.
+async fn heartbeat_settings(
+    config: &Config,
+    store: &SqlStore,
+) -> Result<services::heartbeat::HeartbeatSettings, StartError> {
+    let h = &config.heartbeat;
+    let regions = if h.regions.is_empty() {
+        vec![config.minter.region.clone()]
+    } else {
+        h.regions.clone()
+    };
+    Ok(services::heartbeat::HeartbeatSettings {
+        enabled: h.is_enabled(config.minter.kind),
+        interval: h.interval,
+        regions,
+        expect: h.expect.clone(),
+        silent_after: h.silent_after,
+        endpoint_url: h.endpoint_url.clone(),
+        accounts: minters::heartbeat_accounts(config, store).await?,
+    })
 }
 
 /// Email alerts without `[smtp] host` fail quietly in the outbox; say so once at startup.
@@ -266,7 +337,7 @@ impl Application {
     /// As `build`, with all domain time (stamps, expiry, cooldowns, signature freshness) read
     /// from `clock`: tests pass a `clock::ManualClock` and advance it.
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> Result<Self, StartError> {
-        let services = Services::open_with_clock(&config, clock.clone()).await?;
+        let mut services = Services::open_with_clock(&config, clock.clone()).await?;
         let disk = services.ingest.disk().clone();
         let listener =
             TcpListener::bind(config.listen)
@@ -297,6 +368,19 @@ impl Application {
             .to_owned();
         let limiter = http::extract::client::CreateLimiter::new(&config.rate_limit);
         let store: Arc<dyn Store> = services.store.clone();
+        // Operator alerts name the address this server answers on, like its other alerts.
+        services.operator_alerts = services::operator_alerts::OperatorAlerts::new(
+            &config,
+            store.clone(),
+            clock.clone(),
+            public_url.clone(),
+        );
+        services.ingest = services
+            .ingest
+            .with_operator_alerts(services.operator_alerts.clone());
+        services.heartbeat = services
+            .heartbeat
+            .with_operator_alerts(services.operator_alerts.clone());
         let email: Option<Arc<dyn notify::Channel>> = match config.smtp.host {
             Some(_) => Some(Arc::new(notify::email::EmailChannel::new(&config.smtp)?)),
             None => None,
@@ -308,10 +392,18 @@ impl Application {
             i64::try_from(config.alerts.cooldown.as_millis()).unwrap_or(i64::MAX),
             email.is_some(),
         )
-        .with_late_events(config.detection.late_events());
+        .with_late_events(config.detection.late_events())
+        .with_streams(services::streams::StreamRouting::new(&config.streams));
         let webhook = notify::webhook::WebhookChannel::new(
             config.alerts.webhook_signing_secret.clone(),
             config.alerts.allow_private_webhooks,
+        )
+        .map_err(StartError::WebhookClient)?
+        .with_clock(clock.clone());
+        // `[operator_alerts] webhook_url` is the operator's own: private addresses allowed.
+        let operator_webhook = notify::webhook::WebhookChannel::new(
+            config.alerts.webhook_signing_secret.clone(),
+            true,
         )
         .map_err(StartError::WebhookClient)?
         .with_clock(clock.clone());
@@ -321,11 +413,19 @@ impl Application {
             channels: jobs::deliver::Channels {
                 email,
                 webhook: Arc::new(webhook),
+                operator_webhook: Arc::new(operator_webhook),
+                streams: notify::stream::Streams::from_config(&config.streams).map_err(
+                    |problem| StartError::Setting {
+                        key: "streams",
+                        problem,
+                    },
+                )?,
             },
             policy: jobs::deliver::DeliveryPolicy::from_config(&config.alerts),
             clock: clock.clone(),
             wake: services.committed.clone(),
             windows_checked: Default::default(),
+            metrics: services.metrics.clone(),
         };
         let exposures =
             services::ExposureService::new(store.clone(), alerts.clone(), services.metrics.clone())
@@ -345,6 +445,7 @@ impl Application {
             limiter: limiter.clone(),
             clock: clock.clone(),
             ingest_admission: http::extract::admission::IngestAdmission::new(&config.ingest),
+            heartbeat: services.heartbeat.clone(),
         };
         let pollers = jobs::pollers(
             &config,
@@ -352,6 +453,7 @@ impl Application {
             &state.ingest,
             &state.exposures,
             &clock,
+            &services.operator_alerts,
         )
         .await;
         let jobs = jobs::Jobs {
@@ -366,6 +468,8 @@ impl Application {
             pollers,
             wake: (services.store.clone(), services.committed.clone()),
             disk,
+            heartbeat: services.heartbeat.clone(),
+            operator: services.operator_alerts.clone(),
         };
         let router = listen::with_request_timeout(
             http::router(state, config.max_body_bytes, config.ingest.max_body_bytes),

@@ -5,12 +5,20 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use detection_metrics::DetectionSeries;
+
+mod detection_metrics;
+
 /// Counter name and label value (the delivery path) → count.
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
     /// Values that go up and down (the free disk), set rather than added to.
     gauges: Mutex<BTreeMap<&'static str, u64>>,
+    /// The heartbeat's view of each detection path (`detection_metrics`).
+    detection: Mutex<DetectionSeries>,
+    /// The configured streams (`[streams]`), whose series show even at 0.
+    streams: Mutex<Vec<&'static str>>,
 }
 
 /// The gauges, in render order. Set in memory only: reading them never touches the disk.
@@ -84,6 +92,10 @@ pub const HELP: &[(&str, &str)] = &[
         "canarykeys_ingest_rejected_total",
         "Ingest requests refused (authorisation, size, not CloudTrail), by reason",
     ),
+    (
+        "canarykeys_heartbeat_calls_total",
+        "Heartbeat calls (sts:GetCallerIdentity) this replica made, by result",
+    ),
 ];
 
 impl Metrics {
@@ -110,12 +122,56 @@ impl Metrics {
         g.get(name).copied()
     }
 
+    /// Names the configured streams, so their series are there from the start.
+    pub fn declare_streams(&self, names: Vec<&'static str>) {
+        *self.streams.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// `render`, plus each configured stream's failed sends (this replica's count) and
+    /// backlog (`backlog`: rows waiting, by stream, from the database).
+    pub fn render_with_streams(&self, backlog: &[(&'static str, u64)]) -> String {
+        let mut out = self.render();
+        let streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if streams.is_empty() {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP canarykeys_stream_failures_total Failed sends to a stream (retried or given up), by stream\n# TYPE canarykeys_stream_failures_total counter"
+        );
+        for name in &streams {
+            let n = self.get("canarykeys_stream_failures_total", name);
+            let _ = writeln!(
+                out,
+                "canarykeys_stream_failures_total{{stream=\"{name}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP canarykeys_stream_backlog Alerts waiting to be sent to a stream, by stream\n# TYPE canarykeys_stream_backlog gauge"
+        );
+        for name in &streams {
+            let n = backlog
+                .iter()
+                .find(|(s, _)| s == name)
+                .map_or(0, |(_, n)| *n);
+            let _ = writeln!(out, "canarykeys_stream_backlog{{stream=\"{name}\"}} {n}");
+        }
+        out
+    }
+
     pub fn render(&self) -> String {
         let c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         for (name, help) in HELP {
             let label = if *name == "canarykeys_ingest_rejected_total" {
                 "reason"
+            } else if *name == "canarykeys_heartbeat_calls_total" {
+                "result"
             } else if name.starts_with("canarykeys_exposure_") {
                 "source"
             } else {
@@ -138,6 +194,7 @@ impl Metrics {
                 );
             }
         }
+        self.render_detection(&mut out);
         out
     }
 }

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use canarykeys_aws::{DecoyAccount, GatewayMinter, IamMinter, LocalMinter, Minter};
+use canarykeys_aws::{
+    DecoyAccount, GatewayMinter, IamMinter, LocalMinter, LocalSessions, Minter, SessionIssuer,
+    StsSessions,
+};
 use canarykeys_core::names::NameGenerator;
 use canarykeys_core::AccountId;
 use canarykeys_store::{SettingsStore, SqlStore};
@@ -107,6 +110,24 @@ pub async fn build(config: &Config, store: &SqlStore) -> Result<Arc<dyn Minter>,
     }
 }
 
+/// What issues `aws_session` tokens' sessions: STS, with the decoy user's key, where keys are
+/// real (an `[[minter.accounts]]` `endpoint_url` serves that account's STS calls too); the
+/// server itself with the `local` minter.
+pub fn session_issuer(config: &Config) -> Result<Arc<dyn SessionIssuer>, StartError> {
+    let m = &config.minter;
+    if m.kind == MinterKind::Local {
+        return Ok(Arc::new(LocalSessions));
+    }
+    let mut sts = StsSessions::new(m.region.clone());
+    for a in &m.accounts {
+        if let (Some(id), Some(url)) = (&a.account_id, &a.endpoint_url) {
+            let id = AccountId::parse(id).map_err(setting("minter.accounts.account_id"))?;
+            sts = sts.with_endpoint(id, url.clone());
+        }
+    }
+    Ok(Arc::new(sts))
+}
+
 /// The decoy accounts this configuration mints in: a key of one of them that no indexed token
 /// holds is worth a database look (another process may have made it); any other is not ours.
 pub async fn decoy_account_ids(
@@ -117,6 +138,34 @@ pub async fn decoy_account_ids(
     let mut ids: Vec<String> = m.account_id.iter().cloned().collect();
     ids.extend(m.accounts.iter().filter_map(|a| a.account_id.clone()));
     ids.extend(store.get_setting("local_minter_account_id").await?);
+    Ok(ids
+        .iter()
+        .filter_map(|id| AccountId::parse(id).ok())
+        .collect())
+}
+
+/// The accounts the heartbeat holds an identity in: those this minter mints in.
+pub async fn heartbeat_accounts(
+    config: &Config,
+    store: &SqlStore,
+) -> Result<Vec<AccountId>, StartError> {
+    let m = &config.minter;
+    let ids: Vec<String> = match m.kind {
+        MinterKind::Iam => m
+            .accounts
+            .iter()
+            .filter_map(|a| a.account_id.clone())
+            .collect(),
+        MinterKind::Gateway => m.account_id.iter().cloned().collect(),
+        MinterKind::Local => match &m.account_id {
+            Some(id) => vec![id.clone()],
+            None => store
+                .get_setting("local_minter_account_id")
+                .await?
+                .into_iter()
+                .collect(),
+        },
+    };
     Ok(ids
         .iter()
         .filter_map(|id| AccountId::parse(id).ok())

@@ -66,6 +66,12 @@ pub struct AwsView {
     pub access_key_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<String>,
+    /// An `aws_session` token's session token (with its secret holder's view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    /// When the session stops working (RFC 3339), for an `aws_session` token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
     pub region: String,
     #[schema(value_type = String, example = "json")]
     pub output: &'static str,
@@ -80,6 +86,8 @@ impl TokenView {
         let aws = AwsView {
             access_key_id: t.access_key_id.to_string(),
             secret_access_key: None,
+            session_token: None,
+            expiration: None,
             region: t.region.as_str().to_owned(),
             output: t.output.as_str(),
             username: t.username.to_string(),
@@ -117,7 +125,12 @@ impl TokenView {
     /// As its secret holder sees it: with the credentials and the hit count.
     pub fn full(t: &TokenRecord, c: &AwsCredentials, minter: &dyn Minter, hits: u64) -> Self {
         let mut v = Self::listed(t, minter);
+        v.aws.access_key_id = c.access_key_id.to_string();
         v.aws.secret_access_key = Some(c.secret_access_key.expose().to_owned());
+        if let Some(s) = &c.session {
+            v.aws.session_token = Some(s.token.expose().to_owned());
+            v.aws.expiration = Some(rfc3339(s.expires_at));
+        }
         v.alert_count = Some(hits);
         v.notice = (t.minter == "local").then_some(LOCAL_KEYS_NOTICE);
         v
@@ -136,6 +149,24 @@ pub struct CreatedTokenView {
     pub token: TokenView,
     pub manage_url: String,
     pub manage_secret: String,
+    /// An `aws_session` token's refresh secret, shown only here: it can call
+    /// `POST /tokens/{id}/session` and nothing else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_secret: Option<String>,
+}
+
+/// A confirm's answer: whether an expected-use window was open and is closed now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmView {
+    pub id: String,
+    pub confirmed: bool,
+}
+
+/// Fresh session credentials of an `aws_session` token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub aws: AwsView,
 }
 
 /// A token's manage secret, just replaced: the old one no longer works. The new one is shown

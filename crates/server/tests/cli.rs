@@ -171,6 +171,37 @@ fn bad_input_is_a_clear_error_and_a_non_zero_exit() {
         &[("CANARYKEYS_DATABASE_URL", "mysql://x")],
     ));
     assert!(err.contains("unsupported database URL"), "{err}");
+    // `[operator_alerts]` from the environment: checked at start like the rest.
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[(
+            "CANARYKEYS_OPERATOR_ALERTS__EMAIL",
+            "ops@example.com, not an address",
+        )],
+    ));
+    assert!(err.contains("operator_alerts.email"), "{err}");
+    let err = fails(canarykeys(
+        d,
+        &["token", "list"],
+        &[("CANARYKEYS_OPERATOR_ALERTS__ALIVE_EVERY", "0s")],
+    ));
+    assert!(err.contains("operator_alerts.alive_every"), "{err}");
+    ok(canarykeys(
+        d,
+        &["token", "list"],
+        &[
+            (
+                "CANARYKEYS_OPERATOR_ALERTS__EMAIL",
+                "a@example.com,b@example.com",
+            ),
+            (
+                "CANARYKEYS_OPERATOR_ALERTS__WEBHOOK_URL",
+                "http://10.0.0.5:9000/hook",
+            ),
+            ("CANARYKEYS_OPERATOR_ALERTS__ALIVE_EVERY", "1h"),
+        ],
+    ));
 }
 
 #[test]
@@ -366,11 +397,7 @@ async fn serve_json_logs_are_one_object_per_line() {
 
 fn corpus_files() -> Vec<String> {
     let dir = std::env::var("CANARYKEYS_CORPUS_DIR").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/cloudtrail-corpus"
-        )
-        .into()
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/cloudtrail").into()
     });
     let mut files = Vec::new();
     for sub in ["events", "eventbridge", "subscription"] {

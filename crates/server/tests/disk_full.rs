@@ -124,11 +124,6 @@ async fn detail(app: &TestApp, key: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
-    resp.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_full_disk_keeps_detection_answering() {
     let root = tempfile::tempdir().unwrap();
@@ -164,7 +159,7 @@ async fn a_full_disk_keeps_detection_answering() {
     assert!(!health.low, "{health:?}");
     let d = detail(&app, &key).await;
     assert_eq!(d["disk"]["low"], false, "{d}");
-    assert!(metrics(&app).await.contains("canarykeys_disk_low 0"));
+    assert!(app.metrics().await.contains("canarykeys_disk_low 0"));
 
     // Below the watermark, with a few MiB still free.
     fill(&root.path().join("filler-1"), root.path(), 6 * MIB);
@@ -174,7 +169,7 @@ async fn a_full_disk_keeps_detection_answering() {
     assert_eq!(d["status"], "degraded", "{d}");
     assert_eq!(d["disk"]["low"], true, "{d}");
     assert_eq!(d["disk"]["min_free_bytes"], MIN_FREE, "{d}");
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(m.contains("canarykeys_disk_low 1"), "{m}");
     assert!(
         m.contains(&format!("canarykeys_disk_min_free_bytes {MIN_FREE}")),
@@ -253,6 +248,6 @@ async fn a_full_disk_keeps_detection_answering() {
     assert!(!health.low, "{health:?}");
     let resp = ingest(&app, records(&created, "after", 1)).await;
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
-    assert!(metrics(&app).await.contains("canarykeys_disk_low 0"));
+    assert!(app.metrics().await.contains("canarykeys_disk_low 0"));
     app.stop().await;
 }

@@ -289,15 +289,7 @@ async fn hostile_text_is_inert_in_every_channel_and_unknown_keys_never_alert() {
     assert!(!page.contains("href=\"javascript"), "{page}");
     assert!(!page.contains("<img src=x"), "{page}");
 
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("canarykeys_exposure_unknown_key_total{source=\"health\"} 1"),
         "{metrics}"
@@ -354,6 +346,7 @@ async fn the_safety_net_reports_aws_quarantine_once() {
         canarykeys_server::services::ExposureService::new(store.clone(), alerts, metrics.clone())
             .with_clock(clock.clone());
     let net = safety_net::SafetyNet {
+        operator_alerts: Default::default(),
         accounts: Default::default(),
         clock: clock.clone(),
         usage: Arc::new(IamKeyUsage::new(&cfg)),

@@ -261,15 +261,7 @@ async fn unknown_keys_are_counted_never_alerted_and_users_match_temporary_keys()
         ),
         (Some(1), Some(1), Some(1))
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("canarykeys_ingest_unknown_key_total{path=\"api\"} 1"),
         "{metrics}"

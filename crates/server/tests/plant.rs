@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use canarykeys_server::cli::plant::{self, Disk, Keys, Templates};
+use canarykeys_plant::{self as plant, Disk, Keys, Templates};
 use canarykeys_server::cli::{Cli, Command as CliCommand};
 use canarykeys_server::services::Scope;
 use canarykeys_testkit::access::*;
@@ -487,6 +487,7 @@ fn every_context_template_passes_the_tells_check() {
         secret_access_key: SecretAccessKey::generate(),
         region: Region::parse("eu-west-1").unwrap(),
         output: OutputFormat::Json,
+        session: None,
     };
     let kinds = plant::ContextKind::value_variants();
     assert_eq!(templates.kinds().count(), kinds.len());

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use canarykeys_server::cli::plant::{self, Disk};
+use canarykeys_plant::{self as plant, Disk};
 use canarykeys_server::cli::{Cli, Command as CliCommand};
 use canarykeys_testkit::access::services;
 use clap::Parser;

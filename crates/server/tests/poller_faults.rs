@@ -191,6 +191,7 @@ async fn safety_net_asks_each_account_with_its_own_credentials_and_checks_every_
         Arc::new(IamKeyUsage::new(&cfg)) as Arc<dyn KeyUsage>,
     );
     let net = safety_net::SafetyNet {
+        operator_alerts: Default::default(),
         clock: canarykeys_server::clock::SystemClock::shared(),
         usage: Arc::new(DeniedUsage),
         accounts,

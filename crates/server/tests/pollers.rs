@@ -183,6 +183,7 @@ async fn safety_net_reports_uses_cloudtrail_did_not_log() {
     store.insert_token(&token).await.unwrap();
 
     let net = safety_net::SafetyNet {
+        operator_alerts: Default::default(),
         accounts: Default::default(),
         clock: canarykeys_server::clock::SystemClock::shared(),
         usage: Arc::new(IamKeyUsage::new(&cfg)),

@@ -47,3 +47,12 @@ pub struct ChannelHealth {
     pub last_error: Option<String>,
     pub last_failed_at: Option<i64>,
 }
+
+/// A stream's waiting rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamBacklog {
+    pub stream: crate::StreamKind,
+    pub pending: u64,
+    /// The error of the send being retried, if one is.
+    pub retry_error: Option<String>,
+}

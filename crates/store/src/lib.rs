@@ -6,7 +6,10 @@ mod access;
 mod console;
 mod exposures;
 mod fold;
+mod heartbeat;
+mod operator;
 mod records;
+mod sessions;
 mod sql;
 mod window;
 
@@ -14,15 +17,20 @@ use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, TokenId};
 
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
-pub use console::{ChannelHealth, HitFilter, PathHealth, TokenHitStats};
+pub use console::{ChannelHealth, HitFilter, PathHealth, StreamBacklog, TokenHitStats};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use fold::{event_hash, Folded, Tally, DEFAULT_STORED_HITS_PER_WINDOW, FOLD_VALUES};
+pub use heartbeat::{HeartbeatKey, Receipt};
+pub use operator::{ConditionLevel, OperatorCondition, OperatorStatus};
 pub use records::{
     AlertPlan, Alerting, ChannelKind, ChannelSwitches, CreateBudget, DeliveryRecord, EndCause,
-    HitRecord, KeyEntry, MintIntent, MintedRef, NewAlert, NewDelivery, TokenOwner, TokenRecord,
-    Tombstone,
+    HitRecord, KeyEntry, Lane, MintIntent, MintedRef, NewAlert, NewDelivery, StreamKind,
+    TokenOwner, TokenRecord, Tombstone,
 };
-pub use sql::{Backend, SqlStore, TokenChange, TOKENS_CHANNEL};
+pub use sessions::SessionRecord;
+pub use sql::{
+    Backend, SealedColumn, SealedValue, SqlStore, TokenChange, SEALED_COLUMNS, TOKENS_CHANNEL,
+};
 pub use window::{Distinct, WindowHit, WindowSummary, WINDOW_VALUES};
 
 #[derive(Debug, thiserror::Error)]
@@ -313,15 +321,15 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn release_claims(&self, ids: &[String]) -> Result<()>;
     /// Ends the claims on these lanes taken with lease end `claimed_until` (claim time plus
     /// lease), unless the lease ran out and another worker holds them now.
-    async fn release_lanes(&self, lanes: &[String], claimed_until: i64) -> Result<()>;
+    async fn release_lanes(&self, lanes: &[Lane], claimed_until: i64) -> Result<()>;
     /// When the next lane's oldest pending row is due (or its claim runs out), if any.
     async fn next_due(&self) -> Result<Option<i64>>;
     async fn mark_delivered(&self, id: &str, now: i64) -> Result<()>;
     /// Marks many sent deliveries (id, token, channel) delivered and resets those channels'
-    /// failure counts, in one transaction.
+    /// failure counts (a token's; the operator channel keeps none), in one transaction.
     async fn mark_delivered_many(
         &self,
-        delivered: &[(String, TokenId, ChannelKind)],
+        delivered: &[(String, Option<TokenId>, ChannelKind)],
         now: i64,
     ) -> Result<()>;
     async fn mark_retry(&self, id: &str, next_attempt_at: i64, error: &str) -> Result<()>;
@@ -366,14 +374,14 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn insert_operator(&self, op: &OperatorRecord) -> Result<()>;
     async fn operator_by_name(&self, name: &str) -> Result<Option<OperatorRecord>>;
     async fn operator_by_id(&self, id: &str) -> Result<Option<OperatorRecord>>;
-    /// Counts a failed sign-in in one statement (concurrent guesses cannot both read the old
-    /// count). At `lock_after` failures the operator is locked until `locked_until` and the count
-    /// starts again. Returns the lock time if this failure started a lockout.
+    /// Counts a failed sign-in (one statement: concurrent guesses cannot both read the old
+    /// count) and, when `lock_for(count)` names a wait in milliseconds, locks the operator until
+    /// `now` plus that wait. Returns the lock's end if this failure set one.
     async fn record_login_failure(
         &self,
         id: &str,
-        lock_after: i64,
-        locked_until: i64,
+        now: i64,
+        lock_for: &(dyn Fn(i64) -> Option<i64> + Sync),
     ) -> Result<Option<i64>>;
     /// A good sign-in: forgets the failures and any lock.
     async fn clear_login_failures(&self, id: &str) -> Result<()>;
@@ -434,6 +442,9 @@ pub trait ConsoleStore: Send + Sync + 'static {
     async fn path_health(&self) -> Result<Vec<PathHealth>>;
     /// Per alert channel, its last delivery and failures (recent: created at or after `since`).
     async fn channel_health(&self, since: i64) -> Result<Vec<ChannelHealth>>;
+    /// Per stream lane (`stream/<type>`) with rows: the rows waiting, and the error of the
+    /// oldest waiting row that has one (the send being retried now).
+    async fn stream_backlog(&self) -> Result<Vec<StreamBacklog>>;
     /// Hits of all tokens matching `filter`, newest arrival first.
     async fn feed(&self, filter: &HitFilter, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
     /// The newest `limit` hits that arrived at or after `since`, newest arrival first (the live
@@ -468,6 +479,95 @@ pub trait ExposureStore: Send + Sync + 'static {
     async fn delete_exposures_before(&self, before: i64) -> Result<u64>;
 }
 
+/// Proof of life: heartbeat identities, their receipts and the replicas' shared due slots.
+#[async_trait]
+pub trait HeartbeatStore: Send + Sync + 'static {
+    /// Every heartbeat identity, live and retired, oldest first.
+    async fn heartbeat_keys(&self) -> Result<Vec<HeartbeatKey>>;
+    async fn find_heartbeat_key(&self, key: &AccessKeyId) -> Result<Option<HeartbeatKey>>;
+    /// Makes `new` its account's live identity, retiring `old` (or, with `None`, only when the
+    /// account has none). `false`: another process got there first and `new` was not stored.
+    async fn replace_heartbeat_key(
+        &self,
+        new: &HeartbeatKey,
+        old: Option<&AccessKeyId>,
+    ) -> Result<bool>;
+    /// Stores receipts, a second copy (same path and eventID) ignored. Returns, for each,
+    /// whether it was new.
+    async fn record_receipts(&self, receipts: &[Receipt]) -> Result<Vec<bool>>;
+    /// Receipts received at or after `since`, oldest first.
+    async fn receipts_since(&self, since: i64) -> Result<Vec<Receipt>>;
+    /// The newest receipt of each (account, region, path) that ever delivered one.
+    async fn latest_receipts(&self) -> Result<Vec<Receipt>>;
+    /// Deletes receipts received before `before` (history retention). Returns how many.
+    async fn delete_receipts_before(&self, before: i64) -> Result<u64>;
+    /// Takes the heartbeat slot of (account, region) when it is due at `now`, moving it to
+    /// `next_due`: of all replicas asking, one gets `true` per due slot.
+    async fn claim_heartbeat(
+        &self,
+        account: &AccountId,
+        region: &str,
+        now: i64,
+        next_due: i64,
+    ) -> Result<bool>;
+}
+
+/// Session decoys: refresh secrets and the sessions issued with them.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a session just issued, and with `refresh_hash` (the first one) the token's refresh
+    /// secret, in one transaction.
+    async fn insert_token_session(
+        &self,
+        session: &SessionRecord,
+        refresh_hash: Option<&ManageSecretHash>,
+    ) -> Result<()>;
+    /// The hash of the token's refresh secret; `None` for a token without one.
+    async fn refresh_hash(&self, token: &TokenId) -> Result<Option<ManageSecretHash>>;
+    /// The session whose key this is, expired or not.
+    async fn find_token_session(&self, key: &AccessKeyId) -> Result<Option<SessionRecord>>;
+    /// The token's newest session.
+    async fn latest_token_session(&self, token: &TokenId) -> Result<Option<SessionRecord>>;
+    /// Every session of the token, oldest first.
+    async fn list_token_sessions(&self, token: &TokenId) -> Result<Vec<SessionRecord>>;
+    /// Records that CloudTrail showed the server's own call issuing `key` (event `event_id`).
+    /// Returns whether `key` is one of ours.
+    async fn note_session_issue(&self, key: &AccessKeyId, event_id: &str) -> Result<bool>;
+    /// Opens the token's expected-use window: its alert window is held open until `until`, so
+    /// its uses are gathered, not sent one by one.
+    async fn hold_alerts(&self, token: &TokenId, until: i64) -> Result<()>;
+    /// Closes an open expected-use window at `now` (the held uses then go out as one summary).
+    /// Returns whether one was open.
+    async fn confirm_hold(&self, token: &TokenId, now: i64) -> Result<bool>;
+}
+
+/// The operator channel (`[operator_alerts]`): conditions' last states and shared timers.
+#[async_trait]
+pub trait OperatorStore: Send + Sync + 'static {
+    /// Records `condition` and, when its level calls for an alert after the last one sent
+    /// about its subject, writes `deliveries` (the alert, in the operator lanes), in one
+    /// transaction that compares and writes the subject's row: of replicas reporting the same
+    /// change, one sends. Returns whether the alert was queued. A report equal to the stored
+    /// state costs one read.
+    async fn record_condition(
+        &self,
+        condition: &OperatorCondition,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool>;
+    /// Takes the timer `name`'s turn if it is due at `now` (a timer never seen is due), moves
+    /// it to `now + every_ms` and writes `deliveries`, in one transaction; false when it is not
+    /// due or another replica took this turn.
+    async fn take_timer(
+        &self,
+        name: &str,
+        now: i64,
+        every_ms: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool>;
+    /// The channel's health: the `alive` timer and the operator deliveries' states.
+    async fn operator_status(&self) -> Result<OperatorStatus>;
+}
+
 /// Everything the server stores.
 pub trait Store:
     TokenStore
@@ -478,6 +578,9 @@ pub trait Store:
     + ConsoleStore
     + ExposureStore
     + AuditedStore
+    + HeartbeatStore
+    + OperatorStore
+    + SessionStore
 {
 }
 impl<
@@ -488,7 +591,10 @@ impl<
             + AccessStore
             + ConsoleStore
             + ExposureStore
-            + AuditedStore,
+            + AuditedStore
+            + HeartbeatStore
+            + OperatorStore
+            + SessionStore,
     > Store for T
 {
 }

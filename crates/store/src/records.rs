@@ -106,25 +106,138 @@ pub struct HitRecord {
     pub raw: String,
 }
 
-/// The alert channels a delivery can go through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The alert channels a delivery can go through: a token's own (email, webhook), or one of the
+/// operator's streams (`[streams.<type>]`), which get every token's alerts in a lane of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChannelKind {
     Email,
     Webhook,
+    Stream(StreamKind),
 }
 
 impl ChannelKind {
+    /// A token's own channels (each has its switch and failure count on the token).
     pub const ALL: [Self; 2] = [Self::Email, Self::Webhook];
 
+    /// The `channel` column: `email`, `webhook`, or `stream:<type>`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Email => "email",
             Self::Webhook => "webhook",
+            Self::Stream(s) => s.channel(),
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
+        if let Some(kind) = s.strip_prefix("stream:") {
+            return StreamKind::parse(kind).map(Self::Stream);
+        }
         Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The stream types (`[streams.<type>]`): operator-level sinks such as a SIEM or a pager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamKind {
+    Syslog,
+    SplunkHec,
+    Elastic,
+    Ocsf,
+    Pagerduty,
+}
+
+impl StreamKind {
+    pub const ALL: [Self; 5] = [
+        Self::Syslog,
+        Self::SplunkHec,
+        Self::Elastic,
+        Self::Ocsf,
+        Self::Pagerduty,
+    ];
+
+    /// The type's name, as its config section (`[streams.splunk_hec]`) and lane say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Syslog => "syslog",
+            Self::SplunkHec => "splunk_hec",
+            Self::Elastic => "elastic",
+            Self::Ocsf => "ocsf",
+            Self::Pagerduty => "pagerduty",
+        }
+    }
+
+    /// The `channel` column of its deliveries.
+    fn channel(self) -> &'static str {
+        match self {
+            Self::Syslog => "stream:syslog",
+            Self::SplunkHec => "stream:splunk_hec",
+            Self::Elastic => "stream:elastic",
+            Self::Ocsf => "stream:ocsf",
+            Self::Pagerduty => "stream:pagerduty",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for StreamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stream of deliveries sent in order: a token's by one channel, the operator channel's
+/// by one channel, or one operator stream's (every token's alerts, in the order written).
+/// Stored as `token/<id>/<channel>`, `operator/<channel>` or `stream/<type>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    Token(TokenId, ChannelKind),
+    Operator(ChannelKind),
+    Stream(StreamKind),
+}
+
+impl Lane {
+    /// The lane of a delivery for `token` (none: the operator channel) by `channel`. A
+    /// stream's deliveries share its lane, whatever the token.
+    pub fn of(token: Option<&TokenId>, channel: ChannelKind) -> Self {
+        match (token, channel) {
+            (_, ChannelKind::Stream(s)) => Self::Stream(s),
+            (Some(t), c) => Self::Token(t.clone(), c),
+            (None, c) => Self::Operator(c),
+        }
+    }
+
+    /// Reads a stored lane key; `None` for one this version does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.split('/');
+        let lane = match (parts.next()?, parts.next(), parts.next()) {
+            ("token", Some(id), Some(channel)) => {
+                Self::Token(TokenId::parse(id).ok()?, ChannelKind::parse(channel)?)
+            }
+            ("operator", Some(channel), None) => Self::Operator(ChannelKind::parse(channel)?),
+            ("stream", Some(kind), None) => Self::Stream(StreamKind::parse(kind)?),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(lane)
+    }
+
+    pub fn channel(&self) -> ChannelKind {
+        match self {
+            Self::Token(_, c) | Self::Operator(c) => *c,
+            Self::Stream(s) => ChannelKind::Stream(*s),
+        }
+    }
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Token(t, c) => write!(f, "token/{t}/{}", c.as_str()),
+            Self::Operator(c) => write!(f, "operator/{}", c.as_str()),
+            Self::Stream(s) => write!(f, "stream/{s}"),
+        }
     }
 }
 
@@ -132,10 +245,11 @@ impl ChannelKind {
 #[derive(Clone, Debug)]
 pub struct NewDelivery {
     pub id: String,
-    pub token_id: TokenId,
+    /// The token it tells about; `None` for an operator alert (the operator channel).
+    pub token_id: Option<TokenId>,
     /// The alert, summary or test this delivers; with the channel, unique.
     pub message_id: String,
-    /// `hit`, `summary` or `test`.
+    /// `hit`, `summary`, `test`, ... or `operator` (an operator alert).
     pub kind: String,
     pub channel: ChannelKind,
     /// The address or URL.
@@ -152,7 +266,8 @@ pub struct NewDelivery {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryRecord {
     pub id: String,
-    pub token_id: TokenId,
+    /// `None` for an operator alert.
+    pub token_id: Option<TokenId>,
     pub message_id: String,
     pub kind: String,
     pub channel: String,
@@ -165,8 +280,8 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
-    /// The lane it is sent in, in order with the lane's other rows (`token/<id>/<channel>`).
-    pub lane: String,
+    /// The lane it is sent in, in order with the lane's other rows.
+    pub lane: Lane,
 }
 
 /// An alert waiting for the planner, with its hit.
@@ -250,4 +365,29 @@ pub enum CreateBudget {
     LiveTokens { limit: i64 },
     /// No such key (revoked keys still count).
     UnknownKey,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_lanes_and_channels_read_back() {
+        for kind in StreamKind::ALL {
+            let lane = Lane::of(None, ChannelKind::Stream(kind));
+            assert_eq!(lane, Lane::Stream(kind));
+            assert_eq!(Lane::parse(&lane.to_string()), Some(lane.clone()));
+            assert_eq!(lane.channel(), ChannelKind::Stream(kind));
+            let channel = ChannelKind::Stream(kind).as_str();
+            assert_eq!(channel, format!("stream:{kind}"));
+            assert_eq!(ChannelKind::parse(channel), Some(ChannelKind::Stream(kind)));
+        }
+        assert_eq!(
+            Lane::Stream(StreamKind::SplunkHec).to_string(),
+            "stream/splunk_hec"
+        );
+        assert_eq!(Lane::parse("stream/nope"), None);
+        assert_eq!(Lane::parse("stream/syslog/x"), None);
+        assert_eq!(ChannelKind::parse("stream:"), None);
+    }
 }

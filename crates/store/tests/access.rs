@@ -32,10 +32,15 @@ async fn suite(store: &SqlStore) {
     );
     assert!(store.operator_by_id("nope").await.unwrap().is_none());
 
-    // Four failures count; the fifth locks and restarts the count.
+    // Four failures count; the fifth locks for what the schedule says, and later ones too,
+    // never shortening a longer lock.
+    let schedule = |n: i64| (n >= 5).then_some(if n == 5 { 9_000 } else { 1_000 });
     for n in 1..=4 {
         assert_eq!(
-            store.record_login_failure("op1", 5, 9_000).await.unwrap(),
+            store
+                .record_login_failure("op1", 100, &schedule)
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
@@ -49,11 +54,18 @@ async fn suite(store: &SqlStore) {
         );
     }
     assert_eq!(
-        store.record_login_failure("op1", 5, 9_000).await.unwrap(),
-        Some(9_000)
+        store
+            .record_login_failure("op1", 100, &schedule)
+            .await
+            .unwrap(),
+        Some(9_100)
     );
+    store
+        .record_login_failure("op1", 200, &schedule)
+        .await
+        .unwrap();
     let op = store.operator_by_id("op1").await.unwrap().unwrap();
-    assert_eq!((op.failed_logins, op.locked_until), (0, Some(9_000)));
+    assert_eq!((op.failed_logins, op.locked_until), (6, Some(9_100)));
     store.clear_login_failures("op1").await.unwrap();
     assert_eq!(
         store

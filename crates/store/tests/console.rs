@@ -72,7 +72,7 @@ fn hit(token: &TokenId, id: &str, t: i64, ip: &str, path: &str) -> HitRecord {
 fn delivery(token: &TokenId, id: &str, channel: ChannelKind, state: &str) -> NewDelivery {
     NewDelivery {
         id: id.into(),
-        token_id: token.clone(),
+        token_id: Some(token.clone()),
         message_id: format!("m-{id}"),
         kind: "hit".into(),
         channel,

@@ -54,7 +54,7 @@ fn exposure(t: &TokenRecord, id: &str, source: ExposureSource, r: &str, at: i64)
 fn delivery(t: &TokenRecord, message: &str) -> NewDelivery {
     NewDelivery {
         id: format!("d-{message}"),
-        token_id: t.id.clone(),
+        token_id: Some(t.id.clone()),
         message_id: message.into(),
         kind: "exposure".into(),
         channel: ChannelKind::Email,

@@ -5,7 +5,8 @@
 
 use canarykeys_core::TokenId;
 use canarykeys_store::{
-    AlertPlan, ChannelKind, HitRecord, HitStore, OutboxStore, SqlStore, TokenRecord, TokenStore,
+    AlertPlan, ChannelKind, ConsoleStore, HitRecord, HitStore, OutboxStore, SqlStore, TokenRecord,
+    TokenStore,
 };
 
 #[allow(dead_code)]
@@ -80,6 +81,11 @@ async fn uses_past_the_budget_are_folded(store: &SqlStore) {
         24,
         "every use counted"
     );
+    // The console's figures count them too.
+    let stats = store.token_hit_stats().await.unwrap();
+    assert_eq!((stats.len(), stats[0].hits), (1, 24));
+    assert_eq!(stats[0].last_hit, Some(222));
+    assert_eq!(store.count_hits_since(0).await.unwrap(), 24);
     assert_eq!(store.count_pending_alerts().await.unwrap(), 0);
 
     let closed = store.closed_windows(CLOSES).await.unwrap();

@@ -42,7 +42,7 @@ async fn a_retrying_head_holds_its_backlog_out_of_every_claim(store: &SqlStore) 
     );
     let head = lanes[0][0].clone();
     assert_eq!(head.message_id, "down-00000");
-    assert_eq!(head.lane, format!("token/{}/webhook", down.id));
+    assert_eq!(head.lane.to_string(), format!("token/{}/webhook", down.id));
     store
         .mark_retry(&head.id, 60_000, "HTTP 503")
         .await

@@ -42,6 +42,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     // A test's hits must not lose their raw record because the machine's disk is nearly full;
     // the watermark has its own test (`disk_full`), on a disk of its own.
     config.storage.min_free = 0;
+    // The heartbeat mints an identity and calls STS at start with a real minter; tests of
+    // other things must not find an extra IAM user or call out. tests/heartbeat.rs turns it on.
+    config.heartbeat.enabled = Some(false);
     config
 }
 
@@ -110,6 +113,12 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The `/metrics` page as text (a failed request fails the test).
+    pub async fn metrics(&self) -> String {
+        let resp = self.http.get(self.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     /// Lets `by` pass on the app's clock.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
@@ -118,6 +127,21 @@ impl TestApp {
     /// Runs the alert outbox once now (plans, closes cooldown windows, sends what is due).
     pub async fn deliver_once(&self) -> usize {
         self.jobs.deliver_once().await.expect("an outbox round")
+    }
+
+    /// Runs the outbox round after round until `check` holds (or `deadline` passes, failing
+    /// the test with `what`).
+    pub async fn deliver_until<T>(
+        &self,
+        what: &str,
+        deadline: std::time::Duration,
+        check: impl Fn() -> Option<T>,
+    ) -> T {
+        crate::wait_for(what, deadline, || async {
+            self.deliver_once().await;
+            check()
+        })
+        .await
     }
 
     /// Stops the server and waits until it has let go of its port and database.
@@ -146,6 +170,18 @@ impl TestApp {
             .await;
         assert_eq!(resp.status(), 201);
         resp.json().await.unwrap()
+    }
+
+    /// The credentials file of a token (its create response), which must download.
+    pub async fn credentials(&self, created: &Value) -> String {
+        let (id, secret) = id_and_secret(created);
+        let resp = self
+            .get_authed(&format!("/api/v1/tokens/{id}/credentials"), &secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "credentials of {id}");
+        resp.text().await.unwrap()
     }
 
     pub fn get_authed(&self, path: &str, secret: &str) -> reqwest::RequestBuilder {

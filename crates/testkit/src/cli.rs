@@ -60,3 +60,13 @@ pub fn fails(out: Output) -> String {
     );
     String::from_utf8(out.stderr).expect("UTF-8 output")
 }
+
+/// Standard output and error of a run, for assertion messages and for runs that may go either
+/// way.
+pub fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

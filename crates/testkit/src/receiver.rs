@@ -82,6 +82,14 @@ impl Receiver {
     }
 
     /// Every body accepted so far, in arrival order.
+    /// The bodies whose `"type"` is `kind` (operator and token alerts share a receiver).
+    pub fn of_type(&self, kind: &str) -> Vec<Value> {
+        self.bodies()
+            .into_iter()
+            .filter(|b| b["type"] == kind)
+            .collect()
+    }
+
     pub fn bodies(&self) -> Vec<Value> {
         self.shared.bodies.lock().unwrap().clone()
     }

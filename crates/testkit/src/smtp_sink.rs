@@ -100,6 +100,14 @@ impl SmtpSink {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 
+    /// How many mails have arrived so far (no wait: for an async test's own wait loop, which
+    /// keeps the server's tasks running where `wait_for_mails` would block the thread).
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("maildir/new"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// The first `n` mails to arrive, waiting a bounded time for them.
     pub fn wait_for_mails(&self, n: usize) -> Vec<Mail> {
         let started = Instant::now();

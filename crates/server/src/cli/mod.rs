@@ -2,9 +2,12 @@
 //! database directly (for scripts that plant keys in bulk).
 
 mod admin;
+mod backup;
 mod doctor;
+mod doctor_streams;
 mod ingest;
-pub mod plant;
+use canarykeys_plant as plant;
+mod release;
 mod send_test_email;
 mod token;
 
@@ -16,10 +19,18 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 use crate::Application;
 
+/// `canarykeys --version`: the crate version and the commit built (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CANARYKEYS_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "canarykeys",
-    version,
+    version = VERSION,
     about = "Decoy AWS API keys that alert when used"
 )]
 pub struct Cli {
@@ -47,14 +58,34 @@ pub enum Command {
     /// Create, list, show and delete tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Check the configuration for what would break detection or give the decoys away.
-    Doctor,
+    /// Check the configuration for what would break detection or give the decoys away, and
+    /// connect to each stream's receiver.
+    Doctor {
+        /// Also send each stream a `test`-type record (it may page someone).
+        #[arg(long)]
+        send_test: bool,
+    },
     /// Run CloudTrail files through detection (format detected; gzip fine).
     Ingest(ingest::IngestArgs),
     /// Send a test alert through the configured [smtp] server.
     SendTestEmail(send_test_email::SendTestEmailArgs),
     /// Plant a decoy key on this machine, from a canarykeys server (a client: no local config).
     Plant(Box<plant::PlantArgs>),
+    /// Write an encrypted backup of the database and the sealing key (the server may run).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory (`--data-dir`).
+    Restore(backup::RestoreArgs),
+    /// Rotate the sealing key: re-seal every secret with a new key in one transaction.
+    Rekey(backup::RekeyArgs),
+    /// Exit 0 when the server answers /healthz (a container's HEALTHCHECK: no curl needed).
+    Healthcheck(release::HealthcheckArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    Man,
 }
 
 impl Cli {
@@ -64,9 +95,15 @@ impl Cli {
             Command::Token(_)
             | Command::Admin(_)
             | Command::Ingest(_)
-            | Command::Doctor
+            | Command::Doctor { .. }
             | Command::SendTestEmail(_)
-            | Command::Plant(_) => None,
+            | Command::Plant(_)
+            | Command::Healthcheck(_)
+            | Command::Backup(_)
+            | Command::Restore(_)
+            | Command::Rekey(_)
+            | Command::Completions { .. }
+            | Command::Man => None,
         };
         let overrides = Overrides {
             listen,
@@ -78,6 +115,11 @@ impl Cli {
 
 /// Runs the parsed command. Errors come back to `main`, which prints them and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Completions { shell } => return release::completions(*shell),
+        Command::Man => return release::man_page(),
+        _ => {}
+    }
     if let Command::Plant(args) = cli.command {
         return plant::run(*args).await;
     }
@@ -87,9 +129,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(cmd, &config).await,
         Command::Admin(cmd) => admin::run(cmd, &config).await,
         Command::Ingest(args) => ingest::run(args, &config).await,
-        Command::Doctor => doctor::run(&config).await,
+        Command::Doctor { send_test } => doctor::run(&config, send_test).await,
         Command::SendTestEmail(args) => send_test_email::run(args, &config).await,
-        Command::Plant(_) => unreachable!("handled above: plant reads no server config"),
+        Command::Healthcheck(args) => release::healthcheck(args, &config).await,
+        Command::Backup(args) => backup::backup(args, &config).await,
+        Command::Restore(args) => backup::restore(args, &config).await,
+        Command::Rekey(args) => backup::rekey(args, &config).await,
+        Command::Plant(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above: these read no server config")
+        }
     }
 }
 
@@ -124,7 +172,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         app.public_url(),
         app.address()
     );
+    // systemd's Type=notify: ready once the listeners are bound and the database open. Outside
+    // systemd ($NOTIFY_SOCKET unset) this does nothing.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd the server is ready");
+    }
     app.run_until(shutdown_signal()).await?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopped");
     Ok(())
 }

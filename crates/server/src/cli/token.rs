@@ -31,6 +31,9 @@ pub enum TokenCommand {
         /// Delete the token and its key after this long: 30m, 12h, 7d.
         #[arg(long)]
         expires_in: Option<String>,
+        /// `until-confirm`: hold the uses until a confirm (or the expiry), then send one digest.
+        #[arg(long)]
+        expected_use: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
@@ -114,6 +117,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
             username,
             account_id,
             expires_in,
+            expected_use,
             format,
         } => {
             let input = NewTokenInput {
@@ -124,6 +128,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 username,
                 account_id,
                 expires_in,
+                expected_use,
             };
             let new = NewToken::parse(&input).map_err(|f| describe(ServiceError::Invalid(f)))?;
             let created = tokens.create(new, &Actor::Cli).await.map_err(describe)?;
@@ -144,6 +149,10 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                             created.token.id
                         ),
                         manage_secret: secret.to_owned(),
+                        refresh_secret: created
+                            .refresh_secret
+                            .as_ref()
+                            .map(|r| r.expose().to_owned()),
                     };
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
@@ -176,7 +185,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         }
         TokenCommand::Show { id, format } => {
             let token = tokens.get(&id).await.map_err(describe)?;
-            let creds = tokens.credentials(&token).map_err(describe)?;
+            let creds = tokens.credentials(&token).await.map_err(describe)?;
             match format.file_format() {
                 Some(f) => print!("{}", f.render(&creds)),
                 None => {

@@ -8,8 +8,15 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod operator_alerts;
 mod sections;
+mod streams;
+pub use operator_alerts::OperatorAlertsConfig;
 pub use sections::*;
+pub use streams::{
+    ElasticStream, Include, OcsfStream, PagerdutyStream, SplunkHecStream, StreamCommon,
+    StreamsConfig, SyslogStream, TokenScope,
+};
 
 /// How long a webhook send may take (the HTTP client's whole-request timeout).
 pub const WEBHOOK_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -26,7 +33,7 @@ pub enum ConfigError {
     Value { key: &'static str, problem: String },
 }
 
-/// The whole configuration. Field docs are the reference the README repeats.
+/// The whole configuration. Field docs are the reference the book repeats (docs/book/src/settings.md; tests/settings_doc.rs keeps them in step).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -54,6 +61,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub aws: AwsConfig,
     pub detection: DetectionConfig,
+    pub heartbeat: HeartbeatConfig,
     pub alerts: AlertsConfig,
     pub smtp: SmtpConfig,
     pub enrich: EnrichConfig,
@@ -63,6 +71,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub operator_alerts: OperatorAlertsConfig,
+    pub backup: BackupConfig,
+    /// `[streams.<type>]`: SIEM and pager sinks that get every alert.
+    pub streams: StreamsConfig,
 }
 
 /// How log lines are written.
@@ -154,6 +166,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             aws: AwsConfig::default(),
             detection: DetectionConfig::default(),
+            heartbeat: HeartbeatConfig::default(),
             alerts: AlertsConfig::default(),
             smtp: SmtpConfig::default(),
             enrich: EnrichConfig::default(),
@@ -163,6 +176,9 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
+            backup: BackupConfig::default(),
+            operator_alerts: OperatorAlertsConfig::default(),
+            streams: StreamsConfig::default(),
         }
     }
 }
@@ -240,6 +256,11 @@ impl Config {
                 });
             }
         }
+        canarykeys_core::SessionDuration::from_secs(self.minter.session_duration.as_secs())
+            .map_err(|e| ConfigError::Value {
+                key: "minter.session_duration",
+                problem: e.to_string(),
+            })?;
         match self.minter.kind {
             MinterKind::Local => {}
             MinterKind::Iam if self.minter.accounts.is_empty() => {
@@ -296,7 +317,10 @@ impl Config {
                 problem: "must be at least 1".into(),
             });
         }
+        self.heartbeat.check()?;
         self.smtp.check()?;
+        self.operator_alerts.check()?;
+        self.streams.check()?;
         self.access.check()?;
         self.check_lease()?;
         if self.max_body_bytes < 1024 {

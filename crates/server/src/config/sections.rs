@@ -31,12 +31,14 @@ impl Default for SensorConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AwsConfig {
+    /// The region of the server's own AWS calls (the safety net's IAM reads, the S3 poller).
     pub region: String,
     /// Another endpoint than AWS's (a local AWS stand-in, for tests).
     pub endpoint_url: Option<String>,
     /// Static credentials; unset means the SDK's default chain (environment, profile, instance
     /// role). Both or neither.
     pub access_key_id: Option<String>,
+    /// The secret of `access_key_id`.
     pub secret_access_key: Option<Secret>,
 }
 
@@ -89,6 +91,93 @@ impl DetectionConfig {
     }
 }
 
+/// Proof of life (`[heartbeat]`, `CANARYKEYS_HEARTBEAT__*`): a key per decoy account that calls
+/// `sts:GetCallerIdentity` every `interval` in each region, so each detection path shows it
+/// still delivers, and how fast.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HeartbeatConfig {
+    /// On or off; unset: on with the `iam` and `gateway` minters, and with the `local` minter
+    /// only when `endpoint_url` is set (its keys are unknown to AWS, so only the sensor can
+    /// answer them).
+    pub enabled: Option<bool>,
+    /// How often each region is called (at least 1 s).
+    #[serde(with = "humantime_serde")]
+    pub interval: std::time::Duration,
+    /// Where to call; empty: the minter's region (`[minter] region`). List every region the
+    /// EventBridge stack runs in.
+    pub regions: Vec<String>,
+    /// The detection paths this deployment has (`eventbridge`, `cloudwatch-logs`, `s3`,
+    /// `safety-net`, `sensor`): one that never delivered reads `never`.
+    pub expect: Vec<String>,
+    /// A path with no receipt for this long is `silent`.
+    #[serde(with = "humantime_serde")]
+    pub silent_after: std::time::Duration,
+    /// Instead of each region's STS endpoint (the sensor, a VPC endpoint, moto).
+    pub endpoint_url: Option<String>,
+}
+
+impl Default for HeartbeatConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            interval: std::time::Duration::from_secs(3600),
+            regions: Vec::new(),
+            expect: Vec::new(),
+            silent_after: std::time::Duration::from_secs(3 * 3600),
+            endpoint_url: None,
+        }
+    }
+}
+
+impl HeartbeatConfig {
+    /// Whether the heartbeat runs with `minter`.
+    pub fn is_enabled(&self, minter: MinterKind) -> bool {
+        self.enabled
+            .unwrap_or(minter != MinterKind::Local || self.endpoint_url.is_some())
+    }
+
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let bad = |key, problem: &str| {
+            Err(ConfigError::Value {
+                key,
+                problem: problem.into(),
+            })
+        };
+        if self.interval < std::time::Duration::from_secs(1) {
+            return bad("heartbeat.interval", "must be at least 1s");
+        }
+        if self.silent_after <= self.interval {
+            return bad(
+                "heartbeat.silent_after",
+                "must be longer than heartbeat.interval",
+            );
+        }
+        for p in &self.expect {
+            if crate::services::DeliveryPath::parse(p).is_none() {
+                return bad(
+                    "heartbeat.expect",
+                    "paths are eventbridge, cloudwatch-logs, s3, safety-net or sensor",
+                );
+            }
+        }
+        for r in &self.regions {
+            if canarykeys_core::Region::parse(r).is_err() {
+                return bad("heartbeat.regions", "not an AWS region name");
+            }
+        }
+        if let Some(url) = &self.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(
+                    "heartbeat.endpoint_url",
+                    "must start with http:// or https://",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct S3PollerConfig {
@@ -96,6 +185,7 @@ pub struct S3PollerConfig {
     pub bucket: Option<String>,
     /// Where the trail writes (`AWSLogs/` unless the trail has a key prefix).
     pub prefix: String,
+    /// How often the bucket is listed for new trail files, in seconds.
     pub interval_secs: u64,
 }
 
@@ -112,6 +202,8 @@ impl Default for S3PollerConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SafetyNetConfig {
+    /// Read each decoy key's IAM "last used" date and record a hit when it moves (the net under
+    /// every other path; needs `iam:GetAccessKeyLastUsed` in the decoy accounts).
     pub enabled: bool,
     /// IAM updates last-used dates hours late; checking more often than hourly buys little.
     pub interval_secs: u64,
@@ -206,6 +298,7 @@ pub struct AlertsConfig {
     /// The first retry's delay; each later one doubles, up to `retry_max_delay`.
     #[serde(with = "humantime_serde")]
     pub retry_base_delay: std::time::Duration,
+    /// The longest delay between two retries of one delivery.
     #[serde(with = "humantime_serde")]
     pub retry_max_delay: std::time::Duration,
     /// A worker that dies mid-send loses its claim after this long; another sends again.
@@ -346,6 +439,10 @@ pub struct MinterConfig {
     pub accounts: Vec<DecoyAccountConfig>,
     /// `gateway`: the minting service.
     pub gateway: GatewayConfig,
+    /// How long each session of an `aws_session` token lasts (15m to 36h, STS's range for
+    /// `GetSessionToken`).
+    #[serde(with = "humantime_serde")]
+    pub session_duration: std::time::Duration,
 }
 
 /// One decoy account of the `iam` minter.
@@ -422,6 +519,7 @@ impl Default for MinterConfig {
             account_id: None,
             region: "us-east-1".into(),
             output: "json".into(),
+            session_duration: std::time::Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -776,6 +874,24 @@ mod tests {
             },
         ] {
             assert!(broken.check().is_err(), "{broken:?}");
+        }
+    }
+}
+
+/// Backups (`[backup]`, `CANARYKEYS_BACKUP__*`): `canarykeys backup` records when it last ran,
+/// and `doctor` warns when that is longer ago than `warn_after`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupConfig {
+    /// `canarykeys doctor` warns when no `canarykeys backup` ran for this long.
+    #[serde(with = "humantime_serde")]
+    pub warn_after: std::time::Duration,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            warn_after: std::time::Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

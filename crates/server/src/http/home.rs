@@ -126,6 +126,7 @@ async fn create(
             creds => creds_ctx(&created.token, &created.credentials, secret),
             manage_url => state.manage_url(&created.token.id, secret),
             notice => notice(&created.token),
+            refresh_secret => created.refresh_secret.as_ref().map(|r| r.expose().to_owned()),
         },
     )?;
     Ok((StatusCode::CREATED, Html(html)).into_response())

@@ -20,9 +20,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // A database that does not answer leaves the backlog out rather than the page.
+    let backlog = state.console.stream_backlog().await.unwrap_or_default();
+    let backlog: Vec<(&'static str, u64)> = backlog
+        .iter()
+        .map(|b| (b.stream.as_str(), b.pending))
+        .collect();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.ingest.metrics().render(),
+        state.ingest.metrics().render_with_streams(&backlog),
     )
 }
 

@@ -27,6 +27,8 @@ pub struct AppState {
     pub clock: crate::clock::SharedClock,
     /// Who may send an ingest body, and how many are parsed at once.
     pub ingest_admission: crate::http::extract::admission::IngestAdmission,
+    /// Proof of life: the heartbeat and each detection path's state.
+    pub heartbeat: crate::services::heartbeat::HeartbeatService,
 }
 
 impl AppState {

@@ -1,5 +1,7 @@
 //! The outbox worker: plans new alerts, then claims lanes of due deliveries, sends them and
-//! records the outcome. A lane is one token's deliveries by one channel: its rows go out one
+//! records the outcome. A lane is one token's deliveries by one channel (or the operator
+//! channel's, `[operator_alerts]`, which is never switched off, or a stream's, `[streams]`, sent
+//! in `deliver_stream.rs`): its rows go out one
 //! after another, in the order they were written, and a retry holds back the rows behind it, so
 //! a token's alerts arrive in order even after an outage. Lanes are claimed by when their heads
 //! are due, and up to 64 run at once, each on its own task (a round never waits for its
@@ -24,6 +26,11 @@ pub struct Channels {
     /// None when no SMTP server is configured.
     pub email: Option<Arc<dyn Channel>>,
     pub webhook: Arc<dyn Channel>,
+    /// The operator channel's webhooks (`[operator_alerts] webhook_url`): operator
+    /// configuration, so this one lets private addresses through.
+    pub operator_webhook: Arc<dyn Channel>,
+    /// `[streams]`: each stream's sink, sent in its own lane (`deliver_stream.rs`).
+    pub streams: crate::notify::stream::Streams,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +71,8 @@ pub struct Deliverer {
     pub wake: Arc<tokio::sync::Notify>,
     /// When cooldown windows were last looked at (unix ms).
     pub windows_checked: std::sync::atomic::AtomicI64,
+    /// Counts each stream's failed sends.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Lanes in flight at once, per worker (one send in flight per lane).
@@ -73,7 +82,7 @@ const LANES: u32 = 64;
 const PER_LANE: u32 = 128;
 /// A lane's successes are marked delivered every this many sends: a crash resends at most
 /// this many of a lane (at least once), and the commit is shared.
-const MARK_EVERY: usize = 16;
+pub(super) const MARK_EVERY: usize = 16;
 /// How long a lane keeps sending in one turn (ms), at most, before it goes back in line behind
 /// the lanes that wait: a flooded lane must not hold a slot (and `run_once`'s round) for long.
 /// Under a flood with cooldown 0, a 2 s budget put the other token's p99 at 326 ms.
@@ -98,6 +107,11 @@ impl Deliverer {
         let capped = base.min(millis(self.policy.max_delay)).max(1);
         let jitter = rand::thread_rng().gen_range(-(capped / 10)..=capped / 10);
         capped + jitter
+    }
+
+    /// How long one lane may send in a turn (ms).
+    pub(super) fn lane_budget(&self) -> i64 {
+        (millis(self.policy.lease) / 2).min(LANE_BUDGET_MS)
     }
 
     /// Plans new alerts and closes due windows, then claims up to `lanes` due lanes. Returns
@@ -161,8 +175,11 @@ impl Deliverer {
         let Some(key) = lane.first().map(|d| d.lane.clone()) else {
             return Ok(0);
         };
+        if let canarykeys_store::Lane::Stream(kind) = key {
+            return self.send_stream_lane(kind, lane, until).await;
+        }
         let started = self.clock.now_millis();
-        let budget = (millis(self.policy.lease) / 2).min(LANE_BUDGET_MS);
+        let budget = self.lane_budget();
         let mut delivered = Vec::new();
         let mut sent = 0;
         for d in lane {
@@ -236,10 +253,12 @@ impl Deliverer {
     /// are recorded here.
     async fn deliver(&self, d: DeliveryRecord) -> Result<Sent, StoreError> {
         let channel_kind = ChannelKind::parse(&d.channel);
-        let channel = match channel_kind {
-            Some(ChannelKind::Email) => self.channels.email.clone(),
-            Some(ChannelKind::Webhook) => Some(self.channels.webhook.clone()),
-            None => None,
+        let channel = match (channel_kind, &d.token_id) {
+            (Some(ChannelKind::Email), _) => self.channels.email.clone(),
+            (Some(ChannelKind::Webhook), Some(_)) => Some(self.channels.webhook.clone()),
+            (Some(ChannelKind::Webhook), None) => Some(self.channels.operator_webhook.clone()),
+            // Streams' rows are sent by their lanes (`send_stream_lane`), never one by one here.
+            (Some(ChannelKind::Stream(_)) | None, _) => None,
         };
         let (Some(kind), Some(channel)) = (channel_kind, channel) else {
             return self
@@ -248,8 +267,13 @@ impl Deliverer {
                 .await
                 .map(|()| Sent::Failed);
         };
-        let view: AlertView = match serde_json::from_str(&d.payload) {
-            Ok(v) => v,
+        // A token's alert, or (no token) an operator alert in its own schema.
+        let message = match &d.token_id {
+            Some(_) => serde_json::from_str(&d.payload).map(Message::Token),
+            None => serde_json::from_str(&d.payload).map(Message::Operator),
+        };
+        let message = match message {
+            Ok(m) => m,
             Err(e) => {
                 return self
                     .store
@@ -260,7 +284,24 @@ impl Deliverer {
         };
         // The same key on every attempt, so a receiver can drop a second copy.
         let key = format!("{}-{}", d.message_id, d.channel);
-        let outcome = channel.send(&view, &d.target, &key).await;
+        let outcome = match &message {
+            Message::Token(view) => channel.send(view, &d.target, &key).await,
+            Message::Operator(alert) => channel.send_operator(alert, &d.target, &key).await,
+        };
+        self.settle(d, kind, outcome).await
+    }
+
+    /// Records how the send of `d` (by `kind`) went, and says what that means for its lane.
+    pub(super) async fn settle(
+        &self,
+        d: DeliveryRecord,
+        kind: ChannelKind,
+        outcome: Outcome,
+    ) -> Result<Sent, StoreError> {
+        if let (ChannelKind::Stream(stream), false) = (kind, outcome == Outcome::Delivered) {
+            self.metrics
+                .add("canarykeys_stream_failures_total", stream.as_str(), 1);
+        }
         let now = self.clock.now_millis();
         let asked = match &outcome {
             Outcome::RetryAfter(_, after) => Some(*after),
@@ -290,16 +331,19 @@ impl Deliverer {
             }
             Outcome::Permanent(error) => {
                 self.store.mark_failed(&d.id, &error).await?;
-                let count = self.store.channel_result(&d.token_id, kind, true).await?;
                 tracing::error!(delivery = %d.id, channel = %d.channel, error = ?error, "alert delivery failed permanently");
+                // The operator channel is configuration: it is never switched off, and its
+                // failures show in `/healthz/detail`.
+                let Some(token) = &d.token_id else {
+                    return Ok(Sent::Failed);
+                };
+                let count = self.store.channel_result(token, kind, true).await?;
                 if count >= i64::from(self.policy.disable_after) {
                     let reason = format!(
                         "switched off after {count} permanent failures in a row; the last: {error}"
                     );
-                    self.store
-                        .disable_channel(&d.token_id, kind, &reason)
-                        .await?;
-                    tracing::error!(token = %d.token_id, channel = %d.channel, "alert channel switched off");
+                    self.store.disable_channel(token, kind, &reason).await?;
+                    tracing::error!(token = %token, channel = %d.channel, "alert channel switched off");
                 }
                 Ok(Sent::Failed)
             }
@@ -307,10 +351,16 @@ impl Deliverer {
     }
 }
 
+/// What a row carries, read from its payload.
+enum Message {
+    Token(Box<AlertView>),
+    Operator(Box<crate::notify::operator::OperatorAlert>),
+}
+
 /// How one send of a lane went, for the rest of the lane.
-enum Sent {
+pub(super) enum Sent {
     /// Sent: (id, token, channel), to be marked with the lane's other successes.
-    Delivered((String, canarykeys_core::TokenId, ChannelKind)),
+    Delivered((String, Option<canarykeys_core::TokenId>, ChannelKind)),
     /// This row will never be sent; the next may go.
     Failed,
     /// This row waits for a retry, and the rows behind it with it.

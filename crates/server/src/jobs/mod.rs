@@ -7,6 +7,7 @@
 //! sleeping until a loop comes round.
 
 pub mod deliver;
+mod deliver_stream;
 pub mod index_sync;
 pub mod quarantine;
 pub mod s3_poller;
@@ -53,6 +54,8 @@ pub struct Pruned {
     pub deliveries: u64,
     /// Audit entries older than `[access] audit_retention_days`.
     pub audit: u64,
+    /// Heartbeat receipts older than the history retention.
+    pub receipts: u64,
 }
 
 /// Every job of one server, ready to start or to run once.
@@ -75,6 +78,10 @@ pub struct Jobs {
     pub(crate) wake: (Arc<SqlStore>, Arc<tokio::sync::Notify>),
     /// The free-disk watermark, read on its own timer.
     pub(crate) disk: crate::services::disk::DiskWatch,
+    /// Proof of life: the calls and the path states.
+    pub(crate) heartbeat: crate::services::heartbeat::HeartbeatService,
+    /// The operator channel: the disk watch reports to it, and its watchdog runs here.
+    pub(crate) operator: crate::services::operator_alerts::OperatorAlerts,
 }
 
 impl Jobs {
@@ -109,6 +116,7 @@ impl Jobs {
             pruned.exposures = self.exposures.delete_before(before).await?;
             // The outbox's history goes with the hits it told about; pending rows stay.
             pruned.deliveries = self.tokens.delete_deliveries_before(before).await?;
+            pruned.receipts = self.heartbeat.delete_receipts_before(before).await?;
         }
         if self.audit_retention_days > 0 {
             let before = now - i64::from(self.audit_retention_days) * DAY_MS;
@@ -125,6 +133,7 @@ impl Jobs {
                 tombstones = pruned.tombstones,
                 deliveries = pruned.deliveries,
                 audit = pruned.audit,
+                receipts = pruned.receipts,
                 days,
                 "old history deleted (history and audit retention, late-event window)"
             );
@@ -156,13 +165,35 @@ impl Jobs {
         Ok(())
     }
 
-    /// Reads the free disk now (as the timer does every 10 s); `None` when the watch is off.
+    /// One heartbeat tick: the calls whose slot this replica takes, then every path judged
+    /// and reported to the operator channel.
+    pub async fn heartbeat_once(
+        &self,
+    ) -> anyhow::Result<(
+        crate::services::heartbeat::BeatReport,
+        Vec<crate::services::heartbeat::PathStatus>,
+    )> {
+        let beat = self.heartbeat.beat_once().await;
+        // The paths are judged even when a call failed: that is when they matter most.
+        let paths = self.heartbeat.evaluate().await?;
+        Ok((beat?, paths))
+    }
+
+    /// Reads the free disk now (as the timer does every 10 s) and reports it to the operator
+    /// channel; `None` when the watch is off.
     pub async fn disk_once(&self) -> Option<crate::services::disk::DiskHealth> {
-        let disk = self.disk.clone();
-        tokio::task::spawn_blocking(move || disk.check())
-            .await
-            .ok()
-            .flatten()
+        self.disk.check_and_report(&self.operator).await
+    }
+
+    /// The operator channel, for producers outside the jobs (the heartbeat) and tests.
+    pub fn operator_alerts(&self) -> &crate::services::operator_alerts::OperatorAlerts {
+        &self.operator
+    }
+
+    /// The operator watchdog's turn: queues `"type": "alive"` if this interval's is due and no
+    /// replica queued it yet. Returns whether this call did.
+    pub async fn alive_once(&self) -> anyhow::Result<bool> {
+        Ok(self.operator.alive_once().await?)
     }
 
     /// Spawns every loop; abort the handles to stop them.
@@ -177,7 +208,8 @@ impl Jobs {
                 self.wake.0.clone(),
                 self.index.clone(),
             )),
-            tokio::spawn(self.disk.clone().run_forever()),
+            tokio::spawn(self.disk.clone().run_forever(self.operator.clone())),
+            tokio::spawn(self.operator.clone().run_alive_forever()),
         ];
         let jobs = self.clone();
         handles.push(every("expiry", Duration::from_secs(60), move || {
@@ -200,6 +232,18 @@ impl Jobs {
                 async move { jobs.retention_once().await.map(drop) }
             },
         ));
+        if self.heartbeat.settings().enabled {
+            let jobs = self.clone();
+            let interval = self.heartbeat.settings().interval;
+            handles.push(every("heartbeat", interval, move || {
+                let jobs = jobs.clone();
+                async move {
+                    let (report, _) = jobs.heartbeat_once().await?;
+                    tracing::debug!(?report, "heartbeat round");
+                    Ok(())
+                }
+            }));
+        }
         if let Some((poller, interval)) = self.pollers.s3.clone() {
             handles.push(every("s3-poller", interval, move || {
                 let poller = poller.clone();
@@ -231,6 +275,7 @@ pub async fn pollers(
     ingest: &IngestService,
     exposures: &crate::services::ExposureService,
     clock: &SharedClock,
+    operator_alerts: &crate::services::operator_alerts::OperatorAlerts,
 ) -> Pollers {
     let d = &config.detection;
     if d.s3.bucket.is_none() && !d.safety_net.enabled {
@@ -280,6 +325,7 @@ pub async fn pollers(
             ingest: ingest.clone(),
             exposures: exposures.clone(),
             clock: clock.clone(),
+            operator_alerts: operator_alerts.clone(),
         };
         jobs.safety_net = Some((
             Arc::new(net),

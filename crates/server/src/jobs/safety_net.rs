@@ -6,7 +6,9 @@
 //! Every key is checked every round: an error is counted against the key's account and the round
 //! goes on. Each account is asked with its own credentials (the role of its
 //! `[[minter.accounts]]` entry, as the `iam` minter reaches it); other accounts with the `[aws]`
-//! credentials. Each round's per-account outcome is stored for `/healthz/detail` and the console.
+//! credentials. Each round's per-account outcome is stored for `/healthz/detail` and the console,
+//! and reported to the operator channel, which alerts when an account starts failing and when
+//! it recovers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use canarykeys_store::{Store, TokenRecord};
 use serde_json::json;
 
 use crate::services::detection_health::{AccountCheck, SafetyNetHealth};
+use crate::services::operator_alerts::Condition;
 use crate::services::{DeliveryPath, IngestService};
 
 pub const NOTE: &str = "used through a call CloudTrail did not log (seen by IAM's last-used date)";
@@ -35,6 +38,9 @@ pub struct SafetyNet {
     /// Records AWS's quarantine policy on a decoy user as an exposure (`quarantine.rs`).
     pub exposures: crate::services::ExposureService,
     pub clock: crate::clock::SharedClock,
+    /// Told each account's outcome: it alerts when an account's checks start failing and when
+    /// they work again.
+    pub operator_alerts: crate::services::operator_alerts::OperatorAlerts,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -100,11 +106,30 @@ impl SafetyNet {
                 tracing::warn!(token = %token.id, account = %token.account_id, error = format!("{e:#}"), "safety net cannot check key");
             }
         }
+        // The heartbeat keys too: a move of their date is the safety net's own receipt.
+        if let Err(e) = self.check_heartbeats().await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "safety net cannot check the heartbeat keys"
+            );
+        }
         let health = SafetyNetHealth {
             checked_at: self.clock.now_millis(),
             accounts: accounts.into_values().collect(),
         };
         crate::services::detection_health::store_safety_net(self.store.as_ref(), &health).await?;
+        for account in &health.accounts {
+            let condition = Condition::SafetyNet {
+                account_id: account.account_id.clone(),
+                error: account.last_error.clone().filter(|_| account.errors > 0),
+            };
+            if let Err(e) = self.operator_alerts.report(condition).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot report the safety net to the operator channel"
+                );
+            }
+        }
         Ok(report)
     }
 
@@ -141,7 +166,7 @@ impl SafetyNet {
             let outcome = self
                 .ingest
                 .record(
-                    &[record(token, &used)],
+                    &[token_record(token, &used)],
                     DeliveryPath::SafetyNet,
                     Some(NOTE),
                     false,
@@ -158,19 +183,71 @@ impl SafetyNet {
     }
 }
 
+impl SafetyNet {
+    /// Asks IAM for each live heartbeat key's last use; a new date goes through the pipeline,
+    /// which stores it as the safety-net path's receipt (never a hit).
+    async fn check_heartbeats(&self) -> anyhow::Result<()> {
+        for key in self.store.heartbeat_keys().await? {
+            if key.retired_at.is_some() {
+                continue;
+            }
+            let used = match self
+                .usage_for(&key.account_id)
+                .last_used(&key.access_key_id)
+                .await
+            {
+                Ok(Some(used)) => used,
+                Ok(None) | Err(AwsError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let seen_key = format!("safety_net:last_used:{}", key.access_key_id);
+            let seen: Option<i64> = self
+                .store
+                .get_setting(&seen_key)
+                .await?
+                .and_then(|v| v.parse().ok());
+            if seen.is_some_and(|s| used.at_millis <= s) {
+                continue;
+            }
+            let ids = (
+                key.access_key_id.to_string(),
+                key.username.to_string(),
+                key.account_id.to_string(),
+            );
+            self.ingest
+                .record(&[record(ids, &used)], DeliveryPath::SafetyNet, None, false)
+                .await?;
+            self.store
+                .put_setting(&seen_key, &used.at_millis.to_string())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// A CloudTrail-shaped record of what IAM reports, so the hit takes the one pipeline.
-fn record(token: &TokenRecord, used: &LastUsed) -> Record {
+fn token_record(token: &TokenRecord, used: &LastUsed) -> Record {
+    let ids = (
+        token.access_key_id.to_string(),
+        token.username.to_string(),
+        token.account_id.to_string(),
+    );
+    record(ids, used)
+}
+
+/// As `token_record`, for a key, user and account.
+fn record((key, user, account): (String, String, String), used: &LastUsed) -> Record {
     let service = used.service.clone().unwrap_or_else(|| "unknown".into());
     let raw = json!({
         "source": "iam:GetAccessKeyLastUsed",
-        "accessKeyId": token.access_key_id.as_str(),
-        "userName": token.username.as_str(),
+        "accessKeyId": key,
+        "userName": user,
         "lastUsedDate": crate::render::rfc3339(used.at_millis),
         "serviceName": used.service,
         "region": used.region,
     });
     Record {
-        event_id: format!("safety-net:{}:{}", token.access_key_id, used.at_millis),
+        event_id: format!("safety-net:{key}:{}", used.at_millis),
         event_time: Some(used.at_millis),
         fallbacks: Vec::new(),
         event_name: "(call not logged by CloudTrail)".into(),
@@ -180,12 +257,12 @@ fn record(token: &TokenRecord, used: &LastUsed) -> Record {
         user_agent: None,
         error_code: None,
         error_message: None,
-        recipient_account_id: Some(token.account_id.to_string()),
+        recipient_account_id: Some(account.clone()),
         identity: Identity {
             kind: Some("IAMUser".into()),
-            access_key_id: Some(token.access_key_id.to_string()),
-            user_name: Some(token.username.to_string()),
-            account_id: Some(token.account_id.to_string()),
+            access_key_id: Some(key),
+            user_name: Some(user),
+            account_id: Some(account),
             arn: None,
             principal_id: None,
         },

@@ -1,7 +1,10 @@
-//! Notification channels: what an alert says (`AlertView`), and the channels that say it
-//! (email, webhooks). The outbox worker (`jobs::deliver`) decides when; channels only send.
+//! Notification channels: what an alert says (`AlertView`, and `operator::OperatorAlert` for
+//! alerts about the system), and the channels that say it (email, webhooks). The outbox worker
+//! (`jobs::deliver`) decides when; channels only send.
 
 pub mod email;
+pub mod operator;
+pub mod stream;
 pub mod webhook;
 
 use async_trait::async_trait;
@@ -138,4 +141,16 @@ pub enum Outcome {
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
     async fn send(&self, alert: &AlertView, target: &str, idempotency_key: &str) -> Outcome;
+
+    /// Sends an operator alert (`[operator_alerts]`) to `target`. Channels that have no
+    /// operator format refuse it.
+    async fn send_operator(
+        &self,
+        alert: &operator::OperatorAlert,
+        target: &str,
+        idempotency_key: &str,
+    ) -> Outcome {
+        let _ = (alert, target, idempotency_key);
+        Outcome::Permanent("this channel cannot send operator alerts".into())
+    }
 }

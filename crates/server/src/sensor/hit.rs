@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use crate::services::sensor::KeyHolder;
 use axum::http::request::Parts;
 use canarykeys_core::cloudtrail::{Identity, Record};
-use canarykeys_store::TokenRecord;
 use serde_json::{json, Value};
 use sha2::Digest;
 use url::form_urlencoded;
@@ -85,7 +85,7 @@ pub fn request_id(s3: bool) -> String {
 
 /// The IAM user id (`AIDA…`, 21 characters) AWS would report for the token's user: stable per
 /// token, and derived by a hash so it reveals nothing about the token id.
-pub fn user_id(token: &TokenRecord) -> String {
+pub fn user_id(token: &KeyHolder) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let digest = sha2::Sha256::digest(format!("canarykeys-sensor-user-id:{}", token.id).as_bytes());
     let tail: String = digest
@@ -105,7 +105,7 @@ pub struct Context<'a> {
     pub parts: &'a Parts,
     pub peer: SocketAddr,
     pub key_id: &'a str,
-    pub token: &'a TokenRecord,
+    pub token: &'a KeyHolder,
     pub caller: &'a Caller,
     pub request_id: &'a str,
     pub verdict: Verdict,

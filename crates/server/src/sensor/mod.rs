@@ -21,11 +21,10 @@ use axum::http::Method;
 use axum::response::Response;
 use axum::Router;
 use canarykeys_core::sensor::{freshness, protocol, sigv4};
-use canarykeys_store::TokenRecord;
 use tokio::net::TcpListener;
 
 use crate::config::{ListenersConfig, SensorConfig};
-use crate::services::sensor::{Examined, Observed, SensorService, SignedCall};
+use crate::services::sensor::{Examined, KeyHolder, Observed, SensorService, SignedCall};
 use crate::{Services, StartError};
 use freshness::Stale;
 use hit::Verdict;
@@ -69,6 +68,7 @@ impl Sensor {
                 services.ingest.clone(),
                 services.clock.clone(),
             )
+            .with_heartbeat(services.heartbeat.clone())
             .with_deadline(request_timeout),
             max_body_bytes: config.max_body_bytes,
             body_timeout: limits.request_timeout,
@@ -166,6 +166,17 @@ async fn handle(
     }
 }
 
+/// The session token a request carries: the `X-Amz-Security-Token` header, or the query
+/// parameter of a presigned URL.
+fn security_token(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts.headers.get("x-amz-security-token") {
+        return v.to_str().ok().map(str::to_owned);
+    }
+    url::form_urlencoded::parse(parts.uri.query()?.as_bytes())
+        .find(|(k, _)| k == "X-Amz-Security-Token")
+        .map(|(_, v)| v.into_owned())
+}
+
 /// One parsed request, for `SensorService::observe`.
 struct SensorRequest<'a> {
     parts: &'a Parts,
@@ -186,6 +197,20 @@ struct Checked {
     /// A presigned URL asking for more than a week (refused before anything else, as by S3).
     expires_too_long: bool,
     verdict: Verdict,
+    session: SessionState,
+}
+
+/// A session key's request, as its session token and expiry judge it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionState {
+    /// A token's own key: no session to judge.
+    None,
+    Valid,
+    /// Signed right, after the session's expiry: AWS answers `ExpiredToken`.
+    Expired,
+    /// The request's session token is missing or not the session's: AWS answers as to an
+    /// unknown key.
+    BadToken,
 }
 
 impl Checked {
@@ -198,6 +223,12 @@ impl Checked {
             (Some(stale), _) => Outcome::Stale(stale),
             // Only a verified signature earns an answer that names the identity. A bad one, or
             // one we could not check, gets AWS's answer to a bad signature.
+            (None, Verdict::Verified) if self.session == SessionState::Expired => {
+                Outcome::ExpiredToken
+            }
+            (None, Verdict::Verified) if self.session == SessionState::BadToken => {
+                Outcome::UnknownKey
+            }
             (None, Verdict::Verified) => {
                 if service == "sts" && call.operation == "GetCallerIdentity" {
                     Outcome::Identity(&self.caller)
@@ -226,7 +257,7 @@ impl SignedCall for SensorRequest<'_> {
 
     fn examine(
         &self,
-        token: &TokenRecord,
+        token: &KeyHolder,
         secret: Option<&str>,
         now_millis: i64,
     ) -> Examined<Checked> {
@@ -249,11 +280,20 @@ impl SignedCall for SensorRequest<'_> {
         };
         let now =
             SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_millis).unwrap_or(0));
+        let session = match &token.session {
+            None => SessionState::None,
+            Some(s) if !security_token(self.parts).is_some_and(|t| s.token.matches(&t)) => {
+                SessionState::BadToken
+            }
+            Some(s) if now_millis >= s.expires_at => SessionState::Expired,
+            Some(_) => SessionState::Valid,
+        };
         let checked = Checked {
             stale: freshness::check(self.claim, now),
             expires_too_long: freshness::expires_too_long(self.claim),
             caller,
             verdict,
+            session,
         };
         let error = respond::error(self.call, &checked.outcome(self.service, self.call));
         let record = hit::record(
@@ -279,6 +319,15 @@ impl SignedCall for SensorRequest<'_> {
             ),
             Some(s) => format!("{}; {}", s.note(), verdict.note()),
             None => verdict.note().to_owned(),
+        };
+        let note = match checked.session {
+            SessionState::None | SessionState::Valid => note,
+            SessionState::Expired => {
+                format!("session expired (answered ExpiredToken); {note}")
+            }
+            SessionState::BadToken => {
+                format!("session token missing or wrong (answered as an invalid token); {note}")
+            }
         };
         Examined {
             record,

@@ -31,6 +31,8 @@ pub enum Outcome<'a> {
     ExpiresTooLong,
     /// A replayed or expired request: dated too far from now, or a presigned URL past its expiry.
     Stale(&'a Stale),
+    /// A session key's request after the session expired.
+    ExpiredToken,
     UnknownKey,
     Unsigned,
     Internal,
@@ -47,6 +49,7 @@ const SIGNATURE: &str = "The request signature we calculated does not match the 
      provided. Check your AWS Secret Access Key and signing method. Consult the service \
      documentation for details.";
 const BAD_TOKEN: &str = "The security token included in the request is invalid.";
+const EXPIRED_TOKEN: &str = "The security token included in the request is expired";
 
 /// The error for an outcome, or `None` for a success.
 pub fn error(call: &Call, outcome: &Outcome<'_>) -> Option<AwsError> {
@@ -100,6 +103,12 @@ pub fn error(call: &Call, outcome: &Outcome<'_>) -> Option<AwsError> {
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
         ),
+        // Each protocol's words for a session past its expiry.
+        (Outcome::ExpiredToken, S3) => e(400, "ExpiredToken", "The provided token has expired."),
+        (Outcome::ExpiredToken, Ec2) => e(400, "RequestExpired", "Request has expired."),
+        (Outcome::ExpiredToken, Json) => e(400, "ExpiredTokenException", EXPIRED_TOKEN),
+        (Outcome::ExpiredToken, RestJson) => e(403, "ExpiredTokenException", EXPIRED_TOKEN),
+        (Outcome::ExpiredToken, Query) => e(403, "ExpiredToken", EXPIRED_TOKEN),
         // S3's answer (400); the other protocols get the same code in their own format.
         (Outcome::ExpiresTooLong, _) => e(
             400,

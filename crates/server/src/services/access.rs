@@ -35,6 +35,8 @@ pub struct AccessService {
     clock: SharedClock,
     /// Under the free-disk watermark an API key's last-used time is not written.
     disk: super::disk::DiskWatch,
+    /// `[streams]` that take audit entries get each one in its transaction.
+    streams: super::streams::StreamRouting,
 }
 
 impl AccessService {
@@ -52,7 +54,14 @@ impl AccessService {
             trusted_proxies: cfg.proxy_nets().unwrap_or_default().into(),
             clock: SystemClock::shared(),
             disk: super::disk::DiskWatch::off(),
+            streams: Default::default(),
         }
+    }
+
+    /// Streams audit entries (`[streams.*] include = ["audit"]`).
+    pub fn with_streams(mut self, streams: super::streams::StreamRouting) -> Self {
+        self.streams = streams;
+        self
     }
 
     /// Stamps sessions, keys and audit entries by `clock` instead of the wall clock.
@@ -180,10 +189,9 @@ impl AccessService {
             .await
             .ok_or(AccessError::Busy)?;
         if !good {
-            let until = now + LOCK_MILLIS;
             let locked = self
                 .store
-                .record_login_failure(&op.id, LOCK_AFTER, until)
+                .record_login_failure(&op.id, now, &login_backoff)
                 .await?;
             self.audit(
                 &Actor::Operator(op.name.clone()),
@@ -197,7 +205,7 @@ impl AccessService {
                     &Actor::System,
                     AuditAction::OperatorLockout,
                     &op.name,
-                    "15 minutes, except from addresses it has signed in from",
+                    "backs off (30 s, doubling to 15 minutes), except from addresses it has signed in from",
                 )
                 .await;
                 return Err(AccessError::Locked);
@@ -471,7 +479,17 @@ impl AccessService {
     /// logged by `TokenService`, in the change's own transaction.
     pub async fn audit(&self, actor: &Actor, action: AuditAction, target: &str, details: &str) {
         let entry = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
-        if let Err(e) = self.store.insert_audit(&entry).await {
+        let rows = self.streams.audit_rows(&entry, entry.at);
+        // Without an audit stream, the one insert of before (sign-in floods write many).
+        let written = if rows.is_empty() {
+            self.store.insert_audit(&entry).await
+        } else {
+            self.store
+                .write_audited_alerting(AuditedWrite::Nothing, &entry, &rows)
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = written {
             tracing::error!(error = %e, action = action.as_str(), "could not write the audit log");
         }
     }
@@ -486,7 +504,10 @@ impl AccessService {
         details: &str,
     ) -> Result<bool, StoreError> {
         let entry = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
-        self.store.write_audited(write, &entry).await
+        let rows = self.streams.audit_rows(&entry, entry.at);
+        self.store
+            .write_audited_alerting(write, &entry, &rows)
+            .await
     }
 
     pub async fn list_audit(&self, limit: u32, offset: u32) -> Vec<AuditEntry> {

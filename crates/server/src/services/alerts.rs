@@ -33,6 +33,8 @@ pub struct AlertService {
     email_configured: bool,
     /// Tells a use before a token's end from a use of a retired key.
     late: LateEvents,
+    /// `[streams]`: the operator's sinks that get every alert too.
+    streams: crate::services::streams::StreamRouting,
 }
 
 /// Parses one ignore-list entry: an address or a CIDR range.
@@ -140,7 +142,33 @@ impl AlertService {
             cooldown_ms,
             email_configured,
             late: LateEvents::default(),
+            streams: Default::default(),
         }
+    }
+
+    /// Streams the alerts too (`[streams]`).
+    pub fn with_streams(mut self, streams: crate::services::streams::StreamRouting) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// The rows of an alert: the token's own channels (`deliveries`), then the streams that
+    /// take it.
+    pub async fn all_deliveries(
+        &self,
+        token: &TokenRecord,
+        view: &AlertView,
+        now: i64,
+    ) -> Result<Vec<NewDelivery>, StoreError> {
+        let mut rows = self.deliveries(token, view, now);
+        if !self.streams.is_empty() {
+            let made = self
+                .streams
+                .operator_made(self.store.as_ref(), &token.id)
+                .await?;
+            rows.extend(self.streams.alert_rows(view, made, now));
+        }
+        Ok(rows)
     }
 
     /// The server's public address, for links in messages.
@@ -217,7 +245,7 @@ impl AlertService {
             out.push(NewDelivery {
                 // Ordered: a token's deliveries planned in one round keep their order.
                 id: ids::sequential_id(),
-                token_id: token.id.clone(),
+                token_id: Some(token.id.clone()),
                 message_id: view.alert_id.clone(),
                 kind: kind.to_owned(),
                 channel,
@@ -254,6 +282,8 @@ impl AlertService {
         // the token's later alerts in the round are grouped exactly as one by one. A deleted
         // token's copy still alerts, saying it is gone.
         let mut tokens: HashMap<TokenId, Option<AlertToken>> = HashMap::new();
+        // Whose each token is, asked once per round and only when a stream needs to know.
+        let mut made: HashMap<TokenId, bool> = HashMap::new();
         let mut plans = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let id = &alert.hit.token_id;
@@ -266,10 +296,9 @@ impl AlertService {
             let gone = end.is_some();
             let plan = if let Some(reason) = ignored(token, &alert.hit.source_ip) {
                 AlertPlan::Ignore { reason }
-            } else if !gone
-                && self.cooldown_ms > 0
-                && token.alerting.cooldown_until.is_some_and(|u| u > now)
-            {
+            } else if !gone && token.alerting.cooldown_until.is_some_and(|u| u > now) {
+                // An open window: the cooldown's, or an expected-use window held until a
+                // confirm (open whatever the cooldown is, even none).
                 AlertPlan::Group(WindowHit::from(&alert.hit))
             } else {
                 let mut view = self.view(AlertKind::Hit, &alert.alert_id, token, &alert.hit);
@@ -281,8 +310,23 @@ impl AlertService {
                 if cooldown_until.is_some() {
                     token.alerting.cooldown_until = cooldown_until;
                 }
+                let mut deliveries = self.deliveries(token, &view, now);
+                if !self.streams.is_empty() {
+                    let by_operator = match made.get(&token.id) {
+                        Some(m) => *m,
+                        None => {
+                            let m = self
+                                .streams
+                                .operator_made(self.store.as_ref(), &token.id)
+                                .await?;
+                            made.insert(token.id.clone(), m);
+                            m
+                        }
+                    };
+                    deliveries.extend(self.streams.alert_rows(&view, by_operator, now));
+                }
                 AlertPlan::Send {
-                    deliveries: self.deliveries(token, &view, now),
+                    deliveries,
                     cooldown_until,
                 }
             };
@@ -307,7 +351,7 @@ impl AlertService {
             // A window gathers only a live token's hits: its summary is of uses before the end.
             let mut view = self.summary_view(&window, &token);
             Self::mark_gone(&mut view, end, false);
-            let deliveries = self.deliveries(&token, &view, now);
+            let deliveries = self.all_deliveries(&token, &view, now).await?;
             let next = (self.cooldown_ms > 0 && end.is_none()).then_some(now + self.cooldown_ms);
             // False when another replica summarized this window first, or a hit joined it
             // since it was read (the next round sends it, counted).

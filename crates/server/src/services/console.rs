@@ -29,8 +29,10 @@ pub struct Overview {
     /// Hits per day (days since the epoch) from `since_day`.
     pub per_day: Vec<(i64, u64)>,
     pub paths: Vec<PathHealth>,
-    /// Each channel's deliveries of the last 24 h.
+    /// Each channel's deliveries of the last 24 h (streams are the `stream:<type>` ones).
     pub channels: Vec<ChannelHealth>,
+    /// Each stream's waiting rows, and the error of the send being retried.
+    pub streams: Vec<canarykeys_store::StreamBacklog>,
 }
 
 impl ConsoleService {
@@ -127,6 +129,14 @@ impl ConsoleService {
             per_day: self.store.all_hits_per_day(since_day).await?,
             paths: self.store.path_health().await?,
             channels: self.store.channel_health(now - DAY_MS).await?,
+            streams: self.store.stream_backlog().await?,
         })
+    }
+
+    /// Each stream's waiting rows (for `/metrics`).
+    pub async fn stream_backlog(
+        &self,
+    ) -> Result<Vec<canarykeys_store::StreamBacklog>, ServiceError> {
+        Ok(self.store.stream_backlog().await?)
     }
 }

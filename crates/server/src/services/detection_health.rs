@@ -49,6 +49,10 @@ pub struct HealthDetail {
     /// PostgreSQL or when it is off. Read from memory: this answer writes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<super::disk::DiskHealth>,
+    /// The operator channel (`[operator_alerts]`): the watchdog's last `alive`, and operator
+    /// deliveries pending or given up on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<super::operator_alerts::OperatorHealth>,
 }
 
 pub(crate) async fn store_safety_net(
@@ -76,6 +80,7 @@ impl IngestService {
             status: if degraded { "degraded" } else { "ok" }.into(),
             safety_net,
             disk,
+            operator: self.operator_alerts().health().await?,
         })
     }
 }

@@ -8,8 +8,8 @@
 //! Free space is read with `statvfs` on a timer (`jobs`, every [`CHECK_EVERY`]) and kept in
 //! memory: the hot path reads an atomic, never the filesystem. The condition is reported by
 //! `/healthz/detail`, the `canarykeys_disk_*` gauges and an error log line, none of which writes
-//! to the disk. The operator alert channel belongs to the proof-of-life issue; whichever lands
-//! second also sends this warning there. On PostgreSQL the watch is off: the database's own
+//! to the disk, and by the operator channel (`[operator_alerts]`), once when the disk goes low and
+//! once when it recovers. On PostgreSQL the watch is off: the database's own
 //! errors (disk full, 53100) stand in, and the data directory holds only the sealing key.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
+use crate::services::operator_alerts::{Condition, OperatorAlerts};
 
 /// How often the timer reads the free space.
 pub const CHECK_EVERY: Duration = Duration::from_secs(10);
@@ -202,17 +203,39 @@ impl DiskWatch {
         })
     }
 
-    /// The timer: a check every [`CHECK_EVERY`], off the async threads (a hung filesystem must
-    /// not stall a worker).
-    pub async fn run_forever(self) {
+    /// Checks off the async threads (a hung filesystem must not stall a worker), then tells
+    /// the operator channel the state; it alerts when the disk goes low and when it recovers,
+    /// never while a state holds.
+    pub async fn check_and_report(&self, operator: &OperatorAlerts) -> Option<DiskHealth> {
+        let watch = self.clone();
+        let health = tokio::task::spawn_blocking(move || watch.check())
+            .await
+            .ok()
+            .flatten()?;
+        if health.error.is_none() {
+            let condition = Condition::Disk {
+                low: health.low,
+                free_bytes: health.free_bytes,
+            };
+            if let Err(e) = operator.report(condition).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "cannot report the disk to the operator channel"
+                );
+            }
+        }
+        Some(health)
+    }
+
+    /// The timer: a check every [`CHECK_EVERY`], reported to the operator channel.
+    pub async fn run_forever(self, operator: OperatorAlerts) {
         if self.inner.is_none() {
             return;
         }
         let mut tick = tokio::time::interval(CHECK_EVERY);
         loop {
             tick.tick().await;
-            let watch = self.clone();
-            let _ = tokio::task::spawn_blocking(move || watch.check()).await;
+            self.check_and_report(&operator).await;
         }
     }
 }

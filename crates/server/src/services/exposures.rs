@@ -217,7 +217,10 @@ impl ExposureService {
         record: &ExposureRecord,
     ) -> Result<ExposureOutcome, StoreError> {
         let view = self.view(token, record);
-        let deliveries = self.alerts.deliveries(token, &view, record.first_seen);
+        let deliveries = self
+            .alerts
+            .all_deliveries(token, &view, record.first_seen)
+            .await?;
         let outcome = self.store.record_exposure(record, &deliveries).await?;
         let source = record.source.as_str();
         if outcome == ExposureOutcome::New {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use canarykeys_core::cloudtrail::{self, Format, Limits, ParseError, Record, Skip};
 use canarykeys_core::TokenId;
 use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
-use canarykeys_store::{HitRecord, Store, StoreError};
+use canarykeys_store::{HitRecord, Receipt, Store, StoreError};
 
 use super::key_index::{KeyIndex, LateEvents, Match};
 use serde::Serialize;
@@ -95,12 +95,23 @@ pub struct IngestReport {
     /// `[detection] clock_skew`), or with no usable time, as this server's key index knew the
     /// token's end. Stored and alerted as such; someone still holds the key.
     pub retired: usize,
+    /// Records of heartbeat keys: stored as receipts of the path, never as hits.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub heartbeats: usize,
+    /// The server's own `GetSessionToken` calls issuing session decoys: noted with the session,
+    /// never hits.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub session_issues: usize,
     /// AWS Health events, when the input was Health events rather than CloudTrail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::services::HealthReport>,
 }
 
 const MAX_SKIP_REASONS: usize = 20;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{0}")]
@@ -127,6 +138,8 @@ pub struct IngestService {
     window_log: Arc<window_log::WindowLog>,
     /// The free-disk watermark: under it, hits are stored without their raw record.
     disk: super::disk::DiskWatch,
+    /// The operator channel, whose state `/healthz/detail` shows.
+    operator: super::operator_alerts::OperatorAlerts,
 }
 
 impl IngestService {
@@ -146,6 +159,7 @@ impl IngestService {
             late: LateEvents::default(),
             window_log: Arc::default(),
             disk: super::disk::DiskWatch::off(),
+            operator: Default::default(),
         }
     }
 
@@ -157,6 +171,19 @@ impl IngestService {
 
     pub fn disk(&self) -> &super::disk::DiskWatch {
         &self.disk
+    }
+
+    /// Shows the operator channel's state in `/healthz/detail`.
+    pub fn with_operator_alerts(
+        mut self,
+        operator: super::operator_alerts::OperatorAlerts,
+    ) -> Self {
+        self.operator = operator;
+        self
+    }
+
+    pub(crate) fn operator_alerts(&self) -> &super::operator_alerts::OperatorAlerts {
+        &self.operator
     }
 
     /// Recognises AWS Health events in ingest input and records them as exposures.
@@ -238,6 +265,8 @@ impl IngestService {
         report.new_hits = outcome.new_hits;
         report.duplicates = outcome.duplicates;
         report.retired = outcome.retired;
+        report.heartbeats = outcome.heartbeats;
+        report.session_issues = outcome.session_issues;
         Ok(report)
     }
 
@@ -262,7 +291,35 @@ impl IngestService {
             records: records.len(),
             ..Default::default()
         };
+        let mut receipts = Vec::new();
         for record in records {
+            // A heartbeat's event is proof that this path delivers: a receipt, never a hit.
+            if let Some(account) = self.heartbeat_account(record).await? {
+                receipts.push(Receipt {
+                    account_id: account.to_string(),
+                    region: receipt_region(record.aws_region.as_deref()),
+                    path: path.as_str().to_owned(),
+                    event_id: record.event_id.clone(),
+                    event_time: record.event_time.unwrap_or(received_at),
+                    received_at,
+                });
+                continue;
+            }
+            // The server's own GetSessionToken (issuing a decoy session) is no use of the decoy:
+            // recorded with its session, never a hit.
+            if let Some(issued) = canarykeys_core::session::issued_session_key(record) {
+                let ours = if dry_run {
+                    self.store.find_token_session(&issued).await?.is_some()
+                } else {
+                    self.store
+                        .note_session_issue(&issued, &record.event_id)
+                        .await?
+                };
+                if ours {
+                    report.session_issues += 1;
+                    continue;
+                }
+            }
             match self.match_record(record, &mut misses).await? {
                 Some(m) => {
                     if m.died_at
@@ -281,6 +338,13 @@ impl IngestService {
             }
         }
         report.matched = hits.len();
+        report.heartbeats = receipts.len();
+        if !dry_run && !receipts.is_empty() {
+            let new = self.full_is_low(self.store.record_receipts(&receipts).await)?;
+            for (r, _) in receipts.iter().zip(new).filter(|(_, n)| *n) {
+                self.metrics.observe_latency(r.latency_ms());
+            }
+        }
         if !dry_run && !hits.is_empty() {
             let (
                 Stored {
@@ -378,6 +442,26 @@ impl IngestService {
         result
     }
 
+    /// The account of the record's key when it is a heartbeat key.
+    async fn heartbeat_account(&self, r: &Record) -> Result<Option<AccountId>, StoreError> {
+        let Some(key) = r
+            .identity
+            .access_key_id
+            .as_deref()
+            .and_then(|k| AccessKeyId::parse(k).ok())
+        else {
+            return Ok(None);
+        };
+        match &self.index {
+            Some(index) => index.heartbeat(&*self.store, &key).await,
+            None => Ok(self
+                .store
+                .find_heartbeat_key(&key)
+                .await?
+                .map(|k| k.account_id)),
+        }
+    }
+
     /// The key id is the join key; events that name only the user (temporary credentials made
     /// from a decoy key) match by account and user name.
     async fn match_record(
@@ -393,6 +477,12 @@ impl IngestService {
         {
             if let Some(token) = self.by_key(&key, misses).await? {
                 return Ok(Some(token));
+            }
+            // Any session key ever issued for a session decoy is its token's, expired or not.
+            if key.is_session() {
+                if let Some(token) = self.by_session(&key, misses).await? {
+                    return Ok(Some(token));
+                }
             }
         }
         let account = r
@@ -433,6 +523,30 @@ impl IngestService {
             token: e.token_id,
             died_at: e.died_at,
         }))
+    }
+
+    /// The token a session key was issued for. The index does not hold session keys: one
+    /// primary-key read per session key a batch names (STS may issue ids that do not encode
+    /// the account, so the account cannot gate it).
+    async fn by_session(
+        &self,
+        key: &AccessKeyId,
+        misses: &mut HashSet<String>,
+    ) -> Result<Option<Match>, StoreError> {
+        let miss = format!("s:{key}");
+        if misses.contains(&miss) {
+            return Ok(None);
+        }
+        let Some(session) = self.store.find_token_session(key).await? else {
+            misses.insert(miss);
+            return Ok(None);
+        };
+        // Its token's fate (live, or a tombstone) is the token key's.
+        let token = self.store.get_token(&session.token_id).await?;
+        match token {
+            Some(t) => self.by_key(&t.access_key_id, misses).await,
+            None => Ok(None),
+        }
     }
 
     async fn by_key(
@@ -495,5 +609,25 @@ fn hit_from(
         note: hit_note(note, &r.fallbacks),
         suppressed: None,
         raw: r.raw.compact(),
+    }
+}
+
+/// A receipt's region, from the record's `awsRegion`: a region name or `unknown`. The record is
+/// input; what it names reaches `/metrics` labels, the console and `doctor`'s terminal table.
+fn receipt_region(raw: Option<&str>) -> String {
+    raw.and_then(|r| canarykeys_core::Region::parse(r).ok())
+        .map_or_else(|| "unknown".to_owned(), |r| r.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod receipt_region_tests {
+    #[test]
+    fn a_receipts_region_is_a_region_name_or_unknown() {
+        assert_eq!(super::receipt_region(Some("eu-west-1")), "eu-west-1");
+        assert_eq!(super::receipt_region(None), "unknown");
+        assert_eq!(
+            super::receipt_region(Some("us-east-1\u{1b}[2J\"} 1")),
+            "unknown"
+        );
     }
 }

@@ -14,13 +14,17 @@
 //! table, which the CLI's changes move). Until a change arrives, a miss for a key or user in one
 //! of OUR decoy accounts is still looked up in the database, and found entries join the index;
 //! the decoy accounts are those configured plus those of every token in the database, so a
-//! replica whose config lacks an account still matches that account's tokens.
+//! replica whose config lacks an account still matches that account's tokens. A whole re-read
+//! may run beside those changes (a prune's, a reconnect's): changes made while it reads are
+//! journalled and replayed over what it read, so its older snapshot never erases them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
-use canarykeys_store::{KeyEntry, KeyLookup, Store, StoreError, TokenChange, TokenRecord};
+use canarykeys_store::{
+    HeartbeatKey, KeyEntry, KeyLookup, Store, StoreError, TokenChange, TokenRecord,
+};
 
 use crate::clock::SharedClock;
 
@@ -64,6 +68,26 @@ struct Maps {
     by_user: HashMap<(AccountId, IamUserName), Match>,
     /// The decoy accounts: the configured ones and those of every token seen.
     accounts: HashSet<AccountId>,
+    /// Heartbeat keys (live and retired) and their accounts: their events are receipts.
+    heartbeat: HashMap<AccessKeyId, AccountId>,
+    /// Changes made while a re-read is in flight, replayed over its result: a re-read whose
+    /// snapshot predates a create must not erase it when it lands (a startup prune re-read
+    /// raced another replica's create and lost it until the next change).
+    journal: Journal,
+}
+
+#[derive(Default)]
+struct Journal {
+    /// Re-reads in flight.
+    readers: usize,
+    /// Changes since the oldest in-flight re-read began, in order.
+    changes: Vec<Change>,
+}
+
+#[derive(Clone)]
+enum Change {
+    Key(KeyEntry),
+    Heartbeat(AccessKeyId, AccountId),
 }
 
 impl Maps {
@@ -85,7 +109,29 @@ impl Maps {
         }
         self.accounts.insert(e.account_id);
     }
+
+    fn apply(&mut self, c: &Change) {
+        match c {
+            Change::Key(e) => self.add(e),
+            Change::Heartbeat(key, account) => {
+                self.heartbeat.insert(key.clone(), *account);
+                self.accounts.insert(*account);
+            }
+        }
+    }
+
+    /// Applies `c`, journalled if a re-read is in flight.
+    fn change(&mut self, c: Change) {
+        self.apply(&c);
+        if self.journal.readers > 0 {
+            self.journal.changes.push(c);
+        }
+    }
 }
+
+/// Where a re-read began in the journal; see `KeyIndex::begin_resync`.
+#[must_use]
+struct ReadMark(usize);
 
 #[derive(Clone)]
 pub struct KeyIndex {
@@ -147,10 +193,49 @@ impl KeyIndex {
 
     /// Re-reads everything: after a missed notification, a prune, or as the window moves.
     pub async fn resync(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let entries = store.key_entries(self.since()).await?;
-        let maps = self.build(&entries);
-        *self.write() = maps;
-        Ok(())
+        let mark = self.begin_resync();
+        let read = match store.key_entries(self.since()).await {
+            Ok(entries) => store.heartbeat_keys().await.map(|h| (entries, h)),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok((entries, heartbeats)) => {
+                self.finish_resync(mark, Some((&entries, &heartbeats)));
+                Ok(())
+            }
+            Err(e) => {
+                self.finish_resync(mark, None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts journalling changes for a re-read about to take its snapshot.
+    fn begin_resync(&self) -> ReadMark {
+        let mut maps = self.write();
+        maps.journal.readers += 1;
+        ReadMark(maps.journal.changes.len())
+    }
+
+    /// Swaps in the re-read (`None`: it failed, keep what is held) with every change made since
+    /// its mark replayed over it, in order.
+    fn finish_resync(&self, mark: ReadMark, read: Option<(&[KeyEntry], &[HeartbeatKey])>) {
+        let mut maps = self.write();
+        if let Some((entries, heartbeats)) = read {
+            let mut fresh = self.build(entries);
+            for k in heartbeats {
+                fresh.apply(&Change::Heartbeat(k.access_key_id.clone(), k.account_id));
+            }
+            for c in &maps.journal.changes[mark.0..] {
+                fresh.apply(c);
+            }
+            fresh.journal = std::mem::take(&mut maps.journal);
+            *maps = fresh;
+        }
+        maps.journal.readers -= 1;
+        if maps.journal.readers == 0 {
+            maps.journal.changes.clear();
+        }
     }
 
     /// Applies a change announced by any process.
@@ -164,7 +249,7 @@ impl KeyIndex {
             .await?
         {
             Some(entry) => {
-                self.write().add(&entry);
+                self.write().change(Change::Key(entry));
                 Ok(())
             }
             // Gone already (pruned, or outside the window): nothing names its key here, so
@@ -185,12 +270,12 @@ impl KeyIndex {
 
     /// A token this process created.
     pub fn insert(&self, t: &TokenRecord) {
-        self.write().add(&entry_of(t, None));
+        self.write().change(Change::Key(entry_of(t, None)));
     }
 
     /// A token this process deleted (or expired) at `died_at`: it becomes a tombstone.
     pub fn retire(&self, t: &TokenRecord, died_at: i64) {
-        self.write().add(&entry_of(t, Some(died_at)));
+        self.write().change(Change::Key(entry_of(t, Some(died_at))));
     }
 
     /// Entries held: (live tokens, tombstones).
@@ -206,6 +291,37 @@ impl KeyIndex {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A heartbeat key this process made.
+    pub fn add_heartbeat(&self, key: &HeartbeatKey) {
+        self.write()
+            .change(Change::Heartbeat(key.access_key_id.clone(), key.account_id));
+    }
+
+    /// The account of a heartbeat key, if `key` is one. As `by_key`, only a key of one of our
+    /// accounts that is not indexed costs a query (another process may have made it).
+    pub async fn heartbeat(
+        &self,
+        store: &dyn Store,
+        key: &AccessKeyId,
+    ) -> Result<Option<AccountId>, StoreError> {
+        let ours = {
+            let maps = self.read();
+            if let Some(a) = maps.heartbeat.get(key) {
+                return Ok(Some(*a));
+            }
+            // A token's key is no heartbeat's: no query for every hit.
+            !maps.by_key.contains_key(key) && maps.accounts.contains(&key.account_id())
+        };
+        if !ours {
+            return Ok(None);
+        }
+        let Some(found) = store.find_heartbeat_key(key).await? else {
+            return Ok(None);
+        };
+        self.add_heartbeat(&found);
+        Ok(Some(found.account_id))
     }
 
     /// The token of a key. Only a key of one of our accounts that is not indexed costs a query.
@@ -255,7 +371,7 @@ impl KeyIndex {
 
     fn learn(&self, found: Option<KeyEntry>) -> Option<Match> {
         let e = found?;
-        self.write().add(&e);
+        self.write().change(Change::Key(e.clone()));
         Some(Match {
             token: e.token_id,
             died_at: e.died_at,

@@ -4,15 +4,19 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod backup;
 pub mod console;
 pub mod detection_health;
 pub mod disk;
 mod error;
 pub mod exposures;
+pub mod heartbeat;
 pub mod ingest;
 pub mod key_index;
+pub mod operator_alerts;
 pub mod sealing;
 pub mod sensor;
+pub mod streams;
 pub mod tamper;
 pub mod tokens;
 

@@ -6,11 +6,11 @@
 
 use std::path::PathBuf;
 
-use canarykeys_store::{Store, StoreError};
+use canarykeys_store::{SettingsStore, Store, StoreError};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::crypto::{CryptoError, Sealer};
+use crate::crypto::{write_key_file, CryptoError, Sealer};
 
 /// The setting that holds the key check.
 pub const KEY_CHECK_SETTING: &str = "sealing_key_check";
@@ -33,7 +33,7 @@ pub enum KeyCheckError {
         "{key} does not match the database {database}: its key check (or its tokens) says its \
          secrets were sealed with another key. Start with the key file or encryption_key \
          setting this database was first used with (see \"Backing up the sealing key\" in the \
-         README)"
+         book, docs/book/src/security.md)"
     )]
     Mismatch { key: String, database: String },
     #[error("{key}: {source}")]
@@ -120,16 +120,37 @@ pub async fn open_sealer(config: &Config, store: &dyn Store) -> Result<Sealer, K
             // Insert-if-absent: of two processes starting at once with different keys, the
             // second reads the first one's check and stops.
             store
-                .setting_or_insert(KEY_CHECK_SETTING, sealer.key_check())
+                .setting_or_insert(KEY_CHECK_SETTING, &sealer.key_check())
                 .await
                 .map_err(db_err)?
         }
     };
-    if bool::from(check.as_bytes().ct_eq(sealer.key_check().as_bytes())) {
+    // Any key the file holds may be the database's: after a rekey that wrote the file but
+    // never committed, the old key (now second) still is, and seals until the rekey is re-run.
+    let held = sealer
+        .key_checks()
+        .iter()
+        .any(|k| bool::from(check.as_bytes().ct_eq(k.as_bytes())));
+    if held && sealer.seal_with(&check) {
         Ok(sealer)
     } else {
         Err(mismatch())
     }
+}
+
+/// Makes the database's current key the one `sealer` seals with (re-reading the key file after
+/// a `canarykeys rekey` by another process). A database whose key is neither held nor on file
+/// gets no new secret sealed with a key it cannot open.
+pub async fn follow_database_key(
+    sealer: &Sealer,
+    store: &dyn SettingsStore,
+) -> Result<(), crate::services::ServiceError> {
+    if let Some(check) = store.get_setting(KEY_CHECK_SETTING).await? {
+        if !sealer.follow(&check) {
+            return Err(CryptoError::BadKey.into());
+        }
+    }
+    Ok(())
 }
 
 /// What `replace_lost_key` did: how many tokens the new key opens, of how many.
@@ -176,7 +197,7 @@ pub async fn replace_lost_key(
         .filter(|t| sealer.open(&t.id, &t.secret_sealed).is_ok())
         .count();
     store
-        .put_setting(KEY_CHECK_SETTING, sealer.key_check())
+        .put_setting(KEY_CHECK_SETTING, &sealer.key_check())
         .await
         .map_err(db_err)?;
     Ok(ReplacedKey {
@@ -273,4 +294,82 @@ mod tests {
         );
         assert!(pg.contains("db.internal:5432/ck"), "{pg}");
     }
+}
+
+/// What `rekey` did.
+#[derive(Debug)]
+pub struct Rekeyed {
+    /// Sealed values now under the new (or, with `drop_previous`, the current) key.
+    pub resealed: usize,
+    /// Keys the key file holds now.
+    pub keys: usize,
+    pub file: PathBuf,
+}
+
+/// `canarykeys rekey`: a new sealing key. The key file gets the new key first and keeps the old
+/// ones after it, then every sealed value is re-sealed and the key check moved in one
+/// transaction. A server that is running follows: it re-reads the key file when a value does
+/// not open or the database's check moves. If the transaction fails, the file is put back.
+/// With `drop_previous`, no new key: everything is re-sealed with the current key (a server
+/// running through the rekey may have sealed a token with the old one) and the older keys
+/// leave the file.
+pub async fn rekey(
+    config: &Config,
+    store: &canarykeys_store::SqlStore,
+    drop_previous: bool,
+) -> anyhow::Result<Rekeyed> {
+    if config.encryption_key.is_some() {
+        anyhow::bail!(
+            "rekey rotates the sealing key file; this configuration sets encryption_key instead. \
+             Move the key into a file (encryption_key_file) first"
+        );
+    }
+    let path = config.encryption_key_file();
+    let sealer = open_sealer(config, store).await?;
+    let text = std::fs::read_to_string(&path)?;
+    // The database's key first (open_sealer made it the sealing key), then the rest.
+    let current = sealer.key_check();
+    let mut old: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    old.sort_by_key(|k| {
+        Sealer::from_base64(k)
+            .map(|s| s.key_check() != current)
+            .unwrap_or(true)
+    });
+    let keys = if drop_previous {
+        vec![old[0].clone()]
+    } else {
+        let mut keys = vec![crate::crypto::new_key()];
+        keys.extend(old.iter().cloned());
+        write_key_file(&path, &keys)?;
+        keys
+    };
+    let ring = Sealer::from_base64(&keys[0])?;
+    // The new ring opens anything sealed under any key in the file.
+    let all = Sealer::load(&path)?.ok_or_else(|| anyhow::anyhow!("the key file vanished"))?;
+    all.seal_with(&ring.key_check());
+    let resealed = store
+        .reseal_all(
+            &|v| all.reseal(&v.aad, &v.sealed).map_err(|e| e.to_string()),
+            KEY_CHECK_SETTING,
+            &ring.key_check(),
+        )
+        .await;
+    // On an error the file keeps the new key first. The commit may have landed even so (a
+    // connection lost after COMMIT was sent), and putting the old file back would then lose the
+    // only copy of the key the database is sealed with. If it did not land, the database's key
+    // is still in the file and open_sealer seals with it; re-running rekey finishes the job.
+    let resealed = resealed?;
+    if drop_previous {
+        write_key_file(&path, &keys)?;
+    }
+    Ok(Rekeyed {
+        resealed,
+        keys: keys.len(),
+        file: path,
+    })
 }

@@ -7,11 +7,34 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use canarykeys_core::cloudtrail::Record;
-use canarykeys_core::{AccessKeyId, TokenId};
+use canarykeys_core::{AccessKeyId, AccountId, IamUserName, SessionPart, TokenId};
 use canarykeys_store::{StoreError, TokenRecord};
 
 use crate::clock::SharedClock;
 use crate::services::{DeliveryPath, IngestService, ServiceError, TokenService};
+
+/// Whose key signed a request: a token's, or a heartbeat identity's (whose calls are
+/// answered like any other and recorded as receipts).
+#[derive(Clone, Debug)]
+pub struct KeyHolder {
+    /// Stable per key holder; the IAM user id the sensor reports is derived from it.
+    pub id: String,
+    pub account_id: AccountId,
+    pub username: IamUserName,
+    /// For a session key (`ASIA`): the session token a request must carry, and its expiry.
+    pub session: Option<SessionPart>,
+}
+
+impl From<&TokenRecord> for KeyHolder {
+    fn from(t: &TokenRecord) -> Self {
+        Self {
+            id: t.id.to_string(),
+            account_id: t.account_id,
+            username: t.username.clone(),
+            session: None,
+        }
+    }
+}
 
 /// One signed request, as the sensor parsed it. The service asks it for the key id, then (with
 /// the token's secret in hand) for the hit to record and the answer to give.
@@ -27,7 +50,7 @@ pub trait SignedCall {
     /// is still a hit, its signature unchecked.
     fn examine(
         &self,
-        token: &TokenRecord,
+        token: &KeyHolder,
         secret: Option<&str>,
         now_millis: i64,
     ) -> Examined<Self::Answer>;
@@ -61,6 +84,8 @@ pub struct SensorService {
     /// reads (key, account, user: none of them ever changes). Whether a token is live is asked
     /// of the key index on every request, so a deleted token stops matching at once.
     records: Arc<Mutex<HashMap<TokenId, TokenRecord>>>,
+    /// Heartbeat keys: their calls are checked with their own secret and become receipts.
+    heartbeat: Option<crate::services::heartbeat::HeartbeatService>,
 }
 
 /// Records kept at most; past it the cache starts again (a read by id refills it).
@@ -74,7 +99,17 @@ impl SensorService {
             clock,
             deadline: Duration::from_secs(5),
             records: Arc::default(),
+            heartbeat: None,
         }
+    }
+
+    /// Answers heartbeat keys too (the heartbeat's `endpoint_url` may point here).
+    pub fn with_heartbeat(
+        mut self,
+        heartbeat: crate::services::heartbeat::HeartbeatService,
+    ) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 
     /// Bounds each `observe` by `deadline`.
@@ -138,10 +173,38 @@ impl SensorService {
         &self,
         call: &C,
     ) -> Result<Observed<C::Answer>, ServiceError> {
-        let token = match AccessKeyId::parse(call.key_id()) {
-            Ok(key) => self.live_token(&key).await?,
-            Err(_) => None,
+        let key = AccessKeyId::parse(call.key_id()).ok();
+        let token = match &key {
+            Some(key) => self.live_token(key).await?,
+            None => None,
         };
+        if let (None, Some(key), Some(heartbeat)) = (&token, &key, &self.heartbeat) {
+            if let Some(opened) = heartbeat.open(key).await? {
+                let holder = KeyHolder {
+                    id: opened.key.id.clone(),
+                    account_id: opened.key.account_id,
+                    username: opened.key.username.clone(),
+                    session: None,
+                };
+                let examined = call.examine(
+                    &holder,
+                    Some(opened.secret.expose()),
+                    self.clock.now_millis(),
+                );
+                // The pipeline sees the heartbeat key and stores a receipt, not a hit.
+                self.ingest
+                    .record(&[examined.record], DeliveryPath::Sensor, None, false)
+                    .await?;
+                return Ok(Observed::Recorded(examined.answer));
+            }
+        }
+        if let (None, Some(key)) = (&token, &key) {
+            if key.is_session() {
+                if let Some(opened) = self.tokens.open_session(key).await? {
+                    return self.observe_session(call, opened).await;
+                }
+            }
+        }
         let Some(token) = token else {
             let metrics = self.ingest.metrics();
             metrics.add("canarykeys_ingest_unknown_key_total", "sensor", 1);
@@ -151,7 +214,7 @@ impl SensorService {
         // A secret the key cannot open must not cost the hit: the key id alone says the decoy
         // was found. The hit says the signature went unchecked; the caller is told nothing more
         // than a bad signature would tell it.
-        let credentials = match self.tokens.credentials(&token) {
+        let credentials = match self.tokens.key_credentials(&token) {
             Ok(c) => Some(c),
             Err(ServiceError::Crypto(e)) => {
                 tracing::error!(error = %e, "sensor: the token's secret does not open with the sealing key; recording the hit unchecked");
@@ -160,8 +223,38 @@ impl SensorService {
             Err(e) => return Err(e),
         };
         let examined = call.examine(
-            &token,
+            &KeyHolder::from(&token),
             credentials.as_ref().map(|c| c.secret_access_key.expose()),
+            self.clock.now_millis(),
+        );
+        self.ingest
+            .record(
+                &[examined.record],
+                DeliveryPath::Sensor,
+                Some(&examined.note),
+                false,
+            )
+            .await?;
+        Ok(Observed::Recorded(examined.answer))
+    }
+
+    /// A request signed with a session key of an `aws_session` token: checked with the
+    /// session's secret and token, a hit of the token even after the session expired (the
+    /// caller is then told `ExpiredToken`, as by AWS).
+    async fn observe_session<C: SignedCall>(
+        &self,
+        call: &C,
+        opened: crate::services::tokens::OpenedSession,
+    ) -> Result<Observed<C::Answer>, ServiceError> {
+        tracing::Span::current().record("token", tracing::field::display(&opened.token.id));
+        let mut holder = KeyHolder::from(&opened.token);
+        let secret = opened.secret.map(|(secret, part)| {
+            holder.session = Some(part);
+            secret
+        });
+        let examined = call.examine(
+            &holder,
+            secret.as_ref().map(|s| s.expose()),
             self.clock.now_millis(),
         );
         self.ingest

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use canarykeys_aws::{KeyRef, MintRequest, Minter};
+use canarykeys_aws::{KeyRef, LocalSessions, MintRequest, Minter, SessionIssuer};
 use canarykeys_core::ids;
 use canarykeys_core::{
-    AwsCredentials, FieldError, ManageSecret, NewToken, OutputFormat, Region, TokenId,
+    AwsCredentials, ExpectedUse, FieldError, ManageSecret, NewToken, OutputFormat, Region,
+    SessionDuration, TokenId,
 };
 use canarykeys_store::{
     AuditRecord, AuditedWrite, ChannelSwitches, CreateBudget, HitRecord, MintedRef, NewDelivery,
@@ -22,14 +23,18 @@ use crate::crypto::Sealer;
 
 mod manage_secret;
 mod reconcile;
+mod session;
 
 pub use reconcile::ReconcileReport;
+pub use session::OpenedSession;
 
-/// What a create hands back: the stored token, the one-time manage secret and the credentials.
+/// What a create hands back: the stored token, the one-time manage secret and the credentials
+/// (for a session token: its first session, and its refresh secret, also shown once).
 pub struct CreatedToken {
     pub token: TokenRecord,
     pub manage_secret: ManageSecret,
     pub credentials: AwsCredentials,
+    pub refresh_secret: Option<ManageSecret>,
 }
 
 #[derive(Clone)]
@@ -45,6 +50,11 @@ pub struct TokenService {
     index: Option<super::key_index::KeyIndex>,
     /// Plans tamper alerts' deliveries; without it (tools that send nothing) none are written.
     tamper: Option<AlertService>,
+    /// Issues the sessions of `aws_session` tokens, and how long each lasts.
+    sessions: Arc<dyn SessionIssuer>,
+    session_duration: SessionDuration,
+    /// `[streams]` that take audit entries get each one in its transaction.
+    streams: super::streams::StreamRouting,
 }
 
 impl TokenService {
@@ -65,7 +75,33 @@ impl TokenService {
             clock: SystemClock::shared(),
             index: None,
             tamper: None,
+            sessions: Arc::new(LocalSessions),
+            session_duration: SessionDuration::DEFAULT,
+            streams: Default::default(),
         }
+    }
+
+    /// Issues `aws_session` tokens' sessions with `issuer`, each lasting `duration`.
+    pub fn with_sessions(
+        mut self,
+        issuer: Arc<dyn SessionIssuer>,
+        duration: SessionDuration,
+    ) -> Self {
+        self.sessions = issuer;
+        self.session_duration = duration;
+        self
+    }
+
+    /// Streams audit entries (`[streams.*] include = ["audit"]`).
+    pub fn with_streams(mut self, streams: super::streams::StreamRouting) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// `rows` (a tamper alert's, or none), plus the audit streams' rows for `audit`.
+    fn with_audit_rows(&self, audit: &AuditRecord, mut rows: Vec<NewDelivery>) -> Vec<NewDelivery> {
+        rows.extend(self.streams.audit_rows(audit, audit.at));
+        rows
     }
 
     /// Writes a tamper alert with every change the manage secret or an API key makes.
@@ -76,24 +112,24 @@ impl TokenService {
 
     /// The outbox rows of the tamper alert about `change`, on the channels `token` has now
     /// (before the change); none for an actor that raises no tamper alert.
-    fn tamper_rows(
+    async fn tamper_rows(
         &self,
         token: &TokenRecord,
         change: Option<TamperChange>,
         actor: &Actor,
         origin: &RequestOrigin,
-    ) -> Vec<NewDelivery> {
+    ) -> Result<Vec<NewDelivery>, canarykeys_store::StoreError> {
         let (Some(alerts), Some(change)) = (&self.tamper, change) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if !tamper::alerts_on(actor) {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let now = self.clock.now_millis();
         let view = tamper::view(alerts.public_url(), token, &change, actor, origin, now);
         tracing::warn!(token = %token.id, actor = %actor, action = view.event_name,
             "tamper alert: a decoy was changed with its manage secret or an API key");
-        alerts.deliveries(token, &view, now)
+        alerts.all_deliveries(token, &view, now).await
     }
 
     /// The live token `id` if operator `operator_id` created it (by session or any of its API
@@ -201,7 +237,11 @@ impl TokenService {
     ) -> Result<(), ServiceError> {
         let audit = super::audit::entry(self.clock.as_ref(), actor, action, target, details);
         self.store
-            .write_audited(AuditedWrite::Nothing, &audit)
+            .write_audited_alerting(
+                AuditedWrite::Nothing,
+                &audit,
+                &self.with_audit_rows(&audit, Vec::new()),
+            )
             .await?;
         Ok(())
     }
@@ -235,6 +275,8 @@ impl TokenService {
         }
         // Counted before the mint: a key over its budget makes nothing, not even an IAM call.
         let owner = self.owner_for(actor).await?;
+        // Seal with the database's key, even if `canarykeys rekey` changed it since we started.
+        crate::services::sealing::follow_database_key(&self.sealer, self.store.as_ref()).await?;
         let request = MintRequest {
             username: new.username.clone(),
             account: new.account_id,
@@ -298,29 +340,60 @@ impl TokenService {
             Some(owner) => AuditedWrite::InsertOwnedToken(&record, owner),
             None => AuditedWrite::InsertToken(&record),
         };
-        if let Err(e) = self.store.write_audited(write, &audit).await {
+        let rows = self.with_audit_rows(&audit, Vec::new());
+        if let Err(e) = self
+            .store
+            .write_audited_alerting(write, &audit, &rows)
+            .await
+        {
             self.undo_mint(&minted).await;
             self.forget_mint(&intent).await;
             return Err(e.into());
         }
         // Stored: the token owns the key now (the reconciler checks that before any revoke).
         self.forget_mint(&intent).await;
+        if let (ExpectedUse::UntilConfirm, Some(until)) = (new.expected_use, record.expires_at) {
+            if let Err(e) = self.store.hold_alerts(&record.id, until).await {
+                if let Err(undo) = self.delete_with(&record, actor, None).await {
+                    tracing::warn!(token = %record.id, error = %undo, "held create: undo failed");
+                }
+                return Err(e.into());
+            }
+        }
         if let Some(index) = &self.index {
             index.insert(&record);
         }
-        let credentials = AwsCredentials {
-            access_key_id: key.access_key_id,
-            secret_access_key: key.secret_access_key,
-            region: record.region.clone(),
-            output: record.output,
-            username: key.username,
-            account_id: key.account_id,
+        let (credentials, refresh_secret) = if record.kind.is_session() {
+            // The long-term key stays sealed here; the holder gets a session of it. Without
+            // one the token is of no use, so a failed issue undoes the create.
+            let refresh = ManageSecret::generate();
+            match self.issue_session(&record, Some(&refresh.hash())).await {
+                Ok(c) => (c, Some(refresh)),
+                Err(e) => {
+                    if let Err(undo) = self.delete_with(&record, actor, None).await {
+                        tracing::warn!(token = %record.id, error = %undo, "session create: undo failed");
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            let credentials = AwsCredentials {
+                access_key_id: key.access_key_id,
+                secret_access_key: key.secret_access_key,
+                region: record.region.clone(),
+                output: record.output,
+                username: key.username,
+                account_id: key.account_id,
+                session: None,
+            };
+            (credentials, None)
         };
         tracing::info!(token = %record.id, key = %record.access_key_id, minter = %record.minter, "token created");
         Ok(CreatedToken {
             token: record,
             manage_secret,
             credentials,
+            refresh_secret,
         })
     }
 
@@ -390,7 +463,9 @@ impl TokenService {
         Ok(self.store.list_tokens().await?)
     }
 
-    pub fn credentials(&self, token: &TokenRecord) -> Result<AwsCredentials, ServiceError> {
+    /// The token's own key: what an `aws_keys` token hands out, and what the sensor checks a
+    /// signature of that key with. (`credentials` is what a holder is shown.)
+    pub fn key_credentials(&self, token: &TokenRecord) -> Result<AwsCredentials, ServiceError> {
         Ok(AwsCredentials {
             access_key_id: token.access_key_id.clone(),
             secret_access_key: self.sealer.open(&token.id, &token.secret_sealed)?,
@@ -398,6 +473,7 @@ impl TokenService {
             output: token.output,
             username: token.username.clone(),
             account_id: token.account_id,
+            session: None,
         })
     }
 
@@ -446,7 +522,8 @@ impl TokenService {
         let audit = self.audit(actor, AuditAction::TokenChannels, &token.id, &details);
         let write = AuditedWrite::SetChannels(&token.id, switches);
         let change = TamperChange::channels_off(token, switches);
-        let rows = self.tamper_rows(token, change, actor, origin);
+        let rows = self.tamper_rows(token, change, actor, origin).await?;
+        let rows = self.with_audit_rows(&audit, rows);
         if !self
             .store
             .write_audited_alerting(write, &audit, &rows)
@@ -499,9 +576,13 @@ impl TokenService {
             token.memo.as_str(),
         );
         let rows = match origin {
-            Some(origin) => self.tamper_rows(token, Some(TamperChange::Delete), actor, origin),
+            Some(origin) => {
+                self.tamper_rows(token, Some(TamperChange::Delete), actor, origin)
+                    .await?
+            }
             None => Vec::new(),
         };
+        let rows = self.with_audit_rows(&audit, rows);
         self.store
             .write_audited_alerting(AuditedWrite::DeleteToken(&token.id), &audit, &rows)
             .await?;
@@ -563,7 +644,8 @@ impl TokenService {
         let change = (clean != token.alerting.ignore_sources).then(|| TamperChange::IgnoreList {
             after: clean.clone(),
         });
-        let rows = self.tamper_rows(token, change, actor, origin);
+        let rows = self.tamper_rows(token, change, actor, origin).await?;
+        let rows = self.with_audit_rows(&audit, rows);
         if !self
             .store
             .write_audited_alerting(write, &audit, &rows)

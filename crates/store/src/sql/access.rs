@@ -88,28 +88,33 @@ impl AccessStore for SqlStore {
     async fn record_login_failure(
         &self,
         id: &str,
-        lock_after: i64,
-        locked_until: i64,
+        now: i64,
+        lock_for: &(dyn Fn(i64) -> Option<i64> + Sync),
     ) -> Result<Option<i64>> {
         let _turn = self.write_turn().await;
-        // Both databases evaluate every right-hand side against the old row, so the count and
-        // the lock are decided together.
-        let row = sqlx::query(
-            "UPDATE operators SET \
-             failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END, \
-             locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
-             WHERE id = $1 RETURNING failed_logins, locked_until",
+        let count: Option<i64> = sqlx::query_scalar(
+            "UPDATE operators SET failed_logins = failed_logins + 1 WHERE id = $1 \
+             RETURNING failed_logins",
         )
         .bind(id)
-        .bind(lock_after)
-        .bind(locked_until)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|r| {
-            let count: i64 = r.try_get("failed_logins").ok()?;
-            let until: Option<i64> = r.try_get("locked_until").ok()?;
-            (count == 0 && until == Some(locked_until)).then_some(locked_until)
-        }))
+        let Some(until) = count
+            .and_then(lock_for)
+            .map(|wait| now.saturating_add(wait))
+        else {
+            return Ok(None);
+        };
+        // Never shortens a lock a concurrent failure made longer.
+        sqlx::query(
+            "UPDATE operators SET locked_until = $2 \
+             WHERE id = $1 AND (locked_until IS NULL OR locked_until < $2)",
+        )
+        .bind(id)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(until))
     }
 
     async fn clear_login_failures(&self, id: &str) -> Result<()> {

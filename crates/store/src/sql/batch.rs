@@ -231,6 +231,10 @@ impl SqlStore {
         &self,
         plans: &[(String, TokenId, AlertPlan)],
     ) -> Result<usize> {
+        super::retry_deadlocks(|| self.plan_alerts_once(plans)).await
+    }
+
+    async fn plan_alerts_once(&self, plans: &[(String, TokenId, AlertPlan)]) -> Result<usize> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
@@ -255,11 +259,37 @@ impl SqlStore {
     /// transaction for a whole round of sends.
     pub(crate) async fn mark_delivered_batched(
         &self,
-        delivered: &[(String, TokenId, ChannelKind)],
+        delivered: &[(String, Option<TokenId>, ChannelKind)],
+        now: i64,
+    ) -> Result<()> {
+        super::retry_deadlocks(|| self.mark_delivered_once(delivered, now)).await
+    }
+
+    async fn mark_delivered_once(
+        &self,
+        delivered: &[(String, Option<TokenId>, ChannelKind)],
         now: i64,
     ) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
+        // Tokens' rows first, in one order, as planning takes a token's row before its lanes:
+        // fewer lock cycles to begin with (`retry_deadlocks` ends the rest).
+        // Operator and stream deliveries have no token's failure count.
+        let channels: std::collections::BTreeSet<(&TokenId, ChannelKind)> = delivered
+            .iter()
+            .filter(|(_, _, c)| !matches!(c, ChannelKind::Stream(_)))
+            .filter_map(|(_, t, c)| Some((t.as_ref()?, *c)))
+            .collect();
+        for (token, channel) in channels {
+            // The column name comes from our own enum, never from input.
+            let column = format!("{}_failures", channel.as_str());
+            sqlx::query(&format!(
+                "UPDATE tokens SET {column} = 0 WHERE id = $1 AND {column} <> 0"
+            ))
+            .bind(token.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut lanes = std::collections::BTreeSet::new();
         for (id, _, _) in delivered {
             let lane: Option<String> = sqlx::query_scalar(
@@ -275,18 +305,6 @@ impl SqlStore {
         }
         for lane in &lanes {
             super::lanes::settle_lane(&mut tx, lane).await?;
-        }
-        let channels: HashSet<(&TokenId, ChannelKind)> =
-            delivered.iter().map(|(_, t, c)| (t, *c)).collect();
-        for (token, channel) in channels {
-            // The column name comes from our own enum, never from input.
-            let column = format!("{}_failures", channel.as_str());
-            sqlx::query(&format!(
-                "UPDATE tokens SET {column} = 0 WHERE id = $1 AND {column} <> 0"
-            ))
-            .bind(token.as_str())
-            .execute(&mut *tx)
-            .await?;
         }
         tx.commit().await?;
         Ok(())

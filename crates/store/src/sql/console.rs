@@ -7,7 +7,10 @@ use canarykeys_core::TokenId;
 use sqlx::Row;
 
 use super::{corrupt, hit_from_row, SqlStore, HIT_COLUMNS};
-use crate::{ChannelHealth, ConsoleStore, HitFilter, HitRecord, PathHealth, Result, TokenHitStats};
+use crate::{
+    ChannelHealth, ConsoleStore, HitFilter, HitRecord, PathHealth, Result, StreamBacklog,
+    TokenHitStats,
+};
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -17,7 +20,11 @@ fn count(n: i64) -> u64 {
 impl ConsoleStore for SqlStore {
     async fn token_hit_stats(&self) -> Result<Vec<TokenHitStats>> {
         let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT token_id, COUNT(*), MAX(event_time) FROM hits GROUP BY token_id",
+            // Folded uses (flood folding) count as uses too; they have no hit row.
+            "SELECT token_id, CAST(SUM(n) AS BIGINT), MAX(last) FROM (\
+             SELECT token_id, COUNT(*) AS n, MAX(event_time) AS last FROM hits GROUP BY token_id \
+             UNION ALL SELECT token_id, COUNT(*) AS n, MAX(event_time) AS last \
+             FROM folded_events GROUP BY token_id) uses GROUP BY token_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -33,10 +40,13 @@ impl ConsoleStore for SqlStore {
     }
 
     async fn count_hits_since(&self, since: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hits WHERE event_time >= $1")
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM hits WHERE event_time >= $1) \
+             + (SELECT COUNT(*) FROM folded_events WHERE event_time >= $1)",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(count(n))
     }
 
@@ -118,6 +128,37 @@ impl ConsoleStore for SqlStore {
                 failed_recent: count(row.try_get("failed_recent")?),
                 last_error,
                 last_failed_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn stream_backlog(&self) -> Result<Vec<StreamBacklog>> {
+        let mut out = Vec::new();
+        for stream in crate::StreamKind::ALL {
+            let lane = crate::Lane::Stream(stream).to_string();
+            // Both through the lane indexes: the pending rows only.
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE lane = $1 AND state = 'pending'",
+            )
+            .bind(&lane)
+            .fetch_one(&self.pool)
+            .await?;
+            if pending == 0 {
+                continue;
+            }
+            let retry_error: Option<String> = sqlx::query_scalar(
+                "SELECT last_error FROM deliveries WHERE lane = $1 AND state = 'pending' \
+                 ORDER BY created_at, id LIMIT 1",
+            )
+            .bind(&lane)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten();
+            out.push(StreamBacklog {
+                stream,
+                pending: count(pending),
+                retry_error,
             });
         }
         Ok(out)

@@ -1,5 +1,6 @@
 //! Delivery lanes: a lane is one stream of deliveries sent in the order they were written
-//! (`created_at`, then `id`), today one token's deliveries by one channel. Each lane has one row
+//! (`created_at`, then `id`): one token's deliveries by one channel, or the operator channel's
+//! (`Lane`). Each lane has one row
 //! in `delivery_lanes` with its head's next attempt (`next_at`) and its claim's lease
 //! (`claimed_until`). Workers claim lanes there, oldest due time first, then read a few of
 //! each lane's pending rows through an index: a claim costs the due lanes and `per_lane` rows
@@ -16,7 +17,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::outbox::{delivery_from_row, DELIVERY_COLUMNS};
 use super::{Backend, SqlStore};
-use crate::{DeliveryRecord, Result};
+use crate::{DeliveryRecord, Lane, Result};
 
 /// Is any lane due and unclaimed (`$1` = now)?
 const DUE_SQL: &str = "SELECT 1 FROM delivery_lanes WHERE next_at <= $1 \
@@ -35,11 +36,6 @@ const SETTLE_SQL: &str = "UPDATE delivery_lanes SET next_at = (SELECT d.next_att
 const NEXT_DUE_SQL: &str = "SELECT MIN(CASE WHEN claimed_until IS NOT NULL \
      AND claimed_until > next_at THEN claimed_until ELSE next_at END) FROM delivery_lanes \
      WHERE next_at IS NOT NULL";
-
-/// The lane of a token's deliveries by one channel.
-pub fn token_lane(token: &str, channel: &str) -> String {
-    format!("token/{token}/{channel}")
-}
 
 /// Locks `lane` (creating it) and sets its time to its head's next attempt, or NULL when it has
 /// nothing pending. Call after writing the lane's rows, in the same transaction.
@@ -133,7 +129,7 @@ impl SqlStore {
 
     /// Ends claims on lanes, if they are still the claims taken with lease end `until` (a
     /// worker whose lease ran out must not end another's).
-    pub(crate) async fn release_lanes_sql(&self, lanes: &[String], until: i64) -> Result<()> {
+    pub(crate) async fn release_lanes_sql(&self, lanes: &[Lane], until: i64) -> Result<()> {
         if lanes.is_empty() {
             return Ok(());
         }
@@ -144,7 +140,7 @@ impl SqlStore {
                 "UPDATE delivery_lanes SET claimed_until = NULL \
                  WHERE lane = $1 AND claimed_until = $2",
             )
-            .bind(lane)
+            .bind(lane.to_string())
             .bind(until)
             .execute(&mut *tx)
             .await?;

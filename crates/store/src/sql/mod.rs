@@ -4,17 +4,26 @@
 
 mod access;
 mod audited;
+mod backup;
 mod batch;
 mod console;
 mod exposures;
 mod fold;
+mod heartbeat;
 mod hits;
 mod lanes;
+mod operator;
 mod outbox;
+mod sessions;
 mod settings;
 mod tokens;
 mod tombstones;
 mod windows;
+
+#[cfg(test)]
+mod deadlock_tests;
+
+pub use backup::{SealedColumn, SealedValue, SEALED_COLUMNS};
 
 use std::str::FromStr;
 
@@ -99,6 +108,13 @@ pub(crate) const HIT_COLUMNS: &str =
 impl SqlStore {
     /// Connects and brings the schema up to date. A SQLite file is created if missing.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_migrated_to(url, i64::MAX).await
+    }
+
+    /// As `connect`, applying migrations up to version `last` only: the upgrade tests make an
+    /// old database with it, then open it with `connect`.
+    #[doc(hidden)]
+    pub async fn connect_migrated_to(url: &str, last: i64) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let given = url.to_owned();
@@ -153,9 +169,17 @@ impl SqlStore {
                 .execute(&pool)
                 .await?;
         }
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        let all = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        if last == i64::MAX {
+            all.run(&pool).await?;
+        } else {
+            let migrations: Vec<_> = all.iter().filter(|m| m.version <= last).cloned().collect();
+            let mut older = sqlx::migrate::Migrator::DEFAULT;
+            older.migrations = migrations.into();
+            older.run(&pool).await?;
         }
         Ok(Self {
             pool,
@@ -208,7 +232,7 @@ impl SqlStore {
     }
 }
 
-fn corrupt(what: &str) -> impl FnOnce(canarykeys_core::Invalid) -> StoreError + '_ {
+pub(crate) fn corrupt(what: &str) -> impl FnOnce(canarykeys_core::Invalid) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -279,6 +303,33 @@ pub(crate) fn hit_from_row(row: &AnyRow) -> Result<HitRecord> {
         suppressed: row.try_get("suppressed")?,
         raw: row.try_get("raw")?,
     })
+}
+
+/// PostgreSQL rolled the transaction back whole to break a deadlock (40P01) or a serialization
+/// conflict (40001): running it again is safe, and it will most likely pass.
+fn is_deadlock(e: &crate::StoreError) -> bool {
+    matches!(e, crate::StoreError::Database(sqlx::Error::Database(db))
+        if matches!(db.code().as_deref(), Some("40P01") | Some("40001")))
+}
+
+/// Runs the transaction `run` makes, again (three tries in all) when PostgreSQL picked it as a
+/// deadlock's victim. Outbox rounds and planning touch shared lane rows (a stream's lane is every
+/// token's) in orders no single rule fixes; the database finds the cycle, this finishes the work.
+pub(crate) async fn retry_deadlocks<T, F, Fut>(mut run: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match run().await {
+            Err(e) if tries < 3 && is_deadlock(&e) => {
+                tracing::info!("a transaction was a deadlock's victim; running it again");
+            }
+            other => return other,
+        }
+    }
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {

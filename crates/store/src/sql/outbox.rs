@@ -7,11 +7,11 @@ use sqlx::any::AnyRow;
 use sqlx::Executor;
 use sqlx::{Any, Row, Transaction};
 
-use super::lanes::{settle_lane, token_lane, Bind};
+use super::lanes::{settle_lane, Bind};
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{
-    AlertPlan, ChannelKind, DeliveryRecord, NewAlert, NewDelivery, OutboxStore, Result, StoreError,
-    WindowSummary,
+    AlertPlan, ChannelKind, DeliveryRecord, Lane, NewAlert, NewDelivery, OutboxStore, Result,
+    StoreError, WindowSummary,
 };
 
 pub(super) const DELIVERY_COLUMNS: &str =
@@ -29,7 +29,10 @@ fn hit_columns_of(alias: &str) -> String {
 pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
     Ok(DeliveryRecord {
         id: row.try_get("id")?,
-        token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
+        token_id: row
+            .try_get::<Option<String>, _>("token_id")?
+            .map(|t| TokenId::parse(&t))
+            .transpose()
             .map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?,
         message_id: row.try_get("message_id")?,
         kind: row.try_get("kind")?,
@@ -42,7 +45,10 @@ pub(super) fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         delivered_at: row.try_get("delivered_at")?,
-        lane: row.try_get("lane")?,
+        lane: {
+            let lane: String = row.try_get("lane")?;
+            Lane::parse(&lane).ok_or_else(|| StoreError::Corrupt(format!("lane {lane:?}")))?
+        },
     })
 }
 
@@ -52,7 +58,7 @@ pub(super) async fn insert_deliveries(
 ) -> Result<()> {
     let mut lanes = std::collections::BTreeSet::new();
     for d in deliveries {
-        let lane = token_lane(d.token_id.as_str(), d.channel.as_str());
+        let lane = Lane::of(d.token_id.as_ref(), d.channel).to_string();
         // Unique per (message, channel): planning twice cannot send twice.
         sqlx::query(
             "INSERT INTO deliveries (id, token_id, message_id, kind, channel, target, payload, state, \
@@ -61,7 +67,7 @@ pub(super) async fn insert_deliveries(
              ON CONFLICT (message_id, channel) DO NOTHING",
         )
         .bind(&d.id)
-        .bind(d.token_id.as_str())
+        .bind(d.token_id.as_ref().map(TokenId::as_str))
         .bind(&d.message_id)
         .bind(&d.kind)
         .bind(d.channel.as_str())
@@ -188,7 +194,7 @@ impl OutboxStore for SqlStore {
         self.release_claims_sql(ids).await
     }
 
-    async fn release_lanes(&self, lanes: &[String], claimed_until: i64) -> Result<()> {
+    async fn release_lanes(&self, lanes: &[Lane], claimed_until: i64) -> Result<()> {
         self.release_lanes_sql(lanes, claimed_until).await
     }
 
@@ -208,7 +214,7 @@ impl OutboxStore for SqlStore {
 
     async fn mark_delivered_many(
         &self,
-        delivered: &[(String, TokenId, ChannelKind)],
+        delivered: &[(String, Option<TokenId>, ChannelKind)],
         now: i64,
     ) -> Result<()> {
         self.mark_delivered_batched(delivered, now).await
@@ -238,6 +244,10 @@ impl OutboxStore for SqlStore {
         channel: ChannelKind,
         permanent_failure: bool,
     ) -> Result<i64> {
+        // A stream is no token's channel: it keeps no count on the token.
+        if matches!(channel, ChannelKind::Stream(_)) {
+            return Ok(0);
+        }
         let _turn = self.write_turn().await;
         // The column name comes from our own enum, never from input.
         let column = format!("{}_failures", channel.as_str());
@@ -264,6 +274,9 @@ impl OutboxStore for SqlStore {
         channel: ChannelKind,
         reason: &str,
     ) -> Result<()> {
+        if matches!(channel, ChannelKind::Stream(_)) {
+            return Ok(());
+        }
         let _turn = self.write_turn().await;
         let c = channel.as_str();
         sqlx::query(&format!(

@@ -59,7 +59,7 @@ pub fn hit(token: &TokenId, event_id: &str, t: i64) -> HitRecord {
 pub fn delivery(token: &TokenRecord, message: &str, channel: ChannelKind) -> NewDelivery {
     NewDelivery {
         id: format!("d-{message}-{}", channel.as_str()),
-        token_id: token.id.clone(),
+        token_id: Some(token.id.clone()),
         message_id: message.into(),
         kind: "hit".into(),
         channel,

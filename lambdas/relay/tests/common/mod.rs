@@ -20,14 +20,14 @@ use serde_json::{json, Value};
 
 pub const SECRET: &str = "test-ingest-secret-0123456789";
 
-/// The shared corpus: `$CANARYKEYS_CORPUS_DIR`, else `shared/cloudtrail-corpus` beside the repo.
+/// The corpus: `$CANARYKEYS_CORPUS_DIR`, else the vendored `testdata/cloudtrail`.
 pub fn corpus_dir() -> PathBuf {
     let dir = std::env::var_os("CANARYKEYS_CORPUS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/cloudtrail-corpus"
+                "/../../testdata/cloudtrail"
             ))
         });
     assert!(

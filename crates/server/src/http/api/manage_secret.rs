@@ -5,10 +5,9 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::Router;
 
-use crate::http::extract::caller::{is_api_key, ApiCaller};
-use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::extract::manage::{managed, Bearer};
 use crate::http::{ApiError, AppState};
-use crate::services::{Actor, Scope};
+use crate::services::Actor;
 use crate::views::{ErrorBody, ManageSecretView};
 
 pub fn routes() -> Router<AppState> {
@@ -37,17 +36,7 @@ pub(super) async fn rotate(
     Path(id): Path<String>,
     bearer: Bearer,
 ) -> Result<axum::Json<ManageSecretView>, ApiError> {
-    let (token, actor) = if is_api_key(&bearer.0) {
-        let caller = ApiCaller::from_key(&state, &bearer.0).await?;
-        caller.require(Scope::TokensWrite)?;
-        // Like a delete: a key reaches only its own operator's tokens (404 otherwise).
-        (
-            state.tokens.get_owned(&id, &caller.operator.id).await?,
-            caller.actor(),
-        )
-    } else {
-        (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
-    };
+    let (token, actor) = managed(&state, &id, &bearer).await?;
     let secret = state.tokens.rotate_manage_secret(&token, &actor).await?;
     let shown = matches!(actor, Actor::ManageSecret).then(|| secret.expose().to_owned());
     Ok(axum::Json(ManageSecretView {

@@ -4,10 +4,12 @@
 //! OpenAPI document is generated from these handlers (`openapi`).
 
 mod deliveries;
+mod detection;
 mod hits;
 mod manage_secret;
 mod openapi;
 mod operator;
+mod session;
 mod tokens;
 
 use axum::http::header;
@@ -23,8 +25,10 @@ pub fn routes() -> Router<AppState> {
         .merge(tokens::routes())
         .merge(hits::routes())
         .merge(manage_secret::routes())
+        .merge(session::routes())
         .merge(deliveries::routes())
         .merge(operator::routes())
+        .merge(detection::routes())
 }
 
 async fn document() -> Response {

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Deprecated, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, hits, manage_secret, operator, tokens};
+use super::{deliveries, detection, hits, manage_secret, operator, session, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,11 +34,14 @@ use super::{deliveries, hits, manage_secret, operator, tokens};
         tokens::remove,
         tokens::credentials,
         manage_secret::rotate,
+        session::refresh,
+        session::confirm,
         hits::token_hits,
         hits::all_hits,
         deliveries::test_alert,
         deliveries::deliveries,
         deliveries::export_history,
+        detection::detection,
     ),
     components(schemas(NewTokenInput)),
     modifiers(&Extras),
@@ -66,6 +69,10 @@ impl Modify for Extras {
             )
         };
         components.add_security_scheme("manageSecret", bearer("The token's manage secret"));
+        components.add_security_scheme(
+            "refreshSecret",
+            bearer("An aws_session token's refresh secret (issues sessions, nothing else)"),
+        );
         components.add_security_scheme("apiKey", bearer("An operator API key (`ck_…`)"));
         components.add_security_scheme(
             "ingestBearer",
@@ -163,6 +170,22 @@ fn follow_links(doc: &mut serde_json::Value) {
         })
         .collect();
     for (path, status) in [("/tokens", "201"), ("/tokens/{id}/manage-secret", "200")] {
+        let mut links = links.clone();
+        if path == "/tokens" {
+            // Only a create shows the refresh secret (an `aws_session` token's), and only the
+            // session route takes it.
+            links.insert(
+                "refreshSession".to_owned(),
+                json!({
+                    "operationId": "refreshSession",
+                    "parameters": {
+                        "path.id": "$response.body#/id",
+                        "header.Authorization": "Bearer {$response.body#/refresh_secret}",
+                    },
+                    "description": "new session credentials for an `aws_session` token, with its refresh secret",
+                }),
+            );
+        }
         if let Some(response) = doc
             .pointer_mut(&format!(
                 "/paths/{}/post/responses/{status}",
@@ -170,7 +193,7 @@ fn follow_links(doc: &mut serde_json::Value) {
             ))
             .and_then(serde_json::Value::as_object_mut)
         {
-            response.insert("links".to_owned(), links.clone().into());
+            response.insert("links".to_owned(), links.into());
         }
     }
 }
@@ -220,7 +243,9 @@ fn ingest_path(operation_id: &str) -> PathItem {
                         "unknown_keys": {"type": "integer", "minimum": 0},
                         "new_hits": {"type": "integer", "minimum": 0},
                         "duplicates": {"type": "integer", "minimum": 0},
-                        "retired": {"type": "integer", "minimum": 0, "description": "matched records of retired keys: used after their token was deleted or expired"}
+                        "retired": {"type": "integer", "minimum": 0, "description": "matched records of retired keys: used after their token was deleted or expired"},
+                        "heartbeats": {"type": "integer", "minimum": 0, "description": "records of the server's heartbeat keys, stored as receipts of the path, never as hits (absent when 0)"},
+                        "session_issues": {"type": "integer", "minimum": 0, "description": "the server's own GetSessionToken calls issuing session decoys (the issued key is one of ours): noted, never hits (absent when 0)"}
                     }
                 }}}},
                 "400": error, "401": error, "408": error, "411": error, "413": error,
@@ -255,5 +280,13 @@ mod tests {
             rotated["links"]["deleteToken"]["operationId"],
             "deleteToken"
         );
+        // Only a create leads to the session route, with the refresh secret it shows.
+        let session =
+            &doc["paths"]["/tokens"]["post"]["responses"]["201"]["links"]["refreshSession"];
+        assert_eq!(
+            session["parameters"]["header.Authorization"],
+            "Bearer {$response.body#/refresh_secret}"
+        );
+        assert!(rotated["links"].get("refreshSession").is_none());
     }
 }

@@ -10,9 +10,9 @@ use canarykeys_core::{CredentialsFormat, NewToken, NewTokenInput};
 use canarykeys_store::{ChannelSwitches, TokenRecord};
 use serde::Deserialize;
 
-use crate::http::extract::caller::{is_api_key, ApiCaller, MaybeApiCaller};
+use crate::http::extract::caller::MaybeApiCaller;
 use crate::http::extract::client::ClientAddr;
-use crate::http::extract::manage::{authorized, Bearer};
+use crate::http::extract::manage::{authorized, managed, Bearer};
 use crate::http::extract::origin::{origin, UserAgent};
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
@@ -82,6 +82,10 @@ pub(super) async fn create(
         ),
         manage_url,
         manage_secret: created.manage_secret.expose().to_owned(),
+        refresh_secret: created
+            .refresh_secret
+            .as_ref()
+            .map(|r| r.expose().to_owned()),
     };
     let location = format!("/api/v1/tokens/{}", created.token.id);
     Ok((
@@ -94,7 +98,7 @@ pub(super) async fn create(
 
 /// The token as GET and PATCH answer it: with its hit count and delivery state.
 async fn full_json(state: &AppState, token: &TokenRecord) -> Result<TokenView, ApiError> {
-    let creds = state.tokens.credentials(token)?;
+    let creds = state.tokens.credentials(token).await?;
     let total = state.tokens.hit_count(token).await?;
     let deliveries = state.tokens.deliveries(token, 50).await?;
     Ok(TokenView::full(token, &creds, state.tokens.minter(), total).with_delivery(&deliveries))
@@ -206,14 +210,7 @@ pub(super) async fn remove(
     user_agent: UserAgent,
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
-    let (token, actor) = if is_api_key(&bearer.0) {
-        let caller = ApiCaller::from_key(&state, &bearer.0).await?;
-        caller.require(Scope::TokensWrite)?;
-        let token = state.tokens.get_owned(&id, &caller.operator.id).await?;
-        (token, caller.actor())
-    } else {
-        (authorized(&state, &id, &bearer).await?, Actor::ManageSecret)
-    };
+    let (token, actor) = managed(&state, &id, &bearer).await?;
     let from = origin(client, user_agent, "api");
     state.tokens.delete_from(&token, &actor, &from).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -262,6 +259,6 @@ pub(super) async fn credentials(
     let token = authorized(&state, &id, &bearer).await?;
     Ok(crate::render::download(
         format,
-        &state.tokens.credentials(&token)?,
+        &state.tokens.credentials(&token).await?,
     ))
 }

@@ -51,8 +51,13 @@ pub(super) async fn create(
     op: ConsoleOperator,
     mut multipart: Multipart,
 ) -> Result<Response, UiError> {
-    let (mut csrf, mut csv, mut email, mut webhook) =
-        (String::new(), String::new(), String::new(), String::new());
+    let (mut csrf, mut csv, mut email, mut webhook, mut kind) = (
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    );
     while let Some(field) = multipart
         .next_field()
         .await
@@ -68,6 +73,7 @@ pub(super) async fn create(
             "file" => csv = text,
             "email" => email = text,
             "webhook_url" => webhook = text,
+            "kind" => kind = text,
             _ => {}
         }
     }
@@ -83,7 +89,8 @@ pub(super) async fn create(
     let mut parsed = Vec::with_capacity(memos.len());
     for (i, memo) in memos.iter().enumerate() {
         let input = NewTokenInput {
-            kind: Some("aws_keys".into()),
+            // Empty: the default kind (`aws_keys`).
+            kind: Some(kind.clone()),
             memo: Some(memo.clone()),
             email: Some(email.clone()).filter(|e| !e.trim().is_empty()),
             webhook_url: Some(webhook.clone()).filter(|w| !w.trim().is_empty()),
@@ -136,6 +143,9 @@ fn archive(state: &AppState, created: &[CreatedToken]) -> zip::result::ZipResult
         zip.start_file(format!("{dir}/manage.txt"), opts)?;
         let url = state.manage_url(&c.token.id, c.manage_secret.expose());
         write!(zip, "memo: {}\nmanage: {url}\n", c.token.memo.as_str())?;
+        if let Some(refresh) = &c.refresh_secret {
+            writeln!(zip, "refresh secret: {}", refresh.expose())?;
+        }
     }
     Ok(zip.finish()?.into_inner())
 }

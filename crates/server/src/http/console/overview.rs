@@ -1,6 +1,6 @@
 //! `/console`: the overview. Keys AWS found in public, token counts by state, hit counts over
-//! three windows, the top sources, hits per day, and whether each detection path and alert
-//! channel is alive.
+//! three windows, the top sources, hits per day, each detection path's heartbeat state and
+//! latency, and whether each alert channel is alive.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,10 +13,9 @@ use crate::http::html::{ago, chart, console_page, when};
 use crate::http::html::{fail, UiError};
 use crate::http::AppState;
 use crate::render::human_time;
+use canarykeys_core::detection::PathState;
 
 const DAY: i64 = 86_400_000;
-/// A path or channel with nothing for this long is flagged: detection may have gone quiet.
-const QUIET_AFTER: i64 = DAY;
 /// The newest exposures shown as banners; the alert feed lists the rest.
 const EXPOSURE_BANNERS: u32 = 10;
 /// Every way a hit can reach us, so a path that never delivered anything shows up too.
@@ -75,12 +74,32 @@ pub(super) async fn overview(
                 "path": p,
                 "last": seen.map_or_else(|| "never".to_owned(), |h| format!("{} ({})", human_time(h.last_received), ago(now, h.last_received))),
                 "hits": seen.map_or(0, |h| h.hits),
-                // Never seen is not "quiet": most installations use one or two paths.
-                "quiet": seen.is_some_and(|h| now - h.last_received > QUIET_AFTER),
-                "never": seen.is_none(),
             })
         })
         .collect();
+    // Whether each path works is the heartbeat's to say: decoys are quiet in peacetime, so
+    // the hits above prove nothing about a path that has none.
+    let secs = |ms: Option<i64>| ms.map(|v| format!("{:.1} s", v as f64 / 1000.0));
+    let proof: Vec<_> = state
+        .heartbeat
+        .paths()
+        .await
+        .map_err(|e| fail(&state, e))?
+        .iter()
+        .map(|p| {
+            json!({
+                "account": p.account_id,
+                "region": p.region,
+                "path": p.path,
+                "state": p.state.as_str(),
+                "alarm": matches!(p.state, PathState::Silent | PathState::Never),
+                "last": p.last_seen_ms.map_or_else(|| "never".to_owned(), |t| format!("{} ({})", human_time(t), ago(now, t))),
+                "p50": secs(p.latency_p50_ms),
+                "p95": secs(p.latency_p95_ms),
+            })
+        })
+        .collect();
+    let heartbeat_on = state.heartbeat.settings().enabled;
     // The safety net's last round per decoy account: an account it cannot ask is a blind spot.
     let safety_net = state
         .ingest
@@ -100,8 +119,15 @@ pub(super) async fn overview(
         .channels
         .iter()
         .map(|c| {
+            // A stream being retried says why now, before its last give-up.
+            let retrying = o
+                .streams
+                .iter()
+                .find(|s| c.channel.strip_prefix("stream:") == Some(s.stream.as_str()))
+                .and_then(|s| s.retry_error.clone());
             json!({
                 "channel": &c.channel,
+                "retrying": retrying,
                 "last_delivered": when(c.last_delivered_at),
                 "delivered": c.delivered,
                 "pending": c.pending,
@@ -131,6 +157,8 @@ pub(super) async fn overview(
             sources => Value::from_serialize(sources),
             chart => Value::from_serialize(chart),
             paths => Value::from_serialize(paths),
+            proof => Value::from_serialize(proof),
+            heartbeat_on => heartbeat_on,
             safety_net => Value::from_serialize(safety_net),
             channels => Value::from_serialize(channels),
         },

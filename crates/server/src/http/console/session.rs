@@ -139,8 +139,9 @@ async fn login(
             let e = ApiError::Access(e);
             let message = match &e {
                 ApiError::Access(AccessError::Locked) => {
-                    "too many failed sign-ins: this operator is locked for 15 minutes, except \
-                     from an address it has signed in from before"
+                    "too many failed sign-ins: this operator is backing off (30 s, doubling with \
+                     each wrong password, at most 15 minutes), except from an address it has \
+                     signed in from before"
                         .to_owned()
                 }
                 other => other.public_message(),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::csrf;
 use crate::http::html::{fail, UiError};
 use crate::http::{ApiError, AppState};
-use crate::services::Scope;
+use crate::services::{Actor, Scope};
 
 /// The bearer credential of an API request (a manage secret or an API key).
 pub struct Bearer(pub String);
@@ -43,6 +43,24 @@ pub async fn authorized(
         }
     }
     Ok(state.tokens.authorize(id, &bearer.0).await?)
+}
+
+/// The token a change acts on, and who makes it: an API key with `tokens:write` reaches only its
+/// own operator's tokens (404 otherwise, as for a token that does not exist), a manage secret
+/// only its own token.
+pub async fn managed(
+    state: &AppState,
+    id: &str,
+    bearer: &Bearer,
+) -> Result<(TokenRecord, Actor), ApiError> {
+    if super::caller::is_api_key(&bearer.0) {
+        let caller = super::caller::ApiCaller::from_key(state, &bearer.0).await?;
+        caller.require(Scope::TokensWrite)?;
+        let token = state.tokens.get_owned(id, &caller.operator.id).await?;
+        Ok((token, caller.actor()))
+    } else {
+        Ok((authorized(state, id, bearer).await?, Actor::ManageSecret))
+    }
 }
 
 /// A manage-page download's query: the manage secret and the file format.

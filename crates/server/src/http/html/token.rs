@@ -46,6 +46,8 @@ pub fn creds_ctx(t: &TokenRecord, c: &AwsCredentials, secret: &str) -> minijinja
         username => c.username.as_str(),
         account_id => c.account_id.to_string(),
         arn => user_arn(c),
+        session_token => c.session.as_ref().map(|s| s.token.expose().to_owned()),
+        expiration => c.session.as_ref().map(|s| human_time(s.expires_at)),
         downloads => minijinja::Value::from_serialize(downloads),
     }
 }

@@ -52,6 +52,7 @@ pub(super) async fn manage(
     let creds = state
         .tokens
         .credentials(&token)
+        .await
         .map_err(|e| fail(&state, e))?;
     let offset = q.page.saturating_mul(HISTORY_PAGE);
     let (hits, total) = state
@@ -203,6 +204,7 @@ pub(super) async fn download(
     let creds = state
         .tokens
         .credentials(&token)
+        .await
         .map_err(|e| fail(&state, e))?;
     Ok(crate::render::download(format, &creds))
 }

@@ -107,6 +107,31 @@ impl Channel for EmailChannel {
             Ok(mail) => mail,
             Err(problem) => return Outcome::Permanent(problem),
         };
+        self.send_mail(mail).await
+    }
+
+    async fn send_operator(
+        &self,
+        alert: &crate::notify::operator::OperatorAlert,
+        target: &str,
+        idempotency_key: &str,
+    ) -> Outcome {
+        let to: Mailbox = match target.parse() {
+            Ok(to) => to,
+            Err(e) => {
+                return Outcome::Permanent(format!("invalid recipient address {target:?}: {e}"))
+            }
+        };
+        match crate::notify::operator::email_message(&self.from, to, alert, idempotency_key) {
+            Ok(mail) => self.send_mail(mail).await,
+            Err(problem) => Outcome::Permanent(problem),
+        }
+    }
+}
+
+impl EmailChannel {
+    /// One mail through the transport, within the channel's whole-send timeout.
+    async fn send_mail(&self, mail: lettre::Message) -> Outcome {
         match tokio::time::timeout(self.timeout, self.transport.send(mail)).await {
             Ok(Ok(_)) => Outcome::Delivered,
             Ok(Err(e)) => classify(&e),

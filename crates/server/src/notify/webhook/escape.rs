@@ -131,6 +131,26 @@ pub fn teams(s: &str, max: usize) -> String {
     markdown(s, SPECIALS, max)
 }
 
+/// Mattermost Markdown: a backslash before the punctuation Markdown reads anywhere in a line
+/// (and before `-`, `+` or `#` that would start a list or heading), and `@` shown as the
+/// full-width `＠`, so no mention (`@channel`, `@all`, `@here`, `@name`) is ever made.
+pub fn mattermost(s: &str, max: usize) -> String {
+    const SPECIALS: &[char] = &[
+        '\\', '*', '_', '~', '`', '[', ']', '(', ')', '<', '>', '!', '|', '&',
+    ];
+    let pieces = single_line(s)
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match c {
+            '@' => "＠".into(),
+            c if SPECIALS.contains(&c) => format!("\\{c}"),
+            '-' | '+' | '#' if i == 0 => format!("\\{c}"),
+            c => c.into(),
+        })
+        .collect();
+    join_limited(pieces, max)
+}
+
 /// Google Chat card text: a small HTML subset (`<b>`, `<a href>`, `<font>`…), so plain HTML
 /// escaping makes it literal.
 pub fn html(s: &str, max: usize) -> String {
@@ -229,6 +249,7 @@ mod tests {
             ("slack_code", slack_code(s, max)),
             ("discord", discord(s, max)),
             ("teams", teams(s, max)),
+            ("mattermost", mattermost(s, max)),
             ("html", html(s, max)),
             ("plain", plain(s, max)),
             ("single_line", single_line(s)),
@@ -322,6 +343,7 @@ mod tests {
                     WebhookFlavour::Discord,
                     WebhookFlavour::Teams,
                     WebhookFlavour::GoogleChat,
+                    WebhookFlavour::Mattermost,
                 ] {
                     let body = payload(flavour, &alert);
                     let mut strings = Vec::new();

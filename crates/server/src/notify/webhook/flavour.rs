@@ -19,15 +19,18 @@ pub enum WebhookFlavour {
     /// Microsoft Teams through Power Automate Workflows (or an old Office 365 connector).
     Teams,
     GoogleChat,
+    /// Mattermost: Slack's attachments in Mattermost's Markdown (`mattermost.rs`).
+    Mattermost,
 }
 
 impl WebhookFlavour {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Generic,
         Self::Slack,
         Self::Discord,
         Self::Teams,
         Self::GoogleChat,
+        Self::Mattermost,
     ];
 
     /// The format a URL's service expects; anything unrecognised gets the generic schema.
@@ -58,6 +61,9 @@ impl WebhookFlavour {
         if host == "chat.googleapis.com" {
             return Self::GoogleChat;
         }
+        if super::mattermost::is_webhook_path(path) {
+            return Self::Mattermost;
+        }
         Self::Generic
     }
 
@@ -78,6 +84,7 @@ impl WebhookFlavour {
             Self::Discord => "discord",
             Self::Teams => "teams",
             Self::GoogleChat => "google_chat",
+            Self::Mattermost => "mattermost",
         }
     }
 }
@@ -108,7 +115,7 @@ impl FromStr for WebhookFlavour {
             .into_iter()
             .find(|f| f.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown webhook flavour {s:?}: use generic, slack, discord, teams or google_chat")
+                format!("unknown webhook flavour {s:?}: use generic, slack, discord, teams, google_chat or mattermost")
             })
     }
 }
@@ -152,6 +159,8 @@ mod tests {
             ("https://evil-logic.azure.com/workflows/x", Generic),
             ("https://hooks.slack.com.evil.example/services/x", Generic),
             ("http://127.0.0.1:9000/hook", Generic),
+            ("https://chat.example.com/hooks/xa1b2c3d4e5f6g7h8i9j0k1l2m", Mattermost),
+            ("https://chat.example.com/hooks/x", Generic),
         ] {
             assert_eq!(detect(url), want, "{url}");
         }

@@ -4,7 +4,9 @@
 //! # Schema `canarykeys.alert/v1`
 //!
 //! Also written out, field by field, in `tests/fixtures/webhooks/generic.schema.md`; the
-//! example is `tests/fixtures/webhooks/generic.json`.
+//! example is `tests/fixtures/webhooks/generic.json`. Operator alerts (about the system, not a
+//! token) have their own schema, `canarykeys.operator/v1` (`notify::operator`,
+//! `tests/fixtures/webhooks/operator.schema.md`).
 //!
 //! ```text
 //! {

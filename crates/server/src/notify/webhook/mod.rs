@@ -13,11 +13,12 @@
 pub(super) mod escape;
 mod flavour;
 pub mod generic;
-mod sender;
+pub(crate) mod sender;
 pub mod ssrf;
 
 mod discord;
 mod google_chat;
+mod mattermost;
 mod slack;
 mod teams;
 
@@ -35,6 +36,7 @@ pub fn payload(flavour: WebhookFlavour, alert: &AlertView) -> serde_json::Value 
         WebhookFlavour::Discord => discord::payload(alert),
         WebhookFlavour::Teams => teams::payload(alert),
         WebhookFlavour::GoogleChat => google_chat::payload(alert),
+        WebhookFlavour::Mattermost => mattermost::payload(alert),
     }
 }
 
@@ -222,7 +224,7 @@ pub fn exposure_source_label(source: &str) -> &'static str {
 
 /// A fixed alert with hostile CloudTrail text, for the modules' unit tests.
 #[cfg(test)]
-fn hostile_alert() -> AlertView {
+pub(crate) fn hostile_alert() -> AlertView {
     AlertView {
         kind: AlertKind::Hit,
         alert_id: "al_0001".into(),

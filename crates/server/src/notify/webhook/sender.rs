@@ -94,8 +94,19 @@ impl WebhookChannel {
         url: &Url,
         idempotency_key: &str,
     ) -> Outcome {
-        let body = serde_json::to_vec(&payload(flavour, alert))
-            .expect("a serde_json::Value always serialises");
+        self.post_body(flavour, &payload(flavour, alert), url, idempotency_key)
+            .await
+    }
+
+    /// POSTs `body`, signed when it is a generic payload and a secret is set.
+    async fn post_body(
+        &self,
+        flavour: WebhookFlavour,
+        body: &serde_json::Value,
+        url: &Url,
+        idempotency_key: &str,
+    ) -> Outcome {
+        let body = serde_json::to_vec(body).expect("a serde_json::Value always serialises");
         let mut url = url.clone();
         // Only ever ours (the `#flavour=` override); never part of a request anyway.
         url.set_fragment(None);
@@ -144,11 +155,37 @@ impl Channel for WebhookChannel {
             Err(e) => Outcome::Permanent(e),
         }
     }
+
+    /// The operator's own URL, in its flavour (the operator channel's instance lets private
+    /// addresses through: it is operator configuration, not a token owner's input).
+    async fn send_operator(
+        &self,
+        alert: &crate::notify::operator::OperatorAlert,
+        target: &str,
+        idempotency_key: &str,
+    ) -> Outcome {
+        let url = match Url::parse(target) {
+            Ok(url) => url,
+            Err(e) => return Outcome::Permanent(format!("not a valid webhook URL: {e}")),
+        };
+        let flavour = match WebhookFlavour::for_url(&url) {
+            Ok(flavour) => flavour,
+            Err(e) => return Outcome::Permanent(e),
+        };
+        match ssrf::check(&url, self.allow_private).await {
+            Ok(_) => {}
+            Err(CheckError::Refused) => return Outcome::Permanent(REFUSED.into()),
+            Err(CheckError::BadUrl(m)) => return Outcome::Permanent(m),
+            Err(CheckError::Unresolved(m)) => return Outcome::Retry(m),
+        }
+        let body = crate::notify::operator::payload(flavour, alert);
+        self.post_body(flavour, &body, &url, idempotency_key).await
+    }
 }
 
 /// The start of the response body, on one line: Slack and Discord say what was wrong there
 /// (`invalid_payload`, `no_service`).
-async fn snippet(mut response: reqwest::Response) -> String {
+pub(crate) async fn snippet(mut response: reqwest::Response) -> String {
     let mut bytes = Vec::new();
     while bytes.len() < SNIPPET_MAX {
         match response.chunk().await {
@@ -161,7 +198,7 @@ async fn snippet(mut response: reqwest::Response) -> String {
 }
 
 /// What a response's status means for the alert.
-fn outcome_for_status(
+pub(crate) fn outcome_for_status(
     status: StatusCode,
     location: Option<&str>,
     retry_after: Option<&str>,
@@ -206,7 +243,7 @@ fn retry_delay(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// What a failed request means: refused addresses never work; everything on the way there
 /// (timeouts, refused or reset connections, DNS) may work later.
-fn outcome_for_error(e: reqwest::Error) -> Outcome {
+pub(crate) fn outcome_for_error(e: reqwest::Error) -> Outcome {
     let refused = causes(&e).any(|s| s.downcast_ref::<CheckError>() == Some(&CheckError::Refused));
     if refused {
         return Outcome::Permanent(REFUSED.into());

@@ -88,8 +88,11 @@ impl Hasher {
     ) -> T {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _permit = permit;
-            let _ = reply.send(f());
+            let out = f();
+            // The slot is free before the caller hears back, so a caller that got its answer and
+            // tries again finds it free (dropped after the send, a quick retry could see 429).
+            drop(permit);
+            let _ = reply.send(out);
         });
         self.jobs
             .send(job)

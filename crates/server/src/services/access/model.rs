@@ -3,10 +3,25 @@
 use canarykeys_store::{ApiKeyRecord, OperatorRecord, StoreError};
 use serde::Serialize;
 
-/// Consecutive wrong passwords that lock an operator out.
+/// Consecutive wrong passwords before the account backs off.
 pub const LOCK_AFTER: i64 = 5;
-/// How long a lockout lasts.
-pub const LOCK_MILLIS: i64 = 15 * 60 * 1000;
+/// The first back-off, doubled by each further wrong password.
+pub const BACKOFF_FIRST_MILLIS: i64 = 30 * 1000;
+/// The longest back-off.
+pub const BACKOFF_MAX_MILLIS: i64 = 15 * 60 * 1000;
+
+/// How long an operator backs off after its `failures`-th consecutive wrong password: nothing
+/// for the first four, then 30 s, doubling each time, up to 15 minutes. A right password from
+/// an address the operator has signed in from passes it (services::access), so a stranger's
+/// guesses slow the account down for strangers only.
+pub fn login_backoff(failures: i64) -> Option<i64> {
+    if failures < LOCK_AFTER {
+        return None;
+    }
+    let past = failures - LOCK_AFTER;
+    let doublings = u32::try_from(past.clamp(0, 16)).unwrap_or(16);
+    Some((BACKOFF_FIRST_MILLIS << doublings).min(BACKOFF_MAX_MILLIS))
+}
 /// What every API key starts with. A manage secret is 43 base64url characters with no prefix,
 /// and a key is this prefix plus 43: prefix and length tell the two apart in `Bearer`.
 pub const API_KEY_PREFIX: &str = "ck_";
@@ -146,5 +161,20 @@ pub(super) fn info(r: ApiKeyRecord) -> ApiKeyInfo {
             per_minute: u32::try_from(r.create_per_minute).unwrap_or(0),
             live_tokens: u32::try_from(r.live_tokens_max).unwrap_or(0),
         },
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_the_fifth_failure_doubles_and_caps() {
+        assert_eq!((1..=4).map(login_backoff).collect::<Vec<_>>(), [None; 4]);
+        assert_eq!(login_backoff(5), Some(30_000));
+        assert_eq!(login_backoff(6), Some(60_000));
+        assert_eq!(login_backoff(9), Some(480_000));
+        assert_eq!(login_backoff(10), Some(BACKOFF_MAX_MILLIS));
+        assert_eq!(login_backoff(i64::MAX), Some(BACKOFF_MAX_MILLIS));
     }
 }

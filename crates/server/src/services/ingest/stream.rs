@@ -90,6 +90,8 @@ impl IngestReport {
         self.new_hits += part.new_hits;
         self.duplicates += part.duplicates;
         self.retired += part.retired;
+        self.heartbeats += part.heartbeats;
+        self.session_issues += part.session_issues;
     }
 
     /// Counts skips, keeping the first few reasons.

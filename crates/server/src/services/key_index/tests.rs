@@ -71,3 +71,43 @@ fn retiring_a_token_keeps_it_matched_as_a_tombstone() {
     );
     assert!(maps.accounts.contains(&account), "learned from the token");
 }
+
+#[test]
+fn a_re_read_whose_snapshot_predates_a_create_keeps_the_create() {
+    // The race a clean-clone CI run lost: a re-read (the startup prune's) took its snapshot,
+    // another replica's create was applied from its notification, then the re-read landed.
+    let account = AccountId::parse("123456789012").unwrap();
+    let old = entry(account, None);
+    let index = KeyIndex::from_entries(
+        std::slice::from_ref(&old),
+        &[],
+        LateEvents::default(),
+        ManualClock::starting_now().shared(),
+    );
+    let outer = index.begin_resync();
+    let inner = index.begin_resync();
+    let created = entry(account, None);
+    index.write().change(Change::Key(created.clone()));
+    // Deleted while the re-reads were in flight: the replay keeps the order.
+    let gone = entry(account, None);
+    index.write().change(Change::Key(gone.clone()));
+    index.write().change(Change::Key(KeyEntry {
+        died_at: Some(9),
+        ..gone.clone()
+    }));
+    index.finish_resync(inner, Some((std::slice::from_ref(&old), &[])));
+    assert_eq!(index.counts(), (2, 1), "the inner re-read keeps both");
+    index.finish_resync(outer, Some((std::slice::from_ref(&old), &[])));
+    let maps = index.read();
+    assert_eq!(maps.by_key[&created.access_key_id].died_at, None);
+    assert_eq!(maps.by_key[&gone.access_key_id].died_at, Some(9));
+    assert!(maps.journal.changes.is_empty(), "no re-read in flight");
+    assert_eq!(maps.journal.readers, 0);
+    drop(maps);
+    // With none in flight nothing is journalled, and a failed re-read keeps what is held.
+    index.write().change(Change::Key(entry(account, None)));
+    assert!(index.read().journal.changes.is_empty());
+    let mark = index.begin_resync();
+    index.finish_resync(mark, None);
+    assert_eq!(index.counts(), (3, 1));
+}

@@ -24,7 +24,12 @@ impl TokenService {
             id: &token.id,
             hash: &hash,
         };
-        if !self.store.write_audited(write, &audit).await? {
+        let rows = self.with_audit_rows(&audit, Vec::new());
+        if !self
+            .store
+            .write_audited_alerting(write, &audit, &rows)
+            .await?
+        {
             return Err(ServiceError::NotFound);
         }
         Ok(secret)

@@ -149,7 +149,7 @@ async fn create_then_delete_revokes() {
         .await
         .unwrap();
     assert_eq!(
-        svc.credentials(&token).unwrap().secret_access_key,
+        svc.credentials(&token).await.unwrap().secret_access_key,
         created.credentials.secret_access_key
     );
     svc.delete(&token, &Actor::Cli).await.unwrap();
