@@ -74,11 +74,14 @@ export SCHEMATHESIS_API_KEY="$key"
 export SCHEMATHESIS_HOOKS=scripts/schemathesis_hooks.py
 # One aws_session token made here, so the session route (which takes a refresh secret that only
 # an aws_session create shows) is reached whatever the generated creates turn out to be.
-SCHEMATHESIS_SESSION_TOKEN="$(curl -fsS -X POST "$base/api/v1/tokens" \
+# Its account is the one generated creates are pointed at (the hooks say why).
+seeded="$(curl -fsS -X POST "$base/api/v1/tokens" \
   -H "authorization: Bearer $key" -H 'content-type: application/json' \
   -d '{"kind":"aws_session","memo":"contract session","email":"soc@example.com"}' |
-  python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["id"] + ":" + t["refresh_secret"])')"
-export SCHEMATHESIS_SESSION_TOKEN
+  python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["id"] + ":" + t["refresh_secret"], t["aws"]["account_id"])')"
+SCHEMATHESIS_SESSION_TOKEN="${seeded% *}"
+SCHEMATHESIS_ACCOUNT_ID="${seeded##* }"
+export SCHEMATHESIS_SESSION_TOKEN SCHEMATHESIS_ACCOUNT_ID
 # Kept where SCHEMATHESIS_REPORT_DIR says (to read the exchanges), else removed with the rest.
 report="${SCHEMATHESIS_REPORT_DIR:-$work/report}"
 status=0

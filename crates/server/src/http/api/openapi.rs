@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 use canarykeys_core::NewTokenInput;
 use serde_json::json;
 use utoipa::openapi::path::PathItem;
-use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Deprecated, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -105,7 +107,9 @@ impl Modify for Extras {
     }
 }
 
-/// `NewToken` needs an email or a webhook URL (or both): an `anyOf` of two `required` lists.
+/// `NewToken` needs an email or a webhook URL (or both): an `anyOf` of two `required` lists. And
+/// `until_confirm` holds uses until the expiry at the latest, so it needs `expires_in`: a second
+/// `anyOf`, "not until_confirm" or "an expiry given".
 fn need_a_channel(components: &mut utoipa::openapi::Components) {
     let Some(fields) = components.schemas.remove("NewToken") else {
         return;
@@ -118,7 +122,7 @@ fn need_a_channel(components: &mut utoipa::openapi::Components) {
             .property(
                 field,
                 ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .schema_type(Type::String)
                     .pattern(Some(r"\S")),
             )
             .build()
@@ -130,8 +134,21 @@ fn need_a_channel(components: &mut utoipa::openapi::Components) {
                 .item(needs("email"))
                 .item(needs("webhook_url")),
         )
+        .item(
+            AnyOfBuilder::new()
+                .item(
+                    ObjectBuilder::new().property(
+                        "expected_use",
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                            .pattern(Some(r"^\s*(none)?\s*$")),
+                    ),
+                )
+                .item(needs("expires_in")),
+        )
         .description(Some(
-            "A token to create. `memo` and an email or a webhook URL (or both) are required.",
+            "A token to create. `memo` and an email or a webhook URL (or both) are required; \
+             `expected_use: until_confirm` needs `expires_in`.",
         ))
         .build();
     components
