@@ -8,6 +8,7 @@ mod exposures;
 mod fold;
 mod heartbeat;
 mod operator;
+pub mod packed;
 mod records;
 mod sessions;
 mod sql;

@@ -14,11 +14,11 @@ use super::outbox::{insert_deliveries, set_cooldown};
 use super::{fold, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
 use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
-/// The largest chunk: 64 rows (1,344 parameters), so a group of 1,000 hits takes 16 statements
+/// The largest chunk: 64 rows (1,536 parameters), so a group of 1,000 hits takes 16 statements
 /// and as many hand-offs to sqlx's SQLite thread. Chunk sizes are powers of two, so each
 /// connection's prepared-statement cache holds every statement after the first groups.
 const MAX_ROWS_LOG2: usize = 6;
-const HIT_COLUMNS_N: usize = 21;
+const HIT_COLUMNS_N: usize = 22;
 /// The hit's columns, then its event hash and the fold budget (see `hits_sql`).
 const HIT_PARAMS: usize = HIT_COLUMNS_N + 2;
 
@@ -88,8 +88,8 @@ pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {
 /// every row went in, which is the usual case.
 ///
 /// Flood folding adds two primary-key probes per row: a use whose event was folded before
-/// (`column22` is its event hash) is a repeat, and a use inside its token's open window once
-/// that window stored `column23` (the budget) hits is left out, for `fold::fold` to count.
+/// (`column23` is its event hash) is a repeat, and a use inside its token's open window once
+/// that window stored `column24` (the budget) hits is left out, for `fold::fold` to count.
 fn hits_sql(rows: usize, backend: Backend) -> String {
     let rows = values(rows, HIT_PARAMS, backend);
     let columns = (1..=HIT_COLUMNS_N)
@@ -100,9 +100,9 @@ fn hits_sql(rows: usize, backend: Backend) -> String {
         "INSERT INTO hits ({HIT_COLUMNS}) SELECT {columns} FROM (VALUES {rows}) AS v \
          WHERE (v.column2 IN (SELECT id FROM tokens) OR v.column2 IN (SELECT id FROM deleted_tokens)) \
          AND NOT EXISTS (SELECT 1 FROM folded_events f \
-             WHERE f.token_id = v.column2 AND f.event_hash = v.column22) \
+             WHERE f.token_id = v.column2 AND f.event_hash = v.column23) \
          AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = v.column2 \
-             AND w.hits >= v.column23 AND w.closes_at > v.column5) \
+             AND w.hits >= v.column24 AND w.closes_at > v.column5) \
          ON CONFLICT (event_id) DO NOTHING"
     )
 }
@@ -161,9 +161,11 @@ impl SqlStore {
     pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<RecordedGroup> {
         let backend = self.backend();
         let budget = self.stored_hits_per_window();
+        // Compressed before the write turn: the turn is the one thing every writer waits for.
+        let packed: Vec<Vec<u8>> = hits.iter().map(|h| crate::packed::pack(&h.raw)).collect();
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let (mut new, gone) = insert_hits(&mut tx, backend, hits, budget).await?;
+        let (mut new, gone) = insert_hits(&mut tx, backend, hits, &packed, budget).await?;
         // Left out, and of a known token: a repeat, or a use to fold. Only a flood (or a
         // repeat) gets here; the common group has every hit stored.
         let candidates: Vec<(usize, &HitRecord)> = hits
@@ -352,12 +354,14 @@ async fn apply_plan(
     Ok(true)
 }
 
-/// Inserts the hits; returns, per hit, whether it was new and whether it was left out because
-/// its token is gone altogether (neither new nor a repeat).
+/// Inserts the hits (`packed[i]` is hit i's raw record, packed); returns, per hit, whether it
+/// was new and whether it was left out because its token is gone altogether (neither new nor a
+/// repeat).
 async fn insert_hits(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     hits: &[HitRecord],
+    packed: &[Vec<u8>],
     budget: i64,
 ) -> Result<(Vec<bool>, Vec<bool>)> {
     let sqls = HITS_SQL.get(backend, hits_sql);
@@ -371,7 +375,7 @@ async fn insert_hits(
         let offset = start;
         start += chunk.len();
         let mut q = sqlx::query(&sqls[p]);
-        for h in chunk {
+        for (h, packed) in chunk.iter().zip(&packed[offset..]) {
             q = q
                 .bind(&h.id)
                 .bind(h.token_id.as_str())
@@ -393,7 +397,9 @@ async fn insert_hits(
                 .bind(&h.path)
                 .bind(&h.note)
                 .bind(&h.suppressed)
-                .bind(&h.raw)
+                // The text is in `raw_packed`; `raw` stays for rows from before.
+                .bind("")
+                .bind(packed)
                 .bind(event_hash(&h.event_id))
                 .bind(budget);
         }
@@ -503,7 +509,7 @@ mod tests {
     #[test]
     fn statements_number_their_parameters() {
         let sql = hits_sql(2, Backend::Postgres);
-        assert!(sql.contains("$46)") && !sql.contains("$47"));
+        assert!(sql.contains("$48)") && !sql.contains("$49"));
         assert!(alerts_sql(2, Backend::Postgres).contains("($6, $7, $8, $9, $10)"));
     }
 

@@ -103,7 +103,7 @@ pub(crate) const TOKEN_READ_COLUMNS: &str = "id, kind, memo, email, email_enable
 pub(crate) const HIT_COLUMNS: &str =
     "id, token_id, event_id, event_time, received_at, event_name, \
      event_source, region, source_ip, user_agent, error_code, error_message, account_id, \
-     access_key_id, tls_host, vpc_endpoint_id, request_id, path, note, suppressed, raw";
+     access_key_id, tls_host, vpc_endpoint_id, request_id, path, note, suppressed, raw, raw_packed";
 
 impl SqlStore {
     /// Connects and brings the schema up to date. A SQLite file is created if missing.
@@ -158,6 +158,13 @@ impl SqlStore {
                         sqlx::query("PRAGMA busy_timeout = 5000")
                             .execute(&mut *conn)
                             .await?;
+                        // No checkpoint inside a commit: SQLite's automatic one runs in the
+                        // committing call, so every ~1,000 pages one group's requests waited
+                        // for the database file to be written and fsynced (the 1-connection
+                        // tail of BENCHMARKS.md). `checkpoints` does it beside the writers.
+                        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -168,6 +175,7 @@ impl SqlStore {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
+            tokio::spawn(checkpoints(pool.clone()));
         }
         let all = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -229,6 +237,42 @@ impl SqlStore {
                 .await;
         }
         self.pool.close().await;
+    }
+}
+
+/// How often the WAL is copied into the database file. About what SQLite's automatic
+/// checkpoint did under load (every 1,000 pages came every ~0.4 s in the trips benchmark), and
+/// nothing at all when nothing was written.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copies committed WAL frames into the database file from a connection of its own, until the
+/// pool closes. `PASSIVE` takes no lock a writer waits for: commits go on appending to the WAL
+/// meanwhile, and the next writer starts the WAL over once all of it is copied. A round that
+/// fails (the disk is full, say) is tried again the next time; the WAL only grows meanwhile.
+/// A failure is logged once, and the recovery once, not four lines a second.
+async fn checkpoints(pool: AnyPool) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("the WAL checkpoint works again");
+            }
+            Ok(_) => {}
+            Err(_) if pool.is_closed() => return,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "the WAL checkpoint failed; it is tried again");
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -301,7 +345,12 @@ pub(crate) fn hit_from_row(row: &AnyRow) -> Result<HitRecord> {
         path: row.try_get("path")?,
         note: row.try_get("note")?,
         suppressed: row.try_get("suppressed")?,
-        raw: row.try_get("raw")?,
+        // Packed since migration 0019; older rows keep their text in `raw`.
+        raw: match row.try_get::<Option<Vec<u8>>, _>("raw_packed")? {
+            Some(packed) => crate::packed::unpack(&packed)
+                .map_err(|e| StoreError::Corrupt(format!("raw_packed: {e}")))?,
+            None => row.try_get("raw")?,
+        },
     })
 }
 
