@@ -54,6 +54,38 @@ impl fmt::Debug for TokenId {
     }
 }
 
+/// Where a page of the token list ends: the last token's creation time (unix ms) and id, in the
+/// list's order (newest first, ids ascending within a millisecond). Written `<created_at>.<id>`;
+/// the next page starts after it and costs the same however deep it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenCursor {
+    pub created_at: i64,
+    pub id: TokenId,
+}
+
+impl TokenCursor {
+    /// The schema's pattern for a cursor: every string it matches parses.
+    pub const PATTERN: &'static str = r"^[0-9]{1,18}\.[a-z2-7]{25}[aeimquy4]$";
+
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let bad = || Invalid::new("after is a cursor from `next` of the page before");
+        let (time, id) = s.split_once('.').ok_or_else(bad)?;
+        if time.is_empty() || time.len() > 18 || !time.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(Self {
+            created_at: time.parse().map_err(|_| bad())?,
+            id: TokenId::parse(id).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for TokenCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.created_at, self.id)
+    }
+}
+
 /// A random 128-bit id for rows that need one (hits, alerts): 26 lower-case base32 characters.
 pub fn random_id() -> String {
     TokenId::generate().0
@@ -147,6 +179,44 @@ impl fmt::Debug for ManageSecretHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_read_back_and_match_their_pattern() {
+        let pattern = regex_lite_match;
+        for _ in 0..200 {
+            let c = TokenCursor {
+                created_at: 1_700_000_000_000,
+                id: TokenId::generate(),
+            };
+            let text = c.to_string();
+            assert!(pattern(&text), "{text}");
+            assert_eq!(TokenCursor::parse(&text).unwrap(), c);
+        }
+        for bad in [
+            "",
+            ".",
+            "1.",
+            "x.abc",
+            "-1.aaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "1234567890123456789.a",
+        ] {
+            assert!(TokenCursor::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `TokenCursor::PATTERN` by hand (core has no regex): 1-18 digits, a dot, 25 base32
+    /// characters and one whose two low bits are zero.
+    fn regex_lite_match(s: &str) -> bool {
+        let Some((time, id)) = s.split_once('.') else {
+            return false;
+        };
+        let b32 = |c: u8| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c);
+        (1..=18).contains(&time.len())
+            && time.bytes().all(|c| c.is_ascii_digit())
+            && id.len() == 26
+            && id.bytes().take(25).all(b32)
+            && id.bytes().last().is_some_and(|c| b"aeimquy4".contains(&c))
+    }
 
     #[test]
     fn sequential_ids_sort_in_the_order_they_were_made() {

@@ -24,7 +24,7 @@ use std::fmt;
 pub use access_key::{AccessKeyId, AccountId, IamUserName, Region, SecretAccessKey};
 pub use contact::{Email, Memo, WebhookUrl};
 pub use credentials::{AwsCredentials, CredentialsFormat, OutputFormat};
-pub use ids::{ManageSecret, ManageSecretHash, TokenId};
+pub use ids::{ManageSecret, ManageSecretHash, TokenCursor, TokenId};
 pub use session::{SessionDuration, SessionPart, SessionToken};
 pub use token::{ExpectedUse, ExpiresIn, NewToken, NewTokenInput, TokenKind};
 

@@ -333,6 +333,9 @@ pub struct TokensPage {
     pub total: u64,
     pub limit: u32,
     pub offset: u32,
+    /// Give this as `after` for the next page (same cost at any depth); `null` on a page that
+    /// was not full, the last one.
+    pub next: Option<String>,
     pub tokens: Vec<TokenView>,
 }
 

@@ -299,3 +299,77 @@ async fn the_admin_cli_creates_an_operator_and_a_key_that_authenticates() {
     let _ = store(&app).await.list_audit(1, 0).await.unwrap();
     app.stop().await;
 }
+
+/// The token list pages by cursor: `next` of a full page leads to the one after, every token
+/// comes once in the offset list's order, the last page says `null`, and a bad cursor is a 400
+/// with the error body.
+#[tokio::test]
+async fn the_token_list_pages_by_cursor() {
+    let app = operators_app().await;
+    let svc = services(&app).await;
+    let op = svc.access.create_operator("pager", PASSWORD).await.unwrap();
+    let (_, key) = svc
+        .access
+        .create_api_key(&op, "both", &[Scope::TokensRead, Scope::TokensWrite])
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let resp = app
+            .http
+            .post(app.url("/api/v1/tokens"))
+            .bearer_auth(&key)
+            .json(&memo())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    let page = |q: String| {
+        let key = key.clone();
+        let app = &app;
+        async move {
+            let resp = get(app, &format!("/api/v1/tokens?{q}"), Some(&key), None).await;
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, all) = page("limit=50".into()).await;
+    assert_eq!(all["next"], Value::Null, "a short page is the last");
+    let mut seen = Vec::new();
+    let mut q = "limit=2".to_owned();
+    loop {
+        let (status, body) = page(q.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["total"], 5);
+        seen.extend(ids(&body));
+        match body["next"].as_str() {
+            Some(next) => q = format!("limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids(&all));
+    // An offset after a cursor skips that many more.
+    let (_, first) = page("limit=1".into()).await;
+    let next = first["next"].as_str().unwrap();
+    let (_, skipped) = page(format!("limit=2&offset=2&after={next}")).await;
+    assert_eq!(ids(&skipped), ids(&all)[3..5]);
+    for bad in [
+        "x",
+        "1.abc",
+        "99999999999999999999.aaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ] {
+        let (status, body) = page(format!("after={bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cursor"));
+    }
+}

@@ -61,12 +61,13 @@ fn create_list_show_delete() {
     let list = ok(canarykeys(d, &["token", "list"], &[]));
     assert_eq!(list.lines().count(), 2);
     assert!(list.contains(id) && list.contains(key) && list.contains("bulk planted on host-1"));
-    let list: Value = serde_json::from_str(&ok(canarykeys(
-        d,
-        &["token", "list", "--format", "json"],
-        &[],
-    )))
-    .unwrap();
+    // Printed page by page, and still one pretty array.
+    let text = ok(canarykeys(d, &["token", "list", "--format", "json"], &[]));
+    assert!(
+        text.starts_with("[\n  {\n    \"") && text.ends_with("}\n]\n"),
+        "{text}"
+    );
+    let list: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
 
     let shown: Value =

@@ -178,6 +178,19 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> Result<Option<TokenRecord>>;
     /// All tokens, newest first.
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// Up to `limit` tokens, newest first, after `after` (the `(created_at, id)` of the last one
+    /// seen; `None` starts at the newest), skipping `offset` more. A page found by `after`
+    /// costs the same however deep it is, so a million tokens list without holding them all.
+    async fn tokens_after(
+        &self,
+        after: Option<(i64, &TokenId)>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<TokenRecord>>;
+    /// How many tokens have email alerts switched on.
+    async fn count_email_alerting(&self) -> Result<u64>;
+    /// How many live tokens there are.
+    async fn count_tokens(&self) -> Result<u64>;
     /// Tokens whose expiry time has come.
     async fn expired_tokens(&self, now: i64) -> Result<Vec<TokenRecord>>;
     /// Deletes a token at `now` (unix ms). Its hits, alerts and deliveries stay, so a use

@@ -5,9 +5,10 @@ use clap::{Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::render::human_time;
-use crate::services::{Actor, ServiceError};
+use crate::services::{Actor, ServiceError, TokenService};
 use crate::views::{CreatedTokenView, TokenView};
 use crate::Services;
+use canarykeys_store::TokenRecord;
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -158,31 +159,7 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
                 }
             }
         }
-        TokenCommand::List { format } => {
-            let all = tokens.list().await.map_err(describe)?;
-            match format {
-                ListFormat::Json => {
-                    let items: Vec<_> = all
-                        .iter()
-                        .map(|t| TokenView::listed(t, tokens.minter()))
-                        .collect();
-                    println!("{}", serde_json::to_string_pretty(&items)?);
-                }
-                ListFormat::Text => {
-                    for t in &all {
-                        // Memos may hold line breaks; keep one token per line.
-                        let memo = t.memo.as_str().replace(['\n', '\r', '\t'], " ");
-                        println!(
-                            "{}\t{}\t{}\t{}",
-                            t.id,
-                            t.access_key_id,
-                            human_time(t.created_at),
-                            memo
-                        );
-                    }
-                }
-            }
-        }
+        TokenCommand::List { format } => list(tokens, format).await?,
         TokenCommand::Show { id, format } => {
             let token = tokens.get(&id).await.map_err(describe)?;
             let creds = tokens.credentials(&token).await.map_err(describe)?;
@@ -217,5 +194,56 @@ pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
         }
     }
     services.close().await;
+    Ok(())
+}
+
+/// Prints every token page by page (1,000 at a time, newest first), so a million tokens start
+/// printing at once and are never all in memory. JSON is one array, as `to_string_pretty`
+/// writes it, built item by item.
+async fn list(tokens: &TokenService, format: ListFormat) -> anyhow::Result<()> {
+    use std::io::Write;
+    const PAGE: u32 = 1_000;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut last: Option<TokenRecord> = None;
+    let mut first = true;
+    loop {
+        let page = tokens
+            .page_after(last.as_ref(), PAGE)
+            .await
+            .map_err(describe)?;
+        for t in &page {
+            match format {
+                ListFormat::Json => {
+                    let item =
+                        serde_json::to_string_pretty(&TokenView::listed(t, tokens.minter()))?;
+                    let item = item.replace('\n', "\n  ");
+                    write!(out, "{}  {item}", if first { "[\n" } else { ",\n" })?;
+                }
+                ListFormat::Text => {
+                    // Memos may hold line breaks; keep one token per line.
+                    let memo = t.memo.as_str().replace(['\n', '\r', '\t'], " ");
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}",
+                        t.id,
+                        t.access_key_id,
+                        human_time(t.created_at),
+                        memo
+                    )?;
+                }
+            }
+            first = false;
+        }
+        out.flush()?;
+        match page.last() {
+            Some(t) if page.len() == PAGE as usize => last = Some(t.clone()),
+            _ => break,
+        }
+    }
+    if let ListFormat::Json = format {
+        writeln!(out, "{}", if first { "[]" } else { "\n]" })?;
+    }
+    out.flush()?;
     Ok(())
 }

@@ -50,6 +50,21 @@ impl ConsoleService {
         Ok(self.store.tokens_page(limit, offset).await?)
     }
 
+    /// The page of every token after `after` (then `offset` more), and how many there are.
+    #[tracing::instrument(skip_all, fields(limit, offset))]
+    pub async fn tokens_page_after(
+        &self,
+        after: &canarykeys_core::TokenCursor,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<TokenRecord>, u64), ServiceError> {
+        let page = self
+            .store
+            .tokens_after(Some((after.created_at, &after.id)), limit, offset)
+            .await?;
+        Ok((page, self.store.count_tokens().await?))
+    }
+
     /// A page of every token's hits, newest first, each with its token's memo.
     #[tracing::instrument(skip_all, fields(limit, offset))]
     pub async fn hits_page(
@@ -81,16 +96,23 @@ impl ConsoleService {
         Ok(self.store.feed(filter, limit, offset).await?)
     }
 
-    /// Each token's memo by token id.
+    /// The memo of each live token among `ids` (a page's tokens), by token id: a page of the
+    /// feed reads its own tokens, not every token there is.
     #[tracing::instrument(skip_all)]
-    pub async fn memos(&self) -> Result<HashMap<String, String>, ServiceError> {
-        Ok(self
-            .store
-            .list_tokens()
-            .await?
-            .into_iter()
-            .map(|t| (t.id.to_string(), t.memo.as_str().to_owned()))
-            .collect())
+    pub async fn memos(
+        &self,
+        ids: &[canarykeys_core::TokenId],
+    ) -> Result<HashMap<String, String>, ServiceError> {
+        let mut memos = HashMap::new();
+        for id in ids {
+            if memos.contains_key(id.as_str()) {
+                continue;
+            }
+            if let Some(t) = self.store.get_token(id).await? {
+                memos.insert(t.id.to_string(), t.memo.as_str().to_owned());
+            }
+        }
+        Ok(memos)
     }
 
     /// One token, if it still exists.

@@ -108,6 +108,45 @@ impl TokenStore for SqlStore {
         rows.iter().map(token_from_row).collect()
     }
 
+    async fn tokens_after(
+        &self,
+        after: Option<(i64, &TokenId)>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<TokenRecord>> {
+        // The order of `list_tokens`; `tokens_created_at` finds the place, the id breaks ties.
+        let (created_at, id) = after.map_or((i64::MAX, ""), |(t, id)| (t, id.as_str()));
+        let sql = format!(
+            "SELECT {TOKEN_READ_COLUMNS} FROM tokens \
+             WHERE created_at < $1 OR (created_at = $1 AND id > $2) \
+             ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(created_at)
+            .bind(id)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn count_tokens(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn count_email_alerting(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tokens WHERE email IS NOT NULL AND email_enabled <> 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn delete_token(&self, id: &TokenId, now: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;

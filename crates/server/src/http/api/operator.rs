@@ -7,8 +7,10 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::Router;
 
+use canarykeys_core::TokenCursor;
+
 use crate::http::extract::caller::ApiCaller;
-use crate::http::extract::{PageParams, RawPageQuery};
+use crate::http::extract::{RawTokensQuery, TokensParams};
 use crate::http::{ApiError, AppState};
 use crate::services::Scope;
 use crate::views::{ErrorBody, TokenView, TokensPage};
@@ -23,11 +25,11 @@ pub fn routes() -> Router<AppState> {
     path = "/tokens",
     operation_id = "listTokens",
     tag = "tokens",
-    params(RawPageQuery),
+    params(RawTokensQuery),
     security(("apiKey" = [])),
     responses(
         (status = 200, description = "A page of tokens", body = TokensPage),
-        (status = 400, description = "A limit or offset out of range", body = ErrorBody),
+        (status = 400, description = "A limit or offset out of range, or a bad cursor", body = ErrorBody),
         (status = 401, description = "No API key or session", body = ErrorBody),
         (status = 403, description = "The API key lacks tokens:read", body = ErrorBody),
     )
@@ -35,11 +37,30 @@ pub fn routes() -> Router<AppState> {
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     caller: ApiCaller,
-    page: Result<Query<RawPageQuery>, QueryRejection>,
+    page: Result<Query<RawTokensQuery>, QueryRejection>,
 ) -> Result<axum::Json<TokensPage>, ApiError> {
     caller.require(Scope::TokensRead)?;
-    let PageParams { limit, offset } = PageParams::checked(page)?;
-    let (tokens, total) = state.console.tokens_page(limit, offset).await?;
+    let TokensParams { page, after } = TokensParams::checked(page)?;
+    let (tokens, total) = match &after {
+        Some(cursor) => {
+            state
+                .console
+                .tokens_page_after(cursor, page.limit, page.offset)
+                .await?
+        }
+        None => state.console.tokens_page(page.limit, page.offset).await?,
+    };
+    // A full page may have more after it; a short one is the end.
+    let next = (tokens.len() == page.limit as usize)
+        .then(|| tokens.last())
+        .flatten()
+        .map(|t| {
+            TokenCursor {
+                created_at: t.created_at,
+                id: t.id.clone(),
+            }
+            .to_string()
+        });
     let minter = state.tokens.minter();
     let tokens = tokens
         .iter()
@@ -47,8 +68,9 @@ pub(super) async fn list_tokens(
         .collect();
     Ok(axum::Json(TokensPage {
         total,
-        limit,
-        offset,
+        limit: page.limit,
+        offset: page.offset,
+        next,
         tokens,
     }))
 }

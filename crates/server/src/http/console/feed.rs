@@ -221,7 +221,12 @@ pub(super) async fn feed(
             .collect()
     };
     let more = hits.len() > PAGE as usize;
-    let memos: HashMap<String, String> = state.console.memos().await.map_err(err)?;
+    let ids: Vec<_> = hits
+        .iter()
+        .take(PAGE as usize)
+        .map(|h| h.token_id.clone())
+        .collect();
+    let memos: HashMap<String, String> = state.console.memos(&ids).await.map_err(err)?;
     let rows: Vec<_> = hits
         .iter()
         .take(PAGE as usize)

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use canarykeys_store::TokenRecord;
+use canarykeys_store::{TokenHitStats, TokenRecord};
 use minijinja::{context, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -98,10 +98,13 @@ pub(super) async fn list(
         v.sort();
         v.dedup();
     }
+    // By token id: a scan of the stats per token was quadratic in the fleet's size.
+    let stats: HashMap<&str, &TokenHitStats> =
+        stats.iter().map(|s| (s.token_id.as_str(), s)).collect();
     let rows: Vec<_> = tokens
         .iter()
         .filter_map(|t| {
-            let s = stats.iter().find(|s| s.token_id == t.id);
+            let s = stats.get(t.id.as_str()).copied();
             let last_hit = s.and_then(|s| s.last_hit);
             filter.keeps(t, last_hit, now).then(|| {
                 json!({

@@ -101,6 +101,47 @@ impl PageParams {
     }
 }
 
+/// The token list's query string as sent: a page by `offset`, or after a cursor (`next` of the
+/// page before), which costs the same however deep the page is.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RawTokensQuery {
+    /// How many tokens to return (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// How many tokens to skip (after the cursor, when one is given): 0 to 4294967295.
+    #[param(minimum = 0)]
+    offset: Option<u32>,
+    /// `next` of the page before: this page starts after its last token. A cursor whose token
+    /// is gone still works (the order is by creation time).
+    #[param(pattern = r"^[0-9]{1,18}\.[a-z2-7]{25}[aeimquy4]$")]
+    after: Option<String>,
+}
+
+/// `RawTokensQuery`, checked.
+#[derive(Clone, Debug)]
+pub struct TokensParams {
+    pub page: PageParams,
+    pub after: Option<canarykeys_core::TokenCursor>,
+}
+
+impl TokensParams {
+    pub fn checked(q: Result<Query<RawTokensQuery>, QueryRejection>) -> Result<Self, ApiError> {
+        let Query(q) = q?;
+        let page = PageParams::checked(Ok(Query(RawPageQuery {
+            limit: q.limit,
+            offset: q.offset,
+        })))?;
+        let after = q
+            .after
+            .as_deref()
+            .map(canarykeys_core::TokenCursor::parse)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Self { page, after })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
