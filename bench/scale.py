@@ -10,7 +10,8 @@ For the floor (no extra tokens) and then the fleet, on a fresh SQLite directory 
      the store, sealed with the directory's key, and the CLI makes an API key;
   3. the server is started --repeats times: seconds until /healthz answers (the key index and
      every start-up check come before the listener) and resident memory once it does;
-  4. `GET /api/v1/tokens?limit=50`, first and last page, 50 requests each;
+  4. `GET /api/v1/tokens?limit=50`, first and last page by offset, and the last page by cursor
+     (`after`, the cursor read from the database), 50 requests each;
   5. `canarykeys token list --format json` beside the running server: seconds to its first
      line and to its end, and its peak memory;
   6. trips (bench/lua/spread.lua over the 1,000 keys) at 8 connections for --seconds, --repeats
@@ -19,7 +20,7 @@ Prints the figures side by side with the ratio fleet/floor. Target of the speed 
 memory at most 20 MiB + 100 B per token, trips within 10 % of the floor, pages in 50 ms. Cleans up.
 Figures only: nothing here asserts a time. Needs wrk.
 """
-import argparse, json, os, statistics, subprocess, sys, time, urllib.request
+import argparse, json, os, sqlite3, statistics, subprocess, sys, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (the Server, wrk and spread helpers)
@@ -50,9 +51,20 @@ def api_key(binary, data):
                "--per-minute", "1000000", "--scopes", "tokens:read").splitlines()[-1]
 
 
-def page_ms(server, key, offset, n):
+def last_cursor(data, total):
+    """The cursor (`created_at.id`) of the token just before the last page of 50."""
+    con = sqlite3.connect(os.path.join(data, "canarykeys.db"))
+    try:
+        row = con.execute("SELECT created_at, id FROM tokens ORDER BY created_at DESC, id "
+                          "LIMIT 1 OFFSET ?", (max(total - 51, 0),)).fetchone()
+    finally:
+        con.close()
+    return f"{row[0]}.{row[1]}"
+
+
+def page_ms(server, key, query, n):
     times = []
-    url = f"{server.base}/api/v1/tokens?limit=50&offset={offset}"
+    url = f"{server.base}/api/v1/tokens?limit=50&{query}"
     for _ in range(n):
         req = urllib.request.Request(url, headers={"authorization": f"Bearer {key}"})
         t = time.perf_counter()
@@ -106,8 +118,9 @@ def run(binary, fleet, extra, args):
                 server.stop()
             starts.append(server.start())
             rss.append(server.rss_mib())
-        total, first = page_ms(server, key, 0, 50)
-        _, last = page_ms(server, key, max(total - 50, 0), 50)
+        total, first = page_ms(server, key, "offset=0", 50)
+        _, last = page_ms(server, key, f"offset={max(total - 50, 0)}", 50)
+        _, cursor = page_ms(server, key, f"after={last_cursor(data, total)}", 50)
         listing = token_list(binary, data)
         rates, p99, acked = [], [], 0
         for _ in range(args.repeats):
@@ -120,7 +133,7 @@ def run(binary, fleet, extra, args):
         server.stop()
         ok = load.check(server, acked, 8 * args.repeats)
         return dict(total=total, added=added, starts=starts, rss=rss, rss_after=rss_after,
-                    first=first, last=last, listing=listing, rates=rates, p99=p99, ok=ok)
+                    first=first, last=last, cursor=cursor, listing=listing, rates=rates, p99=p99, ok=ok)
     finally:
         server.close()
 
@@ -146,7 +159,8 @@ def main():
          f"{(statistics.median(big['rss']) - statistics.median(floor['rss'])) * 1048576 / max(args.tokens, 1):.0f} B/token"),
         ("RSS after trips", f"{floor['rss_after']:.1f} MiB", f"{big['rss_after']:.1f} MiB", ""),
         ("API first page", s(floor["first"], 1, " ms"), s(big["first"], 1, " ms"), ""),
-        ("API last page", s(floor["last"], 1, " ms"), s(big["last"], 1, " ms"), ""),
+        ("API last page, offset", s(floor["last"], 1, " ms"), s(big["last"], 1, " ms"), ""),
+        ("API last page, cursor", s(floor["cursor"], 1, " ms"), s(big["cursor"], 1, " ms"), ""),
         ("token list: first line", f"{floor['listing'][0]:.2f} s", f"{big['listing'][0]:.2f} s", ""),
         ("token list: all", f"{floor['listing'][1]:.2f} s", f"{big['listing'][1]:.2f} s", ""),
         ("token list: peak RSS", f"{floor['listing'][2]:.1f} MiB", f"{big['listing'][2]:.1f} MiB", ""),

@@ -56,3 +56,13 @@ pub struct StreamBacklog {
     /// The error of the send being retried, if one is.
     pub retry_error: Option<String>,
 }
+
+/// The overview's token counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub total: u64,
+    /// Not expired (no expiry, or one still ahead).
+    pub active: u64,
+    /// With an expiry at or before the overview's horizon (expired ones included).
+    pub expiring: u64,
+}

@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, ManageSecretHash, TokenId};
 
 pub use access::{ApiKeyRecord, AuditRecord, OperatorRecord};
-pub use console::{ChannelHealth, HitFilter, PathHealth, StreamBacklog, TokenHitStats};
+pub use console::{
+    ChannelHealth, HitFilter, PathHealth, StreamBacklog, TokenCounts, TokenHitStats,
+};
 pub use exposures::{ExposureOutcome, ExposureRecord, ExposureSource};
 pub use fold::{event_hash, Folded, Tally, DEFAULT_STORED_HITS_PER_WINDOW, FOLD_VALUES};
 pub use heartbeat::{HeartbeatKey, Receipt};
@@ -444,6 +446,9 @@ pub trait AccessStore: Send + Sync + 'static {
 /// The operator console's reads across all tokens.
 #[async_trait]
 pub trait ConsoleStore: Send + Sync + 'static {
+    /// How many live tokens there are: all, those not expired at `now`, and those expiring by
+    /// `soon` (counted by the database: the overview must not read every token).
+    async fn token_counts(&self, now: i64, soon: i64) -> Result<TokenCounts>;
     /// Hit count and newest event time of every token that has hits.
     async fn token_hit_stats(&self) -> Result<Vec<TokenHitStats>>;
     /// Hits whose event time is at or after `since`.

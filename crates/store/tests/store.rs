@@ -278,6 +278,7 @@ async fn settings(store: &SqlStore) {
 /// Keyset pages list every token once, in `list_tokens`' order, ties on the creation time
 /// included; and the email count counts only switched-on email channels.
 async fn tokens_in_pages(store: &SqlStore) {
+    use canarykeys_store::ConsoleStore;
     for (i, t) in [1, 2, 2, 2, 3, 3, 4].into_iter().enumerate() {
         let mut tok = token(t);
         if i == 0 {
@@ -321,6 +322,19 @@ async fn tokens_in_pages(store: &SqlStore) {
         all[4..6]
     );
     assert_eq!(store.count_email_alerting().await.unwrap(), 5);
+    assert_eq!(store.count_tokens().await.unwrap(), 7);
+    // The overview's counts: one expired, one expiring within the horizon, the rest open.
+    for expires in [50, 500, 5_000] {
+        let mut tok = token(9);
+        tok.expires_at = Some(expires);
+        store.insert_token(&tok).await.unwrap();
+    }
+    let counts = store.token_counts(100, 1_000).await.unwrap();
+    assert_eq!(
+        (counts.total, counts.active, counts.expiring),
+        (10, 9, 2),
+        "{counts:?}"
+    );
 }
 
 canarykeys_testkit::on_both_backends!(

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use canarykeys_store::{
-    ChannelHealth, HitFilter, HitRecord, PathHealth, Store, TokenHitStats, TokenRecord,
+    ChannelHealth, HitFilter, HitRecord, PathHealth, Store, TokenCounts, TokenHitStats, TokenRecord,
 };
 
 use super::ServiceError;
@@ -20,8 +20,9 @@ pub struct ConsoleService {
 
 /// What the overview page sums up, as of `now`.
 pub struct Overview {
-    pub tokens: Vec<TokenRecord>,
-    pub stats: Vec<TokenHitStats>,
+    pub counts: TokenCounts,
+    /// How many tokens have hits.
+    pub with_hits: usize,
     /// Hits in the last 24 h, 7 d and 30 d, with their labels.
     pub windows: Vec<(&'static str, u64)>,
     /// The busiest sources of the last 30 days.
@@ -136,16 +137,22 @@ impl ConsoleService {
 
     /// The overview's sums as of `now`, with the daily counts from `since_day`.
     #[tracing::instrument(skip_all)]
-    pub async fn overview(&self, now: i64, since_day: i64) -> Result<Overview, ServiceError> {
-        let (tokens, stats) = self.tokens_with_stats().await?;
+    pub async fn overview(
+        &self,
+        now: i64,
+        since_day: i64,
+        soon: i64,
+    ) -> Result<Overview, ServiceError> {
+        let counts = self.store.token_counts(now, soon).await?;
+        let with_hits = self.store.token_hit_stats().await?.len();
         let mut windows = Vec::new();
         for (label, days) in [("24 h", 1), ("7 d", 7), ("30 d", 30)] {
             let n = self.store.count_hits_since(now - days * DAY_MS).await?;
             windows.push((label, n));
         }
         Ok(Overview {
-            tokens,
-            stats,
+            counts,
+            with_hits,
             windows,
             top_sources: self.store.top_sources(now - 30 * DAY_MS, 10).await?,
             per_day: self.store.all_hits_per_day(since_day).await?,

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::{corrupt, hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{
     ChannelHealth, ConsoleStore, HitFilter, HitRecord, PathHealth, Result, StreamBacklog,
-    TokenHitStats,
+    TokenCounts, TokenHitStats,
 };
 
 fn count(n: i64) -> u64 {
@@ -18,6 +18,25 @@ fn count(n: i64) -> u64 {
 
 #[async_trait]
 impl ConsoleStore for SqlStore {
+    async fn token_counts(&self, now: i64, soon: i64) -> Result<TokenCounts> {
+        let (total, active, expiring): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), \
+             CAST(SUM(CASE WHEN expires_at IS NULL OR expires_at > $1 THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(CASE WHEN expires_at IS NOT NULL AND expires_at <= $2 THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM tokens",
+        )
+        .bind(now)
+        .bind(soon)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(TokenCounts {
+            total: n(total),
+            active: n(active.unwrap_or(0)),
+            expiring: n(expiring.unwrap_or(0)),
+        })
+    }
+
     async fn token_hit_stats(&self) -> Result<Vec<TokenHitStats>> {
         let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
             // Folded uses (flood folding) count as uses too; they have no hit row.

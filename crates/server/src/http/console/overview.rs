@@ -35,22 +35,17 @@ pub(super) async fn overview(
     op: ConsoleOperator,
 ) -> Result<Response, UiError> {
     let now = state.clock.now_millis();
+    let soon = now + 7 * DAY;
     let o = state
         .console
-        .overview(now, chart::first_day(now))
+        .overview(now, chart::first_day(now), soon)
         .await
         .map_err(|e| fail(&state, e))?;
-    let (tokens, stats) = (&o.tokens, &o.stats);
     let (exposures, exposure_total) = state
         .exposures
         .feed(None, EXPOSURE_BANNERS, 0)
         .await
         .map_err(|e| fail(&state, e))?;
-    let soon = now + 7 * DAY;
-    let expiring = tokens
-        .iter()
-        .filter(|t| t.expires_at.is_some_and(|e| e <= soon))
-        .count();
     let windows: Vec<_> = o
         .windows
         .iter()
@@ -146,10 +141,10 @@ pub(super) async fn overview(
         "overview",
         context! {
             counts => context! {
-                total => tokens.len(),
-                active => tokens.iter().filter(|t| t.expires_at.is_none_or(|e| e > now)).count(),
-                expiring => expiring,
-                with_hits => stats.len(),
+                total => o.counts.total,
+                active => o.counts.active,
+                expiring => o.counts.expiring,
+                with_hits => o.with_hits,
             },
             exposures => Value::from_serialize(exposures),
             exposure_total => exposure_total,
