@@ -262,8 +262,10 @@ def sustained(binary, args, records):
         server.stop()
         size = sum(os.path.getsize(os.path.join(server.dir, "data", f))
                    for f in os.listdir(os.path.join(server.dir, "data")))
+        stored = server.stored()
         print(f"  first slice {rates[0]:,.0f}/s, last {rates[-1]:,.0f}/s "
-              f"({rates[-1] / rates[0] * 100:.0f} %), data directory {size / 2**20:,.0f} MiB",
+              f"({rates[-1] / rates[0] * 100:.0f} %), data directory {size / 2**20:,.0f} MiB "
+              f"after the clean stop's checkpoint: {size / max(stored, 1):,.0f} bytes per stored use",
               flush=True)
         return check(server, acked, 8 * len(rates) * (records or 1))
     finally:

@@ -109,8 +109,11 @@ def run(binary, fleet, extra, args):
         added = 0.0
         if extra:
             t = time.monotonic()
-            subprocess.run([fleet, data, str(extra), account], check=True, capture_output=True)
+            out = subprocess.run([fleet, data, str(extra), account], capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"scale.py: the fleet example failed:\n{out.stderr}")
             added = time.monotonic() - t
+            print(f"    {out.stdout.strip()}", flush=True)
         key = api_key(binary, data)
         starts, rss = [], []
         for i in range(args.repeats):
