@@ -74,13 +74,15 @@ pub async fn follow_tokens(store: Arc<SqlStore>, index: KeyIndex) {
 
 /// SQLite: re-reads the index whenever the version moves.
 async fn poll_version(store: Arc<SqlStore>, index: KeyIndex) {
-    let mut seen = None;
     loop {
+        // Against the version of the index's last whole read (the start's load included): a
+        // million tokens take seconds to read, so nothing is read twice for one version.
         match store.tokens_version().await {
-            Ok(v) if seen != Some(v) => match index.resync(store.as_ref()).await {
-                Ok(()) => seen = Some(v),
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot re-read the key index"),
-            },
+            Ok(v) if index.synced_version() != Some(v) => {
+                if let Err(e) = index.resync(store.as_ref()).await {
+                    tracing::warn!(error = format!("{e:#}"), "cannot re-read the key index");
+                }
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read the tokens' version"),
         }

@@ -19,6 +19,7 @@
 //! journalled and replayed over what it read, so its older snapshot never erases them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
@@ -140,6 +141,10 @@ pub struct KeyIndex {
     configured: Arc<[AccountId]>,
     late: LateEvents,
     clock: SharedClock,
+    /// The tokens' version read just before the last re-read that succeeded (`i64::MIN`: none
+    /// yet). SQLite's follower re-reads only when the version moved past it, so the first poll
+    /// after the start does not read every token a second time.
+    synced: Arc<AtomicI64>,
 }
 
 impl KeyIndex {
@@ -168,6 +173,7 @@ impl KeyIndex {
             configured: accounts.into(),
             late,
             clock,
+            synced: Arc::new(AtomicI64::new(i64::MIN)),
         };
         *index.write() = index.build(entries);
         index
@@ -193,6 +199,8 @@ impl KeyIndex {
 
     /// Re-reads everything: after a missed notification, a prune, or as the window moves.
     pub async fn resync(&self, store: &dyn Store) -> Result<(), StoreError> {
+        // Read first: a change after this moves the version again, and is read next time.
+        let version = store.tokens_version().await?;
         let mark = self.begin_resync();
         let read = match store.key_entries(self.since()).await {
             Ok(entries) => store.heartbeat_keys().await.map(|h| (entries, h)),
@@ -201,6 +209,7 @@ impl KeyIndex {
         match read {
             Ok((entries, heartbeats)) => {
                 self.finish_resync(mark, Some((&entries, &heartbeats)));
+                self.synced.store(version, Ordering::SeqCst);
                 Ok(())
             }
             Err(e) => {
@@ -208,6 +217,11 @@ impl KeyIndex {
                 Err(e)
             }
         }
+    }
+
+    /// The tokens' version the index was last read whole at (`None`: never).
+    pub fn synced_version(&self) -> Option<i64> {
+        Some(self.synced.load(Ordering::SeqCst)).filter(|v| *v != i64::MIN)
     }
 
     /// Starts journalling changes for a re-read about to take its snapshot.
@@ -219,23 +233,32 @@ impl KeyIndex {
 
     /// Swaps in the re-read (`None`: it failed, keep what is held) with every change made since
     /// its mark replayed over it, in order.
+    ///
+    /// The new maps are built before the lock is taken, and the old ones dropped after it is
+    /// let go: at a million tokens each takes seconds, and every lookup of the hit path waits
+    /// for this lock. Under it, only the journal's few changes are replayed and the maps swapped.
     fn finish_resync(&self, mark: ReadMark, read: Option<(&[KeyEntry], &[HeartbeatKey])>) {
-        let mut maps = self.write();
-        if let Some((entries, heartbeats)) = read {
+        let fresh = read.map(|(entries, heartbeats)| {
             let mut fresh = self.build(entries);
             for k in heartbeats {
                 fresh.apply(&Change::Heartbeat(k.access_key_id.clone(), k.account_id));
             }
+            fresh
+        });
+        let mut maps = self.write();
+        let old = fresh.map(|mut fresh| {
             for c in &maps.journal.changes[mark.0..] {
                 fresh.apply(c);
             }
             fresh.journal = std::mem::take(&mut maps.journal);
-            *maps = fresh;
-        }
+            std::mem::replace(&mut *maps, fresh)
+        });
         maps.journal.readers -= 1;
         if maps.journal.readers == 0 {
             maps.journal.changes.clear();
         }
+        drop(maps);
+        drop(old);
     }
 
     /// Applies a change announced by any process.

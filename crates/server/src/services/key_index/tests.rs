@@ -111,3 +111,53 @@ fn a_re_read_whose_snapshot_predates_a_create_keeps_the_create() {
     index.finish_resync(mark, None);
     assert_eq!(index.counts(), (3, 1));
 }
+
+/// The index remembers the tokens' version of its last whole read, so SQLite's follower does
+/// not read a million tokens again on its first poll; a change moves the version past it.
+#[tokio::test]
+async fn a_whole_read_remembers_the_version_it_read() {
+    use canarykeys_core::{Memo, OutputFormat, Region, TokenKind};
+    use canarykeys_store::{SqlStore, TokenRecord, TokenStore};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    let clock = ManualClock::starting_now().shared();
+    let index = KeyIndex::load(&store, &[], LateEvents::default(), clock)
+        .await
+        .unwrap();
+    let at_load = store.tokens_version().await.unwrap();
+    assert_eq!(index.synced_version(), Some(at_load));
+    let account = AccountId::parse("123456789012").unwrap();
+    let id = TokenId::generate();
+    store
+        .insert_token(&TokenRecord {
+            id: id.clone(),
+            kind: TokenKind::AwsKeys,
+            memo: Memo::parse("web01 ~/.aws/credentials").unwrap(),
+            email: None,
+            email_enabled: false,
+            webhook: None,
+            webhook_enabled: false,
+            manage_hash: canarykeys_core::ManageSecret::generate().hash(),
+            minter: "local".into(),
+            access_key_id: AccessKeyId::generate_for(account),
+            secret_sealed: "sealed".into(),
+            username: ordinary_user_name(),
+            account_id: account,
+            region: Region::parse("us-east-1").unwrap(),
+            output: OutputFormat::Json,
+            created_at: 1,
+            expires_at: None,
+            alerting: Default::default(),
+        })
+        .await
+        .unwrap();
+    let moved = store.tokens_version().await.unwrap();
+    assert_ne!(moved, at_load, "a create moves the version");
+    assert_eq!(index.synced_version(), Some(at_load));
+    index.resync(&store).await.unwrap();
+    assert_eq!(index.synced_version(), Some(moved));
+    assert_eq!(index.counts(), (1, 0));
+    store.close().await;
+}
