@@ -583,39 +583,3 @@ async fn sqlite_reopens_without_migrating_twice() {
     let store = SqlStore::connect(&url).await.unwrap();
     assert_eq!(store.list_tokens().await.unwrap().len(), 1);
 }
-
-/// Commits never checkpoint (`wal_autocheckpoint = 0`): the store's own task copies the WAL
-/// into the database file beside the writers. Without it the file would keep its size until the
-/// store closed; with it, the hits reach the file while the store is open.
-#[tokio::test]
-async fn sqlite_checkpoints_beside_the_writers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let store = SqlStore::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .unwrap();
-    let a = token(1_000);
-    store.insert_token(&a).await.unwrap();
-    let before = std::fs::metadata(&path).unwrap().len();
-    let hits: Vec<_> = (0..2_000)
-        .map(|i| {
-            let mut h = hit(&a.id, &format!("w{i}"), i);
-            h.raw = format!("{{\"eventID\":\"w{i}\",\"pad\":\"{}\"}}", "x".repeat(400));
-            h
-        })
-        .collect();
-    for group in hits.chunks(100) {
-        store.record_hits(group).await.unwrap();
-    }
-    canarykeys_testkit::wait_for(
-        "the WAL checkpointed into the database file",
-        canarykeys_testkit::WAIT,
-        || {
-            let len = std::fs::metadata(&path).unwrap().len();
-            async move { (len > before + 64 * 1024).then_some(()) }
-        },
-    )
-    .await;
-    assert_eq!(store.count_hits(&a.id).await.unwrap(), 2_000);
-    store.close().await;
-}

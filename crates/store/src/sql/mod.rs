@@ -158,13 +158,6 @@ impl SqlStore {
                         sqlx::query("PRAGMA busy_timeout = 5000")
                             .execute(&mut *conn)
                             .await?;
-                        // No checkpoint inside a commit: SQLite's automatic one runs in the
-                        // committing call, so every ~1,000 pages one group's requests waited
-                        // for the database file to be written and fsynced (the 1-connection
-                        // tail of BENCHMARKS.md). `checkpoints` does it beside the writers.
-                        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                            .execute(&mut *conn)
-                            .await?;
                     }
                     Ok(())
                 })
@@ -175,7 +168,6 @@ impl SqlStore {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
-            tokio::spawn(checkpoints(pool.clone()));
         }
         let all = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -237,42 +229,6 @@ impl SqlStore {
                 .await;
         }
         self.pool.close().await;
-    }
-}
-
-/// How often the WAL is copied into the database file. About what SQLite's automatic
-/// checkpoint did under load (every 1,000 pages came every ~0.4 s in the trips benchmark), and
-/// nothing at all when nothing was written.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Copies committed WAL frames into the database file from a connection of its own, until the
-/// pool closes. `PASSIVE` takes no lock a writer waits for: commits go on appending to the WAL
-/// meanwhile, and the next writer starts the WAL over once all of it is copied. A round that
-/// fails (the disk is full, say) is tried again the next time; the WAL only grows meanwhile.
-/// A failure is logged once, and the recovery once, not four lines a second.
-async fn checkpoints(pool: AnyPool) {
-    let mut failing = false;
-    loop {
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
-        if pool.is_closed() {
-            return;
-        }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) if failing => {
-                failing = false;
-                tracing::info!("the WAL checkpoint works again");
-            }
-            Ok(_) => {}
-            Err(_) if pool.is_closed() => return,
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "the WAL checkpoint failed; it is tried again");
-            }
-            Err(_) => {}
-        }
     }
 }
 
