@@ -205,8 +205,13 @@ pub trait TokenStore: Send + Sync + 'static {
     /// A deleted or expired token's tombstone.
     async fn get_tombstone(&self, id: &TokenId) -> Result<Option<Tombstone>>;
     /// What the key index holds: every live token, and every tombstone that died at or after
-    /// `tombstones_since`.
-    async fn key_entries(&self, tombstones_since: i64) -> Result<Vec<KeyEntry>>;
+    /// `tombstones_since`, handed to `each` as the rows arrive (a million of them are never
+    /// held at once).
+    async fn key_entries(
+        &self,
+        tombstones_since: i64,
+        each: &mut (dyn FnMut(KeyEntry) + Send),
+    ) -> Result<()>;
     /// One token's entry, live or a tombstone that died at or after `tombstones_since`, found by
     /// its key, by its (account, user), or by its id. A live token wins over a tombstone.
     async fn find_key_entry(

@@ -34,6 +34,9 @@ thread_local! {
     // A compression context is a few hundred KiB to set up; each thread keeps one.
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { RefCell::new(None) };
+    // The same for reading: a page of hits or an export unpacks row after row.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
 }
 
 /// Why a stored record did not read back.
@@ -87,11 +90,20 @@ pub fn unpack(bytes: &[u8]) -> Result<String, UnpackError> {
     if want > MAX_TEXT {
         return Err(UnpackError::TooLong(want));
     }
-    let mut decompressor = zstd::bulk::Decompressor::with_prepared_dictionary(&DECODER_V1)
-        .map_err(UnpackError::Zstd)?;
-    let text = decompressor
-        .decompress(frame, want)
-        .map_err(UnpackError::Zstd)?;
+    let text = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(d) => d,
+            None => slot.insert(
+                zstd::bulk::Decompressor::with_prepared_dictionary(&DECODER_V1)
+                    .map_err(UnpackError::Zstd)?,
+            ),
+        };
+        // A damaged frame leaves the context as good as new: zstd resets it per frame.
+        decompressor
+            .decompress(frame, want)
+            .map_err(UnpackError::Zstd)
+    })?;
     if text.len() != want {
         return Err(UnpackError::Length {
             got: text.len(),

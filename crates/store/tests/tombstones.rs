@@ -48,7 +48,11 @@ async fn key_entries_hold_live_tokens_and_recent_tombstones(store: &SqlStore) {
     store.delete_token(&old.id, 4_000).await.unwrap();
     store.delete_token(&recent.id, 8_000).await.unwrap();
 
-    let mut entries = store.key_entries(5_000).await.unwrap();
+    let mut entries = Vec::new();
+    store
+        .key_entries(5_000, &mut |e| entries.push(e))
+        .await
+        .unwrap();
     entries.sort_by_key(|e| e.died_at);
     let seen: Vec<(TokenId, Option<i64>)> = entries
         .iter()

@@ -103,7 +103,8 @@ fn describe(e: ServiceError) -> anyhow::Error {
 }
 
 pub async fn run(cmd: TokenCommand, config: &Config) -> anyhow::Result<()> {
-    let services = Services::open(config).await?;
+    // No token command matches records: the key index is not read.
+    let services = Services::open_unindexed(config).await?;
     let tokens = &services.tokens;
     let public_url = config
         .public_url

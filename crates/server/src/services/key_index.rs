@@ -19,6 +19,7 @@
 //! journalled and replayed over what it read, so its older snapshot never erases them.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -63,10 +64,103 @@ pub struct Match {
     pub died_at: Option<i64>,
 }
 
+/// One indexed key: its id, its token's id and when it ended, inline (both ids are fixed-length
+/// ASCII), so an entry is one 56-byte slot with no allocation of its own. A million tokens
+/// took ~232 bytes each as maps of `String`s; this is ~70 (BENCHMARKS.md).
+#[derive(Clone, Copy)]
+struct Slot {
+    key: [u8; 20],
+    token: [u8; TokenId::LEN],
+    /// When the token ended (unix ms), or `LIVE`.
+    died_at: i64,
+}
+
+/// `Slot::died_at` of a live token (no real end is at the start of time).
+const LIVE: i64 = i64::MIN;
+
+impl Slot {
+    fn of(e: &KeyEntry) -> Option<Self> {
+        Some(Self {
+            key: key_bytes(&e.access_key_id)?,
+            token: e.token_id.as_str().as_bytes().try_into().ok()?,
+            died_at: e.died_at.unwrap_or(LIVE),
+        })
+    }
+
+    fn died_at(&self) -> Option<i64> {
+        (self.died_at != LIVE).then_some(self.died_at)
+    }
+
+    /// The match it stands for; `None` only if the bytes were not a token id (they always are:
+    /// they came from one), which the caller treats as not indexed.
+    fn matched(&self) -> Option<Match> {
+        let token = TokenId::parse(std::str::from_utf8(&self.token).ok()?).ok()?;
+        Some(Match {
+            token,
+            died_at: self.died_at(),
+        })
+    }
+}
+
+fn key_bytes(key: &AccessKeyId) -> Option<[u8; 20]> {
+    key.as_str().as_bytes().try_into().ok()
+}
+
+/// Key id → slot: the slots in one `Vec`, and a table of their positions (4 bytes a bucket)
+/// hashed with a per-process random key, so no one can aim records at one bucket. Slots are
+/// only added or overwritten; a whole re-read builds a new one.
+#[derive(Default)]
+struct Keys {
+    slots: Vec<Slot>,
+    table: hashbrown::HashTable<u32>,
+    hasher: std::hash::RandomState,
+}
+
+impl Keys {
+    fn get(&self, key: &AccessKeyId) -> Option<&Slot> {
+        let key = key_bytes(key)?;
+        let hash = self.hasher.hash_one(key);
+        let i = self
+            .table
+            .find(hash, |i| self.slots[*i as usize].key == key)?;
+        self.slots.get(*i as usize)
+    }
+
+    fn put(&mut self, slot: Slot) {
+        let Self {
+            slots,
+            table,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(slot.key);
+        match table.entry(
+            hash,
+            |i| slots[*i as usize].key == slot.key,
+            |i| hasher.hash_one(slots[*i as usize].key),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(at) => slots[*at.get() as usize] = slot,
+            hashbrown::hash_table::Entry::Vacant(at) => {
+                // Four billion keys would not fit in memory long before this.
+                if let Ok(i) = u32::try_from(slots.len()) {
+                    slots.push(slot);
+                    at.insert(i);
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+}
+
 #[derive(Default)]
 struct Maps {
-    by_key: HashMap<AccessKeyId, Match>,
-    by_user: HashMap<(AccountId, IamUserName), Match>,
+    /// Every indexed key. IAM user names are not held: a record that names a user in one of
+    /// our accounts, and no indexed key, is looked up in the database (one indexed read; such
+    /// records are rare, since a decoy's own key matches first), which also keeps a reused
+    /// name's rule (a live token over a tombstone, then the oldest) in one place.
+    keys: Keys,
     /// The decoy accounts: the configured ones and those of every token seen.
     accounts: HashSet<AccountId>,
     /// Heartbeat keys (live and retired) and their accounts: their events are receipts.
@@ -93,20 +187,8 @@ enum Change {
 
 impl Maps {
     fn add(&mut self, e: &KeyEntry) {
-        let m = Match {
-            token: e.token_id.clone(),
-            died_at: e.died_at,
-        };
-        self.by_key.insert(e.access_key_id.clone(), m.clone());
-        // One user name, two tokens (a name reused after a delete): the live one matches, and
-        // among equals the first one in keeps it.
-        let user = (e.account_id, e.username.clone());
-        match self.by_user.get(&user) {
-            Some(old)
-                if old.token != m.token && !(old.died_at.is_some() && m.died_at.is_none()) => {}
-            _ => {
-                self.by_user.insert(user, m);
-            }
+        if let Some(slot) = Slot::of(e) {
+            self.keys.put(slot);
         }
         self.accounts.insert(e.account_id);
     }
@@ -202,13 +284,9 @@ impl KeyIndex {
         // Read first: a change after this moves the version again, and is read next time.
         let version = store.tokens_version().await?;
         let mark = self.begin_resync();
-        let read = match store.key_entries(self.since()).await {
-            Ok(entries) => store.heartbeat_keys().await.map(|h| (entries, h)),
-            Err(e) => Err(e),
-        };
-        match read {
-            Ok((entries, heartbeats)) => {
-                self.finish_resync(mark, Some((&entries, &heartbeats)));
+        match self.read_whole(store).await {
+            Ok(fresh) => {
+                self.finish_resync(mark, Some(fresh));
                 self.synced.store(version, Ordering::SeqCst);
                 Ok(())
             }
@@ -217,6 +295,19 @@ impl KeyIndex {
                 Err(e)
             }
         }
+    }
+
+    /// New maps from the database, built as the rows stream in: a million tokens never sit in
+    /// memory twice (as rows and as maps), which set the start's peak before.
+    async fn read_whole(&self, store: &dyn Store) -> Result<Maps, StoreError> {
+        let mut fresh = self.build(&[]);
+        store
+            .key_entries(self.since(), &mut |e| fresh.add(&e))
+            .await?;
+        for k in store.heartbeat_keys().await? {
+            fresh.apply(&Change::Heartbeat(k.access_key_id, k.account_id));
+        }
+        Ok(fresh)
     }
 
     /// The tokens' version the index was last read whole at (`None`: never).
@@ -234,17 +325,10 @@ impl KeyIndex {
     /// Swaps in the re-read (`None`: it failed, keep what is held) with every change made since
     /// its mark replayed over it, in order.
     ///
-    /// The new maps are built before the lock is taken, and the old ones dropped after it is
-    /// let go: at a million tokens each takes seconds, and every lookup of the hit path waits
+    /// The new maps were built before the lock is taken, and the old ones are dropped after it
+    /// is let go: at a million tokens each takes seconds, and every lookup of the hit path waits
     /// for this lock. Under it, only the journal's few changes are replayed and the maps swapped.
-    fn finish_resync(&self, mark: ReadMark, read: Option<(&[KeyEntry], &[HeartbeatKey])>) {
-        let fresh = read.map(|(entries, heartbeats)| {
-            let mut fresh = self.build(entries);
-            for k in heartbeats {
-                fresh.apply(&Change::Heartbeat(k.access_key_id.clone(), k.account_id));
-            }
-            fresh
-        });
+    fn finish_resync(&self, mark: ReadMark, fresh: Option<Maps>) {
         let mut maps = self.write();
         let old = fresh.map(|mut fresh| {
             for c in &maps.journal.changes[mark.0..] {
@@ -304,12 +388,12 @@ impl KeyIndex {
     /// Entries held: (live tokens, tombstones).
     pub fn counts(&self) -> (usize, usize) {
         let maps = self.read();
-        let dead = maps.by_key.values().filter(|m| m.died_at.is_some()).count();
-        (maps.by_key.len() - dead, dead)
+        let dead = maps.keys.slots.iter().filter(|s| s.died_at != LIVE).count();
+        (maps.keys.len() - dead, dead)
     }
 
     pub fn len(&self) -> usize {
-        self.read().by_key.len()
+        self.read().keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -335,7 +419,7 @@ impl KeyIndex {
                 return Ok(Some(*a));
             }
             // A token's key is no heartbeat's: no query for every hit.
-            !maps.by_key.contains_key(key) && maps.accounts.contains(&key.account_id())
+            maps.keys.get(key).is_none() && maps.accounts.contains(&key.account_id())
         };
         if !ours {
             return Ok(None);
@@ -355,8 +439,8 @@ impl KeyIndex {
     ) -> Result<Option<Match>, StoreError> {
         let ours = {
             let maps = self.read();
-            if let Some(m) = maps.by_key.get(key) {
-                return Ok(Some(m.clone()));
+            if let Some(m) = maps.keys.get(key).and_then(Slot::matched) {
+                return Ok(Some(m));
             }
             maps.accounts.contains(&key.account_id())
         };
@@ -369,21 +453,14 @@ impl KeyIndex {
         Ok(self.learn(found))
     }
 
-    /// The token of an IAM user in an account; as `by_key`.
+    /// The token of an IAM user in one of our accounts: always a database read (see `Maps`).
     pub async fn by_user(
         &self,
         store: &dyn Store,
         account: AccountId,
         user: &IamUserName,
     ) -> Result<Option<Match>, StoreError> {
-        let ours = {
-            let maps = self.read();
-            if let Some(m) = maps.by_user.get(&(account, user.clone())) {
-                return Ok(Some(m.clone()));
-            }
-            maps.accounts.contains(&account)
-        };
-        if !ours {
+        if !self.read().accounts.contains(&account) {
             return Ok(None);
         }
         let found = store

@@ -11,6 +11,7 @@ use sqlx::{Any, Transaction};
 use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, set_cooldown};
+use super::writer::Outcome;
 use super::{fold, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
 use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
@@ -20,10 +21,10 @@ use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result
 const MAX_ROWS_LOG2: usize = 6;
 const HIT_COLUMNS_N: usize = 22;
 /// The hit's columns, then its event hash and the fold budget (see `hits_sql`).
-const HIT_PARAMS: usize = HIT_COLUMNS_N + 2;
+pub(super) const HIT_PARAMS: usize = HIT_COLUMNS_N + 2;
 
 /// The statements of one table for one backend, one per chunk size, built once.
-struct ChunkSql {
+pub(super) struct ChunkSql {
     sqlite: OnceLock<Vec<String>>,
     postgres: OnceLock<Vec<String>>,
 }
@@ -36,7 +37,7 @@ impl ChunkSql {
         }
     }
 
-    fn get(
+    pub(super) fn get(
         &'static self,
         backend: Backend,
         table: fn(usize, Backend) -> String,
@@ -90,7 +91,7 @@ pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {
 /// Flood folding adds two primary-key probes per row: a use whose event was folded before
 /// (`column23` is its event hash) is a repeat, and a use inside its token's open window once
 /// that window stored `column24` (the budget) hits is left out, for `fold::fold` to count.
-fn hits_sql(rows: usize, backend: Backend) -> String {
+pub(super) fn hits_sql(rows: usize, backend: Backend) -> String {
     let rows = values(rows, HIT_PARAMS, backend);
     let columns = (1..=HIT_COLUMNS_N)
         .map(|i| format!("v.column{i}"))
@@ -110,7 +111,7 @@ fn hits_sql(rows: usize, backend: Backend) -> String {
 /// The alert rows, with their state decided by the caller. The alert row shares the hit's id:
 /// one alert per hit, by construction (and a caller that broke the fresh-id rule by sending a
 /// stored hit's id again gets no second row and fails no group).
-fn alerts_sql(rows: usize, backend: Backend) -> String {
+pub(super) fn alerts_sql(rows: usize, backend: Backend) -> String {
     format!(
         "INSERT INTO alerts (id, hit_id, token_id, state, created_at) VALUES {} \
          ON CONFLICT (id) DO NOTHING",
@@ -135,11 +136,11 @@ impl SqlStore {
     }
 }
 
-static HITS_SQL: ChunkSql = ChunkSql::new();
-static ALERTS_SQL: ChunkSql = ChunkSql::new();
+pub(super) static HITS_SQL: ChunkSql = ChunkSql::new();
+pub(super) static ALERTS_SQL: ChunkSql = ChunkSql::new();
 
 /// Splits `n` rows into power-of-two chunks, largest first.
-fn chunks(mut n: usize) -> Vec<usize> {
+pub(super) fn chunks(mut n: usize) -> Vec<usize> {
     let mut out = Vec::new();
     while n > 0 {
         let p = (usize::BITS - 1 - n.leading_zeros()) as usize;
@@ -163,7 +164,20 @@ impl SqlStore {
         let budget = self.stored_hits_per_window();
         // Compressed before the write turn: the turn is the one thing every writer waits for.
         let packed: Vec<Vec<u8>> = hits.iter().map(|h| crate::packed::pack(&h.raw)).collect();
-        let _turn = self.write_turn().await;
+        let turn = self.write_turn().await;
+        // SQLite: the common group is written by the writer thread in one hand-off; it hands
+        // back whatever it does not take (see `writer`).
+        let (_turn, packed) = match &self.writer {
+            Some(writer) => match writer.write(hits, packed, budget, turn).await {
+                Outcome::Written(group) => return Ok(group),
+                Outcome::Declined {
+                    turn: Some(turn),
+                    packed,
+                } => (Some(turn), packed),
+                Outcome::Declined { turn: None, packed } => (self.write_turn().await, packed),
+            },
+            None => (turn, packed),
+        };
         let mut tx = self.pool.begin().await?;
         let (mut new, gone) = insert_hits(&mut tx, backend, hits, &packed, budget).await?;
         // Left out, and of a known token: a repeat, or a use to fold. Only a flood (or a
@@ -201,7 +215,7 @@ impl SqlStore {
                 .or_default()
                 .push(WindowHit::from(*h));
         }
-        windows::gather(&mut tx, windows).await?;
+        windows::gather(&mut tx, backend, windows).await?;
         let to_plan = gathered.iter().filter(|g| !**g).count();
         if backend == Backend::Postgres && to_plan > 0 {
             // Delivered at commit, to every replica's delivery worker. Gathered hits leave the
@@ -250,7 +264,7 @@ impl SqlStore {
                 }
             }
         }
-        windows::gather(&mut tx, windows).await?;
+        windows::gather(&mut tx, self.backend(), windows).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -453,11 +467,7 @@ async fn cooling_tokens(
         .collect();
     let mut cooling = HashMap::new();
     for chunk in tokens.chunks(1 << MAX_ROWS_LOG2) {
-        let sql = format!(
-            "SELECT id, cooldown_until FROM tokens \
-             WHERE cooldown_until IS NOT NULL AND ignore_sources = '' AND id IN {}",
-            values(1, chunk.len(), backend)
-        );
+        let sql = cooling_sql(chunk.len(), backend);
         let mut q = sqlx::query_as::<_, (String, i64)>(&sql);
         for t in chunk {
             q = q.bind(*t);
@@ -465,6 +475,16 @@ async fn cooling_tokens(
         cooling.extend(q.fetch_all(&mut **tx).await?);
     }
     Ok(cooling)
+}
+
+/// The open cooldown windows of `n` tokens: id and `cooldown_until`, for tokens with no
+/// ignore list (a hit that may be ignored must go through the planner).
+pub(super) fn cooling_sql(n: usize, backend: Backend) -> String {
+    format!(
+        "SELECT id, cooldown_until FROM tokens \
+         WHERE cooldown_until IS NOT NULL AND ignore_sources = '' AND id IN {}",
+        values(1, n, backend)
+    )
 }
 
 /// Inserts the alert rows of new hits, `summarized` where `gathered`, else `new`. A hit whose

@@ -19,6 +19,7 @@ mod settings;
 mod tokens;
 mod tombstones;
 mod windows;
+mod writer;
 
 #[cfg(test)]
 mod deadlock_tests;
@@ -91,6 +92,8 @@ pub struct SqlStore {
     /// `[alerts] stored_hits_per_window`: past this many stored hits in an open cooldown
     /// window, a token's further uses are folded into the window row (see `fold`).
     stored_hits_per_window: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// SQLite's hit-group thread (`writer`); `None` on PostgreSQL and for in-memory databases.
+    writer: Option<writer::Writer>,
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
@@ -181,8 +184,13 @@ impl SqlStore {
             older.migrations = migrations.into();
             older.run(&pool).await?;
         }
+        let writer = match backend {
+            Backend::Sqlite => sqlite_file(&url).and_then(|path| writer::Writer::start(&path)),
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
+            writer,
             write_gate: std::sync::Arc::default(),
             backend,
             url: given,
@@ -222,6 +230,9 @@ impl SqlStore {
     /// Closes the pool. On SQLite the WAL is checkpointed into the database first and cut to
     /// nothing, so a clean stop leaves one file, not a WAL as large as the busiest moment.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.stop().await;
+        }
         if self.backend == Backend::Sqlite {
             // Best effort: a checkpoint that cannot finish now is done by the next start.
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -229,6 +240,26 @@ impl SqlStore {
                 .await;
         }
         self.pool.close().await;
+    }
+}
+
+/// The file of a SQLite URL; `None` for an in-memory database (nothing another connection
+/// could open).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let name = path.to_str()?;
+    (!name.is_empty() && name != ":memory:" && !name.starts_with("file:"))
+        .then(|| path.to_path_buf())
+}
+
+impl SqlStore {
+    /// (groups SQLite's hit writer wrote, groups it handed to the general path); `None`
+    /// without one. For tests: that the common case takes the one-hand-off path.
+    #[doc(hidden)]
+    pub fn hit_writer_stats(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(writer::Writer::stats)
     }
 }
 

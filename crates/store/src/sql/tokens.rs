@@ -168,8 +168,12 @@ impl TokenStore for SqlStore {
         self.tombstone(id).await
     }
 
-    async fn key_entries(&self, tombstones_since: i64) -> Result<Vec<KeyEntry>> {
-        self.entries(tombstones_since).await
+    async fn key_entries(
+        &self,
+        tombstones_since: i64,
+        each: &mut (dyn FnMut(KeyEntry) + Send),
+    ) -> Result<()> {
+        self.entries(tombstones_since, each).await
     }
 
     async fn find_key_entry(

@@ -13,7 +13,10 @@ use canarykeys_core::{AccessKeyId, AccountId, IamUserName, TokenId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use futures_util::TryStreamExt;
+
 use super::{corrupt, token_from_row, Backend, SqlStore, TOKEN_READ_COLUMNS};
+
 use crate::{EndCause, HitRecord, KeyEntry, KeyLookup, Result, StoreError, Tombstone};
 
 /// The PostgreSQL channel token changes are announced on. The payload is `c:<id>` (created),
@@ -160,12 +163,17 @@ impl SqlStore {
         }))
     }
 
-    pub(crate) async fn entries(&self, since: i64) -> Result<Vec<KeyEntry>> {
-        let rows = sqlx::query(&entries_sql("1 = 1"))
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+    pub(crate) async fn entries(
+        &self,
+        since: i64,
+        each: &mut (dyn FnMut(KeyEntry) + Send),
+    ) -> Result<()> {
+        let sql = entries_sql("1 = 1");
+        let mut rows = sqlx::query(&sql).bind(since).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(entry_from_row(&row)?);
+        }
+        Ok(())
     }
 
     pub(crate) async fn entry(&self, by: KeyLookup<'_>, since: i64) -> Result<Option<KeyEntry>> {

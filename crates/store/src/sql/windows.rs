@@ -1,6 +1,5 @@
 //! Cooldown windows over SQL: one `alert_windows` row per token with hits gathered. A commit
-//! folds its hits into the row (one `UPDATE` per token, whatever the number of hits, and a
-//! second only when new distinct values join);
+//! folds its hits into the rows (one read and one multi-row `UPDATE` for all its tokens);
 //! closing a window reads the row and deletes it with a conditional `DELETE` whose row count
 //! decides which replica plans the summary.
 
@@ -10,8 +9,9 @@ use canarykeys_core::{ids, TokenId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::batch::values;
 use super::outbox::{insert_deliveries, set_cooldown};
-use super::{hit_from_row, SqlStore, HIT_COLUMNS};
+use super::{hit_from_row, Backend, SqlStore, HIT_COLUMNS};
 use crate::{Distinct, Folded, NewDelivery, Result, StoreError, Tally, WindowHit, WindowSummary};
 
 const WINDOW_COLUMNS: &str = "w.token_id, w.id, w.opened_at, w.closes_at, w.hits, \
@@ -55,88 +55,252 @@ pub(super) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The most tokens one statement of `gather` takes (each costs 9 parameters in the `UPDATE`).
+pub(super) const GATHER_CHUNK: usize = 64;
+
+/// The distinct values of the open windows of `n` tokens (bound in id order), locked on
+/// PostgreSQL in that order.
+pub(super) fn read_sql(n: usize, backend: Backend) -> String {
+    format!(
+        "SELECT token_id, addresses, other_addresses, events, other_events \
+         FROM alert_windows WHERE token_id IN {} ORDER BY token_id{}",
+        values(1, n, backend),
+        if backend == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Adds `n` `WindowUpdate`s to their windows in one statement.
+pub(super) fn update_sql(n: usize, backend: Backend) -> String {
+    let int = |i: usize| match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("CAST(${i} AS BIGINT)"),
+    };
+    let text = |i: usize| match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${i}"),
+    };
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let b = r * 9;
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                text(b + 1),
+                int(b + 2),
+                int(b + 3),
+                int(b + 4),
+                text(b + 5),
+                text(b + 6),
+                int(b + 7),
+                text(b + 8),
+                int(b + 9)
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE alert_windows SET hits = hits + v.column2, \
+         first_event_time = CASE WHEN first_event_time < v.column3 \
+             THEN first_event_time ELSE v.column3 END, \
+         last_event_time = CASE WHEN last_event_time > v.column4 \
+             THEN last_event_time ELSE v.column4 END, \
+         last_hit_id = v.column5, \
+         closes_at = (SELECT cooldown_until FROM tokens WHERE id = v.column1), \
+         addresses = v.column6, other_addresses = v.column7, \
+         events = v.column8, other_events = v.column9 \
+         FROM (VALUES {}) AS v WHERE alert_windows.token_id = v.column1",
+        rows.join(", ")
+    )
+}
+
+/// What a group adds to one open window: one row of `update_sql`, in its order.
+pub(super) struct WindowUpdate<'a> {
+    pub token: &'a str,
+    pub hits: i64,
+    pub earliest: i64,
+    pub latest: i64,
+    pub last_hit: &'a str,
+    pub addresses: String,
+    pub other_addresses: i64,
+    pub events: String,
+    pub other_events: i64,
+}
+
+impl<'a> WindowUpdate<'a> {
+    /// `hits` merged into a window whose stored distinct values are `addresses` and `events`.
+    pub(super) fn merge(
+        token: &'a str,
+        hits: &'a [WindowHit],
+        mut addresses: Distinct,
+        mut events: Distinct,
+    ) -> Self {
+        for h in hits {
+            addresses.add(&h.source_ip);
+            events.add(&h.event_name);
+        }
+        let (earliest, latest) = span(hits);
+        Self {
+            token,
+            hits: count(hits.len() as u64),
+            earliest,
+            latest,
+            last_hit: hits.last().map(|h| h.hit_id.as_str()).unwrap_or_default(),
+            addresses: addresses.encode(),
+            other_addresses: count(addresses.others),
+            events: events.encode(),
+            other_events: count(events.others),
+        }
+    }
+}
+
 /// Gathers hits into their tokens' windows, tokens in id order (so two commits lock rows in the
-/// same order). Per token, one `UPDATE … RETURNING` adds the count and span and locks the row;
-/// the distinct values it returns are written back only when the group adds to them. A window
-/// that does not exist yet is inserted.
+/// same order). The windows that exist are read in one statement per 64 tokens (locked on
+/// PostgreSQL), merged here, and written back in one multi-row `UPDATE … FROM (VALUES …)`: two
+/// statements for a group of many tokens, where one `UPDATE` per token made the group's cost
+/// grow with its tokens (each statement is a round trip to sqlx's SQLite thread). A window that
+/// does not exist yet goes through `gather_one`.
 pub(super) async fn gather(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     hits: BTreeMap<&str, Vec<WindowHit>>,
 ) -> Result<()> {
-    for (token, hits) in hits {
-        let (Some(first), Some(last)) = (hits.first(), hits.last()) else {
-            continue;
-        };
-        let earliest = hits.iter().map(|h| h.event_time).min().unwrap_or(0);
-        let latest = hits.iter().map(|h| h.event_time).max().unwrap_or(0);
-        // Twice at most: a window another commit created since our UPDATE found none is
-        // updated on the second pass.
-        let mut written = false;
-        for _ in 0..2 {
-            let row = sqlx::query(
-                "UPDATE alert_windows SET hits = hits + $2, \
-                 first_event_time = CASE WHEN first_event_time < $3 THEN first_event_time ELSE $3 END, \
-                 last_event_time = CASE WHEN last_event_time > $4 THEN last_event_time ELSE $4 END, \
-                 last_hit_id = $5, closes_at = (SELECT cooldown_until FROM tokens WHERE id = $1) \
-                 WHERE token_id = $1 \
-                 RETURNING addresses, other_addresses, events, other_events",
-            )
-            .bind(token)
-            .bind(count(hits.len() as u64))
-            .bind(earliest)
-            .bind(latest)
-            .bind(&last.hit_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(row) = row {
-                let mut addresses = Distinct::decode(
-                    &row.try_get::<String, _>("addresses")?,
-                    row.try_get("other_addresses")?,
-                );
-                let mut events = Distinct::decode(
-                    &row.try_get::<String, _>("events")?,
-                    row.try_get("other_events")?,
-                );
-                let before = (addresses.clone(), events.clone());
-                for h in &hits {
-                    addresses.add(&h.source_ip);
-                    events.add(&h.event_name);
+    let tokens: Vec<(&str, Vec<WindowHit>)> =
+        hits.into_iter().filter(|(_, h)| !h.is_empty()).collect();
+    for chunk in tokens.chunks(GATHER_CHUNK) {
+        let sql = read_sql(chunk.len(), backend);
+        let mut q = sqlx::query(&sql);
+        for (token, _) in chunk {
+            q = q.bind(*token);
+        }
+        let mut open: BTreeMap<String, (Distinct, Distinct)> = BTreeMap::new();
+        for row in q.fetch_all(&mut **tx).await? {
+            let addresses = Distinct::decode(
+                &row.try_get::<String, _>("addresses")?,
+                row.try_get("other_addresses")?,
+            );
+            let events = Distinct::decode(
+                &row.try_get::<String, _>("events")?,
+                row.try_get("other_events")?,
+            );
+            open.insert(row.try_get("token_id")?, (addresses, events));
+        }
+        let mut updates = Vec::new();
+        for (token, hits) in chunk {
+            match open.remove(*token) {
+                Some((addresses, events)) => {
+                    updates.push(WindowUpdate::merge(token, hits, addresses, events));
                 }
-                if before != (addresses.clone(), events.clone()) {
-                    sqlx::query(
-                        "UPDATE alert_windows SET addresses = $2, other_addresses = $3, \
-                         events = $4, other_events = $5 WHERE token_id = $1",
-                    )
-                    .bind(token)
-                    .bind(addresses.encode())
-                    .bind(count(addresses.others))
-                    .bind(events.encode())
-                    .bind(count(events.others))
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                written = true;
-                break;
-            }
-            let id =
-                TokenId::parse(token).map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?;
-            let mut window = WindowSummary::starting(id, ids::random_id(), first);
-            for h in &hits[1..] {
-                window.gather(h);
-            }
-            if insert(tx, &window).await? {
-                written = true;
-                break;
+                None => gather_one(tx, token, hits).await?,
             }
         }
-        if !written {
-            // Never counted silently short: the whole commit fails and its requests with it.
-            return Err(StoreError::Corrupt(format!(
-                "the cooldown window of token {token} changed under its lock"
-            )));
+        if updates.is_empty() {
+            continue;
+        }
+        let sql = update_sql(updates.len(), backend);
+        let mut q = sqlx::query(&sql);
+        for u in &updates {
+            q = q
+                .bind(u.token)
+                .bind(u.hits)
+                .bind(u.earliest)
+                .bind(u.latest)
+                .bind(u.last_hit)
+                .bind(&u.addresses)
+                .bind(u.other_addresses)
+                .bind(&u.events)
+                .bind(u.other_events);
+        }
+        let done = q.execute(&mut **tx).await?.rows_affected();
+        if usize::try_from(done).ok() != Some(updates.len()) {
+            // The rows were read (and on PostgreSQL locked) in this transaction: never counted
+            // silently short; the whole commit fails and its requests with it.
+            return Err(StoreError::Corrupt(
+                "a cooldown window changed under its lock".to_owned(),
+            ));
         }
     }
     Ok(())
+}
+
+/// The earliest and latest event times of `hits`.
+fn span(hits: &[WindowHit]) -> (i64, i64) {
+    let earliest = hits.iter().map(|h| h.event_time).min().unwrap_or(0);
+    let latest = hits.iter().map(|h| h.event_time).max().unwrap_or(0);
+    (earliest, latest)
+}
+
+/// One token's hits into its window, which had no row when `gather` read: inserted, or, when
+/// another replica's commit created it meanwhile, updated. One `UPDATE … RETURNING` adds the
+/// count and span and locks the row; the distinct values it returns are written back only when
+/// the hits add to them.
+async fn gather_one(tx: &mut Transaction<'_, Any>, token: &str, hits: &[WindowHit]) -> Result<()> {
+    let (Some(first), Some(last)) = (hits.first(), hits.last()) else {
+        return Ok(());
+    };
+    let (earliest, latest) = span(hits);
+    // Twice at most: a window another commit created since our UPDATE found none is
+    // updated on the second pass.
+    for _ in 0..2 {
+        let row = sqlx::query(
+            "UPDATE alert_windows SET hits = hits + $2, \
+             first_event_time = CASE WHEN first_event_time < $3 THEN first_event_time ELSE $3 END, \
+             last_event_time = CASE WHEN last_event_time > $4 THEN last_event_time ELSE $4 END, \
+             last_hit_id = $5, closes_at = (SELECT cooldown_until FROM tokens WHERE id = $1) \
+             WHERE token_id = $1 \
+             RETURNING addresses, other_addresses, events, other_events",
+        )
+        .bind(token)
+        .bind(count(hits.len() as u64))
+        .bind(earliest)
+        .bind(latest)
+        .bind(&last.hit_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = row {
+            let mut addresses = Distinct::decode(
+                &row.try_get::<String, _>("addresses")?,
+                row.try_get("other_addresses")?,
+            );
+            let mut events = Distinct::decode(
+                &row.try_get::<String, _>("events")?,
+                row.try_get("other_events")?,
+            );
+            let before = (addresses.clone(), events.clone());
+            for h in hits {
+                addresses.add(&h.source_ip);
+                events.add(&h.event_name);
+            }
+            if before != (addresses.clone(), events.clone()) {
+                sqlx::query(
+                    "UPDATE alert_windows SET addresses = $2, other_addresses = $3, \
+                     events = $4, other_events = $5 WHERE token_id = $1",
+                )
+                .bind(token)
+                .bind(addresses.encode())
+                .bind(count(addresses.others))
+                .bind(events.encode())
+                .bind(count(events.others))
+                .execute(&mut **tx)
+                .await?;
+            }
+            return Ok(());
+        }
+        let id =
+            TokenId::parse(token).map_err(|e| StoreError::Corrupt(format!("token_id: {e}")))?;
+        let mut window = WindowSummary::starting(id, ids::random_id(), first);
+        for h in &hits[1..] {
+            window.gather(h);
+        }
+        if insert(tx, &window).await? {
+            return Ok(());
+        }
+    }
+    // Never counted silently short: the whole commit fails and its requests with it.
+    Err(StoreError::Corrupt(format!(
+        "the cooldown window of token {token} changed under its lock"
+    )))
 }
 
 /// Inserts a new window; false when another commit created it first.

@@ -26,25 +26,35 @@ fn a_use_after_the_end_plus_skew_is_retired() {
 }
 
 #[test]
-fn a_live_token_keeps_a_user_name_over_a_tombstone() {
+fn slots_find_every_key_and_overwrite_in_place() {
     let account = AccountId::parse("123456789012").unwrap();
-    let dead = entry(account, Some(5));
-    let mut live = entry(account, None);
-    live.username = dead.username.clone();
-    let clock = ManualClock::starting_now().shared();
-    for order in [[&dead, &live], [&live, &dead]] {
-        let entries: Vec<KeyEntry> = order.into_iter().cloned().collect();
-        let index = KeyIndex::from_entries(&entries, &[], LateEvents::default(), clock.clone());
+    let entries: Vec<KeyEntry> = (0..5_000).map(|_| entry(account, None)).collect();
+    let index = KeyIndex::from_entries(
+        &entries,
+        &[],
+        LateEvents::default(),
+        ManualClock::starting_now().shared(),
+    );
+    {
         let maps = index.read();
-        let m = &maps.by_user[&(account, live.username.clone())];
-        assert_eq!(m.token, live.token_id);
-        assert_eq!(index_counts(&maps), (1, 1));
+        for e in &entries {
+            let m = maps.keys.get(&e.access_key_id).and_then(Slot::matched);
+            assert_eq!(m.map(|m| m.token), Some(e.token_id.clone()));
+        }
+        let other = AccessKeyId::generate_for(account);
+        assert!(maps.keys.get(&other).is_none(), "a key never added");
     }
-}
-
-fn index_counts(maps: &Maps) -> (usize, usize) {
-    let dead = maps.by_key.values().filter(|m| m.died_at.is_some()).count();
-    (maps.by_key.len() - dead, dead)
+    // The same key again (a token ended) takes its slot over: no second entry.
+    index.write().add(&KeyEntry {
+        died_at: Some(7),
+        ..entries[17].clone()
+    });
+    assert_eq!(index.len(), entries.len());
+    assert_eq!(index.counts(), (entries.len() - 1, 1));
+    let maps = index.read();
+    let slot = maps.keys.get(&entries[17].access_key_id).unwrap();
+    assert_eq!(slot.died_at(), Some(7));
+    assert_eq!(slot.matched().unwrap().token, entries[17].token_id);
 }
 
 #[test]
@@ -64,11 +74,7 @@ fn retiring_a_token_keeps_it_matched_as_a_tombstone() {
     });
     assert_eq!(index.counts(), (0, 1));
     let maps = index.read();
-    assert_eq!(maps.by_key[&e.access_key_id].died_at, Some(42));
-    assert_eq!(
-        maps.by_user[&(account, e.username.clone())].died_at,
-        Some(42)
-    );
+    assert_eq!(maps.keys.get(&e.access_key_id).unwrap().died_at(), Some(42));
     assert!(maps.accounts.contains(&account), "learned from the token");
 }
 
@@ -95,12 +101,18 @@ fn a_re_read_whose_snapshot_predates_a_create_keeps_the_create() {
         died_at: Some(9),
         ..gone.clone()
     }));
-    index.finish_resync(inner, Some((std::slice::from_ref(&old), &[])));
+    index.finish_resync(inner, Some(index.build(std::slice::from_ref(&old))));
     assert_eq!(index.counts(), (2, 1), "the inner re-read keeps both");
-    index.finish_resync(outer, Some((std::slice::from_ref(&old), &[])));
+    index.finish_resync(outer, Some(index.build(std::slice::from_ref(&old))));
     let maps = index.read();
-    assert_eq!(maps.by_key[&created.access_key_id].died_at, None);
-    assert_eq!(maps.by_key[&gone.access_key_id].died_at, Some(9));
+    assert_eq!(
+        maps.keys.get(&created.access_key_id).unwrap().died_at(),
+        None
+    );
+    assert_eq!(
+        maps.keys.get(&gone.access_key_id).unwrap().died_at(),
+        Some(9)
+    );
     assert!(maps.journal.changes.is_empty(), "no re-read in flight");
     assert_eq!(maps.journal.readers, 0);
     drop(maps);
@@ -112,16 +124,77 @@ fn a_re_read_whose_snapshot_predates_a_create_keeps_the_create() {
     assert_eq!(index.counts(), (3, 1));
 }
 
+fn record(account: AccountId) -> canarykeys_store::TokenRecord {
+    use canarykeys_core::{Memo, OutputFormat, Region, TokenKind};
+    canarykeys_store::TokenRecord {
+        id: TokenId::generate(),
+        kind: TokenKind::AwsKeys,
+        memo: Memo::parse("web01 ~/.aws/credentials").unwrap(),
+        email: None,
+        email_enabled: false,
+        webhook: None,
+        webhook_enabled: false,
+        manage_hash: canarykeys_core::ManageSecret::generate().hash(),
+        minter: "local".into(),
+        access_key_id: AccessKeyId::generate_for(account),
+        secret_sealed: "sealed".into(),
+        username: ordinary_user_name(),
+        account_id: account,
+        region: Region::parse("us-east-1").unwrap(),
+        output: OutputFormat::Json,
+        created_at: 1,
+        expires_at: None,
+        alerting: Default::default(),
+    }
+}
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> canarykeys_store::SqlStore {
+    canarykeys_store::SqlStore::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap()
+}
+
+/// User names are not held in memory: in one of our accounts they are read from the database,
+/// where a live token keeps a reused name over its tombstone; elsewhere nothing is read.
+#[tokio::test]
+async fn a_user_in_our_account_is_found_in_the_database() {
+    use canarykeys_store::TokenStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let account = AccountId::parse("123456789012").unwrap();
+    let dead = record(account);
+    store.insert_token(&dead).await.unwrap();
+    store.delete_token(&dead.id, 5).await.unwrap();
+    let live = canarykeys_store::TokenRecord {
+        username: dead.username.clone(),
+        ..record(account)
+    };
+    store.insert_token(&live).await.unwrap();
+    let clock = ManualClock::at(10).shared();
+    let index = KeyIndex::load(&store, &[], LateEvents::default(), clock)
+        .await
+        .unwrap();
+    let m = index
+        .by_user(&store, account, &live.username)
+        .await
+        .unwrap();
+    assert_eq!(m.map(|m| m.token), Some(live.id.clone()));
+    let stranger = AccountId::parse("210987654321").unwrap();
+    let none = index
+        .by_user(&store, stranger, &live.username)
+        .await
+        .unwrap();
+    assert_eq!(none, None, "not one of our accounts");
+    store.close().await;
+}
+
 /// The index remembers the tokens' version of its last whole read, so SQLite's follower does
 /// not read a million tokens again on its first poll; a change moves the version past it.
 #[tokio::test]
 async fn a_whole_read_remembers_the_version_it_read() {
-    use canarykeys_core::{Memo, OutputFormat, Region, TokenKind};
-    use canarykeys_store::{SqlStore, TokenRecord, TokenStore};
+    use canarykeys_store::TokenStore;
     let dir = tempfile::tempdir().unwrap();
-    let store = SqlStore::connect(&format!("sqlite:{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
+    let store = sqlite_store(&dir).await;
     let clock = ManualClock::starting_now().shared();
     let index = KeyIndex::load(&store, &[], LateEvents::default(), clock)
         .await
@@ -129,30 +202,7 @@ async fn a_whole_read_remembers_the_version_it_read() {
     let at_load = store.tokens_version().await.unwrap();
     assert_eq!(index.synced_version(), Some(at_load));
     let account = AccountId::parse("123456789012").unwrap();
-    let id = TokenId::generate();
-    store
-        .insert_token(&TokenRecord {
-            id: id.clone(),
-            kind: TokenKind::AwsKeys,
-            memo: Memo::parse("web01 ~/.aws/credentials").unwrap(),
-            email: None,
-            email_enabled: false,
-            webhook: None,
-            webhook_enabled: false,
-            manage_hash: canarykeys_core::ManageSecret::generate().hash(),
-            minter: "local".into(),
-            access_key_id: AccessKeyId::generate_for(account),
-            secret_sealed: "sealed".into(),
-            username: ordinary_user_name(),
-            account_id: account,
-            region: Region::parse("us-east-1").unwrap(),
-            output: OutputFormat::Json,
-            created_at: 1,
-            expires_at: None,
-            alerting: Default::default(),
-        })
-        .await
-        .unwrap();
+    store.insert_token(&record(account)).await.unwrap();
     let moved = store.tokens_version().await.unwrap();
     assert_ne!(moved, at_load, "a create moves the version");
     assert_eq!(index.synced_version(), Some(at_load));

@@ -1,0 +1,402 @@
+//! SQLite's hit groups, written by a thread of its own that owns one connection (rusqlite, on the
+//! same libsqlite3 that sqlx links). A whole group (its hits, their alert rows, the cooldown
+//! windows they count into, the commit) is one call: one hand-off between the async side and a
+//! database thread, where sqlx's worker took one per statement, about ten a group. `perf` on a
+//! loaded server put thread switches first (a fifth of its time in `finish_task_switch`).
+//!
+//! It takes the common case only: every hit new, every window it counts into already open.
+//! Anything else (a repeat, a use to fold, a window to open, any error at all) rolls back and
+//! hands the group to the general path over sqlx (`batch`), which it never replaces. What a 2xx
+//! means does not change: the group's transaction commits with `synchronous = FULL` before any
+//! request is answered, inside the same write turn as every other writer of this process.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+use rusqlite::{Connection, ToSql, TransactionBehavior};
+use tokio::sync::{oneshot, OwnedMutexGuard};
+
+use super::batch::{alerts_sql, chunks, cooling_sql, hits_sql, ALERTS_SQL, HITS_SQL, HIT_PARAMS};
+use super::windows::{read_sql, update_sql, WindowUpdate, GATHER_CHUNK};
+use super::Backend;
+use crate::{event_hash, Distinct, HitRecord, RecordedGroup, WindowHit};
+
+/// The turn of the caller, held until the thread is done with the group.
+type Turn = Option<OwnedMutexGuard<()>>;
+
+/// What became of a group sent to the thread.
+pub(crate) enum Outcome {
+    Written(RecordedGroup),
+    /// Nothing was written: the general path takes the group, with the turn and the packed
+    /// records handed back.
+    Declined {
+        turn: Turn,
+        packed: Vec<Vec<u8>>,
+    },
+}
+
+struct Group {
+    hits: Vec<HitRecord>,
+    packed: Vec<Vec<u8>>,
+    budget: i64,
+    turn: Turn,
+    reply: oneshot::Sender<Outcome>,
+}
+
+enum Msg {
+    Group(Group),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The handle; clones share the one thread.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Msg>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (written, declined) = self.stats();
+        f.debug_struct("Writer")
+            .field("written", &written)
+            .field("declined", &declined)
+            .finish()
+    }
+}
+
+/// Groups the thread wrote, and groups it handed to the general path.
+#[derive(Default)]
+struct Stats {
+    written: AtomicU64,
+    declined: AtomicU64,
+}
+
+impl Writer {
+    /// Opens the database file at `path` (already migrated) on a new thread. `None` when it
+    /// cannot (an in-memory database has no file to share); the general path then does it all.
+    pub(crate) fn start(path: &Path) -> Option<Self> {
+        let conn = open(path)
+            .map_err(|e| tracing::warn!(error = %e, "the SQLite hit writer did not start"))
+            .ok()?;
+        let (jobs, queue) = mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let counted = stats.clone();
+        std::thread::Builder::new()
+            .name("sqlite-hits".into())
+            .spawn(move || run(conn, queue, &counted))
+            .map_err(|e| tracing::warn!(error = %e, "the SQLite hit writer did not start"))
+            .ok()?;
+        Some(Self { jobs, stats })
+    }
+
+    /// Writes a group on the thread, or hands it back (`Declined`).
+    pub(crate) async fn write(
+        &self,
+        hits: &[HitRecord],
+        packed: Vec<Vec<u8>>,
+        budget: i64,
+        turn: Turn,
+    ) -> Outcome {
+        let (reply, answer) = oneshot::channel();
+        let group = Group {
+            hits: hits.to_vec(),
+            packed,
+            budget,
+            turn,
+            reply,
+        };
+        let repack = || hits.iter().map(|h| crate::packed::pack(&h.raw)).collect();
+        match self.jobs.send(Msg::Group(group)) {
+            Ok(()) => {}
+            // Stopped: the general path answers (on a closed store, with its error).
+            Err(mpsc::SendError(Msg::Group(g))) => {
+                return Outcome::Declined {
+                    turn: g.turn,
+                    packed: g.packed,
+                }
+            }
+            Err(mpsc::SendError(Msg::Stop(_))) => {
+                return Outcome::Declined {
+                    turn: None,
+                    packed: repack(),
+                }
+            }
+        }
+        // The thread always answers a group it received; if it died meanwhile, nothing of the
+        // group was committed by it and the turn went with it.
+        answer.await.unwrap_or_else(|_| Outcome::Declined {
+            turn: None,
+            packed: repack(),
+        })
+    }
+
+    /// Closes the thread's connection, so the store's last checkpoint can cut the WAL.
+    pub(crate) async fn stop(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.jobs.send(Msg::Stop(ack)).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// (groups written, groups handed to the general path).
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (
+            self.stats.written.load(Ordering::Relaxed),
+            self.stats.declined.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The same settings as the pool's connections (`SqlStore::connect`), and room for every
+/// statement shape the thread prepares.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+fn run(mut conn: Connection, queue: mpsc::Receiver<Msg>, stats: &Stats) {
+    // One warning per run of failures, not one per group.
+    let mut failing = false;
+    for msg in queue {
+        let Group {
+            hits,
+            packed,
+            budget,
+            turn,
+            reply,
+        } = match msg {
+            Msg::Stop(ack) => {
+                drop(conn);
+                let _ = ack.send(());
+                return;
+            }
+            Msg::Group(group) => group,
+        };
+        let outcome = match write(&mut conn, &hits, &packed, budget) {
+            Ok(Some(group)) => {
+                failing = false;
+                stats.written.fetch_add(1, Ordering::Relaxed);
+                drop(turn);
+                Outcome::Written(group)
+            }
+            Ok(None) => {
+                stats.declined.fetch_add(1, Ordering::Relaxed);
+                Outcome::Declined { turn, packed }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "the SQLite hit writer failed a group; the general path takes it");
+                }
+                failing = true;
+                stats.declined.fetch_add(1, Ordering::Relaxed);
+                Outcome::Declined { turn, packed }
+            }
+        };
+        // A caller past its deadline is gone; its group stands (a retry sees repeats).
+        let _ = reply.send(outcome);
+    }
+}
+
+/// The group in one transaction, or `None` (rolled back) when it is not the common case.
+fn write(
+    conn: &mut Connection,
+    hits: &[HitRecord],
+    packed: &[Vec<u8>],
+    budget: i64,
+) -> rusqlite::Result<Option<RecordedGroup>> {
+    // IMMEDIATE: the write lock from the start, so what is read below is what this commit
+    // writes over (the general path gets the same by reading after its first insert).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !insert_hits(&tx, hits, packed, budget)? {
+        return Ok(None);
+    }
+    let tokens: Vec<&str> = hits
+        .iter()
+        .map(|h| h.token_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut cooling: HashMap<String, i64> = HashMap::new();
+    for chunk in tokens.chunks(GATHER_CHUNK) {
+        let mut stmt = tx.prepare_cached(&cooling_sql(chunk.len(), Backend::Sqlite))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(chunk), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (id, until) = row?;
+            cooling.insert(id, until);
+        }
+    }
+    let gathered: Vec<bool> = hits
+        .iter()
+        .map(|h| {
+            cooling
+                .get(h.token_id.as_str())
+                .is_some_and(|until| *until > h.received_at)
+        })
+        .collect();
+    insert_alerts(&tx, hits, &gathered)?;
+    let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
+    for (h, _) in hits.iter().zip(&gathered).filter(|(_, g)| **g) {
+        windows
+            .entry(h.token_id.as_str())
+            .or_default()
+            .push(WindowHit::from(h));
+    }
+    if !gather(&tx, &windows)? {
+        return Ok(None);
+    }
+    tx.commit()?;
+    let n = hits.len();
+    Ok(Some(RecordedGroup {
+        new: vec![true; n],
+        gone: vec![false; n],
+        to_plan: gathered.iter().filter(|g| !**g).count(),
+        windowed: gathered,
+        folded: vec![false; n],
+    }))
+}
+
+/// The hits, as `batch::insert_hits` binds them; false when any was left out (a repeat, a use
+/// to fold, a token gone), which only the general path sorts out.
+fn insert_hits(
+    tx: &rusqlite::Transaction<'_>,
+    hits: &[HitRecord],
+    packed: &[Vec<u8>],
+    budget: i64,
+) -> rusqlite::Result<bool> {
+    let sqls = HITS_SQL.get(Backend::Sqlite, hits_sql);
+    let hashes: Vec<i64> = hits.iter().map(|h| event_hash(&h.event_id)).collect();
+    let tokens: Vec<&str> = hits.iter().map(|h| h.token_id.as_str()).collect();
+    let mut start = 0;
+    for p in chunks(hits.len()) {
+        let end = start + (1 << p);
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity((end - start) * HIT_PARAMS);
+        for i in start..end {
+            let h = &hits[i];
+            params.extend_from_slice(&[
+                &h.id as &dyn ToSql,
+                &tokens[i],
+                &h.event_id,
+                &h.event_time,
+                &h.received_at,
+                &h.event_name,
+                &h.event_source,
+                &h.region,
+                &h.source_ip,
+                &h.user_agent,
+                &h.error_code,
+                &h.error_message,
+                &h.account_id,
+                &h.access_key_id,
+                &h.tls_host,
+                &h.vpc_endpoint_id,
+                &h.request_id,
+                &h.path,
+                &h.note,
+                &h.suppressed,
+                // The text is in `raw_packed`; `raw` stays for rows from before.
+                &"",
+                &packed[i],
+                &hashes[i],
+                &budget,
+            ]);
+        }
+        let inserted = tx.prepare_cached(&sqls[p])?.execute(&*params)?;
+        if inserted != end - start {
+            return Ok(false);
+        }
+        start = end;
+    }
+    Ok(true)
+}
+
+/// The alert rows, `summarized` where gathered, else `new` (as `batch::insert_alerts`).
+fn insert_alerts(
+    tx: &rusqlite::Transaction<'_>,
+    hits: &[HitRecord],
+    gathered: &[bool],
+) -> rusqlite::Result<()> {
+    let sqls = ALERTS_SQL.get(Backend::Sqlite, alerts_sql);
+    let tokens: Vec<&str> = hits.iter().map(|h| h.token_id.as_str()).collect();
+    let mut start = 0;
+    for p in chunks(hits.len()) {
+        let end = start + (1 << p);
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity((end - start) * 5);
+        for i in start..end {
+            let h = &hits[i];
+            let state: &dyn ToSql = if gathered[i] { &"summarized" } else { &"new" };
+            params.extend_from_slice(&[
+                &h.id as &dyn ToSql,
+                &h.id,
+                &tokens[i],
+                state,
+                &h.received_at,
+            ]);
+        }
+        tx.prepare_cached(&sqls[p])?.execute(&*params)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Counts gathered hits into their open windows (as `windows::gather`); false when a window is
+/// not open yet, which the general path opens.
+fn gather(
+    tx: &rusqlite::Transaction<'_>,
+    windows: &BTreeMap<&str, Vec<WindowHit>>,
+) -> rusqlite::Result<bool> {
+    let tokens: Vec<(&str, &Vec<WindowHit>)> = windows.iter().map(|(t, h)| (*t, h)).collect();
+    for chunk in tokens.chunks(GATHER_CHUNK) {
+        let mut open: HashMap<String, (Distinct, Distinct)> = HashMap::new();
+        {
+            let mut stmt = tx.prepare_cached(&read_sql(chunk.len(), Backend::Sqlite))?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(chunk.iter().map(|c| c.0)), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Distinct::decode(&r.get::<_, String>(1)?, r.get(2)?),
+                        Distinct::decode(&r.get::<_, String>(3)?, r.get(4)?),
+                    ))
+                })?;
+            for row in rows {
+                let (token, addresses, events) = row?;
+                open.insert(token, (addresses, events));
+            }
+        }
+        let mut updates = Vec::with_capacity(chunk.len());
+        for (token, hits) in chunk {
+            let Some((addresses, events)) = open.remove(*token) else {
+                return Ok(false);
+            };
+            updates.push(WindowUpdate::merge(token, hits, addresses, events));
+        }
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(updates.len() * 9);
+        for u in &updates {
+            params.extend_from_slice(&[
+                &u.token as &dyn ToSql,
+                &u.hits,
+                &u.earliest,
+                &u.latest,
+                &u.last_hit,
+                &u.addresses,
+                &u.other_addresses,
+                &u.events,
+                &u.other_events,
+            ]);
+        }
+        let done = tx
+            .prepare_cached(&update_sql(updates.len(), Backend::Sqlite))?
+            .execute(&*params)?;
+        if done != updates.len() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
