@@ -43,14 +43,22 @@ def free_port():
 class Server:
     """A `canarykeys serve` on a throwaway directory (and database), stopped and cleaned on exit."""
 
-    def __init__(self, binary, database_url):
+    def __init__(self, binary, database_url, join=None):
+        """`join`: another Server on PostgreSQL whose database this one shares (a replica); the
+        database is then created and dropped by that one only."""
         self.dir = tempfile.mkdtemp(prefix="ck-load-")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.db_url = None
+        self.owns_db = join is None
         env = dict(os.environ, CANARYKEYS_INGEST__SECRET=SECRET, CANARYKEYS_ACCESS__CREATE="open",
                    CANARYKEYS_RATE_LIMIT__CREATE_PER_MINUTE="0", CANARYKEYS_LOG="warn")
-        if database_url:
+        if join is not None:
+            self.admin_url, self.db_name, self.db_url = join.admin_url, join.db_name, join.db_url
+            env["CANARYKEYS_DATABASE_URL"] = self.db_url
+            # The replicas share one sealing key, as every replica of a deployment must.
+            env["CANARYKEYS_ENCRYPTION_KEY_FILE"] = join.key_file()
+        elif database_url:
             name = "ck_load_" + os.path.basename(self.dir).replace("-", "_").lower()
             psql(database_url, f"CREATE DATABASE {name}")
             self.admin_url, self.db_name = database_url, name
@@ -77,7 +85,7 @@ class Server:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    if self.db_url:
+                    if self.db_url and self.owns_db:
                         psql(self.admin_url, f"DROP DATABASE IF EXISTS {self.db_name}")
                     sys.exit(f"load.py: the server did not start; see {self.dir}/server.log")
                 time.sleep(0.02)
@@ -94,6 +102,10 @@ class Server:
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             return list(pool.map(one, range(n)))
+
+    def key_file(self):
+        """The sealing key the server made on its first start."""
+        return os.path.join(self.dir, "data", "secret.key")
 
     def rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -126,7 +138,7 @@ class Server:
         try:
             self.stop()
             self.log.close()
-            if self.db_url:
+            if self.db_url and self.owns_db:
                 psql(self.admin_url, f"DROP DATABASE IF EXISTS {self.db_name}")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -225,6 +225,10 @@ pub trait TokenStore: Send + Sync + 'static {
     /// A number that changes whenever a token is created, deleted or pruned (SQLite: how a
     /// running server hears of the CLI's changes; PostgreSQL also announces them).
     async fn tokens_version(&self) -> Result<i64>;
+    /// The current tokens' version and the changes that moved it there from `version`, oldest
+    /// first; `None` when the journal does not reach back that far (or `version` is ahead of
+    /// it), and the caller must re-read everything.
+    async fn token_changes_since(&self, version: i64) -> Result<Option<(i64, Vec<TokenChange>)>>;
     /// Notes that a mint is about to start (before any call to the minter).
     async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()>;
     /// Notes what the mint made, before its token is stored.

@@ -174,7 +174,45 @@ async fn every_token_change_moves_the_version(store: &SqlStore) {
     assert!(store.tokens_version().await.unwrap() > v2);
 }
 
+/// Every change is journalled beside the version it moved to, so a follower reads what changed
+/// since its version instead of every token; one the journal does not reach back to gets `None`.
+async fn changes_are_journalled_in_order(store: &SqlStore) {
+    let v0 = store.tokens_version().await.unwrap();
+    let t = token(1_000);
+    store.insert_token(&t).await.unwrap();
+    store.delete_token(&t.id, 2_000).await.unwrap();
+    store.prune_tombstones(3_000).await.unwrap();
+    let (now, changes) = store.token_changes_since(v0).await.unwrap().unwrap();
+    assert_eq!(now, store.tokens_version().await.unwrap());
+    assert_eq!(
+        changes,
+        [
+            TokenChange::Created(t.id.clone()),
+            TokenChange::Ended(t.id.clone()),
+            TokenChange::Pruned
+        ]
+    );
+    let (_, since_delete) = store.token_changes_since(v0 + 2).await.unwrap().unwrap();
+    assert_eq!(since_delete, [TokenChange::Pruned]);
+    assert_eq!(
+        store.token_changes_since(now).await.unwrap(),
+        Some((now, Vec::new())),
+        "nothing new"
+    );
+    assert_eq!(
+        store.token_changes_since(v0 - 1).await.unwrap(),
+        None,
+        "before the journal's first entry"
+    );
+    assert_eq!(
+        store.token_changes_since(now + 1).await.unwrap(),
+        None,
+        "ahead of it"
+    );
+}
+
 canarykeys_testkit::on_both_backends!(
+    changes_are_journalled_in_order,
     a_delete_records_the_time_of_death_and_the_cause,
     key_entries_hold_live_tokens_and_recent_tombstones,
     a_late_hit_is_stored_against_the_tombstone,

@@ -72,15 +72,19 @@ pub async fn follow_tokens(store: Arc<SqlStore>, index: KeyIndex) {
     }
 }
 
-/// SQLite: re-reads the index whenever the version moves.
+/// SQLite: whenever the version moves, applies the journalled changes since the index's version
+/// (a whole re-read only when the journal does not reach back).
 async fn poll_version(store: Arc<SqlStore>, index: KeyIndex) {
     loop {
-        // Against the version of the index's last whole read (the start's load included): a
-        // million tokens take seconds to read, so nothing is read twice for one version.
+        // Against the version the index holds (the start's load included): a million tokens
+        // take seconds to read, so nothing is read twice for one version.
         match store.tokens_version().await {
             Ok(v) if index.synced_version() != Some(v) => {
-                if let Err(e) = index.resync(store.as_ref()).await {
-                    tracing::warn!(error = format!("{e:#}"), "cannot re-read the key index");
+                if let Err(e) = index.catch_up(store.as_ref()).await {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "cannot bring the key index up to date"
+                    );
                 }
             }
             Ok(_) => {}

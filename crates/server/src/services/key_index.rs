@@ -11,8 +11,9 @@
 //! (the token service); other processes' changes arrive through `jobs::index_sync` (PostgreSQL
 //! NOTIFY on `canarykeys_tokens`, with a whole re-read whenever the listener reconnects, since
 //! notifications sent meanwhile are lost; on SQLite, a version number polled from the settings
-//! table, which the CLI's changes move). Until a change arrives, a miss for a key or user in one
-//! of OUR decoy accounts is still looked up in the database, and found entries join the index;
+//! table, which the CLI's changes move, and the changes journalled beside it). Until a change
+//! arrives, a miss for a key or user in one of OUR decoy accounts is still looked up in the
+//! database, and found entries join the index;
 //! the decoy accounts are those configured plus those of every token in the database, so a
 //! replica whose config lacks an account still matches that account's tokens. A whole re-read
 //! may run beside those changes (a prune's, a reconnect's): changes made while it reads are
@@ -223,10 +224,11 @@ pub struct KeyIndex {
     configured: Arc<[AccountId]>,
     late: LateEvents,
     clock: SharedClock,
-    /// The tokens' version read just before the last re-read that succeeded (`i64::MIN`: none
-    /// yet). SQLite's follower re-reads only when the version moved past it, so the first poll
-    /// after the start does not read every token a second time.
+    /// The tokens' version the index holds: read just before the last whole re-read, or the
+    /// one `catch_up` brought it to (`i64::MIN`: none yet). SQLite's follower moves only when
+    /// the version moved past it, so the first poll after the start reads nothing again.
     synced: Arc<AtomicI64>,
+    whole_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl KeyIndex {
@@ -256,6 +258,7 @@ impl KeyIndex {
             late,
             clock,
             synced: Arc::new(AtomicI64::new(i64::MIN)),
+            whole_reads: Arc::default(),
         };
         *index.write() = index.build(entries);
         index
@@ -284,6 +287,7 @@ impl KeyIndex {
         // Read first: a change after this moves the version again, and is read next time.
         let version = store.tokens_version().await?;
         let mark = self.begin_resync();
+        self.whole_reads.fetch_add(1, Ordering::Relaxed);
         match self.read_whole(store).await {
             Ok(fresh) => {
                 self.finish_resync(mark, Some(fresh));
@@ -310,7 +314,31 @@ impl KeyIndex {
         Ok(fresh)
     }
 
-    /// The tokens' version the index was last read whole at (`None`: never).
+    /// Brings the index up to the tokens' current version (SQLite's follower): the changes
+    /// journalled since the version it holds, applied one by one, or a whole re-read when the
+    /// journal does not reach back (or nothing was read yet). A create on a server of a million
+    /// tokens used to cost a whole re-read of all of them.
+    pub async fn catch_up(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let Some(since) = self.synced_version() else {
+            return self.resync(store).await;
+        };
+        let Some((now, changes)) = store.token_changes_since(since).await? else {
+            return self.resync(store).await;
+        };
+        for change in &changes {
+            self.apply(store, change).await?;
+        }
+        // A prune among them re-read everything at a version at least as new.
+        self.synced.fetch_max(now, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whole re-reads so far (the start's included): what `catch_up` saves.
+    pub fn whole_reads(&self) -> u64 {
+        self.whole_reads.load(Ordering::Relaxed)
+    }
+
+    /// The tokens' version the index is known to hold (`None`: never read).
     pub fn synced_version(&self) -> Option<i64> {
         Some(self.synced.load(Ordering::SeqCst)).filter(|v| *v != i64::MIN)
     }

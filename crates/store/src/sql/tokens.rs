@@ -192,6 +192,13 @@ impl TokenStore for SqlStore {
         self.version().await
     }
 
+    async fn token_changes_since(
+        &self,
+        version: i64,
+    ) -> Result<Option<(i64, Vec<crate::TokenChange>)>> {
+        self.changes_since(version).await
+    }
+
     async fn begin_mint(&self, id: &str, minter: &str, now: i64) -> Result<()> {
         let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO mint_intents (id, minter, created_at) VALUES ($1, $2, $3)")

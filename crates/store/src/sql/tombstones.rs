@@ -24,6 +24,8 @@ use crate::{EndCause, HitRecord, KeyEntry, KeyLookup, Result, StoreError, Tombst
 pub const TOKENS_CHANNEL: &str = "canarykeys_tokens";
 
 const VERSION_KEY: &str = "tokens_version";
+/// Journalled changes kept (`token_changes`); a follower further behind re-reads everything.
+const CHANGES_KEPT: i64 = 10_000;
 
 /// A token change, as announced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +67,23 @@ pub(crate) async fn announce(
          SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
     )
     .bind(VERSION_KEY)
+    .execute(&mut *db)
+    .await?;
+    // The journal a follower reads from its version on (`changes_since`), trimmed as it grows.
+    sqlx::query(
+        "INSERT INTO token_changes (version, change) \
+         SELECT CAST(value AS BIGINT), $2 FROM settings WHERE key = $1",
+    )
+    .bind(VERSION_KEY)
+    .bind(change.payload())
+    .execute(&mut *db)
+    .await?;
+    sqlx::query(
+        "DELETE FROM token_changes WHERE version <= \
+         (SELECT CAST(value AS BIGINT) FROM settings WHERE key = $1) - $2",
+    )
+    .bind(VERSION_KEY)
+    .bind(CHANGES_KEPT)
     .execute(&mut *db)
     .await?;
     if backend == Backend::Postgres {
@@ -226,6 +245,46 @@ impl SqlStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// See `TokenStore::token_changes_since`. One read transaction: the version and the rows
+    /// are of one snapshot.
+    pub(crate) async fn changes_since(
+        &self,
+        since: i64,
+    ) -> Result<Option<(i64, Vec<TokenChange>)>> {
+        let mut tx = self.pool.begin().await?;
+        let now: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(VERSION_KEY)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let now = now.and_then(|v| v.parse().ok()).unwrap_or(0);
+        if now <= since {
+            tx.rollback().await?;
+            return Ok((now == since).then(|| (now, Vec::new())));
+        }
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT version, change FROM token_changes WHERE version > $1 AND version <= $2 \
+             ORDER BY version",
+        )
+        .bind(since)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        // Every version in between, each a change this version of the code knows: else the
+        // journal does not reach back (trimmed, or older than migration 0021).
+        let whole = i64::try_from(rows.len()).is_ok_and(|n| n == now - since)
+            && rows
+                .iter()
+                .zip(since + 1..)
+                .all(|((v, _), want)| *v == want);
+        if !whole {
+            return Ok(None);
+        }
+        let changes: Option<Vec<TokenChange>> =
+            rows.iter().map(|(_, c)| TokenChange::parse(c)).collect();
+        Ok(changes.map(|c| (now, c)))
     }
 
     /// A listener for token changes made by any process: on PostgreSQL, its own connection

@@ -211,3 +211,46 @@ async fn a_whole_read_remembers_the_version_it_read() {
     assert_eq!(index.counts(), (1, 0));
     store.close().await;
 }
+
+/// SQLite's follower applies the journalled changes since the version it holds: another
+/// process's create is matched without a whole re-read.
+#[tokio::test]
+async fn catching_up_applies_the_changes_without_a_whole_read() {
+    use canarykeys_store::TokenStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let account = AccountId::parse("123456789012").unwrap();
+    store.insert_token(&record(account)).await.unwrap();
+    let index = KeyIndex::load(
+        &store,
+        &[],
+        LateEvents::default(),
+        ManualClock::at(10).shared(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(index.whole_reads(), 1);
+    // Another process (the CLI) creates one token and deletes another.
+    let created = record(account);
+    store.insert_token(&created).await.unwrap();
+    let ended = record(account);
+    store.insert_token(&ended).await.unwrap();
+    store.delete_token(&ended.id, 5).await.unwrap();
+    index.catch_up(&store).await.unwrap();
+    assert_eq!(index.whole_reads(), 1, "no whole re-read");
+    assert_eq!(
+        index.synced_version(),
+        Some(store.tokens_version().await.unwrap())
+    );
+    assert_eq!(index.counts(), (2, 1));
+    {
+        let maps = index.read();
+        let died = |k: &AccessKeyId| maps.keys.get(k).unwrap().died_at();
+        assert_eq!(died(&created.access_key_id), None);
+        assert_eq!(died(&ended.access_key_id), Some(5));
+    }
+    // Nothing new: nothing read.
+    index.catch_up(&store).await.unwrap();
+    assert_eq!(index.whole_reads(), 1);
+    store.close().await;
+}
