@@ -154,7 +154,8 @@ def wrk(server, keys, conns, seconds, records):
     keys_file = os.path.join(server.dir, f"keys-{len(keys)}-{keys[0]}")
     with open(keys_file, "w") as f:
         f.write("\n".join(keys) + "\n")
-    env = dict(os.environ, SECRET=SECRET, KEYS_FILE=keys_file, RECORDS=str(records))
+    env = dict(os.environ, SECRET=SECRET, KEYS_FILE=keys_file, RECORDS=str(records),
+               RUN=os.urandom(6).hex())
     cmd = ["wrk", f"-t{1 if conns < 2 else 2}", f"-c{conns}", f"-d{seconds}s", "--timeout", "30s",
            "-s", os.path.join(ROOT, "bench/lua/spread.lua"), server.base]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout

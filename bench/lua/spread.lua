@@ -3,6 +3,9 @@
 -- access key id per line), so load spreads over a fleet of tokens as a real one would. Authorised
 -- by the ingest secret in SECRET. Prints one BENCH line for bench/load.py to read.
 local secret = os.getenv("SECRET")
+-- Distinct per wrk process: two processes started in the same second (two replicas' loads)
+-- must not send the same eventIDs, which would be repeats, not uses.
+local run = os.getenv("RUN") or "0"
 local records = tonumber(os.getenv("RECORDS") or "0")
 local keys = {}
 for line in io.lines(os.getenv("KEYS_FILE")) do
@@ -32,7 +35,7 @@ end
 
 function request()
   counter = counter + 1
-  local base = string.format("l-%d-%d-%d", tid, counter, math.random(1, 1000000000))
+  local base = string.format("l-%s-%d-%d-%d", run, tid, counter, math.random(1, 1000000000))
   local body
   if records == 0 then
     body = '{"version":"0","id":"' .. base .. '","detail-type":"AWS API Call via CloudTrail",'

@@ -71,3 +71,52 @@ async fn postgres_summary_planned_once_across_replicas() {
     two.close().await;
     db.drop_database().await;
 }
+
+/// Two replicas each plan a first use of the same token from the same stale read (no window
+/// yet), so each plans a `Send`: only the first opens the window and is sent; the second is
+/// gathered into that window (summarized, counted there), never a second alert.
+async fn first_uses_on_two_replicas_alert_once(one: &SqlStore, two: &SqlStore) {
+    let t = token(5_000);
+    one.insert_token(&t).await.unwrap();
+    one.record_hits(&[hit(&t.id, "first-a", 50)]).await.unwrap();
+    two.record_hits(&[hit(&t.id, "first-b", 60)]).await.unwrap();
+    let alerts = one.new_alerts(10).await.unwrap();
+    assert_eq!(alerts.len(), 2, "both uses came before any window");
+    let send = |alert: &str| AlertPlan::Send {
+        deliveries: vec![delivery(&t, alert, ChannelKind::Webhook)],
+        cooldown_until: Some(1_000_000),
+    };
+    let (a, b) = (&alerts[0].alert_id, &alerts[1].alert_id);
+    assert!(one.plan_alert(a, &t.id, &send(a)).await.unwrap());
+    assert!(
+        two.plan_alert(b, &t.id, &send(b)).await.unwrap(),
+        "applied, as a grouped use"
+    );
+    let sent = one.list_deliveries(&t.id, 100).await.unwrap();
+    assert_eq!(sent.len(), 1, "one alert for the two uses");
+    assert_eq!(sent[0].message_id, *a);
+    let windows = one.closed_windows(1_000_001).await.unwrap();
+    let w = windows.iter().find(|w| w.token_id == t.id).unwrap();
+    assert_eq!(w.hits, 1, "the second use is in the window's summary");
+    assert!(one.new_alerts(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_first_uses_alert_once_across_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let one = SqlStore::connect(&url).await.unwrap();
+    let two = SqlStore::connect(&url).await.unwrap();
+    first_uses_on_two_replicas_alert_once(&one, &two).await;
+}
+
+#[tokio::test]
+async fn postgres_first_uses_alert_once_across_replicas() {
+    let db = canarykeys_testkit::TestDatabase::create("ck_first_use_race").await;
+    let one = SqlStore::connect(db.url()).await.unwrap();
+    let two = SqlStore::connect(db.url()).await.unwrap();
+    first_uses_on_two_replicas_alert_once(&one, &two).await;
+    one.close().await;
+    two.close().await;
+    db.drop_database().await;
+}

@@ -17,15 +17,17 @@ impl AuditedStore for SqlStore {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let applied = match write {
-            AuditedWrite::InsertToken(t) => tokens::insert_token(&mut tx, self.backend(), t)
-                .await
-                .map(|()| true)?,
+            AuditedWrite::InsertToken(t) => {
+                tokens::insert_token(&mut tx, self.backend(), self.journal, t)
+                    .await
+                    .map(|()| true)?
+            }
             // The entry's time is the time of death.
             AuditedWrite::DeleteToken(id) => {
-                tokens::delete_token(&mut tx, self.backend(), id, audit.at).await?
+                tokens::delete_token(&mut tx, self.backend(), self.journal, id, audit.at).await?
             }
             AuditedWrite::InsertOwnedToken(t, owner) => {
-                tokens::insert_token(&mut tx, self.backend(), t).await?;
+                tokens::insert_token(&mut tx, self.backend(), self.journal, t).await?;
                 tokens::set_owner(&mut *tx, &t.id, owner).await?;
                 true
             }

@@ -10,7 +10,7 @@ use sqlx::{Any, Transaction};
 
 use canarykeys_core::TokenId;
 
-use super::outbox::{insert_deliveries, set_cooldown};
+use super::outbox::{insert_deliveries, open_cooldown};
 use super::writer::Outcome;
 use super::{fold, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
 use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
@@ -257,11 +257,17 @@ impl SqlStore {
         // Grouped alerts are counted into their windows at the end, one write per token.
         let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
         for (alert_id, token, plan) in plans {
-            if apply_plan(&mut tx, alert_id, token, plan).await? {
-                applied += 1;
-                if let AlertPlan::Group(hit) = plan {
-                    windows.entry(token.as_str()).or_default().push(hit.clone());
-                }
+            let grouped = match apply_plan(&mut tx, alert_id, token, plan).await? {
+                Applied::Not => continue,
+                Applied::AsPlanned => match plan {
+                    AlertPlan::Group(hit) => Some(hit.clone()),
+                    _ => None,
+                },
+                Applied::Grouped(hit) => Some(hit),
+            };
+            applied += 1;
+            if let Some(hit) = grouped {
+                windows.entry(token.as_str()).or_default().push(hit);
             }
         }
         windows::gather(&mut tx, self.backend(), windows).await?;
@@ -327,12 +333,21 @@ impl SqlStore {
     }
 }
 
+/// What became of one plan.
+enum Applied {
+    /// Another worker planned the alert first.
+    Not,
+    AsPlanned,
+    /// A `Send` whose token's window another replica opened meanwhile: gathered into it.
+    Grouped(WindowHit),
+}
+
 async fn apply_plan(
     tx: &mut Transaction<'_, Any>,
     alert_id: &str,
     token: &TokenId,
     plan: &AlertPlan,
-) -> Result<bool> {
+) -> Result<Applied> {
     let state = match plan {
         AlertPlan::Send { .. } => "sent",
         AlertPlan::Group(_) => "summarized",
@@ -344,15 +359,24 @@ async fn apply_plan(
         .execute(&mut **tx)
         .await?;
     if claimed.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(Applied::Not);
     }
     match plan {
         AlertPlan::Send {
             deliveries,
             cooldown_until,
         } => {
+            // The token's row first (as every planning path takes it before its lanes), and
+            // only if no window opened since the planner read it: two replicas planning two
+            // first uses of one token at once would each have sent an alert.
+            if let Some(hit) = open_cooldown(tx, token, alert_id, *cooldown_until).await? {
+                sqlx::query("UPDATE alerts SET state = 'summarized' WHERE id = $1")
+                    .bind(alert_id)
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(Applied::Grouped(hit));
+            }
             insert_deliveries(tx, deliveries).await?;
-            set_cooldown(tx, token, *cooldown_until).await?;
         }
         AlertPlan::Group(_) => {}
         AlertPlan::Ignore { reason } => {
@@ -365,7 +389,7 @@ async fn apply_plan(
                 .await?;
         }
     }
-    Ok(true)
+    Ok(Applied::AsPlanned)
 }
 
 /// Inserts the hits (`packed[i]` is hit i's raw record, packed); returns, per hit, whether it

@@ -94,6 +94,9 @@ pub struct SqlStore {
     stored_hits_per_window: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// SQLite's hit-group thread (`writer`); `None` on PostgreSQL and for in-memory databases.
     writer: Option<writer::Writer>,
+    /// Whether token changes are journalled (`token_changes`, migration 0021): always, but on
+    /// a database opened at an older schema by the upgrade tests.
+    pub(crate) journal: bool,
 }
 
 pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
@@ -191,6 +194,7 @@ impl SqlStore {
         Ok(Self {
             pool,
             writer,
+            journal: last >= JOURNAL_MIGRATION,
             write_gate: std::sync::Arc::default(),
             backend,
             url: given,
@@ -242,6 +246,9 @@ impl SqlStore {
         self.pool.close().await;
     }
 }
+
+/// The migration that made `token_changes`.
+const JOURNAL_MIGRATION: i64 = 21;
 
 /// The file of a SQLite URL; `None` for an in-memory database (nothing another connection
 /// could open).

@@ -11,7 +11,7 @@ use super::lanes::{settle_lane, Bind};
 use super::{hit_from_row, SqlStore, HIT_COLUMNS};
 use crate::{
     AlertPlan, ChannelKind, DeliveryRecord, Lane, NewAlert, NewDelivery, OutboxStore, Result,
-    StoreError, WindowSummary,
+    StoreError, WindowHit, WindowSummary,
 };
 
 pub(super) const DELIVERY_COLUMNS: &str =
@@ -103,6 +103,54 @@ pub(super) async fn set_cooldown(
             .await?;
     }
     Ok(())
+}
+
+/// Opens the token's cooldown window until `until` for the alert `alert_id`, unless one is open
+/// already for its use: a window that another replica's alert opened after the planner read the
+/// token, and that was open when this use arrived. Then nothing is written and the use is
+/// returned, to be gathered into that window instead of alerting a second time. `None` (and
+/// nothing to check) without a cooldown, or when the token is gone.
+pub(super) async fn open_cooldown(
+    tx: &mut Transaction<'_, Any>,
+    token: &TokenId,
+    alert_id: &str,
+    until: Option<i64>,
+) -> Result<Option<WindowHit>> {
+    let Some(until) = until else {
+        return Ok(None);
+    };
+    let opened = sqlx::query(
+        "UPDATE tokens SET cooldown_until = $2 WHERE id = $1 AND (cooldown_until IS NULL \
+         OR cooldown_until <= (SELECT h.received_at FROM hits h \
+             JOIN alerts a ON a.hit_id = h.id WHERE a.id = $3))",
+    )
+    .bind(token.as_str())
+    .bind(until)
+    .bind(alert_id)
+    .execute(&mut **tx)
+    .await?;
+    if opened.rows_affected() == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT h.id, h.event_time, h.received_at, h.source_ip, h.event_name \
+         FROM hits h JOIN alerts a ON a.hit_id = h.id JOIN tokens t ON t.id = h.token_id \
+         WHERE a.id = $1",
+    )
+    .bind(alert_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    // No row: the token was deleted since it was planned; its alert says so, as planned.
+    row.map(|r| {
+        Ok(WindowHit {
+            hit_id: r.try_get("id")?,
+            event_time: r.try_get("event_time")?,
+            received_at: r.try_get("received_at")?,
+            source_ip: r.try_get("source_ip")?,
+            event_name: r.try_get("event_name")?,
+        })
+    })
+    .transpose()
 }
 
 impl SqlStore {

@@ -23,7 +23,7 @@ impl SqlStore {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         for t in tokens {
-            insert_token(&mut tx, self.backend(), t).await?;
+            insert_token(&mut tx, self.backend(), self.journal, t).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -68,7 +68,7 @@ impl TokenStore for SqlStore {
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        insert_token(&mut tx, self.backend(), t).await?;
+        insert_token(&mut tx, self.backend(), self.journal, t).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -150,7 +150,7 @@ impl TokenStore for SqlStore {
     async fn delete_token(&self, id: &TokenId, now: i64) -> Result<bool> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let deleted = delete_token(&mut tx, self.backend(), id, now).await?;
+        let deleted = delete_token(&mut tx, self.backend(), self.journal, id, now).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -342,6 +342,7 @@ pub(crate) async fn set_owner<'c>(
 pub(crate) async fn insert_token(
     db: &mut sqlx::AnyConnection,
     backend: Backend,
+    journal: bool,
     t: &TokenRecord,
 ) -> Result<()> {
     let sql = format!(
@@ -369,7 +370,7 @@ pub(crate) async fn insert_token(
         .execute(&mut *db)
         .await;
     match res {
-        Ok(_) => announce(db, backend, &TokenChange::Created(t.id.clone())).await,
+        Ok(_) => announce(db, backend, journal, &TokenChange::Created(t.id.clone())).await,
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
         Err(e) => Err(e.into()),
     }
@@ -380,6 +381,7 @@ pub(crate) async fn insert_token(
 pub(crate) async fn delete_token(
     db: &mut sqlx::AnyConnection,
     backend: Backend,
+    journal: bool,
     id: &TokenId,
     now: i64,
 ) -> Result<bool> {
@@ -402,7 +404,7 @@ pub(crate) async fn delete_token(
         .await?;
     let deleted = res.rows_affected() > 0;
     if deleted {
-        announce(db, backend, &TokenChange::Ended(id.clone())).await?;
+        announce(db, backend, journal, &TokenChange::Ended(id.clone())).await?;
     }
     Ok(deleted)
 }

@@ -59,6 +59,7 @@ impl TokenChange {
 pub(crate) async fn announce(
     db: &mut sqlx::AnyConnection,
     backend: Backend,
+    journal: bool,
     change: &TokenChange,
 ) -> Result<()> {
     // Text in both databases (the settings table's value column); one row, one statement.
@@ -70,6 +71,9 @@ pub(crate) async fn announce(
     .execute(&mut *db)
     .await?;
     // The journal a follower reads from its version on (`changes_since`), trimmed as it grows.
+    if !journal {
+        return notify(db, backend, change).await;
+    }
     sqlx::query(
         "INSERT INTO token_changes (version, change) \
          SELECT CAST(value AS BIGINT), $2 FROM settings WHERE key = $1",
@@ -86,6 +90,15 @@ pub(crate) async fn announce(
     .bind(CHANGES_KEPT)
     .execute(&mut *db)
     .await?;
+    notify(db, backend, change).await
+}
+
+/// PostgreSQL: announces `change` on the tokens channel, delivered at commit.
+async fn notify(
+    db: &mut sqlx::AnyConnection,
+    backend: Backend,
+    change: &TokenChange,
+) -> Result<()> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(TOKENS_CHANNEL)
@@ -233,7 +246,7 @@ impl SqlStore {
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() > 0 {
-            announce(&mut tx, self.backend(), &TokenChange::Pruned).await?;
+            announce(&mut tx, self.backend(), self.journal, &TokenChange::Pruned).await?;
         }
         tx.commit().await?;
         Ok(res.rows_affected())
