@@ -199,22 +199,9 @@ impl SqlStore {
         // Read after the hits went in, so SQLite already holds the write lock: the windows seen
         // here are the ones this transaction writes to.
         let cooling = cooling_tokens(&mut tx, backend, &fresh).await?;
-        let gathered: Vec<bool> = fresh
-            .iter()
-            .map(|h| {
-                cooling
-                    .get(h.token_id.as_str())
-                    .is_some_and(|until| *until > h.received_at)
-            })
-            .collect();
+        let gathered = gathered(fresh.iter().copied(), &cooling);
         insert_alerts(&mut tx, backend, &fresh, &gathered).await?;
-        let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
-        for (h, _) in fresh.iter().zip(&gathered).filter(|(_, g)| **g) {
-            windows
-                .entry(h.token_id.as_str())
-                .or_default()
-                .push(WindowHit::from(*h));
-        }
+        let windows = window_hits(fresh.iter().copied(), &gathered);
         windows::gather(&mut tx, backend, windows).await?;
         let to_plan = gathered.iter().filter(|g| !**g).count();
         if backend == Backend::Postgres && to_plan > 0 {
@@ -499,6 +486,35 @@ async fn cooling_tokens(
         cooling.extend(q.fetch_all(&mut **tx).await?);
     }
     Ok(cooling)
+}
+
+/// Per hit, whether it falls inside its token's open cooldown window (`cooling`: token id →
+/// `cooldown_until`), and so is gathered into the window instead of alerting on its own.
+pub(super) fn gathered<'a>(
+    hits: impl Iterator<Item = &'a HitRecord>,
+    cooling: &HashMap<String, i64>,
+) -> Vec<bool> {
+    hits.map(|h| {
+        cooling
+            .get(h.token_id.as_str())
+            .is_some_and(|until| *until > h.received_at)
+    })
+    .collect()
+}
+
+/// The gathered hits, by token, for `windows::gather`.
+pub(super) fn window_hits<'a>(
+    hits: impl Iterator<Item = &'a HitRecord>,
+    gathered: &[bool],
+) -> BTreeMap<&'a str, Vec<WindowHit>> {
+    let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
+    for (h, _) in hits.zip(gathered).filter(|(_, g)| **g) {
+        windows
+            .entry(h.token_id.as_str())
+            .or_default()
+            .push(WindowHit::from(h));
+    }
+    windows
 }
 
 /// The open cooldown windows of `n` tokens: id and `cooldown_until`, for tokens with no

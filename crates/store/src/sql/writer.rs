@@ -18,7 +18,10 @@ use std::sync::{mpsc, Arc};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
-use super::batch::{alerts_sql, chunks, cooling_sql, hits_sql, ALERTS_SQL, HITS_SQL, HIT_PARAMS};
+use super::batch::{
+    alerts_sql, chunks, cooling_sql, gathered, hits_sql, window_hits, ALERTS_SQL, HITS_SQL,
+    HIT_PARAMS,
+};
 use super::windows::{read_sql, update_sql, WindowUpdate, GATHER_CHUNK};
 use super::Backend;
 use crate::{event_hash, Distinct, HitRecord, RecordedGroup, WindowHit};
@@ -233,22 +236,9 @@ fn write(
             cooling.insert(id, until);
         }
     }
-    let gathered: Vec<bool> = hits
-        .iter()
-        .map(|h| {
-            cooling
-                .get(h.token_id.as_str())
-                .is_some_and(|until| *until > h.received_at)
-        })
-        .collect();
+    let gathered = gathered(hits.iter(), &cooling);
     insert_alerts(&tx, hits, &gathered)?;
-    let mut windows: BTreeMap<&str, Vec<WindowHit>> = BTreeMap::new();
-    for (h, _) in hits.iter().zip(&gathered).filter(|(_, g)| **g) {
-        windows
-            .entry(h.token_id.as_str())
-            .or_default()
-            .push(WindowHit::from(h));
-    }
+    let windows = window_hits(hits.iter(), &gathered);
     if !gather(&tx, &windows)? {
         return Ok(None);
     }
