@@ -33,16 +33,9 @@ async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
         .unwrap();
     assert!(writer.starts_with("ck_") && writer.len() == 46);
 
-    let create = |key: &str| {
-        app.http
-            .post(app.url("/api/v1/tokens"))
-            .bearer_auth(key)
-            .json(&memo())
-            .send()
-    };
-    assert_eq!(create(&reader).await.unwrap().status(), 403);
+    assert_eq!(create_token(&app, &reader).await.unwrap().status(), 403);
     let created: Value = {
-        let resp = create(&writer).await.unwrap();
+        let resp = create_token(&app, &writer).await.unwrap();
         assert_eq!(resp.status(), 201);
         resp.json().await.unwrap()
     };
@@ -155,6 +148,19 @@ async fn api_keys_are_scoped_per_route_and_stop_working_when_revoked() {
 }
 
 /// The app's database, opened beside it (services keep theirs private).
+/// `POST /api/v1/tokens` with the memo, as the API key `key`.
+async fn create_token(
+    app: &canarykeys_testkit::TestApp,
+    key: &str,
+) -> reqwest::Result<reqwest::Response> {
+    app.http
+        .post(app.url("/api/v1/tokens"))
+        .bearer_auth(key)
+        .json(&memo())
+        .send()
+        .await
+}
+
 async fn store(app: &canarykeys_testkit::TestApp) -> canarykeys_store::SqlStore {
     let url = canarykeys_testkit::test_config(&app.data_dir).database_url();
     canarykeys_store::SqlStore::connect(&url).await.unwrap()
@@ -272,14 +278,7 @@ async fn the_admin_cli_creates_an_operator_and_a_key_that_authenticates() {
         get(&app, "/api/v1/tokens", Some(&key), None).await.status(),
         200
     );
-    let resp = app
-        .http
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&key)
-        .json(&memo())
-        .send()
-        .await
-        .unwrap();
+    let resp = create_token(&app, &key).await.unwrap();
     assert_eq!(resp.status(), 201);
     let session = login(&app, "root").await;
     assert_eq!(
@@ -314,14 +313,7 @@ async fn the_token_list_pages_by_cursor() {
         .await
         .unwrap();
     for _ in 0..5 {
-        let resp = app
-            .http
-            .post(app.url("/api/v1/tokens"))
-            .bearer_auth(&key)
-            .json(&memo())
-            .send()
-            .await
-            .unwrap();
+        let resp = create_token(&app, &key).await.unwrap();
         assert_eq!(resp.status(), 201);
     }
     let page = |q: String| {
