@@ -220,6 +220,15 @@ async fn scenario(app: TestApp) {
     )
     .await;
     assert_eq!(report["matched"], 2, "{report}");
+    // The caller's account gates the session lookup: the decoy's own account is a hit; the
+    // key named by a caller in an account none of ours (an organisation trail's other
+    // accounts) is looked up nowhere and is no hit.
+    let mut own = record(&new_key, "ev-own-account", "ListBuckets");
+    own["userIdentity"]["accountId"] = new["account_id"].clone();
+    let mut other = record(&new_key, "ev-other-account", "ListBuckets");
+    other["userIdentity"]["accountId"] = "999999999999".into();
+    let report = ingest(&app, json!([own, other])).await;
+    assert_eq!(report["matched"], 1, "{report}");
     // The server's own GetSessionToken (the decoy user's key, the issued key in the answer) is
     // an issue, never a hit; one issuing a key we never issued is a use.
     let mut issue = record("AKIAIOSFODNN7EXAMPLE", "ev-issue", "GetSessionToken");

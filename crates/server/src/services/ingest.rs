@@ -2,6 +2,7 @@
 //! matched to a token by its key (or account and user name), and matches are stored as hits,
 //! deduplicated by eventID, with an alert row each, in one transaction.
 
+mod file;
 mod stream;
 mod window_log;
 mod writer;
@@ -15,6 +16,7 @@ use canarykeys_core::{ids, AccessKeyId, AccountId, IamUserName};
 use canarykeys_store::{HitRecord, Receipt, Store, StoreError};
 
 use super::key_index::{KeyIndex, LateEvents, Match};
+pub use file::WHOLE_FILE_BYTES;
 use serde::Serialize;
 pub use writer::{HitWriter, Stored};
 
@@ -241,6 +243,16 @@ impl IngestService {
         }
         let parsed = cloudtrail::parse(bytes, &self.limits)?;
         let path = path.unwrap_or_else(|| DeliveryPath::for_format(parsed.format));
+        self.ingest_parsed(parsed, path, dry_run).await
+    }
+
+    /// Records the hits of an input parsed whole, and reports on it.
+    async fn ingest_parsed(
+        &self,
+        parsed: cloudtrail::Parsed,
+        path: DeliveryPath,
+        dry_run: bool,
+    ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport {
             format: Some(parsed.format),
             records: parsed.records.len() + parsed.skipped.len(),
@@ -479,7 +491,7 @@ impl IngestService {
                 return Ok(Some(token));
             }
             // Any session key ever issued for a session decoy is its token's, expired or not.
-            if key.is_session() {
+            if key.is_session() && self.may_be_ours(r) {
                 if let Some(token) = self.by_session(&key, misses).await? {
                     return Ok(Some(token));
                 }
@@ -525,9 +537,24 @@ impl IngestService {
         }))
     }
 
+    /// Whether a session key's record may be a session decoy's: unless the record names the
+    /// caller's account and that account is none of ours. Session decoys are issued to IAM
+    /// users of our decoy accounts, and CloudTrail names the caller's own account in
+    /// `userIdentity.accountId` wherever the call is logged (a call into another account
+    /// included). An organisation trail is mostly other accounts' session keys, and each cost
+    /// a database read. A record without that field is always looked up.
+    fn may_be_ours(&self, r: &Record) -> bool {
+        let caller = r.identity.account_id.as_deref().map(AccountId::parse);
+        match (&self.index, caller) {
+            (Some(index), Some(Ok(account))) => index.is_ours(account),
+            _ => true,
+        }
+    }
+
     /// The token a session key was issued for. The index does not hold session keys: one
-    /// primary-key read per session key a batch names (STS may issue ids that do not encode
-    /// the account, so the account cannot gate it).
+    /// primary-key read per session key a batch names that `may_be_ours` lets through (STS may
+    /// issue ids that do not encode the account, so the key's own account cannot gate it; the
+    /// record's caller account does).
     async fn by_session(
         &self,
         key: &AccessKeyId,

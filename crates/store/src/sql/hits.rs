@@ -81,7 +81,7 @@ impl HitStore for SqlStore {
     }
 
     async fn count_pending_alerts(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE state = 'new'")
+        let n: i64 = sqlx::query_scalar(super::PENDING_ALERTS_SQL)
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
