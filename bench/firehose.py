@@ -74,19 +74,6 @@ class PollerServer(load.Server):
         self.env.update(self.extra)
         return super().start()
 
-    def decoys(self, n):
-        """Creates n tokens through the API; returns their `aws` parts (key, account, user)."""
-        body = json.dumps({"kind": "aws_keys", "memo": "bench", "email": "soc@example.com"}).encode()
-
-        def one(_):
-            req = urllib.request.Request(self.base + "/api/v1/tokens", data=body, method="POST",
-                                         headers={"content-type": "application/json"})
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return json.load(r)["aws"]
-
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            return list(pool.map(one, range(n)))
-
     def memory(self):
         """(peak, current) resident memory in MiB."""
         got = {}
@@ -325,7 +312,7 @@ def repeat(rep, binary, args, data, root, tmp):
             "CANARYKEYS_AWS__ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
             "CANARYKEYS_AWS__SECRET_ACCESS_KEY": "bench-stub-secret-not-checked",
         })
-        tokens = server.decoys(args.decoys)
+        tokens = server.created(args.decoys)
         expected = write_decoys(root, data["decoy_files"], tokens, args.seed * 7919 + rep)
         nfiles = len(data["keys"])
         cpu0 = (cpu_seconds(server.proc.pid), cpu_seconds(stub.proc.pid), busy_seconds(),

@@ -92,13 +92,17 @@ class Server:
 
     def tokens(self, n):
         """Creates n tokens through the API; returns their access key ids."""
+        return [aws["access_key_id"] for aws in self.created(n)]
+
+    def created(self, n):
+        """Creates n tokens through the API; returns their `aws` parts (key, account, user)."""
         body = json.dumps({"kind": "aws_keys", "memo": "bench", "email": "soc@example.com"}).encode()
 
         def one(_):
             req = urllib.request.Request(self.base + "/api/v1/tokens", data=body, method="POST",
                                          headers={"content-type": "application/json"})
             with urllib.request.urlopen(req, timeout=30) as r:
-                return json.load(r)["aws"]["access_key_id"]
+                return json.load(r)["aws"]
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             return list(pool.map(one, range(n)))
