@@ -3,8 +3,10 @@
 //! run stopped. A file is marked done only after its hits are committed (at least once; the
 //! eventID dedupe makes a second reading harmless).
 //!
-//! A file is read as a stream (see `IngestService::ingest_stream`), so a trail file of any real
-//! size is ingested whole, in chunks; only its compressed size is bounded by `max_object_bytes`.
+//! A file is parsed whole when it is small and read as a stream otherwise (see
+//! `IngestService::ingest_file`), so a trail file of any real size is ingested whole; only its
+//! compressed size is bounded by `max_object_bytes`. Folders are listed and read 16 at once, and
+//! files downloaded 8 at once, since an organisation trail has a folder per account and region.
 //!
 //! A file that fails (a transient S3 or database error) is retried after 1, 2, 4, … rounds, and
 //! the position never moves past it until it is read or given up after [`MAX_ATTEMPTS`] (then it
