@@ -100,6 +100,17 @@ impl Default for SessionDuration {
     }
 }
 
+/// Whether a call with these fields may be STS issuing a session (a successful
+/// `GetSessionToken`), whose response names the key it issued: the one shape of record whose
+/// meaning depends on more than who made it. `None` fields are missing ones.
+pub fn may_issue_session(
+    event_name: Option<&str>,
+    event_source: Option<&str>,
+    failed: bool,
+) -> bool {
+    event_name == Some("GetSessionToken") && event_source == Some("sts.amazonaws.com") && !failed
+}
+
 /// The session key a CloudTrail record of a successful `sts:GetSessionToken` says was issued
 /// (`responseElements.credentials.accessKeyId`). The server's own issues are told from uses by
 /// this key being one it issued, never by source address or user agent (both can be forged).
@@ -118,10 +129,11 @@ pub fn issued_session_key(r: &crate::cloudtrail::Record) -> Option<crate::Access
         #[serde(rename = "accessKeyId")]
         access_key_id: Option<String>,
     }
-    if r.event_name != "GetSessionToken"
-        || r.event_source != "sts.amazonaws.com"
-        || r.error_code.is_some()
-    {
+    if !may_issue_session(
+        Some(&r.event_name),
+        Some(&r.event_source),
+        r.error_code.is_some(),
+    ) {
         return None;
     }
     let event: Event = serde_json::from_str(r.raw.get()).ok()?;

@@ -261,9 +261,19 @@ async fn unknown_keys_are_counted_never_alerted_and_users_match_temporary_keys()
         ),
         (Some(1), Some(1), Some(1))
     );
+    // The stranger was never built (the key index's gate refused it), yet it is counted as
+    // every record is.
+    assert_eq!(
+        (v["records"].as_u64(), v["parsed"].as_u64()),
+        (Some(2), Some(2))
+    );
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("canarykeys_ingest_unknown_key_total{path=\"api\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("canarykeys_ingest_records_total{path=\"api\"} 2"),
         "{metrics}"
     );
     assert!(

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::decode::{Budget, Meter};
 use super::fields::{self, Fields};
-use super::record::{self, Record};
+use super::gate::Gate;
+use super::record::{self, Judged, Record};
 use super::{Chunk, Format, ParseError, Skip};
 
 const PLAIN_TEXT: &str = "log event is not a CloudTrail record (plain text)";
@@ -42,8 +43,11 @@ pub(super) struct Ctx<'a> {
     /// a whole-input error must leave nothing handed on).
     flush_at: Option<FlushAt>,
     sink: &'a mut dyn FnMut(Chunk) -> ControlFlow<()>,
+    /// Which usable records are built and handed on; the rest are only counted.
+    gate: &'a dyn Gate,
     /// Whether a chunk has been handed on: then the input can no longer be re-read as NDJSON.
     pub(super) flushed: bool,
+    /// Usable records, those the gate refused included.
     pub(super) records: usize,
     pub(super) skipped: usize,
     /// Items that were CloudTrail records, usable or not: zero means "not CloudTrail at all".
@@ -60,6 +64,7 @@ pub(super) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub(super) fn new(
         sink: &'a mut dyn FnMut(Chunk) -> ControlFlow<()>,
+        gate: &'a dyn Gate,
         flush_at: Option<FlushAt>,
         budget: Budget,
         meter: Option<&'a Meter>,
@@ -69,6 +74,7 @@ impl<'a> Ctx<'a> {
             chunk_bytes: 0,
             flush_at,
             sink,
+            gate,
             flushed: false,
             records: 0,
             skipped: 0,
@@ -124,19 +130,24 @@ impl<'a> Ctx<'a> {
     pub(super) fn item(
         &mut self,
         index: usize,
-        raw: Box<RawValue>,
-        f: Option<Fields>,
+        raw: &RawValue,
+        f: Option<Fields<'_>>,
     ) -> Result<(), ParseError> {
-        let verdict = Record::judge(raw, f);
+        let verdict = Record::judge(raw, f, self.gate);
         self.cloudtrail_like += usize::from(verdict.cloudtrail_like);
         match verdict.record {
-            Ok(r) => {
+            Judged::Record(r) => {
                 self.records += 1;
                 self.chunk_bytes += r.raw.get().len();
                 self.chunk.records.push(r);
                 self.maybe_flush()
             }
-            Err(reason) => self.skip(index, reason),
+            Judged::Gated => {
+                self.records += 1;
+                self.chunk.gated += 1;
+                Ok(())
+            }
+            Judged::Refused(reason) => self.skip(index, reason),
         }
     }
 
@@ -175,13 +186,13 @@ impl<'a> Ctx<'a> {
     pub(super) fn records_item(
         &mut self,
         next: &mut usize,
-        raw: Box<RawValue>,
+        raw: &RawValue,
         kinesis_seen: &mut bool,
     ) -> Result<(), ParseError> {
         let mut f = fields::read(raw.get());
         if let Some(kinesis) = f.as_mut().and_then(|f| f.kinesis.take()) {
             *kinesis_seen = true;
-            return self.kinesis(next, &kinesis);
+            return self.kinesis(next, kinesis);
         }
         self.item(*next, raw, f)?;
         *next += 1;
@@ -221,7 +232,7 @@ impl<'a> Ctx<'a> {
             // A record (or EventBridge envelope) put on the stream directly, not via Logs.
             Ok(_) => {
                 *next += 1;
-                match serde_json::from_slice::<Box<RawValue>>(&payload) {
+                match serde_json::from_slice::<&RawValue>(&payload) {
                     Ok(raw) => {
                         let f = fields::read(raw.get());
                         self.item(*next - 1, raw, f)
@@ -270,7 +281,7 @@ impl<'a> Ctx<'a> {
         if !message.trim_start().starts_with('{') {
             return self.skip(index, PLAIN_TEXT);
         }
-        match serde_json::from_str::<Box<RawValue>>(message) {
+        match serde_json::from_str::<&RawValue>(message) {
             Ok(raw) => {
                 let f = fields::read(raw.get());
                 self.item(index, raw, f)
@@ -324,10 +335,10 @@ impl<'a> Ctx<'a> {
                     "an EventBridge event that is not from CloudTrail",
                 ));
             }
-            self.item(0, raw, f)?;
+            self.item(0, &raw, f)?;
             return Ok(Format::EventBridge);
         }
-        let verdict = Record::judge(raw, f);
+        let verdict = Record::judge(&raw, f, self.gate);
         if !verdict.cloudtrail_like {
             return Err(not_cloudtrail(
                 "a JSON object that is not a CloudTrail record",
@@ -335,12 +346,17 @@ impl<'a> Ctx<'a> {
         }
         self.cloudtrail_like += 1;
         match verdict.record {
-            Ok(r) => {
+            Judged::Record(r) => {
                 self.records += 1;
                 self.chunk.records.push(r);
                 Ok(Format::Record)
             }
-            Err(reason) => self.skip(0, reason).map(|()| Format::Record),
+            Judged::Gated => {
+                self.records += 1;
+                self.chunk.gated += 1;
+                Ok(Format::Record)
+            }
+            Judged::Refused(reason) => self.skip(0, reason).map(|()| Format::Record),
         }
     }
 }

@@ -9,9 +9,11 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
+use std::marker::PhantomData;
+use std::ops::Deref;
 
 use flate2::bufread::MultiGzDecoder;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::decode::{is_gzip, Meter, Metered, Source};
@@ -42,7 +44,8 @@ enum DocError {
 /// whitespace removed, and not empty.
 pub(super) fn in_memory(data: &[u8], ctx: &mut Ctx) -> Result<Format, ParseError> {
     let mut de = serde_json::Deserializer::from_slice(data);
-    let top = TopSeed { ctx: &mut *ctx }
+    // Items are borrowed from `data`: one that is not built costs no copy.
+    let top = TopSeed::<&RawValue>::new(ctx)
         .deserialize(&mut de)
         .and_then(|top| de.end().map(|()| top));
     match top {
@@ -74,7 +77,8 @@ pub(super) fn stream<R: Read>(
     let io = |e: std::io::Error| io_error(&e, meter, gzipped);
     let outcome = {
         let mut de = serde_json::Deserializer::from_reader(&mut input);
-        match (TopSeed { ctx: &mut *ctx }).deserialize(&mut de) {
+        // A reader's items cannot be borrowed: each is copied out as it is read.
+        match TopSeed::<Box<RawValue>>::new(ctx).deserialize(&mut de) {
             Ok(Top::Format(format)) => Ok(Some(format)),
             Ok(Top::Scalar) => de.end().map(|()| None),
             Err(e) => Err(e),
@@ -181,11 +185,27 @@ fn io_error_of(meter: &Meter, gzipped: bool) -> ParseError {
     }
 }
 
-struct TopSeed<'c, 'a> {
+/// How a list item's text is captured: `&RawValue` borrowed from an input in memory, or
+/// `Box<RawValue>` copied out of a reader.
+trait Capture<'de>: Deserialize<'de> + Deref<Target = RawValue> {}
+
+impl<'de, C: Deserialize<'de> + Deref<Target = RawValue>> Capture<'de> for C {}
+
+struct TopSeed<'c, 'a, C> {
     ctx: &'c mut Ctx<'a>,
+    capture: PhantomData<C>,
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
+impl<'c, 'a, C> TopSeed<'c, 'a, C> {
+    fn new(ctx: &'c mut Ctx<'a>) -> Self {
+        Self {
+            ctx,
+            capture: PhantomData,
+        }
+    }
+}
+
+impl<'de, C: Capture<'de>> DeserializeSeed<'de> for TopSeed<'_, '_, C> {
     type Value = Top;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
         d.deserialize_any(self)
@@ -216,7 +236,7 @@ macro_rules! scalars {
     };
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_, '_> {
+impl<'de, C: Capture<'de>> Visitor<'de> for TopSeed<'_, '_, C> {
     type Value = Top;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -231,11 +251,11 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
         let mut index = 0;
         loop {
             ctx.element();
-            let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
+            let Some(raw) = seq.next_element::<C>()? else {
                 break;
             };
             let f = fields::read(raw.get());
-            ctx.item(index, raw, f).map_err(|e| ctx.fail(e))?;
+            ctx.item(index, &raw, f).map_err(|e| ctx.fail(e))?;
             index += 1;
         }
         ctx.end_list(index > 0, "a JSON array without CloudTrail records")
@@ -262,7 +282,10 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
                     let why = "an object with more than one list of records";
                     return Err(ctx.fail(not_cloudtrail(why)));
                 }
-                records = Some(map.next_value_seed(RecordsSeed { ctx: &mut *ctx })?);
+                records = Some(map.next_value_seed(RecordsSeed::<C> {
+                    ctx: &mut *ctx,
+                    capture: PhantomData,
+                })?);
                 continue;
             }
             if key == "awslogs" && records.is_some() {
@@ -288,24 +311,25 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
 }
 
 /// The value of `Records`: a log file's records, or a Kinesis batch.
-struct RecordsSeed<'c, 'a> {
+struct RecordsSeed<'c, 'a, C> {
     ctx: &'c mut Ctx<'a>,
+    capture: PhantomData<C>,
 }
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
+impl<'de, C: Capture<'de>> DeserializeSeed<'de> for RecordsSeed<'_, '_, C> {
     type Value = Format;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Format, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-fn not_a_list<E: de::Error>(seed: RecordsSeed) -> Result<Format, E> {
+fn not_a_list<E: de::Error, C>(seed: RecordsSeed<C>) -> Result<Format, E> {
     Err(seed
         .ctx
         .fail(not_cloudtrail("a Records field that is not a list")))
 }
 
-impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
+impl<'de, C: Capture<'de>> Visitor<'de> for RecordsSeed<'_, '_, C> {
     type Value = Format;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -323,11 +347,11 @@ impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
         let (mut next, mut any, mut kinesis) = (0, false, false);
         loop {
             ctx.element();
-            let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
+            let Some(raw) = seq.next_element::<C>()? else {
                 break;
             };
             any = true;
-            ctx.records_item(&mut next, raw, &mut kinesis)
+            ctx.records_item(&mut next, &raw, &mut kinesis)
                 .map_err(|e| ctx.fail(e))?;
         }
         if kinesis {

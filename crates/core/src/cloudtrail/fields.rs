@@ -2,7 +2,12 @@
 //! over the item's text: no tree is built, every other member is skipped unread. Types are loose
 //! (a number where a string belongs is kept as what it is and judged later), and a repeated key
 //! keeps its last value, as a parsed `serde_json::Value` map would.
+//!
+//! Everything is borrowed from the item's text where it can be (a string without escapes or
+//! NUL characters, a nested value's raw text): an organisation trail's records are almost all
+//! someone else's, and a record the gate refuses should cost no allocation.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -11,18 +16,18 @@ use serde_json::value::RawValue;
 
 /// Any JSON value, keeping only what a field check can use.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Loose {
-    Str(String),
+pub(super) enum Loose<'a> {
+    Str(Cow<'a, str>),
     Num(f64),
     Bool(bool),
     /// null, an object or an array: present, but never a usable scalar.
     Other,
 }
 
-impl Loose {
+impl Loose<'_> {
     pub(super) fn as_str(&self) -> Option<&str> {
         match self {
-            Self::Str(s) => Some(s),
+            Self::Str(s) => Some(s.as_ref()),
             _ => None,
         }
     }
@@ -35,44 +40,55 @@ impl Loose {
 
 struct LooseVisitor;
 
+/// A string as the parser keeps it: any NUL character replaced (see `text::without_nul`).
+fn owned(v: String) -> Loose<'static> {
+    Loose::Str(Cow::Owned(crate::text::without_nul(v)))
+}
+
 impl<'de> Visitor<'de> for LooseVisitor {
-    type Value = Loose;
+    type Value = Loose<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
+    fn visit_bool<E>(self, v: bool) -> Result<Loose<'de>, E> {
         Ok(Loose::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<Loose<'de>, E> {
         Ok(Loose::Num(v as f64))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
         Ok(Loose::Num(v as f64))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Loose<'de>, E> {
         Ok(Loose::Num(v))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
-        Ok(Loose::Str(crate::text::without_nul(v.to_owned())))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
+        if v.contains('\0') {
+            return Ok(owned(v.to_owned()));
+        }
+        Ok(Loose::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E>(self, v: String) -> Result<Loose, E> {
-        Ok(Loose::Str(crate::text::without_nul(v)))
+    fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
+        Ok(owned(v.to_owned()))
     }
-    fn visit_unit<E>(self) -> Result<Loose, E> {
+    fn visit_string<E>(self, v: String) -> Result<Loose<'de>, E> {
+        Ok(owned(v))
+    }
+    fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
         Ok(Loose::Other)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Loose::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Loose::Other)
     }
 }
 
-impl<'de> Deserialize<'de> for Loose {
+impl<'de> Deserialize<'de> for Loose<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(LooseVisitor)
     }
@@ -82,14 +98,14 @@ impl<'de> Deserialize<'de> for Loose {
 pub(super) struct ObjectOr<T>(pub(super) Option<T>);
 
 /// One object's members, as a visitor fills them in.
-trait Members: Default {
+trait Members<'de>: Default {
     /// Reads the value of `key`, or skips it.
-    fn member<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
 }
 
 struct ObjectVisitor<T>(std::marker::PhantomData<T>);
 
-impl<'de, T: Members> Visitor<'de> for ObjectVisitor<T> {
+impl<'de, T: Members<'de>> Visitor<'de> for ObjectVisitor<T> {
     type Value = ObjectOr<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -125,7 +141,7 @@ impl<'de, T: Members> Visitor<'de> for ObjectVisitor<T> {
     }
 }
 
-impl<'de, T: Members> Deserialize<'de> for ObjectOr<T> {
+impl<'de, T: Members<'de>> Deserialize<'de> for ObjectOr<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ObjectVisitor(std::marker::PhantomData))
     }
@@ -154,42 +170,42 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-fn loose<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Loose>, A::Error> {
+fn loose<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Loose<'de>>, A::Error> {
     map.next_value::<Loose>().map(Some)
 }
 
 /// The members of an item: a CloudTrail record, or an EventBridge envelope around one, or a
 /// Kinesis record (told apart later, from which members are present).
 #[derive(Default, Debug)]
-pub(super) struct Fields {
+pub(super) struct Fields<'a> {
     pub(super) event_version: bool,
-    pub(super) event_source: Option<Loose>,
-    pub(super) event_name: Option<Loose>,
-    pub(super) event_type: Option<Loose>,
-    pub(super) event_time: Option<Loose>,
-    pub(super) event_id: Option<Loose>,
+    pub(super) event_source: Option<Loose<'a>>,
+    pub(super) event_name: Option<Loose<'a>>,
+    pub(super) event_type: Option<Loose<'a>>,
+    pub(super) event_time: Option<Loose<'a>>,
+    pub(super) event_id: Option<Loose<'a>>,
     /// `None`: absent; `Some(None)`: present but not an object.
-    pub(super) user_identity: Option<Option<IdentityFields>>,
-    pub(super) aws_region: Option<Loose>,
-    pub(super) source_ip: Option<Loose>,
-    pub(super) user_agent: Option<Loose>,
-    pub(super) error_code: Option<Loose>,
-    pub(super) error_message: Option<Loose>,
-    pub(super) recipient_account_id: Option<Loose>,
-    pub(super) vpc_endpoint_id: Option<Loose>,
-    pub(super) request_id: Option<Loose>,
-    pub(super) read_only: Option<Loose>,
-    pub(super) tls_host: Option<Loose>,
+    pub(super) user_identity: Option<Option<IdentityFields<'a>>>,
+    pub(super) aws_region: Option<Loose<'a>>,
+    pub(super) source_ip: Option<Loose<'a>>,
+    pub(super) user_agent: Option<Loose<'a>>,
+    pub(super) error_code: Option<Loose<'a>>,
+    pub(super) error_message: Option<Loose<'a>>,
+    pub(super) recipient_account_id: Option<Loose<'a>>,
+    pub(super) vpc_endpoint_id: Option<Loose<'a>>,
+    pub(super) request_id: Option<Loose<'a>>,
+    pub(super) read_only: Option<Loose<'a>>,
+    pub(super) tls_host: Option<Loose<'a>>,
     /// `@timestamp`, `timestamp`, `time`: stand-ins for a missing `eventTime` (and `time` is
     /// also an EventBridge envelope's).
-    pub(super) stand_ins: [Option<Loose>; 3],
-    pub(super) detail_type: Option<Loose>,
-    pub(super) detail: Option<Box<RawValue>>,
-    pub(super) kinesis: Option<Box<RawValue>>,
+    pub(super) stand_ins: [Option<Loose<'a>>; 3],
+    pub(super) detail_type: Option<Loose<'a>>,
+    pub(super) detail: Option<&'a RawValue>,
+    pub(super) kinesis: Option<&'a RawValue>,
 }
 
-impl Members for Fields {
-    fn member<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Members<'de> for Fields<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         let slot = match key {
             "eventVersion" => {
                 self.event_version = true;
@@ -239,19 +255,19 @@ impl Members for Fields {
 
 /// `userIdentity`'s members.
 #[derive(Default, Debug, Clone)]
-pub(super) struct IdentityFields {
+pub(super) struct IdentityFields<'a> {
     /// Whether the object has any member at all.
     pub(super) any: bool,
-    pub(super) kind: Option<Loose>,
-    pub(super) access_key_id: Option<Loose>,
-    pub(super) user_name: Option<Loose>,
-    pub(super) account_id: Option<Loose>,
-    pub(super) arn: Option<Loose>,
-    pub(super) principal_id: Option<Loose>,
+    pub(super) kind: Option<Loose<'a>>,
+    pub(super) access_key_id: Option<Loose<'a>>,
+    pub(super) user_name: Option<Loose<'a>>,
+    pub(super) account_id: Option<Loose<'a>>,
+    pub(super) arn: Option<Loose<'a>>,
+    pub(super) principal_id: Option<Loose<'a>>,
 }
 
-impl Members for IdentityFields {
-    fn member<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Members<'de> for IdentityFields<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         self.any = true;
         let slot = match key {
             "type" => &mut self.kind,
@@ -269,12 +285,12 @@ impl Members for IdentityFields {
 
 /// `tlsDetails`: only the host header is read.
 #[derive(Default)]
-struct TlsFields {
-    host: Option<Loose>,
+struct TlsFields<'a> {
+    host: Option<Loose<'a>>,
 }
 
-impl Members for TlsFields {
-    fn member<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Members<'de> for TlsFields<'de> {
+    fn member<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         if key == "clientProvidedHostHeader" {
             self.host = loose(map)?;
             Ok(())
@@ -286,7 +302,7 @@ impl Members for TlsFields {
 
 /// An item's members, or `None` when the item is not an object. The text is valid JSON (the
 /// parser captured it), so this fails only on what serde refuses in valid JSON (none expected).
-pub(super) fn read(json: &str) -> Option<Fields> {
+pub(super) fn read(json: &str) -> Option<Fields<'_>> {
     serde_json::from_str::<ObjectOr<Fields>>(json).ok()?.0
 }
 

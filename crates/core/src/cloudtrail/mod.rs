@@ -33,6 +33,7 @@ mod decode;
 mod detect;
 mod document;
 mod fields;
+mod gate;
 mod ndjson;
 mod raw;
 mod record;
@@ -42,6 +43,7 @@ mod tests;
 use std::io::Read;
 use std::ops::ControlFlow;
 
+pub use gate::{Gate, Open, Who};
 pub use raw::RawJson;
 pub use record::{Identity, Record};
 
@@ -105,6 +107,8 @@ pub struct Parsed {
     /// part of those formats and does not count.
     pub gzipped: bool,
     pub records: Vec<Record>,
+    /// Usable records the [`Gate`] refused: counted, not built.
+    pub gated: usize,
     pub skipped: Vec<Skip>,
 }
 
@@ -112,6 +116,8 @@ pub struct Parsed {
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub records: Vec<Record>,
+    /// Usable records the [`Gate`] refused: counted, not built.
+    pub gated: usize,
     pub skipped: Vec<Skip>,
 }
 
@@ -125,6 +131,7 @@ const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 pub struct Summary {
     pub format: Format,
     pub gzipped: bool,
+    /// Usable records, those the gate refused included.
     pub records: usize,
     pub skipped: usize,
 }
@@ -177,6 +184,12 @@ impl ParseError {
 /// Items that are not usable records are listed in [`Parsed::skipped`] with a reason; only an
 /// input with nothing CloudTrail-like in it at all is an error.
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
+    parse_gated(bytes, limits, &Open)
+}
+
+/// [`parse`], building only the usable records `gate` lets through (the others are counted in
+/// [`Parsed::gated`]).
+pub fn parse_gated(bytes: &[u8], limits: &Limits, gate: &dyn Gate) -> Result<Parsed, ParseError> {
     let mut budget = decode::Budget::new(limits.max_decompressed_bytes);
     budget.check_input(bytes)?;
     let gzipped = decode::is_gzip(bytes);
@@ -201,7 +214,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
         ControlFlow::Continue(())
     };
     // One chunk: an input that fails as a whole hands nothing on.
-    let mut ctx = detect::Ctx::new(&mut keep, None, budget, None);
+    let mut ctx = detect::Ctx::new(&mut keep, gate, None, budget, None);
     let format = document::in_memory(data, &mut ctx)?;
     ctx.flush()?;
     drop(ctx);
@@ -209,6 +222,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
         format,
         gzipped,
         records: all.records,
+        gated: all.gated,
         skipped: all.skipped,
     })
 }
@@ -223,8 +237,19 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseError> {
 /// caller decides what a partly read input means. `each` returning `Break` stops the reading
 /// with [`ParseError::Interrupted`].
 pub fn parse_stream<R: Read>(
+    open: impl FnMut() -> std::io::Result<R>,
+    limits: &Limits,
+    each: &mut dyn FnMut(Chunk) -> ControlFlow<()>,
+) -> Result<Summary, ParseError> {
+    parse_stream_gated(open, limits, &Open, each)
+}
+
+/// [`parse_stream`], building only the usable records `gate` lets through (each chunk counts
+/// the others in [`Chunk::gated`]).
+pub fn parse_stream_gated<R: Read>(
     mut open: impl FnMut() -> std::io::Result<R>,
     limits: &Limits,
+    gate: &dyn Gate,
     each: &mut dyn FnMut(Chunk) -> ControlFlow<()>,
 ) -> Result<Summary, ParseError> {
     let meter = decode::Meter::new(limits.max_record_bytes);
@@ -233,7 +258,7 @@ pub fn parse_stream<R: Read>(
         bytes: CHUNK_BYTES,
     };
     let budget = decode::Budget::new(limits.max_decompressed_bytes);
-    let mut ctx = detect::Ctx::new(each, Some(flush_at), budget, Some(&meter));
+    let mut ctx = detect::Ctx::new(each, gate, Some(flush_at), budget, Some(&meter));
     let (format, gzipped) = document::stream(&mut open, &mut ctx, &meter)?;
     ctx.flush()?;
     Ok(Summary {

@@ -39,7 +39,7 @@ impl Ctx<'_> {
                 continue;
             }
             lines += 1;
-            match serde_json::from_slice::<Box<RawValue>>(text) {
+            match serde_json::from_slice::<&RawValue>(text) {
                 Ok(raw) => {
                     objects += usize::from(raw.get().starts_with('{'));
                     let f = fields::read(raw.get());

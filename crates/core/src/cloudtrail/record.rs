@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::fields::{self, Fields, IdentityFields, Loose};
+use super::gate::{Gate, Who};
 use super::raw::RawJson;
 
 /// A CloudTrail record with the fields detection and alerting use; everything else is in `raw`.
@@ -84,7 +85,7 @@ const HASHED_ID: &str = "eventID missing: deduplicated by a hash of the record";
 const EVENTBRIDGE_SUFFIX: &str = " via CloudTrail";
 
 /// Whether an object is an EventBridge envelope around a CloudTrail record.
-pub(super) fn is_cloudtrail_envelope(f: &Fields) -> bool {
+pub(super) fn is_cloudtrail_envelope(f: &Fields<'_>) -> bool {
     f.detail_type
         .as_ref()
         .and_then(Loose::as_str)
@@ -96,7 +97,7 @@ pub(super) fn is_cloudtrail_envelope(f: &Fields) -> bool {
 /// A record is an object with `eventVersion`, or with `eventSource` and `eventName`; Lambda
 /// event-source records (S3 notifications, SQS, Kinesis) share those keys but name their source
 /// `aws:…`, which CloudTrail never does.
-fn not_cloudtrail(f: &Fields) -> Option<&'static str> {
+fn not_cloudtrail(f: &Fields<'_>) -> Option<&'static str> {
     let source = f.event_source.as_ref().and_then(Loose::as_str);
     if source.is_some_and(|s| s.starts_with("aws:")) {
         return Some(LAMBDA_SOURCE);
@@ -111,12 +112,12 @@ fn not_cloudtrail(f: &Fields) -> Option<&'static str> {
     }
 }
 
-fn text(v: &Option<Loose>) -> Option<String> {
+fn text(v: &Option<Loose<'_>>) -> Option<String> {
     v.as_ref().and_then(Loose::text)
 }
 
 /// CloudTrail writes `readOnly` as a boolean; some re-serialisers turn it into a string.
-fn flag(v: &Option<Loose>) -> Option<bool> {
+fn flag(v: &Option<Loose<'_>>) -> Option<bool> {
     match v.as_ref()? {
         Loose::Bool(b) => Some(*b),
         Loose::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
@@ -125,7 +126,7 @@ fn flag(v: &Option<Loose>) -> Option<bool> {
     }
 }
 
-fn identity(v: Option<&IdentityFields>) -> Identity {
+fn identity(v: Option<&IdentityFields<'_>>) -> Identity {
     let Some(id) = v else {
         return Identity::default();
     };
@@ -141,7 +142,7 @@ fn identity(v: Option<&IdentityFields>) -> Identity {
 
 /// A time as unix milliseconds: an RFC 3339 string (fractions and offsets honoured), or a number
 /// of unix seconds or milliseconds (told apart by size) within years 1970..=9999.
-fn millis(v: &Loose) -> Option<i64> {
+fn millis(v: &Loose<'_>) -> Option<i64> {
     let ms = match v {
         Loose::Str(s) => {
             let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
@@ -161,7 +162,10 @@ fn millis(v: &Loose) -> Option<i64> {
 }
 
 /// The record's time and what stood in for `eventTime`, if anything did.
-fn event_time(f: &Fields, envelope_time: Option<&Loose>) -> (Option<i64>, Option<&'static str>) {
+fn event_time(
+    f: &Fields<'_>,
+    envelope_time: Option<&Loose<'_>>,
+) -> (Option<i64>, Option<&'static str>) {
     // eventTime itself must be a string; a number there is a malformed field, not a time.
     if let Some(t) = f
         .event_time
@@ -195,18 +199,29 @@ fn content_id(raw: &RawValue) -> String {
     format!("sha256:{hex}")
 }
 
-/// What one item is: whether it is a CloudTrail record at all (usable or not), and the record or
-/// why it cannot be one.
+/// What one item became. Held only on the way into a chunk, where the record is moved anyway:
+/// boxing it would add an allocation per record to save a copy of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Judged {
+    Record(Record),
+    /// A usable record the gate said could not be wanted: counted, not built.
+    Gated,
+    /// Why the item cannot be a record (a fixed text).
+    Refused(&'static str),
+}
+
+/// What one item is: whether it is a CloudTrail record at all (usable or not), and what it
+/// became.
 pub(super) struct Verdict {
     pub(super) cloudtrail_like: bool,
-    pub(super) record: Result<Record, &'static str>,
+    pub(super) record: Judged,
 }
 
 impl Verdict {
     fn refuse(cloudtrail_like: bool, reason: &'static str) -> Self {
         Self {
             cloudtrail_like,
-            record: Err(reason),
+            record: Judged::Refused(reason),
         }
     }
 }
@@ -215,8 +230,8 @@ impl Record {
     /// Judges one item (a record, or an EventBridge envelope around one), read from its text
     /// with `fields` already lifted out of it. The reason for a refusal is a fixed text, never a
     /// piece of the input. An item is refused only when it is not a CloudTrail API call or names
-    /// no identity.
-    pub(super) fn judge(raw: Box<RawValue>, f: Option<Fields>) -> Verdict {
+    /// no identity. A usable record that `gate` refuses is not built.
+    pub(super) fn judge(raw: &RawValue, f: Option<Fields<'_>>, gate: &dyn Gate) -> Verdict {
         let Some(mut f) = f else {
             return Verdict::refuse(false, NOT_OBJECT);
         };
@@ -226,12 +241,19 @@ impl Record {
                 return Verdict::refuse(false, NOT_OBJECT);
             };
             let inner = fields::read(detail.get());
-            return Self::build(detail, inner, envelope_time.as_ref());
+            return Self::build(detail, inner, envelope_time.as_ref(), gate);
         }
-        Self::build(raw, Some(f), None)
+        Self::build(raw, Some(f), None, gate)
     }
 
-    fn build(raw: Box<RawValue>, f: Option<Fields>, envelope_time: Option<&Loose>) -> Verdict {
+    /// The record of `raw`, whose members were lifted into `f`. Only a record that is built
+    /// copies its text.
+    fn build(
+        raw: &RawValue,
+        f: Option<Fields<'_>>,
+        envelope_time: Option<&Loose<'_>>,
+        gate: &dyn Gate,
+    ) -> Verdict {
         let Some(f) = f else {
             return Verdict::refuse(false, NOT_OBJECT);
         };
@@ -250,13 +272,19 @@ impl Record {
             Some(Some(id)) if id.any => id,
             _ => return Verdict::refuse(true, NO_IDENTITY),
         };
+        if !gate.may_match(&Who::of(&f, who)) {
+            return Verdict {
+                cloudtrail_like: true,
+                record: Judged::Gated,
+            };
+        }
         let identity = identity(Some(who));
         let mut fallbacks = Vec::new();
         let (event_time, time_note) = event_time(&f, envelope_time);
         fallbacks.extend(time_note);
         let event_id = text(&f.event_id).unwrap_or_else(|| {
             fallbacks.push(HASHED_ID);
-            content_id(&raw)
+            content_id(raw)
         });
         let record = Record {
             event_id,
@@ -277,11 +305,11 @@ impl Record {
             event_type: text(&f.event_type),
             read_only: flag(&f.read_only),
             fallbacks,
-            raw: RawJson::new(raw),
+            raw: RawJson::new(raw.to_owned()),
         };
         Verdict {
             cloudtrail_like: true,
-            record: Ok(record),
+            record: Judged::Record(record),
         }
     }
 }

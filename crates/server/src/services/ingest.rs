@@ -241,7 +241,7 @@ impl IngestService {
                 ..IngestReport::default()
             });
         }
-        let parsed = cloudtrail::parse(bytes, &self.limits)?;
+        let parsed = cloudtrail::parse_gated(bytes, &self.limits, &*self.gate())?;
         let path = path.unwrap_or_else(|| DeliveryPath::for_format(parsed.format));
         self.ingest_parsed(parsed, path, dry_run).await
     }
@@ -255,8 +255,8 @@ impl IngestService {
     ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport {
             format: Some(parsed.format),
-            records: parsed.records.len() + parsed.skipped.len(),
-            parsed: parsed.records.len(),
+            records: parsed.records.len() + parsed.gated + parsed.skipped.len(),
+            parsed: parsed.records.len() + parsed.gated,
             skipped: parsed.skipped.len(),
             skip_reasons: parsed
                 .skipped
@@ -273,13 +273,34 @@ impl IngestService {
         );
         let outcome = self.record(&parsed.records, path, None, dry_run).await?;
         report.matched = outcome.matched;
-        report.unknown_keys = outcome.unknown_keys;
+        report.unknown_keys = outcome.unknown_keys + self.count_gated(parsed.gated, path);
         report.new_hits = outcome.new_hits;
         report.duplicates = outcome.duplicates;
         report.retired = outcome.retired;
         report.heartbeats = outcome.heartbeats;
         report.session_issues = outcome.session_issues;
         Ok(report)
+    }
+
+    /// What the parser builds: with a key index, only the records matching could use (see
+    /// `key_index/gate.rs`); without one, every record.
+    fn gate(&self) -> Box<dyn cloudtrail::Gate> {
+        match &self.index {
+            Some(index) => Box::new(index.clone()),
+            None => Box::new(cloudtrail::Open),
+        }
+    }
+
+    /// Counts records the gate kept from being built: each is one of an unknown key, as
+    /// `record` would have found. Returns `gated`.
+    fn count_gated(&self, gated: usize, path: DeliveryPath) -> usize {
+        for name in [
+            "canarykeys_ingest_records_total",
+            "canarykeys_ingest_unknown_key_total",
+        ] {
+            self.metrics.add(name, path.as_str(), gated as u64);
+        }
+        gated
     }
 
     /// Matches parsed records to tokens and stores the hits. `note` is kept with every hit.
@@ -537,18 +558,12 @@ impl IngestService {
         }))
     }
 
-    /// Whether a session key's record may be a session decoy's: unless the record names the
-    /// caller's account and that account is none of ours. Session decoys are issued to IAM
-    /// users of our decoy accounts, and CloudTrail names the caller's own account in
-    /// `userIdentity.accountId` wherever the call is logged (a call into another account
-    /// included). An organisation trail is mostly other accounts' session keys, and each cost
-    /// a database read. A record without that field is always looked up.
+    /// Whether a session key's record may be a session decoy's (see
+    /// `KeyIndex::session_may_be_ours`; without an index, always).
     fn may_be_ours(&self, r: &Record) -> bool {
-        let caller = r.identity.account_id.as_deref().map(AccountId::parse);
-        match (&self.index, caller) {
-            (Some(index), Some(Ok(account))) => index.is_ours(account),
-            _ => true,
-        }
+        self.index
+            .as_ref()
+            .is_none_or(|index| index.session_may_be_ours(r.identity.account_id.as_deref()))
     }
 
     /// The token a session key was issued for. The index does not hold session keys: one
@@ -610,7 +625,7 @@ fn hit_from(
     received_at: i64,
 ) -> HitRecord {
     HitRecord {
-        id: ids::random_id(),
+        id: ids::clustered_id(received_at),
         token_id: token,
         event_id: r.event_id.clone(),
         // No usable time field: the arrival time stands in, and the note says so.

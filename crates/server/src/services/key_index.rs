@@ -481,11 +481,6 @@ impl KeyIndex {
         Ok(self.learn(found))
     }
 
-    /// Whether `account` is one of our decoy accounts (configured, or the account of a token).
-    pub fn is_ours(&self, account: AccountId) -> bool {
-        self.read().accounts.contains(&account)
-    }
-
     /// The token of an IAM user in one of our accounts: always a database read (see `Maps`).
     pub async fn by_user(
         &self,
@@ -522,5 +517,6 @@ fn entry_of(t: &TokenRecord, died_at: Option<i64>) -> KeyEntry {
     }
 }
 
+mod gate;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //! `failures.rs`; the real-world corpus is in `crates/core/tests/corpus.rs`.
 
 mod failures;
+mod gate;
 mod stream;
 
 use std::io::Write;

@@ -34,7 +34,10 @@ impl IngestService {
             ..self.limits
         };
         let whole = bytes.clone();
-        let parsed = tokio::task::spawn_blocking(move || cloudtrail::parse(&whole, &limits)).await;
+        let gate = self.gate();
+        let parsed =
+            tokio::task::spawn_blocking(move || cloudtrail::parse_gated(&whole, &limits, &*gate))
+                .await;
         match parsed {
             Ok(Ok(parsed)) => self.ingest_parsed(parsed, path, false).await,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -36,8 +36,9 @@ impl IngestService {
     {
         let (chunks, mut queue) = mpsc::channel::<Chunk>(AHEAD);
         let limits = self.limits;
+        let gate = self.gate();
         let parser = tokio::task::spawn_blocking(move || {
-            cloudtrail::parse_stream(open, &limits, &mut |chunk| {
+            cloudtrail::parse_stream_gated(open, &limits, &*gate, &mut |chunk| {
                 // The receiver is gone only when storing failed; stop reading then.
                 match chunks.blocking_send(chunk) {
                     Ok(()) => ControlFlow::Continue(()),
@@ -54,6 +55,7 @@ impl IngestService {
                 path.as_str(),
                 chunk.skipped.len() as u64,
             );
+            report.unknown_keys += self.count_gated(chunk.gated, path);
             match self.record(&chunk.records, path, None, dry_run).await {
                 Ok(part) => report.add(&part),
                 Err(e) => {
