@@ -152,13 +152,11 @@ async fn a_delete_on_one_replica_is_known_to_the_other_at_once_even_after_its_li
         ordinary.len(),
         2,
         "the two uses before the deletes are ordinary hits: {:#?}",
+        // Whole bodies: a failure here has been seen once in CI and not since, so what each
+        // alert said (note, times, token) is what is left to find its cause from.
         rx.bodies()
             .iter()
-            .map(|v| (
-                v["type"].clone(),
-                v["alert_id"].clone(),
-                v["event"]["event_time"].clone()
-            ))
+            .filter(|v| v["type"] == "hit")
             .collect::<Vec<_>>()
     );
     // The deletes (with each token's manage secret) were loud.

@@ -1,7 +1,8 @@
 //! Correctness at speed: many concurrent one-event ingests share group commits and still give
 //! exactly one hit and one alert each; a group whose commit fails answers none of its requests
-//! with 2xx; and a token made on one replica matches an event sent to another at once. These
-//! wait for conditions and never time anything.
+//! with 2xx; a token made on one replica matches an event sent to another at once; and on
+//! PostgreSQL a group held up in the database does not hold the next. These wait for
+//! conditions and never time anything.
 
 use std::time::Duration;
 
@@ -41,9 +42,13 @@ fn event(created: &Value, event_id: &str) -> Vec<u8> {
 }
 
 async fn post(app: &TestApp, body: Vec<u8>) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url("/ingest/v1/cloudtrail"))
+    post_to(app.http.clone(), app.url("/ingest/v1/cloudtrail"), body).await
+}
+
+/// `post`, owning what it needs, for a task of its own.
+async fn post_to(http: reqwest::Client, url: String, body: Vec<u8>) -> (u16, Value) {
+    let resp = http
+        .post(url)
         .bearer_auth(SECRET)
         .header("content-type", "application/json")
         .body(body)
@@ -309,4 +314,65 @@ async fn a_flood_inside_a_window_is_counted_at_commit_and_queues_nothing() {
     assert_eq!(count(&pool, deliveries, flooded_id).await, 1);
     pool.close().await;
     app.stop().await;
+}
+
+/// On PostgreSQL the hit writer commits a few groups side by side: a group held up inside the
+/// database (here on the event id of an uncommitted row another session inserted) does not stop
+/// the next request's group from committing. Only then is the other session rolled back, and
+/// the held request is stored as new all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_group_held_in_the_database_does_not_hold_the_next() {
+    let (admin, name, url) = fresh_postgres().await;
+    let app = spawn_app_with(|c| configure(c, Some(&url))).await;
+    let created = app.create_token().await;
+    assert_eq!(post(&app, event(&created, "seed")).await.0, 200);
+    let pool = db(&url).await;
+    // Another session's uncommitted row with the event id the first request will carry.
+    let mut other = pool.begin().await.unwrap();
+    for sql in [
+        "CREATE TEMP TABLE held AS SELECT * FROM hits WHERE event_id = 'seed'",
+        "UPDATE held SET id = 'heldheldheldheldheldheldhe', event_id = 'held'",
+        "INSERT INTO hits SELECT * FROM held",
+    ] {
+        sqlx::query(sql).execute(&mut *other).await.unwrap();
+    }
+    let held = tokio::spawn(post_to(
+        app.http.clone(),
+        app.url("/ingest/v1/cloudtrail"),
+        event(&created, "held"),
+    ));
+    wait_for("the first group waits on the held row", WAIT, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    // With one group at a time this request would wait until the held group gave up.
+    let (status, body) = tokio::time::timeout(WAIT, post(&app, event(&created, "next")))
+        .await
+        .expect("the next request is answered");
+    assert!(
+        !held.is_finished(),
+        "the next request was answered only once the held group had given up"
+    );
+    assert_eq!(
+        (status, body["new_hits"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    other.rollback().await.unwrap();
+    let (status, body) = held.await.unwrap();
+    assert_eq!(
+        (status, body["new_hits"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
+    pool.close().await;
+    app.stop().await;
+    drop_postgres(admin, &name).await;
 }

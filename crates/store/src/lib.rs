@@ -287,6 +287,11 @@ pub trait HitStore: Send + Sync + 'static {
     }
     /// `record_hits`, also telling how many new alerts wait for the planner.
     async fn record_group(&self, hits: &[HitRecord]) -> Result<RecordedGroup>;
+    /// How many `record_group` calls the hit writer may have running at once. One by default:
+    /// SQLite takes one writer at a time anyway.
+    fn concurrent_groups(&self) -> usize {
+        1
+    }
     /// A token's hits, newest first, at most `limit`, starting after `offset`.
     async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>>;
     /// Every use of the token: its stored hits and the uses folded into its windows.

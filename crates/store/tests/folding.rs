@@ -24,7 +24,7 @@ async fn cooling_token(store: &SqlStore) -> TokenRecord {
     let t = token(1_000);
     store.insert_token(&t).await.unwrap();
     store
-        .record_group(&[hit(&t.id, "opens", 100)])
+        .record_group(&[hit(&t.id, &format!("opens-{}", t.id), 100)])
         .await
         .unwrap();
     let first = store.new_alerts(10).await.unwrap().remove(0).alert_id;
@@ -197,9 +197,56 @@ async fn no_window_no_folding(store: &SqlStore) {
     assert_eq!(store.list_hits(&t.id, 100, 0).await.unwrap().len(), 20);
 }
 
+/// One group over many tokens whose windows are all full (more than one statement's worth of
+/// windows: 70 is 64, 4 and 2): each window counts exactly its own folded uses.
+async fn a_group_over_many_full_windows_counts_each_its_own(store: &SqlStore) {
+    let mut tokens = Vec::new();
+    for _ in 0..70 {
+        tokens.push(cooling_token(store).await);
+    }
+    let hits_of = |k: usize, t: &TokenRecord, from: i64, n: i64| -> Vec<HitRecord> {
+        (from..from + n)
+            .map(|i| hit(&t.id, &format!("many-{k}-{i}"), 200 + i))
+            .collect()
+    };
+    let fill: Vec<HitRecord> = (tokens.iter().enumerate())
+        .flat_map(|(k, t)| hits_of(k, t, 0, BUDGET as i64))
+        .collect();
+    let r = store.record_group(&fill).await.unwrap();
+    assert!(r.new.iter().all(|n| *n) && r.folded.iter().all(|f| !*f));
+    // Token k gets k % 4 + 1 uses past its budget, all in this one group.
+    let past: Vec<HitRecord> = (tokens.iter().enumerate())
+        .flat_map(|(k, t)| hits_of(k, t, 10, k as i64 % 4 + 1))
+        .collect();
+    let r = store.record_group(&past).await.unwrap();
+    assert!(r.new.iter().all(|n| *n), "every use counted");
+    assert!(r.folded.iter().all(|f| *f), "every use folded");
+    let closed = store.closed_windows(CLOSES).await.unwrap();
+    assert_eq!(closed.len(), tokens.len());
+    for (k, t) in tokens.iter().enumerate() {
+        let w = closed.iter().find(|w| w.token_id == t.id).unwrap();
+        let n = k as i64 % 4 + 1;
+        assert_eq!(
+            (
+                w.hits,
+                w.folded.count,
+                w.folded.first_event_time,
+                w.folded.last_event_time
+            ),
+            (BUDGET, n as u64, Some(210), Some(209 + n)),
+            "token {k}"
+        );
+        assert_eq!(
+            store.count_hits(&t.id).await.unwrap(),
+            1 + BUDGET + n as u64
+        );
+    }
+}
+
 canarykeys_testkit::on_both_backends!(
     uses_past_the_budget_are_folded,
     a_repeat_by_another_path_is_not_counted_twice,
     a_fold_after_the_read_defers_the_summary,
     no_window_no_folding,
+    a_group_over_many_full_windows_counts_each_its_own,
 );

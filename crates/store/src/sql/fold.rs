@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::batch::values;
+use super::batch::{chunks, values};
 use super::windows::count;
 use super::Backend;
 use crate::{event_hash, Folded, HitRecord, Result, Tally};
@@ -72,22 +72,63 @@ pub(super) async fn fold(
             touched.insert(h.token_id.as_str(), f.clone());
         }
     }
-    for (token, f) in touched {
-        sqlx::query(
-            "UPDATE alert_windows SET folded = $2, folded_first = $3, folded_last = $4, \
-             folded_addresses = $5, folded_agents = $6, folded_events = $7 WHERE token_id = $1",
-        )
-        .bind(token)
-        .bind(count(f.count))
-        .bind(f.first_event_time)
-        .bind(f.last_event_time)
-        .bind(f.addresses.encode())
-        .bind(f.agents.encode())
-        .bind(f.events.encode())
-        .execute(&mut **tx)
-        .await?;
+    // Many windows a statement: a group over a fleet of tokens whose windows are all full
+    // touches one row per token, and a statement each was most of the group's hand-offs.
+    let touched: Vec<(&str, Folded)> = touched.into_iter().collect();
+    let mut rest = touched.as_slice();
+    for p in chunks(rest.len()) {
+        let (chunk, tail) = rest.split_at((1usize << p).min(rest.len()));
+        rest = tail;
+        let sql = update_sql(chunk.len(), backend);
+        let mut q = sqlx::query(&sql);
+        for (token, f) in chunk {
+            q = q
+                .bind(*token)
+                .bind(count(f.count))
+                .bind(f.first_event_time)
+                .bind(f.last_event_time)
+                .bind(f.addresses.encode())
+                .bind(f.agents.encode())
+                .bind(f.events.encode());
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(folded.into_iter().map(|(i, _)| i).collect())
+}
+
+/// Sets what `n` windows folded, one row of `VALUES` each: the token, then the folded count,
+/// first and last event time, and the three tallies. In token order (the order the rows were
+/// locked in on PostgreSQL).
+fn update_sql(n: usize, backend: Backend) -> String {
+    let int = |i: usize| match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("CAST(${i} AS BIGINT)"),
+    };
+    let text = |i: usize| match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${i}"),
+    };
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let b = r * 7;
+            format!(
+                "({}, {}, {}, {}, {}, {}, {})",
+                text(b + 1),
+                int(b + 2),
+                int(b + 3),
+                int(b + 4),
+                text(b + 5),
+                text(b + 6),
+                text(b + 7)
+            )
+        })
+        .collect();
+    format!(
+        "UPDATE alert_windows SET folded = v.column2, folded_first = v.column3, \
+         folded_last = v.column4, folded_addresses = v.column5, folded_agents = v.column6, \
+         folded_events = v.column7 FROM (VALUES {}) AS v WHERE alert_windows.token_id = v.column1",
+        rows.join(", ")
+    )
 }
 
 /// The candidates' tokens whose window has stored `budget` hits or more: token id → (the

@@ -10,7 +10,22 @@ use crate::{HitRecord, HitStore, RecordedGroup, Result};
 impl HitStore for SqlStore {
     async fn record_group(&self, hits: &[HitRecord]) -> Result<RecordedGroup> {
         // Multi-row statements: the group-commit writer sends many requests' hits at once.
-        self.record_hits_batched(hits).await
+        // Two groups in flight (two replicas, or `concurrent_groups` on one) that insert the
+        // same event ids in opposite orders wait on each other's unique-index entries; the
+        // database picks a victim, and it runs again (the other's rows are then repeats).
+        super::retry_deadlocks(|| self.record_hits_batched(hits)).await
+    }
+
+    /// PostgreSQL: a few. Each group is some eight round trips to a backend process plus a
+    /// commit; one at a time, the writer waited on each in turn while the database sat idle
+    /// between them. Concurrent transactions share WAL flushes and lock only the rows they
+    /// touch, as two replicas' groups already do. Four of the pool's ten connections at most,
+    /// so planning, delivery and reads keep the rest.
+    fn concurrent_groups(&self) -> usize {
+        match self.backend() {
+            super::Backend::Sqlite => 1,
+            super::Backend::Postgres => 4,
+        }
     }
 
     async fn list_hits(&self, token: &TokenId, limit: u32, offset: u32) -> Result<Vec<HitRecord>> {

@@ -1,7 +1,8 @@
 //! Group commit: one writer task takes the hits of every concurrent request and stores them
-//! together, in one transaction of multi-row statements. While a commit runs, new requests queue;
-//! the next group takes all of them (up to a bound), so the group grows with the load and a lone
-//! request waits for nobody. Each request is answered after its own group commits (a 2xx always
+//! together, in one transaction of multi-row statements. While commits run (one on SQLite, a
+//! few on PostgreSQL: `HitStore::concurrent_groups`), new requests queue; the next group takes
+//! all of them (up to a bound), so the group grows with the load and a lone request waits for
+//! nobody. Each request is answered after its own group commits (a 2xx always
 //! means committed). If the database refuses a group, each request is retried alone, so one bad
 //! row fails only its own request; if the database is unreachable, every request gets the error.
 //!
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canarykeys_store::{HitRecord, Store, StoreError};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 /// Hits in one group at most: bounds a transaction's size and a request's wait behind others.
 const MAX_GROUP_HITS: usize = 4096;
@@ -104,17 +105,27 @@ async fn store_within(
         .unwrap_or(Err(StoreError::TimedOut))
 }
 
+/// Takes groups off the queue while fewer than the store's `concurrent_groups` are committing.
+/// A slot is taken before the queue is read, so while every slot is busy requests pile up and
+/// the next group takes them all: groups still grow with the load. With one slot (SQLite) this
+/// is one group at a time, each taken as the last one's commit ends.
 async fn run(
     store: Arc<dyn Store>,
     mut queue: mpsc::Receiver<Job>,
     committed: Arc<Notify>,
     deadline: Duration,
 ) {
-    let mut group: Vec<Job> = Vec::new();
-    while let Some(first) = queue.recv().await {
+    let slots = Arc::new(Semaphore::new(store.concurrent_groups().max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
         let mut size = first.hits.len();
-        group.push(first);
-        // Take whatever queued while the last group committed: no timer, so no added wait.
+        let mut group = vec![first];
+        // Take whatever queued while the slots were busy: no timer, so no added wait.
         while size < MAX_GROUP_HITS {
             match queue.try_recv() {
                 Ok(job) => {
@@ -124,7 +135,11 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&*store, &mut group, size, &committed, deadline).await;
+        let (store, committed) = (store.clone(), committed.clone());
+        tokio::spawn(async move {
+            commit(&*store, &mut group, size, &committed, deadline).await;
+            drop(slot);
+        });
     }
 }
 
