@@ -66,6 +66,28 @@ fn param(backend: Backend, n: usize) -> String {
     }
 }
 
+/// `rows` tuples of parameters for `UPDATE … FROM (VALUES …)`, numbered from 1 in order, one
+/// column per entry of `ints`: true for a BIGINT, which PostgreSQL must be told (it cannot infer
+/// a `VALUES` column's type from a bare parameter), false for text.
+pub(super) fn typed_values(rows: usize, ints: &[bool], backend: Backend) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (ints.iter().enumerate())
+                .map(|(i, int)| {
+                    let p = param(backend, r * ints.len() + i + 1);
+                    if *int && backend == Backend::Postgres {
+                        format!("CAST({p} AS BIGINT)")
+                    } else {
+                        p
+                    }
+                })
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `rows` tuples of `per_row` parameters each, numbered from 1 in order (one tuple of n is also
 /// the list for `IN`).
 pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {

@@ -100,34 +100,13 @@ pub(super) async fn fold(
 /// first and last event time, and the three tallies. In token order (the order the rows were
 /// locked in on PostgreSQL).
 fn update_sql(n: usize, backend: Backend) -> String {
-    let int = |i: usize| match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("CAST(${i} AS BIGINT)"),
-    };
-    let text = |i: usize| match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("${i}"),
-    };
-    let rows: Vec<String> = (0..n)
-        .map(|r| {
-            let b = r * 7;
-            format!(
-                "({}, {}, {}, {}, {}, {}, {})",
-                text(b + 1),
-                int(b + 2),
-                int(b + 3),
-                int(b + 4),
-                text(b + 5),
-                text(b + 6),
-                text(b + 7)
-            )
-        })
-        .collect();
+    let ints = [false, true, true, true, false, false, false];
+    let rows = super::batch::typed_values(n, &ints, backend);
     format!(
         "UPDATE alert_windows SET folded = v.column2, folded_first = v.column3, \
          folded_last = v.column4, folded_addresses = v.column5, folded_agents = v.column6, \
-         folded_events = v.column7 FROM (VALUES {}) AS v WHERE alert_windows.token_id = v.column1",
-        rows.join(", ")
+         folded_events = v.column7 FROM (VALUES {rows}) AS v \
+         WHERE alert_windows.token_id = v.column1"
     )
 }
 

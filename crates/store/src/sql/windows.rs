@@ -75,31 +75,9 @@ pub(super) fn read_sql(n: usize, backend: Backend) -> String {
 
 /// Adds `n` `WindowUpdate`s to their windows in one statement.
 pub(super) fn update_sql(n: usize, backend: Backend) -> String {
-    let int = |i: usize| match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("CAST(${i} AS BIGINT)"),
-    };
-    let text = |i: usize| match backend {
-        Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("${i}"),
-    };
-    let rows: Vec<String> = (0..n)
-        .map(|r| {
-            let b = r * 9;
-            format!(
-                "({}, {}, {}, {}, {}, {}, {}, {}, {})",
-                text(b + 1),
-                int(b + 2),
-                int(b + 3),
-                int(b + 4),
-                text(b + 5),
-                text(b + 6),
-                int(b + 7),
-                text(b + 8),
-                int(b + 9)
-            )
-        })
-        .collect();
+    // token, hits, earliest, latest, last hit id, addresses, others, events, others
+    let ints = [false, true, true, true, false, false, true, false, true];
+    let rows = super::batch::typed_values(n, &ints, backend);
     format!(
         "UPDATE alert_windows SET hits = hits + v.column2, \
          first_event_time = CASE WHEN first_event_time < v.column3 \
@@ -110,8 +88,7 @@ pub(super) fn update_sql(n: usize, backend: Backend) -> String {
          closes_at = (SELECT cooldown_until FROM tokens WHERE id = v.column1), \
          addresses = v.column6, other_addresses = v.column7, \
          events = v.column8, other_events = v.column9 \
-         FROM (VALUES {}) AS v WHERE alert_windows.token_id = v.column1",
-        rows.join(", ")
+         FROM (VALUES {rows}) AS v WHERE alert_windows.token_id = v.column1"
     )
 }
 
