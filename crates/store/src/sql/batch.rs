@@ -12,7 +12,7 @@ use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, open_cooldown};
 use super::writer::Outcome;
-use super::{fold, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
+use super::{fold, recordset, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
 use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
 /// The largest chunk: 64 rows (1,536 parameters), so a group of 1,000 hits takes 16 statements
@@ -411,46 +411,35 @@ async fn insert_hits(
     packed: &[Vec<u8>],
     budget: i64,
 ) -> Result<(Vec<bool>, Vec<bool>)> {
-    let sqls = HITS_SQL.get(backend, hits_sql);
     let mut new = Vec::with_capacity(hits.len());
     let mut gone = vec![false; hits.len()];
     let mut start = 0;
     let mut rest = hits;
-    for p in chunks(hits.len()) {
-        let (chunk, tail) = rest.split_at(1 << p);
+    // PostgreSQL: the whole group in one statement (see `recordset`); SQLite: power-of-two
+    // chunks of `VALUES`.
+    let sizes: Vec<usize> = match backend {
+        Backend::Postgres => vec![hits.len()],
+        Backend::Sqlite => chunks(hits.len()).into_iter().map(|p| 1 << p).collect(),
+    };
+    for size in sizes {
+        let (chunk, tail) = rest.split_at(size);
         rest = tail;
         let offset = start;
         start += chunk.len();
-        let mut q = sqlx::query(&sqls[p]);
-        for (h, packed) in chunk.iter().zip(&packed[offset..]) {
-            q = q
-                .bind(&h.id)
-                .bind(h.token_id.as_str())
-                .bind(&h.event_id)
-                .bind(h.event_time)
-                .bind(h.received_at)
-                .bind(&h.event_name)
-                .bind(&h.event_source)
-                .bind(&h.region)
-                .bind(&h.source_ip)
-                .bind(&h.user_agent)
-                .bind(&h.error_code)
-                .bind(&h.error_message)
-                .bind(&h.account_id)
-                .bind(&h.access_key_id)
-                .bind(&h.tls_host)
-                .bind(&h.vpc_endpoint_id)
-                .bind(&h.request_id)
-                .bind(&h.path)
-                .bind(&h.note)
-                .bind(&h.suppressed)
-                // The text is in `raw_packed`; `raw` stays for rows from before.
-                .bind("")
-                .bind(packed)
-                .bind(event_hash(&h.event_id))
-                .bind(budget);
-        }
-        let inserted = q.execute(&mut **tx).await?.rows_affected();
+        let inserted = match backend {
+            Backend::Postgres => {
+                let rows = recordset::rows_json(chunk, &packed[offset..offset + size]);
+                sqlx::query(&recordset::HITS_SQL)
+                    .bind(rows)
+                    .bind(budget)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            }
+            Backend::Sqlite => {
+                insert_values(tx, chunk, &packed[offset..offset + size], budget).await?
+            }
+        };
         if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
             new.extend(std::iter::repeat_n(true, chunk.len()));
             continue;
@@ -483,6 +472,48 @@ async fn insert_hits(
         new.extend(chunk_new);
     }
     Ok((new, gone))
+}
+
+/// One chunk of hits as one multi-row `VALUES` statement (`hits_sql`); returns the rows
+/// inserted.
+async fn insert_values(
+    tx: &mut Transaction<'_, Any>,
+    chunk: &[HitRecord],
+    packed: &[Vec<u8>],
+    budget: i64,
+) -> Result<u64> {
+    let sqls = HITS_SQL.get(Backend::Sqlite, hits_sql);
+    let p = chunk.len().trailing_zeros() as usize;
+    let mut q = sqlx::query(&sqls[p]);
+    for (h, packed) in chunk.iter().zip(packed) {
+        q = q
+            .bind(&h.id)
+            .bind(h.token_id.as_str())
+            .bind(&h.event_id)
+            .bind(h.event_time)
+            .bind(h.received_at)
+            .bind(&h.event_name)
+            .bind(&h.event_source)
+            .bind(&h.region)
+            .bind(&h.source_ip)
+            .bind(&h.user_agent)
+            .bind(&h.error_code)
+            .bind(&h.error_message)
+            .bind(&h.account_id)
+            .bind(&h.access_key_id)
+            .bind(&h.tls_host)
+            .bind(&h.vpc_endpoint_id)
+            .bind(&h.request_id)
+            .bind(&h.path)
+            .bind(&h.note)
+            .bind(&h.suppressed)
+            // The text is in `raw_packed`; `raw` stays for rows from before.
+            .bind("")
+            .bind(packed)
+            .bind(event_hash(&h.event_id))
+            .bind(budget);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
 /// The open cooldown windows of the tokens of `fresh`: token id → `cooldown_until`, for tokens

@@ -14,6 +14,7 @@ mod hits;
 mod lanes;
 mod operator;
 mod outbox;
+mod recordset;
 mod sessions;
 mod settings;
 mod tokens;

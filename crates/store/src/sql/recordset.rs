@@ -1,0 +1,105 @@
+//! PostgreSQL: a whole group's hits in one `INSERT`, passed as one JSON parameter and read back
+//! into rows by `jsonb_to_recordset`. sqlx's `Any` driver (the one pool both databases share)
+//! binds no arrays, so `UNNEST` is out; multi-row `VALUES` took a statement, and a round trip,
+//! per 64 hits, which is 64 for a group of 4,096. SQLite keeps `VALUES`: its statements cost
+//! no round trip (its writer thread, or sqlx's worker, runs them in process).
+//!
+//! Every field goes through serde_json, so any text the record carried (attacker-controlled) is
+//! escaped as JSON and arrives as the same text; the packed record travels as base64.
+//! `tests/groups.rs` sends hostile text in every field and reads it back.
+
+use std::sync::LazyLock;
+
+use base64::Engine;
+use serde::Serialize;
+
+use super::HIT_COLUMNS;
+use crate::{event_hash, HitRecord};
+
+/// One hit as a JSON object whose keys are `hits`' columns (and the fold probe's two values).
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    token_id: &'a str,
+    event_id: &'a str,
+    event_time: i64,
+    received_at: i64,
+    event_name: &'a str,
+    event_source: &'a str,
+    region: &'a str,
+    source_ip: &'a str,
+    user_agent: &'a str,
+    error_code: Option<&'a str>,
+    error_message: Option<&'a str>,
+    account_id: Option<&'a str>,
+    access_key_id: Option<&'a str>,
+    tls_host: Option<&'a str>,
+    vpc_endpoint_id: Option<&'a str>,
+    request_id: Option<&'a str>,
+    path: &'a str,
+    note: Option<&'a str>,
+    suppressed: Option<&'a str>,
+    /// Base64 of the packed record (`raw_packed`); `raw` is written empty, as by `VALUES`.
+    raw_packed: String,
+    event_hash: i64,
+}
+
+/// The hits (`packed[i]` is hit i's packed record) as the statement's `$1`.
+pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let rows: Vec<Row<'_>> = hits
+        .iter()
+        .zip(packed)
+        .map(|(h, p)| Row {
+            id: &h.id,
+            token_id: h.token_id.as_str(),
+            event_id: &h.event_id,
+            event_time: h.event_time,
+            received_at: h.received_at,
+            event_name: &h.event_name,
+            event_source: &h.event_source,
+            region: &h.region,
+            source_ip: &h.source_ip,
+            user_agent: &h.user_agent,
+            error_code: h.error_code.as_deref(),
+            error_message: h.error_message.as_deref(),
+            account_id: h.account_id.as_deref(),
+            access_key_id: h.access_key_id.as_deref(),
+            tls_host: h.tls_host.as_deref(),
+            vpc_endpoint_id: h.vpc_endpoint_id.as_deref(),
+            request_id: h.request_id.as_deref(),
+            path: &h.path,
+            note: h.note.as_deref(),
+            suppressed: h.suppressed.as_deref(),
+            raw_packed: b64.encode(p),
+            event_hash: event_hash(&h.event_id),
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("hit rows serialise")
+}
+
+/// The statement: `$1` the rows (`rows_json`), `$2` the fold budget. The same filters as
+/// `batch::hits_sql`: the token exists, live or as a tombstone; the event was not folded before;
+/// the token's open window has not stored its budget.
+pub(super) static HITS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO hits ({HIT_COLUMNS}) \
+         SELECT v.id, v.token_id, v.event_id, v.event_time, v.received_at, v.event_name, \
+             v.event_source, v.region, v.source_ip, v.user_agent, v.error_code, \
+             v.error_message, v.account_id, v.access_key_id, v.tls_host, v.vpc_endpoint_id, \
+             v.request_id, v.path, v.note, v.suppressed, '', decode(v.raw_packed, 'base64') \
+         FROM jsonb_to_recordset(CAST($1 AS JSONB)) AS v(id TEXT, token_id TEXT, \
+             event_id TEXT, event_time BIGINT, received_at BIGINT, event_name TEXT, \
+             event_source TEXT, region TEXT, source_ip TEXT, user_agent TEXT, error_code TEXT, \
+             error_message TEXT, account_id TEXT, access_key_id TEXT, tls_host TEXT, \
+             vpc_endpoint_id TEXT, request_id TEXT, path TEXT, note TEXT, suppressed TEXT, \
+             raw_packed TEXT, event_hash BIGINT) \
+         WHERE (v.token_id IN (SELECT id FROM tokens) \
+             OR v.token_id IN (SELECT id FROM deleted_tokens)) \
+         AND NOT EXISTS (SELECT 1 FROM folded_events f \
+             WHERE f.token_id = v.token_id AND f.event_hash = v.event_hash) \
+         AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = v.token_id \
+             AND w.hits >= CAST($2 AS BIGINT) AND w.closes_at > v.received_at) \
+         ON CONFLICT (event_id) DO NOTHING"
+    )
+});

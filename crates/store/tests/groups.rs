@@ -1,0 +1,69 @@
+//! Large hit groups, on both backends: a group of more hits than one multi-row statement holds
+//! (PostgreSQL sends the whole group as one JSON parameter, SQLite in chunks of up to 64 rows),
+//! with hostile text in every field, repeats and a token that is gone scattered through it. Each
+//! hit is told apart in order, and every stored field reads back as it was sent.
+
+#[allow(dead_code)]
+mod support;
+
+use canarykeys_store::{HitRecord, HitStore, SqlStore, TokenStore};
+use support::{hit, token};
+
+/// Text a record may carry: quotes, backslashes, JSON and SQL syntax, control characters,
+/// separators JavaScript treats as line ends, and characters outside the BMP.
+fn hostile(i: usize) -> String {
+    format!("\"'\\{i}\\\\u0041 \u{1}\u{7f}\u{2028}\u{2029} ); DROP TABLE hits; -- {{\"a\":[1]}} 🐦 $1 ?")
+}
+
+async fn a_large_group_with_hostile_text_repeats_and_a_gone_token(store: &SqlStore) {
+    let live = token(1_000);
+    store.insert_token(&live).await.unwrap();
+    let gone = token(2_000);
+    // Stored before: the group's repeats of these are not new.
+    let before: Vec<HitRecord> = (0..10)
+        .map(|i| hit(&live.id, &format!("seen-{i}"), i))
+        .collect();
+    store.record_group(&before).await.unwrap();
+
+    let mut group = Vec::new();
+    let mut expect_new = Vec::new();
+    let mut expect_gone = Vec::new();
+    for i in 0..150 {
+        let mut h = match i % 15 {
+            // A repeat of an event stored before, with a fresh row id.
+            7 => {
+                let mut h = hit(&live.id, &format!("seen-{}", i % 10), 5);
+                h.id = format!("again-{i}");
+                h
+            }
+            // A token that is in neither table.
+            11 => hit(&gone.id, &format!("gone-{i}"), 5),
+            _ => hit(
+                &live.id,
+                &format!("new-{i}-{}", hostile(i)),
+                1_000 + i as i64,
+            ),
+        };
+        let (new, is_gone) = (i % 15 != 7 && i % 15 != 11, i % 15 == 11);
+        h.user_agent = hostile(i);
+        h.event_name = hostile(i + 1);
+        h.note = Some(hostile(i + 2));
+        h.error_message = (i % 2 == 0).then(|| hostile(i + 3));
+        h.raw = format!("{{\"eventID\":\"{i}\",\"userAgent\":{:?}}}", hostile(i));
+        group.push(h);
+        expect_new.push(new);
+        expect_gone.push(is_gone);
+    }
+    let recorded = store.record_group(&group).await.unwrap();
+    assert_eq!(recorded.new, expect_new);
+    assert_eq!(recorded.gone, expect_gone);
+
+    let stored = store.list_hits(&live.id, 1_000, 0).await.unwrap();
+    assert_eq!(stored.len(), 10 + expect_new.iter().filter(|n| **n).count());
+    for (h, _) in group.iter().zip(&expect_new).filter(|(_, n)| **n) {
+        let back = stored.iter().find(|s| s.id == h.id).expect("stored");
+        assert_eq!(back, h, "every field reads back as sent");
+    }
+}
+
+canarykeys_testkit::on_both_backends!(a_large_group_with_hostile_text_repeats_and_a_gone_token);
