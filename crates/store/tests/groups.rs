@@ -1,7 +1,8 @@
 //! Large hit groups, on both backends: a group of more hits than one multi-row statement holds
 //! (PostgreSQL sends the whole group as one JSON parameter, SQLite in chunks of up to 64 rows),
 //! with hostile text in every field, repeats and a token that is gone scattered through it. Each
-//! hit is told apart in order, and every stored field reads back as it was sent.
+//! hit is told apart in order, every stored field reads back as it was sent, and each new hit
+//! has its one alert row.
 
 #[allow(dead_code)]
 mod support;
@@ -59,7 +60,10 @@ async fn a_large_group_with_hostile_text_repeats_and_a_gone_token(store: &SqlSto
     assert_eq!(recorded.gone, expect_gone);
 
     let stored = store.list_hits(&live.id, 1_000, 0).await.unwrap();
-    assert_eq!(stored.len(), 10 + expect_new.iter().filter(|n| **n).count());
+    let new = expect_new.iter().filter(|n| **n).count();
+    assert_eq!(stored.len(), 10 + new);
+    // One alert row per new hit, waiting for the planner (no window is open).
+    assert_eq!(store.count_pending_alerts().await.unwrap(), 10 + new as u64);
     for (h, _) in group.iter().zip(&expect_new).filter(|(_, n)| **n) {
         let back = stored.iter().find(|s| s.id == h.id).expect("stored");
         assert_eq!(back, h, "every field reads back as sent");

@@ -588,6 +588,13 @@ async fn insert_alerts(
     fresh: &[&HitRecord],
     gathered: &[bool],
 ) -> Result<()> {
+    if backend == Backend::Postgres && !fresh.is_empty() {
+        sqlx::query(recordset::ALERTS_SQL)
+            .bind(recordset::alerts_json(fresh, gathered))
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
     let sqls = ALERTS_SQL.get(backend, alerts_sql);
     let mut rest = fresh.iter().zip(gathered);
     for p in chunks(fresh.len()) {

@@ -1,4 +1,4 @@
-//! PostgreSQL: a whole group's hits in one `INSERT`, passed as one JSON parameter and read back
+//! PostgreSQL: a whole group's hits in one `INSERT` (and their alert rows in another), passed as one JSON parameter and read back
 //! into rows by `jsonb_to_recordset`. sqlx's `Any` driver (the one pool both databases share)
 //! binds no arrays, so `UNNEST` is out; multi-row `VALUES` took a statement, and a round trip,
 //! per 64 hits, which is 64 for a group of 4,096. SQLite keeps `VALUES`: its statements cost
@@ -103,3 +103,35 @@ pub(super) static HITS_SQL: LazyLock<String> = LazyLock::new(|| {
          ON CONFLICT (event_id) DO NOTHING"
     )
 });
+
+/// One alert row: it shares its hit's id; `state` is `new`, or `summarized` for a use gathered
+/// into its token's open window.
+#[derive(Serialize)]
+struct AlertRow<'a> {
+    id: &'a str,
+    token_id: &'a str,
+    state: &'static str,
+    created_at: i64,
+}
+
+/// The alert rows of `fresh` (`gathered[i]`: hit i went into an open window) as `$1`.
+pub(super) fn alerts_json(fresh: &[&HitRecord], gathered: &[bool]) -> String {
+    let rows: Vec<AlertRow<'_>> = fresh
+        .iter()
+        .zip(gathered)
+        .map(|(h, g)| AlertRow {
+            id: &h.id,
+            token_id: h.token_id.as_str(),
+            state: if *g { "summarized" } else { "new" },
+            created_at: h.received_at,
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("alert rows serialise")
+}
+
+/// The alert rows' statement, as `batch::alerts_sql`: one row per hit, never a second.
+pub(super) const ALERTS_SQL: &str = "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
+     SELECT v.id, v.id, v.token_id, v.state, v.created_at \
+     FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
+         AS v(id TEXT, token_id TEXT, state TEXT, created_at BIGINT) \
+     ON CONFLICT (id) DO NOTHING";
