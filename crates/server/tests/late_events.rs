@@ -110,9 +110,11 @@ async fn delete(app: &TestApp, rx: &Receiver, created: &Value) {
 }
 
 /// Runs the outbox until the receiver holds `n` alerts of uses (tamper alerts left out: each
-/// `delete` has checked its own), and returns those.
+/// `delete` has checked its own), and returns those in the order of their events' times: two
+/// alerts the planner takes in one round go out in the order of their ids, and hits stored in
+/// the same millisecond (the test clock stands still) share their ids' time prefix.
 async fn delivered(app: &TestApp, rx: &Receiver, n: usize) -> Vec<Value> {
-    wait_for(&format!("{n} alerts delivered"), WAIT, || async {
+    let mut uses = wait_for(&format!("{n} alerts delivered"), WAIT, || async {
         app.deliver_once().await;
         let uses: Vec<Value> = rx
             .bodies()
@@ -121,7 +123,15 @@ async fn delivered(app: &TestApp, rx: &Receiver, n: usize) -> Vec<Value> {
             .collect();
         (uses.len() >= n).then_some(uses)
     })
-    .await
+    .await;
+    // Parsed: the text drops trailing zeros of the milliseconds, so it does not sort as time.
+    uses.sort_by_key(|b| {
+        let at = b["event"]["event_time"].as_str().unwrap_or_default();
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp_nanos())
+            .unwrap_or_default()
+    });
+    uses
 }
 
 fn counts(report: &Value) -> (u64, u64, u64, u64, u64) {
