@@ -8,6 +8,11 @@ use crate::{Result, SettingsStore};
 #[async_trait]
 impl SettingsStore for SqlStore {
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        // Read first: the setting is almost always there already, and a command started beside
+        // a busy server then opens without waiting for the database's write lock.
+        if let Some(stored) = self.get_setting(key).await? {
+            return Ok(stored);
+        }
         let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
