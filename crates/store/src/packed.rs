@@ -6,19 +6,33 @@
 //! the vendored corpus to about 210 (records the training did not see; see
 //! `examples/train_dictionary.rs`). The dictionary is built into the binary.
 //!
-//! Layout: one form byte, the text's length (4 bytes, little endian), then the zstd frame. The
-//! form names the dictionary, so a later one gets a new form and rows packed with this one still
-//! read back; a dictionary once shipped never changes. The length bounds the buffer before
-//! anything is decompressed: a damaged row cannot ask for more than `MAX_TEXT`.
+//! Layout: one form byte, the payload's length (4 bytes, little endian), then the zstd frame. The
+//! form names the dictionary and what the payload holds, so a later one gets a new form and rows
+//! packed with an earlier one still read back; a dictionary once shipped never changes. The
+//! length bounds the buffer before anything is decompressed: a damaged row cannot ask for more
+//! than `MAX_TEXT`.
+//!
+//! - Form 1 (migration 0019): the record's text alone; the hit's fields are columns.
+//! - Form 2: the hit's fields that no query filters, groups or sorts on (see `detail`), then the
+//!   text, in one frame. Those fields repeat values of the record (user agent, request id, key
+//!   id, account), so in the frame they cost a few bytes of back-reference each, where as columns
+//!   they cost their whole length; their columns are left empty (`''` or NULL).
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
+use crate::HitRecord;
+pub use detail::Detail;
+
+mod detail;
+
 /// The dictionary of form 1, trained on half the records of `testdata/cloudtrail`.
 const DICTIONARY_V1: &[u8] = include_bytes!("../data/cloudtrail-v1.zdict");
 const FORM_V1: u8 = 1;
+/// The same dictionary; the payload is a hit's detail fields, then the text.
+const FORM_HIT_V1: u8 = 2;
 const HEADER: usize = 5;
 /// zstd's default level: a 1.25 KB record packs in microseconds, off the write turn.
 const LEVEL: i32 = 3;
@@ -54,11 +68,51 @@ pub enum UnpackError {
     Length { got: usize, want: usize },
     #[error("the packed record is not UTF-8")]
     Utf8,
+    #[error("the packed record's fields are damaged")]
+    Detail,
 }
 
-/// Packs a record's text. Infallible in practice: zstd fails only on allocation.
+/// Packs a record's text alone (form 1). Infallible in practice: zstd fails only on allocation.
 pub fn pack(text: &str) -> Vec<u8> {
-    let length = u32::try_from(text.len()).expect("a record is smaller than 4 GiB");
+    compress(FORM_V1, text.as_bytes())
+}
+
+/// Packs a hit's record with the fields `detail` moves out of the columns (form 2).
+pub fn pack_hit(hit: &HitRecord) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(hit.raw.len() + 256);
+    Detail::encode(hit, &mut payload);
+    payload.extend_from_slice(hit.raw.as_bytes());
+    compress(FORM_HIT_V1, &payload)
+}
+
+/// What a packed record holds: its text, and the hit's detail fields when it has them.
+#[derive(Debug)]
+pub struct Unpacked {
+    pub detail: Option<Detail>,
+    pub text: String,
+}
+
+/// The text a packed record holds, exactly as it was packed (either form).
+pub fn unpack(bytes: &[u8]) -> Result<String, UnpackError> {
+    unpack_hit(bytes).map(|u| u.text)
+}
+
+/// The text and, for form 2, the detail fields, exactly as they were packed.
+pub fn unpack_hit(bytes: &[u8]) -> Result<Unpacked, UnpackError> {
+    let (form, payload) = decompress(bytes)?;
+    let (detail, text) = match form {
+        FORM_V1 => (None, payload),
+        _ => {
+            let (detail, used) = Detail::decode(&payload)?;
+            (Some(detail), payload[used..].to_vec())
+        }
+    };
+    let text = String::from_utf8(text).map_err(|_| UnpackError::Utf8)?;
+    Ok(Unpacked { detail, text })
+}
+
+fn compress(form: u8, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).expect("a record is smaller than 4 GiB");
     let frame = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let compressor = match slot.as_mut() {
@@ -69,20 +123,19 @@ pub fn pack(text: &str) -> Vec<u8> {
             ),
         };
         compressor
-            .compress(text.as_bytes())
+            .compress(payload)
             .expect("zstd compresses into a growing buffer")
     });
     let mut out = Vec::with_capacity(HEADER + frame.len());
-    out.push(FORM_V1);
+    out.push(form);
     out.extend_from_slice(&length.to_le_bytes());
     out.extend_from_slice(&frame);
     out
 }
 
-/// The text a packed record holds, exactly as it was packed.
-pub fn unpack(bytes: &[u8]) -> Result<String, UnpackError> {
+fn decompress(bytes: &[u8]) -> Result<(u8, Vec<u8>), UnpackError> {
     let (&form, rest) = bytes.split_first().ok_or(UnpackError::Short)?;
-    if form != FORM_V1 {
+    if form != FORM_V1 && form != FORM_HIT_V1 {
         return Err(UnpackError::UnknownForm(form));
     }
     let (length, frame) = rest.split_at_checked(4).ok_or(UnpackError::Short)?;
@@ -90,7 +143,7 @@ pub fn unpack(bytes: &[u8]) -> Result<String, UnpackError> {
     if want > MAX_TEXT {
         return Err(UnpackError::TooLong(want));
     }
-    let text = DECOMPRESSOR.with(|cell| {
+    let payload = DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let decompressor = match slot.as_mut() {
             Some(d) => d,
@@ -104,13 +157,13 @@ pub fn unpack(bytes: &[u8]) -> Result<String, UnpackError> {
             .decompress(frame, want)
             .map_err(UnpackError::Zstd)
     })?;
-    if text.len() != want {
+    if payload.len() != want {
         return Err(UnpackError::Length {
-            got: text.len(),
+            got: payload.len(),
             want,
         });
     }
-    String::from_utf8(text).map_err(|_| UnpackError::Utf8)
+    Ok((form, payload))
 }
 
 #[cfg(test)]
@@ -142,6 +195,87 @@ mod tests {
         fn damaged_bytes_are_an_error_or_the_text(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = unpack(&bytes);
         }
+
+        /// A hit packed with its detail fields reads back byte for byte, every field and the
+        /// text, whatever they hold (empty, absent, any Unicode, the record's own values).
+        #[test]
+        fn a_hit_reads_back_byte_for_byte(
+            texts in proptest::collection::vec(any::<String>(), 3),
+            optional in proptest::collection::vec(proptest::option::of(any::<String>()), 7),
+            raw in any::<String>(),
+        ) {
+            let mut hit = hit_with(&raw);
+            hit.event_source.clone_from(&texts[0]);
+            hit.region.clone_from(&texts[1]);
+            hit.user_agent.clone_from(&texts[2]);
+            [
+                hit.error_code, hit.error_message, hit.account_id, hit.access_key_id,
+                hit.tls_host, hit.vpc_endpoint_id, hit.request_id,
+            ] = optional.try_into().unwrap();
+            let unpacked = unpack_hit(&pack_hit(&hit)).unwrap();
+            prop_assert_eq!(&unpacked.text, &raw);
+            let mut back = hit_with("");
+            back.token_id = hit.token_id.clone();
+            unpacked.detail.unwrap().apply(&mut back);
+            back.raw = raw;
+            prop_assert_eq!(back, hit);
+        }
+
+        /// Damaged bytes behind the hit form are an error too, never a panic.
+        #[test]
+        fn damaged_hit_bytes_are_an_error(tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut bytes = vec![FORM_HIT_V1];
+            bytes.extend(tail);
+            let _ = unpack_hit(&bytes);
+            // A well-formed frame whose payload is not a field list.
+            let _ = unpack_hit(&compress(FORM_HIT_V1, &bytes));
+        }
+    }
+
+    fn hit_with(raw: &str) -> HitRecord {
+        HitRecord {
+            id: "h".into(),
+            token_id: canarykeys_core::TokenId::generate(),
+            event_id: "e".into(),
+            event_time: 1,
+            received_at: 2,
+            event_name: "GetCallerIdentity".into(),
+            event_source: String::new(),
+            region: String::new(),
+            source_ip: "203.0.113.7".into(),
+            user_agent: String::new(),
+            error_code: None,
+            error_message: None,
+            account_id: None,
+            access_key_id: None,
+            tls_host: None,
+            vpc_endpoint_id: None,
+            request_id: None,
+            path: "api".into(),
+            note: None,
+            suppressed: None,
+            raw: raw.into(),
+        }
+    }
+
+    #[test]
+    fn a_hit_packs_smaller_than_its_fields_and_text() {
+        let raw = serde_like(
+            "GetCallerIdentity",
+            "aws-cli/2.15.0 Python/3.11.6",
+            "198.51.100.7",
+        );
+        let mut hit = hit_with(&raw);
+        hit.event_source = "sts.amazonaws.com".into();
+        hit.user_agent = "aws-cli/2.15.0 Python/3.11.6".into();
+        let alone = pack(&raw).len();
+        let with_fields = pack_hit(&hit).len();
+        assert_eq!(pack_hit(&hit)[0], FORM_HIT_V1);
+        // The fields repeat the record's values: they cost back-references, not their length.
+        assert!(
+            with_fields < alone + 16,
+            "{with_fields} with the fields, {alone} without"
+        );
     }
 
     fn serde_like(name: &str, agent: &str, ip: &str) -> String {

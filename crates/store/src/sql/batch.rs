@@ -12,16 +12,17 @@ use canarykeys_core::TokenId;
 
 use super::outbox::{insert_deliveries, open_cooldown};
 use super::writer::Outcome;
-use super::{fold, recordset, tombstones, windows, Backend, SqlStore, HIT_COLUMNS};
+use super::{
+    fold, recordset, tombstones, windows, Backend, SqlStore, HIT_WRITE_COLUMNS, HIT_WRITE_PARAMS,
+};
 use crate::{event_hash, AlertPlan, ChannelKind, HitRecord, RecordedGroup, Result, WindowHit};
 
-/// The largest chunk: 64 rows (1,536 parameters), so a group of 1,000 hits takes 16 statements
+/// The largest chunk: 64 rows (832 parameters), so a group of 1,000 hits takes 16 statements
 /// and as many hand-offs to sqlx's SQLite thread. Chunk sizes are powers of two, so each
 /// connection's prepared-statement cache holds every statement after the first groups.
 const MAX_ROWS_LOG2: usize = 6;
-const HIT_COLUMNS_N: usize = 22;
-/// The hit's columns, then its event hash and the fold budget (see `hits_sql`).
-pub(super) const HIT_PARAMS: usize = HIT_COLUMNS_N + 2;
+/// The hit's written columns, then its event hash and the fold budget (see `hits_sql`).
+pub(super) const HIT_PARAMS: usize = HIT_WRITE_PARAMS + 2;
 
 /// The statements of one table for one backend, one per chunk size, built once.
 pub(super) struct ChunkSql {
@@ -111,21 +112,22 @@ pub(super) fn values(rows: usize, per_row: usize, backend: Backend) -> String {
 /// every row went in, which is the usual case.
 ///
 /// Flood folding adds two primary-key probes per row: a use whose event was folded before
-/// (`column23` is its event hash) is a repeat, and a use inside its token's open window once
-/// that window stored `column24` (the budget) hits is left out, for `fold::fold` to count.
+/// (`column12` is its event hash) is a repeat, and a use inside its token's open window once
+/// that window stored `column13` (the budget) hits is left out, for `fold::fold` to count.
 pub(super) fn hits_sql(rows: usize, backend: Backend) -> String {
     let rows = values(rows, HIT_PARAMS, backend);
-    let columns = (1..=HIT_COLUMNS_N)
+    let columns = (1..=HIT_WRITE_PARAMS)
         .map(|i| format!("v.column{i}"))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO hits ({HIT_COLUMNS}) SELECT {columns} FROM (VALUES {rows}) AS v \
+        "INSERT INTO hits ({HIT_WRITE_COLUMNS}) SELECT {columns}, '', '', '', '' \
+         FROM (VALUES {rows}) AS v \
          WHERE (v.column2 IN (SELECT id FROM tokens) OR v.column2 IN (SELECT id FROM deleted_tokens)) \
          AND NOT EXISTS (SELECT 1 FROM folded_events f \
-             WHERE f.token_id = v.column2 AND f.event_hash = v.column23) \
+             WHERE f.token_id = v.column2 AND f.event_hash = v.column12) \
          AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = v.column2 \
-             AND w.hits >= v.column24 AND w.closes_at > v.column5) \
+             AND w.hits >= v.column13 AND w.closes_at > v.column5) \
          ON CONFLICT (event_id) DO NOTHING"
     )
 }
@@ -185,7 +187,7 @@ impl SqlStore {
         let backend = self.backend();
         let budget = self.stored_hits_per_window();
         // Compressed before the write turn: the turn is the one thing every writer waits for.
-        let packed: Vec<Vec<u8>> = hits.iter().map(|h| crate::packed::pack(&h.raw)).collect();
+        let packed: Vec<Vec<u8>> = hits.iter().map(crate::packed::pack_hit).collect();
         let turn = self.write_turn().await;
         // SQLite: the common group is written by the writer thread in one hand-off; it hands
         // back whatever it does not take (see `writer`).
@@ -493,22 +495,11 @@ async fn insert_values(
             .bind(h.event_time)
             .bind(h.received_at)
             .bind(&h.event_name)
-            .bind(&h.event_source)
-            .bind(&h.region)
             .bind(&h.source_ip)
-            .bind(&h.user_agent)
-            .bind(&h.error_code)
-            .bind(&h.error_message)
-            .bind(&h.account_id)
-            .bind(&h.access_key_id)
-            .bind(&h.tls_host)
-            .bind(&h.vpc_endpoint_id)
-            .bind(&h.request_id)
             .bind(&h.path)
             .bind(&h.note)
             .bind(&h.suppressed)
-            // The text is in `raw_packed`; `raw` stays for rows from before.
-            .bind("")
+            // The text and the detail fields are in `raw_packed` (see `HIT_WRITE_COLUMNS`).
             .bind(packed)
             .bind(event_hash(&h.event_id))
             .bind(budget);
@@ -629,7 +620,7 @@ mod tests {
     #[test]
     fn statements_number_their_parameters() {
         let sql = hits_sql(2, Backend::Postgres);
-        assert!(sql.contains("$48)") && !sql.contains("$49"));
+        assert!(sql.contains("$26)") && !sql.contains("$27"));
         assert!(alerts_sql(2, Backend::Postgres).contains("($6, $7, $8, $9, $10)"));
     }
 

@@ -115,6 +115,14 @@ pub(crate) const HIT_COLUMNS: &str =
     "id, token_id, event_id, event_time, received_at, event_name, \
      event_source, region, source_ip, user_agent, error_code, error_message, account_id, \
      access_key_id, tls_host, vpc_endpoint_id, request_id, path, note, suppressed, raw, raw_packed";
+/// The columns a new hit is written with, in the order of its parameters. The detail fields go
+/// inside `raw_packed` (form 2, `packed::detail`): their columns are written empty (`''` for the
+/// NOT NULL ones, as `raw` is; NULL by default for the rest) and filled from the packed record
+/// when the row is read. Rows written before keep their columns and read as they are.
+pub(crate) const HIT_WRITE_COLUMNS: &str = "id, token_id, event_id, event_time, received_at, \
+     event_name, source_ip, path, note, suppressed, raw_packed, event_source, region, user_agent, raw";
+/// How many of `HIT_WRITE_COLUMNS` take a parameter; the last four are written `''`.
+pub(crate) const HIT_WRITE_PARAMS: usize = 11;
 
 impl SqlStore {
     /// Connects and brings the schema up to date. A SQLite file is created if missing.
@@ -322,7 +330,7 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
 }
 
 pub(crate) fn hit_from_row(row: &AnyRow) -> Result<HitRecord> {
-    Ok(HitRecord {
+    let mut hit = HitRecord {
         id: row.try_get("id")?,
         token_id: TokenId::parse(&row.try_get::<String, _>("token_id")?)
             .map_err(corrupt("token_id"))?,
@@ -344,13 +352,22 @@ pub(crate) fn hit_from_row(row: &AnyRow) -> Result<HitRecord> {
         path: row.try_get("path")?,
         note: row.try_get("note")?,
         suppressed: row.try_get("suppressed")?,
-        // Packed since migration 0019; older rows keep their text in `raw`.
-        raw: match row.try_get::<Option<Vec<u8>>, _>("raw_packed")? {
-            Some(packed) => crate::packed::unpack(&packed)
-                .map_err(|e| StoreError::Corrupt(format!("raw_packed: {e}")))?,
-            None => row.try_get("raw")?,
-        },
-    })
+        raw: String::new(),
+    };
+    // Packed since migration 0019; older rows keep their text in `raw`. Form 2 also holds the
+    // detail fields whose columns were written empty.
+    match row.try_get::<Option<Vec<u8>>, _>("raw_packed")? {
+        Some(packed) => {
+            let unpacked = crate::packed::unpack_hit(&packed)
+                .map_err(|e| StoreError::Corrupt(format!("raw_packed: {e}")))?;
+            hit.raw = unpacked.text;
+            if let Some(detail) = unpacked.detail {
+                detail.apply(&mut hit);
+            }
+        }
+        None => hit.raw = row.try_get("raw")?,
+    }
+    Ok(hit)
 }
 
 /// PostgreSQL rolled the transaction back whole to break a deadlock (40P01) or a serialization

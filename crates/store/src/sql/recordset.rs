@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use serde::Serialize;
 
-use super::HIT_COLUMNS;
+use super::HIT_WRITE_COLUMNS;
 use crate::{event_hash, HitRecord};
 
 /// One hit as a JSON object whose keys are `hits`' columns (and the fold probe's two values).
@@ -25,21 +25,12 @@ struct Row<'a> {
     event_time: i64,
     received_at: i64,
     event_name: &'a str,
-    event_source: &'a str,
-    region: &'a str,
     source_ip: &'a str,
-    user_agent: &'a str,
-    error_code: Option<&'a str>,
-    error_message: Option<&'a str>,
-    account_id: Option<&'a str>,
-    access_key_id: Option<&'a str>,
-    tls_host: Option<&'a str>,
-    vpc_endpoint_id: Option<&'a str>,
-    request_id: Option<&'a str>,
     path: &'a str,
     note: Option<&'a str>,
     suppressed: Option<&'a str>,
-    /// Base64 of the packed record (`raw_packed`); `raw` is written empty, as by `VALUES`.
+    /// Base64 of the packed record and detail fields (`raw_packed`); the detail columns and
+    /// `raw` are written empty, as by `VALUES` (see `HIT_WRITE_COLUMNS`).
     raw_packed: String,
     event_hash: i64,
 }
@@ -57,17 +48,7 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
             event_time: h.event_time,
             received_at: h.received_at,
             event_name: &h.event_name,
-            event_source: &h.event_source,
-            region: &h.region,
             source_ip: &h.source_ip,
-            user_agent: &h.user_agent,
-            error_code: h.error_code.as_deref(),
-            error_message: h.error_message.as_deref(),
-            account_id: h.account_id.as_deref(),
-            access_key_id: h.access_key_id.as_deref(),
-            tls_host: h.tls_host.as_deref(),
-            vpc_endpoint_id: h.vpc_endpoint_id.as_deref(),
-            request_id: h.request_id.as_deref(),
             path: &h.path,
             note: h.note.as_deref(),
             suppressed: h.suppressed.as_deref(),
@@ -83,17 +64,14 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
 /// the token's open window has not stored its budget.
 pub(super) static HITS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO hits ({HIT_COLUMNS}) \
+        "INSERT INTO hits ({HIT_WRITE_COLUMNS}) \
          SELECT v.id, v.token_id, v.event_id, v.event_time, v.received_at, v.event_name, \
-             v.event_source, v.region, v.source_ip, v.user_agent, v.error_code, \
-             v.error_message, v.account_id, v.access_key_id, v.tls_host, v.vpc_endpoint_id, \
-             v.request_id, v.path, v.note, v.suppressed, '', decode(v.raw_packed, 'base64') \
+             v.source_ip, v.path, v.note, v.suppressed, decode(v.raw_packed, 'base64'), \
+             '', '', '', '' \
          FROM jsonb_to_recordset(CAST($1 AS JSONB)) AS v(id TEXT, token_id TEXT, \
              event_id TEXT, event_time BIGINT, received_at BIGINT, event_name TEXT, \
-             event_source TEXT, region TEXT, source_ip TEXT, user_agent TEXT, error_code TEXT, \
-             error_message TEXT, account_id TEXT, access_key_id TEXT, tls_host TEXT, \
-             vpc_endpoint_id TEXT, request_id TEXT, path TEXT, note TEXT, suppressed TEXT, \
-             raw_packed TEXT, event_hash BIGINT) \
+             source_ip TEXT, path TEXT, note TEXT, suppressed TEXT, raw_packed TEXT, \
+             event_hash BIGINT) \
          WHERE (v.token_id IN (SELECT id FROM tokens) \
              OR v.token_id IN (SELECT id FROM deleted_tokens)) \
          AND NOT EXISTS (SELECT 1 FROM folded_events f \

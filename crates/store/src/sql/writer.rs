@@ -111,7 +111,7 @@ impl Writer {
             turn,
             reply,
         };
-        let repack = || hits.iter().map(|h| crate::packed::pack(&h.raw)).collect();
+        let repack = || hits.iter().map(crate::packed::pack_hit).collect();
         match self.jobs.send(Msg::Group(group)) {
             Ok(()) => {}
             // Stopped: the general path answers (on a closed store, with its error).
@@ -277,22 +277,11 @@ fn insert_hits(
                 &h.event_time,
                 &h.received_at,
                 &h.event_name,
-                &h.event_source,
-                &h.region,
                 &h.source_ip,
-                &h.user_agent,
-                &h.error_code,
-                &h.error_message,
-                &h.account_id,
-                &h.access_key_id,
-                &h.tls_host,
-                &h.vpc_endpoint_id,
-                &h.request_id,
                 &h.path,
                 &h.note,
                 &h.suppressed,
-                // The text is in `raw_packed`; `raw` stays for rows from before.
-                &"",
+                // The text and the detail fields (see `HIT_WRITE_COLUMNS`).
                 &packed[i],
                 &hashes[i],
                 &budget,
