@@ -4,7 +4,8 @@
 #   source bench/lib.sh; bench_start; key=$(bench_token)
 
 [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q --bin canarykeys
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/canarykeys
+# BENCH_BIN: another binary (an A/B run keeps both under /tmp).
+bin=${BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/canarykeys}
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export CANARYKEYS_INGEST__SECRET=bench-ingest-secret-0123456789
