@@ -184,7 +184,10 @@ def watch(server, stub, expected, last):
 def check(server, expected, stats, nfiles):
     con = sqlite3.connect(os.path.join(server.dir, "data", "canarykeys.db"))
     try:
-        rows = con.execute("SELECT event_id, path, access_key_id FROM hits").fetchall()
+        # The key of the token each hit was recorded against (a hit's own copy of the key is
+        # inside its packed record, which only the server reads).
+        rows = con.execute("SELECT h.event_id, h.path, t.access_key_id FROM hits h "
+                           "JOIN tokens t ON t.id = h.token_id").fetchall()
         folded = con.execute("SELECT COUNT(*) FROM folded_events").fetchone()[0]
     finally:
         con.close()
