@@ -77,7 +77,8 @@ pub(super) async fn fold(
     let touched: Vec<(&str, Folded)> = touched.into_iter().collect();
     let mut rest = touched.as_slice();
     for p in chunks(rest.len()) {
-        let (chunk, tail) = rest.split_at((1usize << p).min(rest.len()));
+        // `chunks` sums to the whole, so every chunk fits.
+        let (chunk, tail) = rest.split_at(1usize << p);
         rest = tail;
         let sql = update_sql(chunk.len(), backend);
         let mut q = sqlx::query(&sql);

@@ -16,8 +16,8 @@ impl HitStore for SqlStore {
         super::retry_deadlocks(|| self.record_hits_batched(hits)).await
     }
 
-    /// PostgreSQL: a few. Each group is some eight round trips to a backend process plus a
-    /// commit; one at a time, the writer waited on each in turn while the database sat idle
+    /// PostgreSQL: a few. Each group is some seven round trips to a backend process (BEGIN,
+    /// the hits, the cooling read, the alert rows, the window read and update, COMMIT); one at a time, the writer waited on each in turn while the database sat idle
     /// between them. Concurrent transactions share WAL flushes and lock only the rows they
     /// touch, as two replicas' groups already do. Four of the pool's ten connections at most,
     /// so planning, delivery and reads keep the rest.
