@@ -9,23 +9,16 @@
 use super::UnpackError;
 use crate::HitRecord;
 
-/// The fields as they read back from a form-2 record.
+/// The fields as they read back from a form-2 record, in `HitRecord`'s order: event source,
+/// region and user agent (never absent: their columns are NOT NULL), then error code, error
+/// message, account, key id, TLS host, VPC endpoint and request id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Detail {
-    pub event_source: String,
-    pub region: String,
-    pub user_agent: String,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-    pub account_id: Option<String>,
-    pub access_key_id: Option<String>,
-    pub tls_host: Option<String>,
-    pub vpc_endpoint_id: Option<String>,
-    pub request_id: Option<String>,
-}
+pub struct Detail([Option<String>; FIELDS]);
 
 /// How many fields the encoding holds; a payload with fewer is damage.
 const FIELDS: usize = 10;
+/// The first three are required.
+const REQUIRED: usize = 3;
 
 impl Detail {
     /// Appends `hit`'s detail fields to `out`, in the order `decode` reads them.
@@ -68,39 +61,27 @@ impl Detail {
             *field = Some(String::from_utf8(bytes.to_vec()).map_err(|_| UnpackError::Utf8)?);
             at = end;
         }
-        let [event_source, region, user_agent, error_code, error_message, account_id, access_key_id, tls_host, vpc_endpoint_id, request_id] =
-            fields;
-        // The first three are never absent: their columns are NOT NULL.
-        let required = |f: Option<String>| f.ok_or(UnpackError::Detail);
-        Ok((
-            Self {
-                event_source: required(event_source)?,
-                region: required(region)?,
-                user_agent: required(user_agent)?,
-                error_code,
-                error_message,
-                account_id,
-                access_key_id,
-                tls_host,
-                vpc_endpoint_id,
-                request_id,
-            },
-            at,
-        ))
+        if fields[..REQUIRED].iter().any(Option::is_none) {
+            return Err(UnpackError::Detail);
+        }
+        Ok((Self(fields), at))
     }
 
     /// Puts the fields into `hit`, whose columns for them were left empty.
     pub fn apply(self, hit: &mut HitRecord) {
-        hit.event_source = self.event_source;
-        hit.region = self.region;
-        hit.user_agent = self.user_agent;
-        hit.error_code = self.error_code;
-        hit.error_message = self.error_message;
-        hit.account_id = self.account_id;
-        hit.access_key_id = self.access_key_id;
-        hit.tls_host = self.tls_host;
-        hit.vpc_endpoint_id = self.vpc_endpoint_id;
-        hit.request_id = self.request_id;
+        let [event_source, region, user_agent, error_code, error_message, account_id, access_key_id, tls_host, vpc_endpoint_id, request_id] =
+            self.0;
+        // `decode` made sure the required three are there.
+        hit.event_source = event_source.unwrap_or_default();
+        hit.region = region.unwrap_or_default();
+        hit.user_agent = user_agent.unwrap_or_default();
+        hit.error_code = error_code;
+        hit.error_message = error_message;
+        hit.account_id = account_id;
+        hit.access_key_id = access_key_id;
+        hit.tls_host = tls_host;
+        hit.vpc_endpoint_id = vpc_endpoint_id;
+        hit.request_id = request_id;
     }
 }
 
