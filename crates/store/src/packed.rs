@@ -104,7 +104,11 @@ pub fn unpack_hit(bytes: &[u8]) -> Result<Unpacked, UnpackError> {
         FORM_V1 => (None, payload),
         _ => {
             let (detail, used) = Detail::decode(&payload)?;
-            (Some(detail), payload[used..].to_vec())
+            // The text is the rest: shifted down in place, not copied out (a page or an
+            // export unpacks row after row).
+            let mut text = payload;
+            text.drain(..used);
+            (Some(detail), text)
         }
     };
     let text = String::from_utf8(text).map_err(|_| UnpackError::Utf8)?;
