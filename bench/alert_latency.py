@@ -182,7 +182,11 @@ def main():
             print("flood:", next((l for l in out.splitlines() if l.startswith("BENCH")), out.strip()))
             time.sleep(10)
             db = sqlite3.connect(f"file:{os.path.join(work, 'data', 'canarykeys.db')}?mode=ro", uri=True)
-            states = dict(db.execute("SELECT state, COUNT(*) FROM alerts GROUP BY state").fetchall())
+            try:
+                states = dict(db.execute("SELECT state, COUNT(*) FROM alerts GROUP BY state").fetchall())
+            except sqlite3.OperationalError:
+                # 0023 on: the table holds only alerts still to plan.
+                states = {"new": db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]}
             try:
                 windows = db.execute("SELECT COUNT(*), COALESCE(SUM(hits), 0) FROM alert_windows").fetchone()
             except sqlite3.OperationalError:

@@ -66,6 +66,14 @@ def token(base, memo, webhook):
     return doc["id"], doc["aws"]["access_key_id"]
 
 
+def waiting_alerts(c):
+    """Alerts the planner has not planned yet: rows in `new` before 0023, every row after."""
+    try:
+        return c.execute("SELECT COUNT(*) FROM alerts WHERE state = 'new'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return c.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
+
+
 def db(data):
     return sqlite3.connect(f"file:{os.path.join(data, 'canarykeys.db')}?mode=ro", uri=True,
                            timeout=30)
@@ -87,7 +95,7 @@ def prepare(root, recv_port, backlog, binary):
                 # Wait for the planner: every alert a delivery, pending behind the first.
                 while True:
                     with db(data) as c:
-                        new = c.execute("SELECT COUNT(*) FROM alerts WHERE state = 'new'").fetchone()[0]
+                        new = waiting_alerts(c)
                         pending = c.execute(
                             "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'").fetchone()[0]
                     if new == 0 and pending >= backlog:

@@ -28,14 +28,12 @@ DUPLICATES = {
     "deliveries per (message, channel) above one":
         "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM deliveries "
         "GROUP BY message_id, channel HAVING COUNT(*) > 1) d",
-    "alert rows per hit above one":
-        "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM alerts "
-        "GROUP BY hit_id HAVING COUNT(*) > 1) a",
     # The default cooldown (5 min) outlasts a run: each token alerts once and its other uses
-    # are summarized, whichever replica stored them.
+    # are summarized, whichever replica stored them. (The alerts table keeps only alerts still
+    # to plan, so the messages themselves are counted.)
     "tokens alerted more than once":
-        "SELECT COUNT(*) FROM (SELECT token_id FROM alerts WHERE state = 'sent' "
-        "GROUP BY token_id HAVING COUNT(*) > 1) t",
+        "SELECT COUNT(*) FROM (SELECT token_id FROM deliveries WHERE kind = 'hit' "
+        "GROUP BY token_id HAVING COUNT(DISTINCT message_id) > 1) t",
     "hits per event id above one":
         "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM hits "
         "GROUP BY event_id HAVING COUNT(*) > 1) h",

@@ -132,14 +132,13 @@ pub(super) fn hits_sql(rows: usize, backend: Backend) -> String {
     )
 }
 
-/// The alert rows, with their state decided by the caller. The alert row shares the hit's id:
-/// one alert per hit, by construction (and a caller that broke the fresh-id rule by sending a
-/// stored hit's id again gets no second row and fails no group).
+/// The alert rows of hits the planner has to plan. The alert row shares the hit's id: one
+/// alert per hit, by construction (and a caller that broke the fresh-id rule by sending a stored
+/// hit's id again gets no second row and fails no group).
 pub(super) fn alerts_sql(rows: usize, backend: Backend) -> String {
     format!(
-        "INSERT INTO alerts (id, hit_id, token_id, state, created_at) VALUES {} \
-         ON CONFLICT (id) DO NOTHING",
-        values(rows, 5, backend)
+        "INSERT INTO alerts (id, token_id, created_at) VALUES {} ON CONFLICT (id) DO NOTHING",
+        values(rows, 3, backend)
     )
 }
 
@@ -179,10 +178,10 @@ impl SqlStore {
     /// Records hits with multi-row statements in one transaction; see `HitStore::record_group`.
     ///
     /// A new hit inside its token's open cooldown window (and with no ignore list to check) is
-    /// gathered here and now: its alert row is written `summarized`, a final state, and the
-    /// window's row counts it (see `windows::gather`). A flood on one key queues no work for the
-    /// planner, so it delays no other token's alert, and leaves no row per hit to read back when
-    /// the window closes.
+    /// gathered here and now: it gets no alert row (the planner has nothing to do for it), and
+    /// the window's row counts it (see `windows::gather`). A flood on one key queues no work for
+    /// the planner, so it delays no other token's alert, and leaves no row per hit to read back
+    /// when the window closes.
     pub(crate) async fn record_hits_batched(&self, hits: &[HitRecord]) -> Result<RecordedGroup> {
         let backend = self.backend();
         let budget = self.stored_hits_per_window();
@@ -359,14 +358,11 @@ async fn apply_plan(
     token: &TokenId,
     plan: &AlertPlan,
 ) -> Result<Applied> {
-    let state = match plan {
-        AlertPlan::Send { .. } => "sent",
-        AlertPlan::Group(_) => "summarized",
-        AlertPlan::Ignore { .. } => "ignored",
-    };
-    let claimed = sqlx::query("UPDATE alerts SET state = $2 WHERE id = $1 AND state = 'new'")
+    // The claim: the alert row is the planner's work item, and nothing reads it once planned.
+    // Another replica's claim of the same row leaves none to delete here (PostgreSQL: ours
+    // waited for its commit).
+    let claimed = sqlx::query("DELETE FROM alerts WHERE id = $1")
         .bind(alert_id)
-        .bind(state)
         .execute(&mut **tx)
         .await?;
     if claimed.rows_affected() == 0 {
@@ -381,19 +377,14 @@ async fn apply_plan(
             // only if no window opened since the planner read it: two replicas planning two
             // first uses of one token at once would each have sent an alert.
             if let Some(hit) = open_cooldown(tx, token, alert_id, *cooldown_until).await? {
-                sqlx::query("UPDATE alerts SET state = 'summarized' WHERE id = $1")
-                    .bind(alert_id)
-                    .execute(&mut **tx)
-                    .await?;
                 return Ok(Applied::Grouped(hit));
             }
             insert_deliveries(tx, deliveries).await?;
         }
         AlertPlan::Group(_) => {}
         AlertPlan::Ignore { reason } => {
-            sqlx::query(
-                "UPDATE hits SET suppressed = $2 WHERE id = (SELECT hit_id FROM alerts WHERE id = $1)",
-            )
+            // An alert shares its hit's id.
+            sqlx::query("UPDATE hits SET suppressed = $2 WHERE id = $1")
                 .bind(alert_id)
                 .bind(reason)
                 .execute(&mut **tx)
@@ -571,7 +562,7 @@ pub(super) fn cooling_sql(n: usize, backend: Backend) -> String {
     )
 }
 
-/// Inserts the alert rows of new hits, `summarized` where `gathered`, else `new`. A hit whose
+/// Inserts the alert rows of new hits, but of none `gathered` into an open window. A hit whose
 /// token was deleted meanwhile still gets its row: its alert says the token is gone.
 async fn insert_alerts(
     tx: &mut Transaction<'_, Any>,
@@ -579,25 +570,27 @@ async fn insert_alerts(
     fresh: &[&HitRecord],
     gathered: &[bool],
 ) -> Result<()> {
-    if backend == Backend::Postgres && !fresh.is_empty() {
-        sqlx::query(recordset::ALERTS_SQL)
-            .bind(recordset::alerts_json(fresh, gathered))
-            .execute(&mut **tx)
-            .await?;
+    if backend == Backend::Postgres {
+        if gathered.iter().any(|g| !*g) {
+            sqlx::query(recordset::ALERTS_SQL)
+                .bind(recordset::alerts_json(fresh, gathered))
+                .execute(&mut **tx)
+                .await?;
+        }
         return Ok(());
     }
     let sqls = ALERTS_SQL.get(backend, alerts_sql);
-    let mut rest = fresh.iter().zip(gathered);
-    for p in chunks(fresh.len()) {
+    let to_plan: Vec<&HitRecord> = fresh
+        .iter()
+        .zip(gathered)
+        .filter(|(_, g)| !**g)
+        .map(|(h, _)| *h)
+        .collect();
+    let mut rest = to_plan.iter();
+    for p in chunks(to_plan.len()) {
         let mut q = sqlx::query(&sqls[p]);
-        for (h, g) in rest.by_ref().take(1 << p) {
-            let state = if *g { "summarized" } else { "new" };
-            q = q
-                .bind(&h.id)
-                .bind(&h.id)
-                .bind(h.token_id.as_str())
-                .bind(state)
-                .bind(h.received_at);
+        for h in rest.by_ref().take(1 << p) {
+            q = q.bind(&h.id).bind(h.token_id.as_str()).bind(h.received_at);
         }
         q.execute(&mut **tx).await?;
     }
@@ -621,7 +614,7 @@ mod tests {
     fn statements_number_their_parameters() {
         let sql = hits_sql(2, Backend::Postgres);
         assert!(sql.contains("$26)") && !sql.contains("$27"));
-        assert!(alerts_sql(2, Backend::Postgres).contains("($6, $7, $8, $9, $10)"));
+        assert!(alerts_sql(2, Backend::Postgres).contains("($4, $5, $6)"));
     }
 
     #[test]
@@ -629,6 +622,6 @@ mod tests {
         let sql = hits_sql(2, Backend::Sqlite);
         assert_eq!(sql.matches('?').count(), 2 * HIT_PARAMS);
         assert!(!sql.contains('$'));
-        assert!(alerts_sql(2, Backend::Sqlite).contains("(?, ?, ?, ?, ?), (?, ?, ?, ?, ?) ON"));
+        assert!(alerts_sql(2, Backend::Sqlite).contains("(?, ?, ?), (?, ?, ?) ON"));
     }
 }

@@ -83,15 +83,27 @@ impl HitStore for SqlStore {
         let _turn = self.write_turn().await;
         // Tombstones are pruned on their own clock (`prune_tombstones`): one must outlive its
         // hits for the late-event window.
+        let mut tx = self.pool.begin().await?;
+        // An alert still waiting goes with its hit (it shares the hit's id), as the foreign key
+        // did before 0023: the planner reads an alert's hit. The queue is the small side, so it
+        // is the one scanned, probing each hit by its id.
+        sqlx::query(
+            "DELETE FROM alerts WHERE EXISTS \
+             (SELECT 1 FROM hits h WHERE h.id = alerts.id AND h.event_time < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
         let res = sqlx::query("DELETE FROM hits WHERE event_time < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         // Folded events go with the hits of their time: both count, and both stop counting.
         sqlx::query("DELETE FROM folded_events WHERE event_time < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(res.rows_affected())
     }
 

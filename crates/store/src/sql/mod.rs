@@ -109,8 +109,8 @@ pub(crate) const TOKEN_COLUMNS: &str = "id, kind, memo, email, email_enabled, we
 pub(crate) const TOKEN_READ_COLUMNS: &str = "id, kind, memo, email, email_enabled, webhook_url, webhook_enabled, \
      manage_hash, minter, access_key_id, secret_sealed, username, account_id, region, output, created_at, \
      expires_at, cooldown_until, ignore_sources, email_disabled_reason, webhook_disabled_reason";
-/// How many alerts wait for the planner (through the partial index of `new` rows).
-pub(super) const PENDING_ALERTS_SQL: &str = "SELECT COUNT(*) FROM alerts WHERE state = 'new'";
+/// How many alerts wait for the planner: every row of the queue.
+pub(super) const PENDING_ALERTS_SQL: &str = "SELECT COUNT(*) FROM alerts";
 pub(crate) const HIT_COLUMNS: &str =
     "id, token_id, event_id, event_time, received_at, event_name, \
      event_source, region, source_ip, user_agent, error_code, error_message, account_id, \

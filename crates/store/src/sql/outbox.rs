@@ -121,8 +121,7 @@ pub(super) async fn open_cooldown(
     };
     let opened = sqlx::query(
         "UPDATE tokens SET cooldown_until = $2 WHERE id = $1 AND (cooldown_until IS NULL \
-         OR cooldown_until <= (SELECT h.received_at FROM hits h \
-             JOIN alerts a ON a.hit_id = h.id WHERE a.id = $3))",
+         OR cooldown_until <= (SELECT received_at FROM hits WHERE id = $3))",
     )
     .bind(token.as_str())
     .bind(until)
@@ -134,8 +133,7 @@ pub(super) async fn open_cooldown(
     }
     let row = sqlx::query(
         "SELECT h.id, h.event_time, h.received_at, h.source_ip, h.event_name \
-         FROM hits h JOIN alerts a ON a.hit_id = h.id JOIN tokens t ON t.id = h.token_id \
-         WHERE a.id = $1",
+         FROM hits h JOIN tokens t ON t.id = h.token_id WHERE h.id = $1",
     )
     .bind(alert_id)
     .fetch_optional(&mut **tx)
@@ -188,18 +186,18 @@ impl SqlStore {
 pub(super) fn new_alerts_query() -> String {
     format!(
         "WITH RECURSIVE pending(token_id) AS (\
-             SELECT MIN(token_id) FROM alerts WHERE state = 'new' \
+             SELECT MIN(token_id) FROM alerts \
              UNION ALL SELECT (SELECT MIN(n.token_id) FROM alerts n \
-                 WHERE n.state = 'new' AND n.token_id > p.token_id) \
+                 WHERE n.token_id > p.token_id) \
              FROM pending p WHERE p.token_id IS NOT NULL) \
-         SELECT a.id AS alert_id, {} FROM (SELECT id, hit_id, created_at, \
+         SELECT a.id AS alert_id, {} FROM (SELECT id, created_at, \
          ROW_NUMBER() OVER (PARTITION BY token_id ORDER BY created_at, id) AS turn \
-         FROM (SELECT id, hit_id, token_id, created_at FROM (SELECT id, hit_id, token_id, \
-         created_at FROM alerts WHERE state = 'new' ORDER BY created_at, id LIMIT $2) o \
-         UNION SELECT f.id, f.hit_id, f.token_id, f.created_at FROM pending t \
+         FROM (SELECT id, token_id, created_at FROM (SELECT id, token_id, \
+         created_at FROM alerts ORDER BY created_at, id LIMIT $2) o \
+         UNION SELECT f.id, f.token_id, f.created_at FROM pending t \
          JOIN alerts f ON f.id = (SELECT n.id FROM alerts n WHERE n.token_id = t.token_id \
-         AND n.state = 'new' ORDER BY n.created_at, n.id LIMIT 1)) c) a \
-         JOIN hits h ON h.id = a.hit_id \
+         ORDER BY n.created_at, n.id LIMIT 1)) c) a \
+         JOIN hits h ON h.id = a.id \
          ORDER BY a.turn, a.created_at, a.id LIMIT $1",
         hit_columns_of("h")
     )

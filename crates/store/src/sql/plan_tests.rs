@@ -1,6 +1,6 @@
-//! SQLite's plans for the reads of pending alerts: each reaches `alerts` through an index that
-//! holds only `new` rows, and none visits every token, so neither the stored history nor the
-//! size of the fleet adds to a planner round.
+//! SQLite's plans for the reads of pending alerts: `alerts` holds only alerts still to plan
+//! (0023), so no read of it sees the stored history, and none visits every token, so the size
+//! of the fleet adds nothing to a planner round either.
 
 use sqlx::Row;
 
@@ -20,7 +20,7 @@ async fn plan(store: &SqlStore, sql: &str, params: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn pending_alert_reads_touch_only_new_rows() {
+async fn pending_alert_reads_visit_no_token() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("t.db").display());
     let store = SqlStore::connect(&url).await.unwrap();
@@ -28,17 +28,14 @@ async fn pending_alert_reads_touch_only_new_rows() {
         let details = plan(&store, &sql, params).await;
         for d in &details {
             assert!(!d.contains("tokens"), "visits the fleet: {d}\n{details:#?}");
-            let table = d.split(' ').nth(1).unwrap_or("");
-            if d.starts_with("SCAN ") && ["alerts", "n", "f"].contains(&table) {
-                assert!(d.contains("alerts_new_time"), "scans stored alerts: {d}");
-            }
         }
-        assert!(
-            details.iter().any(|d| d.contains("alerts_new_time")),
-            "{details:#?}"
-        );
     }
+    // The oldest alerts overall come from the time index, not a sort of the queue.
     let details = plan(&store, &new_alerts_query(), 2).await;
+    assert!(
+        details.iter().any(|d| d.contains("alerts_new_time")),
+        "{details:#?}"
+    );
     assert!(
         details
             .iter()

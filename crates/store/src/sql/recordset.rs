@@ -82,25 +82,24 @@ pub(super) static HITS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// One alert row: it shares its hit's id; `state` is `new`, or `summarized` for a use gathered
-/// into its token's open window.
+/// One alert row: it shares its hit's id, and waits for the planner.
 #[derive(Serialize)]
 struct AlertRow<'a> {
     id: &'a str,
     token_id: &'a str,
-    state: &'static str,
     created_at: i64,
 }
 
-/// The alert rows of `fresh` (`gathered[i]`: hit i went into an open window) as `$1`.
+/// The alert rows of `fresh` as `$1`: one for each hit not gathered into an open window
+/// (`gathered[i]`), which is all the planner has to do.
 pub(super) fn alerts_json(fresh: &[&HitRecord], gathered: &[bool]) -> String {
     let rows: Vec<AlertRow<'_>> = fresh
         .iter()
         .zip(gathered)
-        .map(|(h, g)| AlertRow {
+        .filter(|(_, g)| !**g)
+        .map(|(h, _)| AlertRow {
             id: &h.id,
             token_id: h.token_id.as_str(),
-            state: if *g { "summarized" } else { "new" },
             created_at: h.received_at,
         })
         .collect();
@@ -108,8 +107,8 @@ pub(super) fn alerts_json(fresh: &[&HitRecord], gathered: &[bool]) -> String {
 }
 
 /// The alert rows' statement, as `batch::alerts_sql`: one row per hit, never a second.
-pub(super) const ALERTS_SQL: &str = "INSERT INTO alerts (id, hit_id, token_id, state, created_at) \
-     SELECT v.id, v.id, v.token_id, v.state, v.created_at \
+pub(super) const ALERTS_SQL: &str = "INSERT INTO alerts (id, token_id, created_at) \
+     SELECT v.id, v.token_id, v.created_at \
      FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
-         AS v(id TEXT, token_id TEXT, state TEXT, created_at BIGINT) \
+         AS v(id TEXT, token_id TEXT, created_at BIGINT) \
      ON CONFLICT (id) DO NOTHING";

@@ -296,31 +296,33 @@ fn insert_hits(
     Ok(true)
 }
 
-/// The alert rows, `summarized` where gathered, else `new` (as `batch::insert_alerts`).
+/// The alert rows of the hits not gathered into an open window (as `batch::insert_alerts`).
 fn insert_alerts(
     tx: &rusqlite::Transaction<'_>,
     hits: &[HitRecord],
     gathered: &[bool],
 ) -> rusqlite::Result<()> {
     let sqls = ALERTS_SQL.get(Backend::Sqlite, alerts_sql);
-    let tokens: Vec<&str> = hits.iter().map(|h| h.token_id.as_str()).collect();
+    let to_plan: Vec<&HitRecord> = hits
+        .iter()
+        .zip(gathered)
+        .filter(|(_, g)| !**g)
+        .map(|(h, _)| h)
+        .collect();
+    let tokens: Vec<&str> = to_plan.iter().map(|h| h.token_id.as_str()).collect();
     let mut start = 0;
-    for p in chunks(hits.len()) {
+    for p in chunks(to_plan.len()) {
         let end = start + (1 << p);
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity((end - start) * 5);
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(3 << p);
         for i in start..end {
-            let h = &hits[i];
-            let state: &dyn ToSql = if gathered[i] { &"summarized" } else { &"new" };
             params.extend_from_slice(&[
-                &h.id as &dyn ToSql,
-                &h.id,
+                &to_plan[i].id as &dyn ToSql,
                 &tokens[i],
-                state,
-                &h.received_at,
+                &to_plan[i].received_at,
             ]);
         }
-        tx.prepare_cached(&sqls[p])?.execute(&*params)?;
         start = end;
+        tx.prepare_cached(&sqls[p])?.execute(&*params)?;
     }
     Ok(())
 }
