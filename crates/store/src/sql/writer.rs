@@ -321,8 +321,8 @@ fn insert_alerts(
                 &to_plan[i].received_at,
             ]);
         }
-        start = end;
         tx.prepare_cached(&sqls[p])?.execute(&*params)?;
+        start = end;
     }
     Ok(())
 }
