@@ -2,6 +2,7 @@
 //! matched to a token by its key (or account and user name), and matches are stored as hits,
 //! deduplicated by eventID, with an alert row each, in one transaction.
 
+mod cadence;
 mod file;
 mod stream;
 mod window_log;

@@ -16,10 +16,14 @@ use std::time::Duration;
 use canarykeys_store::{HitRecord, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
+use super::cadence::Cadence;
+
 /// Hits in one group at most: bounds a transaction's size and a request's wait behind others.
 const MAX_GROUP_HITS: usize = 4096;
 /// Requests waiting for the writer at most; more wait to enqueue (back-pressure, not memory).
 const QUEUE: usize = 4096;
+/// How long a group waits at most for requests it expects (`Cadence`): about one commit.
+const LINGER: Duration = Duration::from_micros(500);
 
 struct Job {
     hits: Vec<HitRecord>,
@@ -108,14 +112,17 @@ async fn store_within(
 /// Takes groups off the queue while fewer than the store's `concurrent_groups` are committing.
 /// A slot is taken before the queue is read, so while every slot is busy requests pile up and
 /// the next group takes them all: groups still grow with the load. With one slot (SQLite) this
-/// is one group at a time, each taken as the last one's commit ends.
+/// is one group at a time, each taken as the last one's commit ends, and then given up to
+/// `LINGER` to reach as many requests as recent groups held (`Cadence`).
 async fn run(
     store: Arc<dyn Store>,
     mut queue: mpsc::Receiver<Job>,
     committed: Arc<Notify>,
     deadline: Duration,
 ) {
+    let one_at_a_time = store.concurrent_groups() <= 1;
     let slots = Arc::new(Semaphore::new(store.concurrent_groups().max(1)));
+    let mut cadence = Cadence::default();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -125,21 +132,42 @@ async fn run(
         };
         let mut size = first.hits.len();
         let mut group = vec![first];
-        // Take whatever queued while the slots were busy: no timer, so no added wait.
-        while size < MAX_GROUP_HITS {
-            match queue.try_recv() {
-                Ok(job) => {
-                    size += job.hits.len();
-                    group.push(job);
+        // Take whatever queued while the slots were busy.
+        take_queued(&mut queue, &mut group, &mut size);
+        if one_at_a_time {
+            let expected = cadence.expected();
+            let until = tokio::time::Instant::now() + LINGER;
+            while group.len() < expected && size < MAX_GROUP_HITS {
+                match tokio::time::timeout_at(until, queue.recv()).await {
+                    Ok(Some(job)) => {
+                        size += job.hits.len();
+                        group.push(job);
+                        take_queued(&mut queue, &mut group, &mut size);
+                    }
+                    // Closed (the next turn of the loop returns) or waited long enough.
+                    _ => break,
                 }
-                Err(_) => break,
             }
+            cadence.note(group.len());
         }
         let (store, committed) = (store.clone(), committed.clone());
         tokio::spawn(async move {
             commit(&*store, &mut group, size, &committed, deadline).await;
             drop(slot);
         });
+    }
+}
+
+/// Moves the jobs already queued into `group`, up to `MAX_GROUP_HITS` hits.
+fn take_queued(queue: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>, size: &mut usize) {
+    while *size < MAX_GROUP_HITS {
+        match queue.try_recv() {
+            Ok(job) => {
+                *size += job.hits.len();
+                group.push(job);
+            }
+            Err(_) => break,
+        }
     }
 }
 
