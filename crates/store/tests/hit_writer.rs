@@ -128,6 +128,26 @@ async fn the_common_group_is_written_by_the_thread_and_the_rest_by_the_general_p
     assert_eq!(again.new, [false; 4]);
     assert_eq!(store.count_hits(&t.id).await.unwrap(), 8);
 
+    // One repeat among new hits: the thread's statements skip a conflicting row rather than
+    // fail (`OR IGNORE`), so only its count can tell; it must hand the whole group back, and
+    // the general path stores the new ones and reports the repeat.
+    let before = stats();
+    let mut mixed = group(&t.id, 23, 3, "203.0.113.3");
+    mixed.rotate_left(1);
+    let r = store.record_group(&mixed).await.unwrap();
+    assert_eq!(stats().1, before.1 + 1, "handed back");
+    assert_eq!(r.new, [true, true, false]);
+    assert_eq!(store.count_hits(&t.id).await.unwrap(), 10);
+
+    // A new event under a row id already stored (a caller that broke the fresh-id rule) is
+    // handed back too, and the general path refuses it: it is never dropped as if stored.
+    let before = stats();
+    let mut reused = group(&t.id, 40, 1, "203.0.113.4");
+    reused[0].id = mixed[0].id.clone();
+    assert!(store.record_group(&reused).await.is_err());
+    assert_eq!(stats().1, before.1 + 1, "handed back");
+    assert_eq!(store.count_hits(&t.id).await.unwrap(), 10);
+
     // A group whose token is gone altogether: handed back, reported gone.
     let gone = TokenId::generate();
     let r = store

@@ -31,7 +31,7 @@ pub(super) struct ChunkSql {
 }
 
 impl ChunkSql {
-    const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         Self {
             sqlite: OnceLock::new(),
             postgres: OnceLock::new(),
