@@ -562,6 +562,19 @@ pub(super) fn cooling_sql(n: usize, backend: Backend) -> String {
     )
 }
 
+/// The hits that get an alert row: those not `gathered` into an open window (whose use the
+/// window's summary reports instead).
+pub(super) fn not_gathered<'a>(
+    hits: impl IntoIterator<Item = &'a HitRecord>,
+    gathered: &[bool],
+) -> Vec<&'a HitRecord> {
+    hits.into_iter()
+        .zip(gathered)
+        .filter(|(_, g)| !**g)
+        .map(|(h, _)| h)
+        .collect()
+}
+
 /// Inserts the alert rows of new hits, but of none `gathered` into an open window. A hit whose
 /// token was deleted meanwhile still gets its row: its alert says the token is gone.
 async fn insert_alerts(
@@ -580,12 +593,7 @@ async fn insert_alerts(
         return Ok(());
     }
     let sqls = ALERTS_SQL.get(backend, alerts_sql);
-    let to_plan: Vec<&HitRecord> = fresh
-        .iter()
-        .zip(gathered)
-        .filter(|(_, g)| !**g)
-        .map(|(h, _)| *h)
-        .collect();
+    let to_plan = not_gathered(fresh.iter().copied(), gathered);
     let mut rest = to_plan.iter();
     for p in chunks(to_plan.len()) {
         let mut q = sqlx::query(&sqls[p]);

@@ -93,11 +93,9 @@ struct AlertRow<'a> {
 /// The alert rows of `fresh` as `$1`: one for each hit not gathered into an open window
 /// (`gathered[i]`), which is all the planner has to do.
 pub(super) fn alerts_json(fresh: &[&HitRecord], gathered: &[bool]) -> String {
-    let rows: Vec<AlertRow<'_>> = fresh
-        .iter()
-        .zip(gathered)
-        .filter(|(_, g)| !**g)
-        .map(|(h, _)| AlertRow {
+    let rows: Vec<AlertRow<'_>> = super::batch::not_gathered(fresh.iter().copied(), gathered)
+        .into_iter()
+        .map(|h| AlertRow {
             id: &h.id,
             token_id: h.token_id.as_str(),
             created_at: h.received_at,

@@ -19,7 +19,8 @@ use rusqlite::{Connection, ToSql, TransactionBehavior};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use super::batch::{
-    alerts_sql, chunks, cooling_sql, gathered, hits_sql, window_hits, ChunkSql, HIT_PARAMS,
+    alerts_sql, chunks, cooling_sql, gathered, hits_sql, not_gathered, window_hits, ChunkSql,
+    HIT_PARAMS,
 };
 use super::windows::{read_sql, update_sql, WindowUpdate, GATHER_CHUNK};
 use super::Backend;
@@ -316,12 +317,7 @@ fn insert_alerts(
     gathered: &[bool],
 ) -> rusqlite::Result<()> {
     let sqls = ALERTS.get(Backend::Sqlite, |n, b| or_ignore(alerts_sql(n, b)));
-    let to_plan: Vec<&HitRecord> = hits
-        .iter()
-        .zip(gathered)
-        .filter(|(_, g)| !**g)
-        .map(|(h, _)| h)
-        .collect();
+    let to_plan = not_gathered(hits, gathered);
     let tokens: Vec<&str> = to_plan.iter().map(|h| h.token_id.as_str()).collect();
     let mut start = 0;
     for p in chunks(to_plan.len()) {
