@@ -148,6 +148,26 @@ async fn the_common_group_is_written_by_the_thread_and_the_rest_by_the_general_p
     assert_eq!(stats().1, before.1 + 1, "handed back");
     assert_eq!(store.count_hits(&t.id).await.unwrap(), 10);
 
+    // An alert row already holding a new hit's id (left by hand here; nothing in the store
+    // makes one): the thread's `OR IGNORE` would skip it quietly, so its count hands the group
+    // back and the general path decides, as it always did.
+    // A token with no open window, so its use is one to plan and gets an alert row.
+    let fresh = token(2_000);
+    store.insert_token(&fresh).await.unwrap();
+    let before = stats();
+    let orphan = group(&fresh.id, 50, 1, "203.0.113.5");
+    rusqlite::Connection::open(dir.path().join("t.db"))
+        .unwrap()
+        .execute(
+            "INSERT INTO alerts (id, token_id, created_at) VALUES (?1, ?2, 1)",
+            (&orphan[0].id, fresh.id.as_str()),
+        )
+        .unwrap();
+    let r = store.record_group(&orphan).await.unwrap();
+    assert_eq!(stats().1, before.1 + 1, "handed back");
+    assert_eq!(r.new, [true]);
+    assert_eq!(store.count_hits(&fresh.id).await.unwrap(), 1);
+
     // A group whose token is gone altogether: handed back, reported gone.
     let gone = TokenId::generate();
     let r = store

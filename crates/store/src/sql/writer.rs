@@ -251,7 +251,9 @@ fn write(
         }
     }
     let gathered = gathered(hits.iter(), &cooling);
-    insert_alerts(&tx, hits, &gathered)?;
+    if !insert_alerts(&tx, hits, &gathered)? {
+        return Ok(None);
+    }
     let windows = window_hits(hits.iter(), &gathered);
     if !gather(&tx, &windows)? {
         return Ok(None);
@@ -310,12 +312,14 @@ fn insert_hits(
     Ok(true)
 }
 
-/// The alert rows of the hits not gathered into an open window (as `batch::insert_alerts`).
+/// The alert rows of the hits not gathered into an open window (as `batch::insert_alerts`);
+/// false when any was left out, so that no alert is skipped here that the general path would
+/// have written or refused.
 fn insert_alerts(
     tx: &rusqlite::Transaction<'_>,
     hits: &[HitRecord],
     gathered: &[bool],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let sqls = ALERTS.get(Backend::Sqlite, |n, b| or_ignore(alerts_sql(n, b)));
     let to_plan = not_gathered(hits, gathered);
     let tokens: Vec<&str> = to_plan.iter().map(|h| h.token_id.as_str()).collect();
@@ -330,10 +334,12 @@ fn insert_alerts(
                 &to_plan[i].received_at,
             ]);
         }
-        tx.prepare_cached(&sqls[p])?.execute(&*params)?;
+        if tx.prepare_cached(&sqls[p])?.execute(&*params)? != end - start {
+            return Ok(false);
+        }
         start = end;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Counts gathered hits into their open windows (as `windows::gather`); false when a window is
