@@ -35,9 +35,16 @@ use crate::{event_hash, Distinct, HitRecord, RecordedGroup, WindowHit};
 static HITS: ChunkSql = ChunkSql::new();
 static ALERTS: ChunkSql = ChunkSql::new();
 
+/// `sql` with `OR IGNORE` after its leading verb. Only the statement's own verb is touched
+/// (never one inside a subquery), and the string is copied once: the windows' statement is built
+/// for each group.
 fn or_ignore(sql: String) -> String {
-    sql.replacen("INSERT INTO", "INSERT OR IGNORE INTO", 1)
-        .replacen("UPDATE alert_windows", "UPDATE OR IGNORE alert_windows", 1)
+    for verb in ["INSERT", "UPDATE"] {
+        if let Some(rest) = sql.strip_prefix(verb) {
+            return format!("{verb} OR IGNORE{rest}");
+        }
+    }
+    sql
 }
 
 /// The turn of the caller, held until the thread is done with the group.
@@ -395,4 +402,30 @@ fn gather(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each statement the thread runs is the `OR IGNORE` form; one that lost it would bring the
+    /// statement journal back without failing anything else.
+    #[test]
+    fn every_statement_of_the_thread_is_an_or_ignore_form() {
+        for n in [1, 3, 64] {
+            for sql in [
+                or_ignore(hits_sql(n, Backend::Sqlite)),
+                or_ignore(alerts_sql(n, Backend::Sqlite)),
+                or_ignore(update_sql(n, Backend::Sqlite)),
+            ] {
+                assert!(
+                    sql.starts_with("INSERT OR IGNORE INTO ")
+                        || sql.starts_with("UPDATE OR IGNORE alert_windows "),
+                    "{sql}"
+                );
+                assert_eq!(sql.matches("OR IGNORE").count(), 1, "{sql}");
+            }
+        }
+        assert_eq!(or_ignore("SELECT 1".into()), "SELECT 1");
+    }
 }
