@@ -234,6 +234,19 @@ async fn a_partly_failed_bulk_retries_only_its_failed_item(db: Db) {
         (hook.count() == 3 && es.count() >= 1).then_some(())
     })
     .await;
+    // The clock moves only once the server has recorded each refusal: a retry time written
+    // after the jump would fall an hour later than the test expects.
+    let sent_items = |es: &Rx| -> u64 {
+        es.all()
+            .iter()
+            .map(|g| String::from_utf8_lossy(&g.body).lines().count() as u64 / 2)
+            .sum()
+    };
+    canarykeys_testkit::wait_for("the refusals are recorded", WAIT, || async {
+        (elastic_metric(&app, "canarykeys_stream_failures_total").await == sent_items(&es))
+            .then_some(())
+    })
+    .await;
     let refused = es.count();
     es.answer_with(|got| {
         let (status, body) = bulk_ok(got);
@@ -270,6 +283,10 @@ async fn a_partly_failed_bulk_retries_only_its_failed_item(db: Db) {
     assert!(es.all()[refused]
         .header("authorization")
         .starts_with("Basic "));
+    canarykeys_testkit::wait_for("two delivered, one to retry", WAIT, || async {
+        (elastic_metric(&app, "canarykeys_stream_backlog").await == 1).then_some(())
+    })
+    .await;
     app.advance(std::time::Duration::from_secs(3600));
     app.deliver_until("the retry", WAIT, || {
         (es.count() == refused + 2).then_some(())
@@ -280,9 +297,24 @@ async fn a_partly_failed_bulk_retries_only_its_failed_item(db: Db) {
         [first[1].clone()],
         "only the failed item is sent again"
     );
+    canarykeys_testkit::wait_for("the retry is recorded", WAIT, || async {
+        (elastic_metric(&app, "canarykeys_stream_backlog").await == 0).then_some(())
+    })
+    .await;
     app.advance(std::time::Duration::from_secs(3600));
     app.deliver_once().await;
     assert_eq!(es.count(), refused + 2, "nothing more to send");
+}
+
+/// The elastic stream's figure `name` on `/metrics`.
+async fn elastic_metric(app: &canarykeys_testkit::app::TestApp, name: &str) -> u64 {
+    let metrics = app.metrics().await;
+    let line = format!("{name}{{stream=\"elastic\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in {metrics}"))
 }
 
 #[tokio::test]

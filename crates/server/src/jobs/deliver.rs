@@ -298,10 +298,28 @@ impl Deliverer {
         kind: ChannelKind,
         outcome: Outcome,
     ) -> Result<Sent, StoreError> {
-        if let (ChannelKind::Stream(stream), false) = (kind, outcome == Outcome::Delivered) {
+        let failed_stream = match (kind, outcome == Outcome::Delivered) {
+            (ChannelKind::Stream(stream), false) => Some(stream),
+            _ => None,
+        };
+        let sent = self.record(d, kind, outcome).await?;
+        // Counted once the store holds the failure, so a reader who sees the count sees the
+        // row's next attempt too.
+        if let Some(stream) = failed_stream {
             self.metrics
                 .add("canarykeys_stream_failures_total", stream.as_str(), 1);
         }
+        Ok(sent)
+    }
+
+    /// Writes what `outcome` means for `d`: its next attempt, its failure, or nothing yet
+    /// (a success is marked by the caller together with others).
+    async fn record(
+        &self,
+        d: DeliveryRecord,
+        kind: ChannelKind,
+        outcome: Outcome,
+    ) -> Result<Sent, StoreError> {
         let now = self.clock.now_millis();
         let asked = match &outcome {
             Outcome::RetryAfter(_, after) => Some(*after),
