@@ -198,3 +198,78 @@ async fn closing_the_store_stops_the_thread_and_cuts_the_wal() {
     assert_eq!(reopened.count_hits(&t.id).await.unwrap(), 3);
     reopened.close().await;
 }
+
+/// Past a window's budget of stored hits, a use to fold is the thread's common case too (a
+/// flood makes every group one), alone or beside new hits in one statement; a repeat of a
+/// folded use, or anything its read-back cannot account for, goes to the general path.
+#[tokio::test]
+async fn uses_to_fold_are_the_threads_and_anything_odd_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    store.set_stored_hits_per_window(3);
+    let stats = || store.hit_writer_stats().unwrap();
+    let t = cooling(&store).await;
+    // The window opens (general path) with the budget's three stored hits.
+    store
+        .record_group(&group(&t.id, 10, 3, "203.0.113.1"))
+        .await
+        .unwrap();
+
+    let before = stats();
+    let r = store
+        .record_group(&group(&t.id, 20, 5, "203.0.113.2"))
+        .await
+        .unwrap();
+    assert_eq!(stats().0, before.0 + 1, "folded by the thread");
+    assert_eq!(
+        (r.new, r.folded, r.windowed, r.to_plan),
+        (vec![true; 5], vec![true; 5], vec![true; 5], 0)
+    );
+
+    // Folds and a fresh token's first uses in one chunk: the thread stores the new ones (read
+    // back by rowid) and folds the rest.
+    let fresh = token(2_000);
+    store.insert_token(&fresh).await.unwrap();
+    let mut mixed = group(&t.id, 30, 2, "203.0.113.3");
+    mixed.extend(group(&fresh.id, 0, 2, "198.51.100.7"));
+    mixed.swap(1, 2);
+    let before = stats();
+    let r = store.record_group(&mixed).await.unwrap();
+    assert_eq!(stats().0, before.0 + 1, "written by the thread");
+    assert_eq!(r.new, [true; 4]);
+    assert_eq!(r.folded, [true, false, true, false]);
+    assert_eq!(r.windowed, [true, false, true, false]);
+    assert_eq!(r.to_plan, 2);
+    assert_eq!(store.new_alerts(100).await.unwrap().len(), 2);
+    assert_eq!(store.count_hits(&t.id).await.unwrap(), 1 + 3 + 5 + 2);
+    assert_eq!(store.list_hits(&t.id, 100, 0).await.unwrap().len(), 4);
+    assert_eq!(store.count_hits(&fresh.id).await.unwrap(), 2);
+    let windows = store.closed_windows(CLOSES + 1).await.unwrap();
+    let w = windows.iter().find(|w| w.token_id == t.id).unwrap();
+    assert_eq!((w.hits, w.folded.count), (3, 7));
+    assert_eq!(
+        (w.folded.first_event_time, w.folded.last_event_time),
+        (Some(220), Some(231))
+    );
+
+    // A folded use again (another path, a fresh row id): handed back, not new, not counted.
+    let before = stats();
+    let again = store
+        .record_group(&group(&t.id, 30, 1, "203.0.113.3"))
+        .await
+        .unwrap();
+    assert_eq!(stats().1, before.1 + 1, "handed back");
+    assert_eq!(again.new, [false]);
+    assert_eq!(store.count_hits(&t.id).await.unwrap(), 11);
+
+    // One new hit beside a new event under a stored row's id: the statement stores one of two.
+    // Read back by id, the reused id would pass for stored; by rowid it is left out, is no use
+    // to fold, and the general path refuses the group as it always did.
+    let mut odd = group(&fresh.id, 10, 2, "198.51.100.8");
+    odd[1].id = mixed[1].id.clone();
+    let before = stats();
+    assert!(store.record_group(&odd).await.is_err());
+    assert_eq!(stats().1, before.1 + 1, "handed back");
+    assert_eq!(store.count_hits(&fresh.id).await.unwrap(), 2);
+    store.close().await;
+}

@@ -21,6 +21,7 @@ mod tokens;
 mod tombstones;
 mod windows;
 mod writer;
+mod writer_fold;
 
 #[cfg(test)]
 mod deadlock_tests;

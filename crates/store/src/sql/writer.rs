@@ -4,9 +4,10 @@
 //! database thread, where sqlx's worker took one per statement, about ten a group. `perf` on a
 //! loaded server put thread switches first (a fifth of its time in `finish_task_switch`).
 //!
-//! It takes the common case only: every hit new, every window it counts into already open.
-//! Anything else (a repeat, a use to fold, a window to open, any error at all) rolls back and
-//! hands the group to the general path over sqlx (`batch`), which it never replaces. What a 2xx
+//! It takes the common cases only: every hit new or a use to fold (`writer_fold`), every window
+//! it counts into already open. Anything else (a repeat, a gone token, a window to open, any
+//! error at all) rolls back and hands the group to the general path over sqlx (`batch`), which
+//! it never replaces. What a 2xx
 //! means does not change: the group's transaction commits with `synchronous = FULL` before any
 //! request is answered, inside the same write turn as every other writer of this process.
 
@@ -23,7 +24,7 @@ use super::batch::{
     HIT_PARAMS,
 };
 use super::windows::{read_sql, update_sql, WindowUpdate, GATHER_CHUNK};
-use super::Backend;
+use super::{writer_fold, Backend};
 use crate::{event_hash, Distinct, HitRecord, RecordedGroup, WindowHit};
 
 /// The thread's own forms of the group's writes: `OR IGNORE`, so that no constraint can abort a
@@ -38,7 +39,7 @@ static ALERTS: ChunkSql = ChunkSql::new();
 /// `sql` with `OR IGNORE` after its leading verb. Only the statement's own verb is touched
 /// (never one inside a subquery), and the string is copied once: the windows' statement is built
 /// for each group.
-fn or_ignore(sql: String) -> String {
+pub(super) fn or_ignore(sql: String) -> String {
     for verb in ["INSERT", "UPDATE"] {
         if let Some(rest) = sql.strip_prefix(verb) {
             return format!("{verb} OR IGNORE{rest}");
@@ -237,10 +238,25 @@ fn write(
     // IMMEDIATE: the write lock from the start, so what is read below is what this commit
     // writes over (the general path gets the same by reading after its first insert).
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !insert_hits(&tx, hits, packed, budget)? {
+    let Some(stored) = insert_hits(&tx, hits, packed, budget)? else {
         return Ok(None);
+    };
+    let n = hits.len();
+    let left: Vec<(usize, &HitRecord)> = (hits.iter().enumerate())
+        .filter(|(i, _)| !stored[*i])
+        .collect();
+    let mut folded = vec![false; n];
+    if !left.is_empty() {
+        let Some(indexes) = writer_fold::fold_all(&tx, budget, &left)? else {
+            return Ok(None);
+        };
+        for i in indexes {
+            folded[i] = true;
+        }
     }
-    let tokens: Vec<&str> = hits
+    let fresh_at: Vec<usize> = (0..n).filter(|i| stored[*i]).collect();
+    let fresh: Vec<&HitRecord> = fresh_at.iter().map(|i| &hits[*i]).collect();
+    let tokens: Vec<&str> = fresh
         .iter()
         .map(|h| h.token_id.as_str())
         .collect::<BTreeSet<_>>()
@@ -257,36 +273,43 @@ fn write(
             cooling.insert(id, until);
         }
     }
-    let gathered = gathered(hits.iter(), &cooling);
-    if !insert_alerts(&tx, hits, &gathered)? {
+    let gathered = gathered(fresh.iter().copied(), &cooling);
+    if !insert_alerts(&tx, &fresh, &gathered)? {
         return Ok(None);
     }
-    let windows = window_hits(hits.iter(), &gathered);
+    let windows = window_hits(fresh.iter().copied(), &gathered);
     if !gather(&tx, &windows)? {
         return Ok(None);
     }
     tx.commit()?;
-    let n = hits.len();
+    // As the general path reports it: a folded use is new, and its window reports it.
+    let mut windowed = folded.clone();
+    for (i, g) in fresh_at.iter().zip(&gathered) {
+        windowed[*i] = *g;
+    }
     Ok(Some(RecordedGroup {
         new: vec![true; n],
         gone: vec![false; n],
         to_plan: gathered.iter().filter(|g| !**g).count(),
-        windowed: gathered,
-        folded: vec![false; n],
+        windowed,
+        folded,
     }))
 }
 
-/// The hits, as `batch::insert_hits` binds them; false when any was left out (a repeat, a use
-/// to fold, a token gone), which only the general path sorts out.
+/// The hits, as `batch::insert_hits` binds them; per hit, whether this statement stored it.
+/// `None` when a chunk's stored rows cannot be told apart exactly, which declines the group.
+/// A hit left out is a repeat, a use to fold or one of a gone token: `writer_fold` takes the
+/// folds, and only the general path sorts out the rest.
 fn insert_hits(
     tx: &rusqlite::Transaction<'_>,
     hits: &[HitRecord],
     packed: &[Vec<u8>],
     budget: i64,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<Option<Vec<bool>>> {
     let sqls = HITS.get(Backend::Sqlite, |n, b| or_ignore(hits_sql(n, b)));
     let hashes: Vec<i64> = hits.iter().map(|h| event_hash(&h.event_id)).collect();
     let tokens: Vec<&str> = hits.iter().map(|h| h.token_id.as_str()).collect();
+    let mut stored = Vec::with_capacity(hits.len());
     let mut start = 0;
     for p in chunks(hits.len()) {
         let end = start + (1 << p);
@@ -311,12 +334,44 @@ fn insert_hits(
             ]);
         }
         let inserted = tx.prepare_cached(&sqls[p])?.execute(&*params)?;
-        if inserted != end - start {
-            return Ok(false);
+        let chunk = &hits[start..end];
+        match inserted {
+            n if n == chunk.len() => stored.extend(std::iter::repeat_n(true, n)),
+            0 => stored.extend(std::iter::repeat_n(false, chunk.len())),
+            n => match which_stored(tx, chunk, n)? {
+                Some(these) => stored.extend(these),
+                None => return Ok(None),
+            },
         }
         start = end;
     }
-    Ok(true)
+    Ok(Some(stored))
+}
+
+/// Which of `chunk` the statement just run stored, `n` of them. Its rows took the `n` rowids
+/// up to the last one inserted (SQLite gives each new row the largest rowid plus one), so they
+/// are read back by rowid, not by id: an id this group reuses from a stored row can never pass
+/// for a new one. Anything that does not add up declines.
+fn which_stored(
+    tx: &rusqlite::Transaction<'_>,
+    chunk: &[HitRecord],
+    n: usize,
+) -> rusqlite::Result<Option<Vec<bool>>> {
+    let last = tx.last_insert_rowid();
+    let first = last - i64::try_from(n).unwrap_or(i64::MAX) + 1;
+    let mut stmt = tx.prepare_cached("SELECT id FROM hits WHERE rowid BETWEEN ?1 AND ?2")?;
+    let ids = stmt.query_map((first, last), |r| r.get::<_, String>(0))?;
+    let mut stored = vec![false; chunk.len()];
+    let mut found = 0;
+    for id in ids {
+        let id = id?;
+        match chunk.iter().position(|h| h.id == id) {
+            Some(i) if !stored[i] => stored[i] = true,
+            _ => return Ok(None),
+        }
+        found += 1;
+    }
+    Ok((found == n).then_some(stored))
 }
 
 /// The alert rows of the hits not gathered into an open window (as `batch::insert_alerts`);
@@ -324,11 +379,11 @@ fn insert_hits(
 /// have written or refused.
 fn insert_alerts(
     tx: &rusqlite::Transaction<'_>,
-    hits: &[HitRecord],
+    hits: &[&HitRecord],
     gathered: &[bool],
 ) -> rusqlite::Result<bool> {
     let sqls = ALERTS.get(Backend::Sqlite, |n, b| or_ignore(alerts_sql(n, b)));
-    let to_plan = not_gathered(hits, gathered);
+    let to_plan = not_gathered(hits.iter().copied(), gathered);
     let tokens: Vec<&str> = to_plan.iter().map(|h| h.token_id.as_str()).collect();
     let mut start = 0;
     for p in chunks(to_plan.len()) {
