@@ -21,7 +21,6 @@ mod tokens;
 mod tombstones;
 mod windows;
 mod writer;
-mod writer_fold;
 
 #[cfg(test)]
 mod deadlock_tests;

@@ -1,8 +1,8 @@
-//! Flood folding on SQLite's hit-group thread (`writer`). Once a token's open window has stored
+//! Flood folding on SQLite's hit-group thread. Once a token's open window has stored
 //! its budget of hit rows, every further use in it is one to fold, so under a flood that is the
 //! common group, not the exception: handing each such group to the general path (a dozen
 //! hand-offs to sqlx's thread) halved sustained throughput once the windows filled. The thread
-//! folds with the same choices and statements as `fold` (shared from there), and takes only
+//! folds with the same choices and statements as `fold` (shared from `sql::fold`), and takes only
 //! the case where every use its hits `INSERT` left out is one to fold; a repeat, a gone token,
 //! or a use outside a full window sends the whole group to the general path.
 
@@ -10,19 +10,18 @@ use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{ToSql, Transaction};
 
-use super::batch::{chunks, ChunkSql};
-use super::fold::{
-    folded_before_sql, in_open_windows, insert_sql, pick, stored_sql, tally, update_sql,
-    windows_sql, FullWindows, WindowRow,
+use super::or_ignore;
+use crate::sql::batch::{chunks, ChunkSql};
+use crate::sql::fold::{
+    in_open_windows, insert_sql, pick, stored_sql, tally, update_sql, windows_sql, FullWindows,
+    WindowRow,
 };
-use super::windows::count;
-use super::writer::or_ignore;
-use super::Backend;
+use crate::sql::windows::count;
+use crate::sql::Backend;
 use crate::{event_hash, HitRecord};
 
 static WINDOWS: ChunkSql = ChunkSql::new();
 static STORED: ChunkSql = ChunkSql::new();
-static FOLDED_BEFORE: ChunkSql = ChunkSql::new();
 static INSERT: ChunkSql = ChunkSql::new();
 static UPDATE: ChunkSql = ChunkSql::new();
 
@@ -40,8 +39,9 @@ pub(super) fn fold_all(
         return Ok(None);
     }
     let stored = stored_events(tx, &open)?;
-    let seen = folded_before(tx, &open)?;
-    let folded = pick(open, &stored, seen);
+    // No read of the events folded before: the `folded_events` insert below meets each one as
+    // a conflict, and its count declines the group (one index seek a use, not two).
+    let folded = pick(open, &stored, HashSet::new());
     if folded.len() != left.len() {
         return Ok(None);
     }
@@ -161,31 +161,4 @@ fn stored_events(
         }
     }
     Ok(stored)
-}
-
-/// Of the uses' (token, event hash) pairs, those folded before.
-fn folded_before(
-    tx: &Transaction<'_>,
-    open: &[(usize, &HitRecord)],
-) -> rusqlite::Result<HashSet<(String, i64)>> {
-    let sqls = FOLDED_BEFORE.get(Backend::Sqlite, folded_before_sql);
-    let mut seen = HashSet::new();
-    let mut rest = open;
-    for p in chunks(rest.len()) {
-        let (chunk, tail) = rest.split_at(1usize << p);
-        rest = tail;
-        let pairs: Vec<(&str, i64)> = chunk
-            .iter()
-            .map(|(_, h)| (h.token_id.as_str(), event_hash(&h.event_id)))
-            .collect();
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(2 << p);
-        for (token, hash) in &pairs {
-            params.extend_from_slice(&[token as &dyn ToSql, hash]);
-        }
-        let mut stmt = tx.prepare_cached(&sqls[p])?;
-        for pair in stmt.query_map(&*params, |r| Ok((r.get(0)?, r.get(1)?)))? {
-            seen.insert(pair?);
-        }
-    }
-    Ok(seen)
 }
