@@ -505,12 +505,7 @@ async fn cooling_tokens(
     backend: Backend,
     fresh: &[&HitRecord],
 ) -> Result<HashMap<String, i64>> {
-    let tokens: Vec<&str> = fresh
-        .iter()
-        .map(|h| h.token_id.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let tokens = token_ids(fresh.iter().copied());
     let mut cooling = HashMap::new();
     for chunk in tokens.chunks(1 << MAX_ROWS_LOG2) {
         let sql = cooling_sql(chunk.len(), backend);
@@ -525,6 +520,15 @@ async fn cooling_tokens(
 
 /// Per hit, whether it falls inside its token's open cooldown window (`cooling`: token id →
 /// `cooldown_until`), and so is gathered into the window instead of alerting on its own.
+/// The hits' tokens, each once, in order (the order rows are locked in on PostgreSQL).
+pub(super) fn token_ids<'a>(hits: impl IntoIterator<Item = &'a HitRecord>) -> Vec<&'a str> {
+    hits.into_iter()
+        .map(|h| h.token_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 pub(super) fn gathered<'a>(
     hits: impl Iterator<Item = &'a HitRecord>,
     cooling: &HashMap<String, i64>,

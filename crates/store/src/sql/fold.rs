@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::batch::{chunks, values};
+use super::batch::{chunks, token_ids, values};
 use super::windows::count;
 use super::Backend;
 use crate::{event_hash, Folded, HitRecord, Result, Tally};
@@ -201,12 +201,7 @@ async fn full_windows(
     budget: i64,
     candidates: &[(usize, &HitRecord)],
 ) -> Result<FullWindows> {
-    let tokens: Vec<&str> = candidates
-        .iter()
-        .map(|(_, h)| h.token_id.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let tokens = token_ids(candidates.iter().map(|(_, h)| *h));
     let sql = windows_sql(tokens.len(), backend);
     let mut q = sqlx::query(&sql);
     for t in &tokens {

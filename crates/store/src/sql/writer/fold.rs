@@ -6,12 +6,12 @@
 //! the case where every use its hits `INSERT` left out is one to fold; a repeat, a gone token,
 //! or a use outside a full window sends the whole group to the general path.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use rusqlite::{ToSql, Transaction};
 
 use super::or_ignore;
-use crate::sql::batch::{chunks, ChunkSql};
+use crate::sql::batch::{chunks, token_ids, ChunkSql};
 use crate::sql::fold::{
     in_open_windows, insert_sql, pick, stored_sql, tally, update_sql, windows_sql, FullWindows,
     WindowRow,
@@ -110,12 +110,7 @@ fn full_windows(
     budget: i64,
     left: &[(usize, &HitRecord)],
 ) -> rusqlite::Result<FullWindows> {
-    let tokens: Vec<&str> = left
-        .iter()
-        .map(|(_, h)| h.token_id.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let tokens = token_ids(left.iter().map(|(_, h)| *h));
     let sqls = WINDOWS.get(Backend::Sqlite, windows_sql);
     let mut out = FullWindows::new();
     let mut rest = tokens.as_slice();

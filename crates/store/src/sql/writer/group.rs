@@ -2,14 +2,14 @@
 //! of the hits to plan, the open windows they count into, and the commit, or a rollback that
 //! declines the group.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 
 use super::or_ignore;
 use crate::sql::batch::{
-    alerts_sql, chunks, cooling_sql, gathered, hits_sql, not_gathered, window_hits, ChunkSql,
-    HIT_PARAMS,
+    alerts_sql, chunks, cooling_sql, gathered, hits_sql, not_gathered, token_ids, window_hits,
+    ChunkSql, HIT_PARAMS,
 };
 use crate::sql::windows::{read_sql, update_sql, WindowUpdate, GATHER_CHUNK};
 use crate::sql::Backend;
@@ -52,12 +52,7 @@ pub(super) fn write(
     }
     let fresh_at: Vec<usize> = (0..n).filter(|i| stored[*i]).collect();
     let fresh: Vec<&HitRecord> = fresh_at.iter().map(|i| &hits[*i]).collect();
-    let tokens: Vec<&str> = fresh
-        .iter()
-        .map(|h| h.token_id.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let tokens = token_ids(fresh.iter().copied());
     let mut cooling: HashMap<String, i64> = HashMap::new();
     for chunk in tokens.chunks(GATHER_CHUNK) {
         let mut stmt = tx.prepare_cached(&cooling_sql(chunk.len(), Backend::Sqlite))?;
