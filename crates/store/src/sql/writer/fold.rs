@@ -34,6 +34,8 @@ pub(super) fn fold_all(
     left: &[(usize, &HitRecord)],
 ) -> rusqlite::Result<Option<Vec<usize>>> {
     let mut windows = full_windows(tx, budget, left)?;
+    // A use in a full window is never one of a gone token (which the general path reports as
+    // gone, not folded): a tombstone is pruned only once its token has no window row.
     let open = in_open_windows(left, &windows);
     if open.len() != left.len() {
         return Ok(None);
