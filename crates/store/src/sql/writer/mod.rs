@@ -219,6 +219,7 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Msg>, stats: &Stats) {
 mod tests {
     use super::*;
     use crate::sql::batch::{alerts_sql, hits_sql};
+    use crate::sql::fold;
     use crate::sql::windows::update_sql;
     use crate::sql::Backend;
 
@@ -231,6 +232,9 @@ mod tests {
                 or_ignore(hits_sql(n, Backend::Sqlite)),
                 or_ignore(alerts_sql(n, Backend::Sqlite)),
                 or_ignore(update_sql(n, Backend::Sqlite)),
+                // The folding's two writes (`fold.rs`).
+                or_ignore(fold::insert_sql(n, Backend::Sqlite)),
+                or_ignore(fold::update_sql(n, Backend::Sqlite)),
             ] {
                 assert!(
                     sql.starts_with("INSERT OR IGNORE INTO ")
