@@ -2,6 +2,11 @@
 //! `SqlStore`, which keeps the data in SQLite (the default, one file) or PostgreSQL (shared by
 //! several replicas).
 
+// The store's test records (`tests/support`) name the crate as its integration tests do;
+// `sql::pg_plan_tests` shares them.
+#[cfg(test)]
+extern crate self as canarykeys_store;
+
 mod access;
 mod console;
 mod exposures;

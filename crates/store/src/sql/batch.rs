@@ -202,7 +202,17 @@ impl SqlStore {
             None => (turn, packed),
         };
         let mut tx = self.pool.begin().await?;
-        let (mut new, gone) = insert_hits(&mut tx, backend, hits, &packed, budget).await?;
+        // PostgreSQL reads the cooldowns and windows in the hits' statement (`recordset`).
+        let (mut new, gone, read) = match backend {
+            Backend::Postgres => {
+                let (new, gone, read) = insert_read(&mut tx, hits, &packed, budget).await?;
+                (new, gone, Some(read))
+            }
+            Backend::Sqlite => {
+                let (new, gone) = insert_hits(&mut tx, hits, &packed, budget).await?;
+                (new, gone, None)
+            }
+        };
         // Left out, and of a known token: a repeat, or a use to fold. Only a flood (or a
         // repeat) gets here; the common group has every hit stored.
         let candidates: Vec<(usize, &HitRecord)> = hits
@@ -212,6 +222,8 @@ impl SqlStore {
             .collect();
         let mut folded = vec![false; hits.len()];
         if !candidates.is_empty() {
+            // Folding writes a window's folded counts only, never the distinct values
+            // `read` holds for `gather`.
             for i in fold::fold(&mut tx, backend, budget, &candidates).await? {
                 new[i] = true;
                 folded[i] = true;
@@ -219,22 +231,17 @@ impl SqlStore {
         }
         let fresh_at: Vec<usize> = (0..hits.len()).filter(|i| new[*i] && !folded[*i]).collect();
         let fresh: Vec<&HitRecord> = fresh_at.iter().map(|i| &hits[*i]).collect();
-        // Read after the hits went in, so SQLite already holds the write lock: the windows seen
-        // here are the ones this transaction writes to.
-        let cooling = cooling_tokens(&mut tx, backend, &fresh).await?;
+        let (cooling, open) = match read {
+            Some(read) => (read.cooling, Some(read.open)),
+            // Read after the hits went in, so SQLite already holds the write lock: the
+            // windows seen here are the ones this transaction writes to.
+            None => (cooling_tokens(&mut tx, backend, &fresh).await?, None),
+        };
         let gathered = gathered(fresh.iter().copied(), &cooling);
         insert_alerts(&mut tx, backend, &fresh, &gathered).await?;
         let windows = window_hits(fresh.iter().copied(), &gathered);
-        windows::gather(&mut tx, backend, windows).await?;
+        windows::gather(&mut tx, backend, windows, open).await?;
         let to_plan = gathered.iter().filter(|g| !**g).count();
-        if backend == Backend::Postgres && to_plan > 0 {
-            // Delivered at commit, to every replica's delivery worker. Gathered hits leave the
-            // planner nothing to do, so a flood inside a window wakes nobody.
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(HITS_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         let mut windowed = folded.clone();
         for (i, g) in fresh_at.iter().zip(&gathered) {
@@ -280,7 +287,7 @@ impl SqlStore {
                 windows.entry(token.as_str()).or_default().push(hit);
             }
         }
-        windows::gather(&mut tx, self.backend(), windows).await?;
+        windows::gather(&mut tx, self.backend(), windows, None).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -394,47 +401,26 @@ async fn apply_plan(
     Ok(Applied::AsPlanned)
 }
 
-/// Inserts the hits (`packed[i]` is hit i's raw record, packed); returns, per hit, whether it
-/// was new and whether it was left out because its token is gone altogether (neither new nor a
-/// repeat).
+/// SQLite: inserts the hits (`packed[i]` is hit i's raw record, packed) in power-of-two chunks
+/// of `VALUES`; returns, per hit, whether it was new and whether it was left out because its
+/// token is gone altogether (neither new nor a repeat).
 async fn insert_hits(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
     hits: &[HitRecord],
     packed: &[Vec<u8>],
     budget: i64,
 ) -> Result<(Vec<bool>, Vec<bool>)> {
     let mut new = Vec::with_capacity(hits.len());
-    let mut gone = vec![false; hits.len()];
-    let mut start = 0;
-    let mut rest = hits;
-    // PostgreSQL: the whole group in one statement (see `recordset`); SQLite: power-of-two
-    // chunks of `VALUES`.
-    let sizes: Vec<usize> = match backend {
-        Backend::Postgres => vec![hits.len()],
-        Backend::Sqlite => chunks(hits.len()).into_iter().map(|p| 1 << p).collect(),
-    };
-    for size in sizes {
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let offset = start;
-        start += chunk.len();
-        let inserted = match backend {
-            Backend::Postgres => {
-                let rows = recordset::rows_json(chunk, &packed[offset..offset + size]);
-                sqlx::query(&recordset::HITS_SQL)
-                    .bind(rows)
-                    .bind(budget)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-            }
-            Backend::Sqlite => {
-                insert_values(tx, chunk, &packed[offset..offset + size], budget).await?
-            }
-        };
+    let mut gone = Vec::with_capacity(hits.len());
+    let mut offset = 0;
+    for p in chunks(hits.len()) {
+        let range = offset..offset + (1 << p);
+        offset = range.end;
+        let chunk = &hits[range.clone()];
+        let inserted = insert_values(tx, chunk, &packed[range], budget).await?;
         if usize::try_from(inserted).is_ok_and(|n| n == chunk.len()) {
             new.extend(std::iter::repeat_n(true, chunk.len()));
+            gone.extend(std::iter::repeat_n(false, chunk.len()));
             continue;
         }
         // Some were repeats (or their token is gone): ids are random, so a stored row with a
@@ -442,7 +428,7 @@ async fn insert_hits(
         // caller that repeats an id also repeats the event).
         let sql = format!(
             "SELECT id FROM hits WHERE id IN {}",
-            values(1, chunk.len(), backend)
+            values(1, chunk.len(), Backend::Sqlite)
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql);
         for h in chunk {
@@ -450,21 +436,48 @@ async fn insert_hits(
         }
         let mut stored: HashSet<String> = q.fetch_all(&mut **tx).await?.into_iter().collect();
         let chunk_new: Vec<bool> = chunk.iter().map(|h| stored.remove(&h.id)).collect();
-        // Of the rest, a repeat has a token; a hit without one was filtered, and must not be
-        // reported as a duplicate.
-        let missing: Vec<&HitRecord> = chunk
-            .iter()
-            .zip(&chunk_new)
-            .filter(|(_, n)| !**n)
-            .map(|(h, _)| h)
-            .collect();
-        let known = tombstones::existing_tokens(tx, backend, &missing).await?;
-        for (i, (h, n)) in chunk.iter().zip(&chunk_new).enumerate() {
-            gone[offset + i] = !*n && !known.contains(h.token_id.as_str());
-        }
+        gone.extend(gone_tokens(tx, Backend::Sqlite, chunk, &chunk_new).await?);
         new.extend(chunk_new);
     }
     Ok((new, gone))
+}
+
+/// PostgreSQL: the whole group in one statement, which also reads the cooldowns and windows
+/// the rest of the group needs (`recordset::insert_read_sql`); new and gone as `insert_hits`.
+async fn insert_read(
+    tx: &mut Transaction<'_, Any>,
+    hits: &[HitRecord],
+    packed: &[Vec<u8>],
+    budget: i64,
+) -> Result<(Vec<bool>, Vec<bool>, recordset::InsertRead)> {
+    let mut read = recordset::insert_read(tx, hits, packed, budget).await?;
+    // The statement returned the ids it stored; the first hit holding an id is the stored one.
+    let new: Vec<bool> = hits.iter().map(|h| read.stored.remove(&h.id)).collect();
+    let gone = if new.iter().all(|n| *n) {
+        vec![false; hits.len()]
+    } else {
+        gone_tokens(tx, Backend::Postgres, hits, &new).await?
+    };
+    Ok((new, gone, read))
+}
+
+/// Per hit, whether it was left out because its token is gone altogether. Of the hits not
+/// `new`, a repeat has a token; a hit without one was filtered, and must not be reported as a
+/// duplicate.
+async fn gone_tokens(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    hits: &[HitRecord],
+    new: &[bool],
+) -> Result<Vec<bool>> {
+    let missing: Vec<&HitRecord> = (hits.iter().zip(new))
+        .filter(|(_, n)| !**n)
+        .map(|(h, _)| h)
+        .collect();
+    let known = tombstones::existing_tokens(tx, backend, &missing).await?;
+    Ok((hits.iter().zip(new))
+        .map(|(h, n)| !*n && !known.contains(h.token_id.as_str()))
+        .collect())
 }
 
 /// One chunk of hits as one multi-row `VALUES` statement (`hits_sql`); returns the rows
@@ -589,8 +602,11 @@ async fn insert_alerts(
 ) -> Result<()> {
     if backend == Backend::Postgres {
         if gathered.iter().any(|g| !*g) {
+            // Announced at commit: gathered hits leave the planner nothing to do, so a flood
+            // inside a window wakes nobody.
             sqlx::query(recordset::ALERTS_SQL)
                 .bind(recordset::alerts_json(fresh, gathered))
+                .bind(HITS_CHANNEL)
                 .execute(&mut **tx)
                 .await?;
         }

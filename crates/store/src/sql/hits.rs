@@ -16,9 +16,10 @@ impl HitStore for SqlStore {
         super::retry_deadlocks(|| self.record_hits_batched(hits)).await
     }
 
-    /// PostgreSQL: a few. Each group is some seven round trips to a backend process (BEGIN,
-    /// the hits, the cooling read, the alert rows, the window read and update, COMMIT); one at a time, the writer waited on each in turn while the database sat idle
-    /// between them. Concurrent transactions share WAL flushes and lock only the rows they
+    /// PostgreSQL: a few. Each group is some four round trips to a backend process (BEGIN,
+    /// the hits with the cooldowns and windows they need, the alert rows or the windows'
+    /// update, COMMIT); one at a time, the writer waited on each in turn while the database
+    /// sat idle between them. Concurrent transactions share WAL flushes and lock only the rows they
     /// touch, as two replicas' groups already do. Four of the pool's ten connections at most,
     /// so planning, delivery and reads keep the rest.
     fn concurrent_groups(&self) -> usize {

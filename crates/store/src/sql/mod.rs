@@ -25,6 +25,8 @@ mod writer;
 #[cfg(test)]
 mod deadlock_tests;
 #[cfg(test)]
+mod pg_plan_tests;
+#[cfg(test)]
 mod plan_tests;
 
 pub use backup::{SealedColumn, SealedValue, SEALED_COLUMNS};

@@ -8,13 +8,16 @@
 //! escaped as JSON and arrives as the same text; the packed record travels as base64.
 //! `tests/groups.rs` sends hostile text in every field and reads it back.
 
-use std::sync::LazyLock;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use base64::Engine;
 use serde::Serialize;
+use sqlx::{Any, Row as _, Transaction};
 
+use super::windows::{distinct_values, OpenWindows};
 use super::HIT_WRITE_COLUMNS;
-use crate::{event_hash, HitRecord};
+use crate::{event_hash, HitRecord, Result};
 
 /// One hit as a JSON object whose keys are `hits`' columns (and the fold probe's two values).
 #[derive(Serialize)]
@@ -59,28 +62,116 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
     serde_json::to_string(&rows).expect("hit rows serialise")
 }
 
-/// The statement: `$1` the rows (`rows_json`), `$2` the fold budget. The same filters as
-/// `batch::hits_sql`: the token exists, live or as a tombstone; the event was not folded before;
-/// the token's open window has not stored its budget.
-pub(super) static HITS_SQL: LazyLock<String> = LazyLock::new(|| {
+/// The group's first statement: `$1` the rows (`rows_json`), `$2` the fold budget. It inserts
+/// the hits with the same filters as `batch::hits_sql` (the token exists, live or as a
+/// tombstone; the event was not folded before; the token's open window has not stored its
+/// budget) and, in the same round trip, reads what the rest of the group needs: the open
+/// cooldowns of the group's tokens (no ignore list), and those tokens' windows, locked in token
+/// order. One row each, told apart by `kind`: `h` a stored hit's id, `c` a cooling token and its
+/// `cooldown_until`, `w` a window's distinct values. It replaces three round trips (the insert,
+/// the cooling read, the window read), each of which woke a backend and the server in turn.
+///
+/// The three parts see one snapshot. A cooldown another replica opens meanwhile is missed here
+/// as it could be missed between two statements: the hit gets an alert row, and planning it
+/// finds the window (`outbox::open_cooldown`). A window created meanwhile is not seen either:
+/// `windows::gather_one` updates the row it finds.
+///
+/// The planner guesses 100 rows for `jsonb_to_recordset`, and for 100 rows it reads the whole of
+/// `tokens` and `alert_windows` into hash tables rather than probe their keys: each group cost
+/// a scan of every token (2.7 ms of a trip's group with 1,000 tokens, and it grows with them).
+/// So the rows come with a `LIMIT` of the group's size rounded up to a power of two, which
+/// never cuts a row and which the planner believes; and the token test is two `EXISTS`, which
+/// it probes per row where `IN (SELECT …)` under an `OR` was always a hashed scan.
+fn insert_read_sql(limit: Option<usize>) -> String {
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     format!(
-        "INSERT INTO hits ({HIT_WRITE_COLUMNS}) \
-         SELECT v.id, v.token_id, v.event_id, v.event_time, v.received_at, v.event_name, \
-             v.source_ip, v.path, v.note, v.suppressed, decode(v.raw_packed, 'base64'), \
-             '', '', '', '' \
-         FROM jsonb_to_recordset(CAST($1 AS JSONB)) AS v(id TEXT, token_id TEXT, \
-             event_id TEXT, event_time BIGINT, received_at BIGINT, event_name TEXT, \
-             source_ip TEXT, path TEXT, note TEXT, suppressed TEXT, raw_packed TEXT, \
-             event_hash BIGINT) \
-         WHERE (v.token_id IN (SELECT id FROM tokens) \
-             OR v.token_id IN (SELECT id FROM deleted_tokens)) \
-         AND NOT EXISTS (SELECT 1 FROM folded_events f \
-             WHERE f.token_id = v.token_id AND f.event_hash = v.event_hash) \
-         AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = v.token_id \
-             AND w.hits >= CAST($2 AS BIGINT) AND w.closes_at > v.received_at) \
-         ON CONFLICT (event_id) DO NOTHING"
+        "WITH v AS MATERIALIZED (SELECT * FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
+             AS r(id TEXT, token_id TEXT, event_id TEXT, event_time BIGINT, \
+             received_at BIGINT, event_name TEXT, source_ip TEXT, path TEXT, note TEXT, \
+             suppressed TEXT, raw_packed TEXT, event_hash BIGINT){limit}), \
+         ins AS (INSERT INTO hits ({HIT_WRITE_COLUMNS}) \
+             SELECT v.id, v.token_id, v.event_id, v.event_time, v.received_at, v.event_name, \
+                 v.source_ip, v.path, v.note, v.suppressed, decode(v.raw_packed, 'base64'), \
+                 '', '', '', '' \
+             FROM v \
+             WHERE (EXISTS (SELECT 1 FROM tokens t WHERE t.id = v.token_id) \
+                 OR EXISTS (SELECT 1 FROM deleted_tokens d WHERE d.id = v.token_id)) \
+             AND NOT EXISTS (SELECT 1 FROM folded_events f \
+                 WHERE f.token_id = v.token_id AND f.event_hash = v.event_hash) \
+             AND NOT EXISTS (SELECT 1 FROM alert_windows w WHERE w.token_id = v.token_id \
+                 AND w.hits >= CAST($2 AS BIGINT) AND w.closes_at > v.received_at) \
+             ON CONFLICT (event_id) DO NOTHING RETURNING id), \
+         cool AS (SELECT id, cooldown_until FROM tokens WHERE cooldown_until IS NOT NULL \
+             AND ignore_sources = '' AND id IN (SELECT token_id FROM v)), \
+         win AS (SELECT token_id, addresses, other_addresses, events, other_events \
+             FROM alert_windows WHERE token_id IN (SELECT id FROM cool) \
+             ORDER BY token_id FOR UPDATE) \
+         SELECT 'h' AS kind, id AS key, CAST(0 AS BIGINT) AS until, '' AS addresses, \
+             CAST(0 AS BIGINT) AS other_addresses, '' AS events, \
+             CAST(0 AS BIGINT) AS other_events FROM ins \
+         UNION ALL SELECT 'c', id, cooldown_until, '', 0, '', 0 FROM cool \
+         UNION ALL SELECT 'w', token_id, 0, addresses, other_addresses, events, other_events \
+             FROM win"
     )
-});
+}
+
+/// Groups of up to 2^12 hits state their size; a larger one, which scans anyway, does not.
+const SIZED_LOG2: usize = 12;
+
+/// The statement for a group of `n` hits: one per power of two, built once, so each
+/// connection's prepared-statement cache holds every one.
+pub(super) fn insert_read_for(n: usize) -> &'static str {
+    static ALL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        (0..=SIZED_LOG2)
+            .map(|p| insert_read_sql(Some(1 << p)))
+            .chain([insert_read_sql(None)])
+            .collect()
+    });
+    let p = n.next_power_of_two().trailing_zeros() as usize;
+    &all[p.min(SIZED_LOG2 + 1)]
+}
+
+/// What the group's first statement stored and read (see `insert_read_sql`).
+#[derive(Default)]
+pub(super) struct InsertRead {
+    /// The ids of the hits it stored.
+    pub stored: HashSet<String>,
+    /// The open cooldowns of the group's tokens: token id → `cooldown_until`.
+    pub cooling: HashMap<String, i64>,
+    /// The windows of those tokens, locked until the commit.
+    pub open: OpenWindows,
+}
+
+/// Runs the group's first statement (`insert_read_sql`) for the whole group.
+pub(super) async fn insert_read(
+    tx: &mut Transaction<'_, Any>,
+    hits: &[HitRecord],
+    packed: &[Vec<u8>],
+    budget: i64,
+) -> Result<InsertRead> {
+    let rows = sqlx::query(insert_read_for(hits.len()))
+        .bind(rows_json(hits, packed))
+        .bind(budget)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut out = InsertRead::default();
+    for row in rows {
+        let key: String = row.try_get("key")?;
+        match row.try_get::<String, _>("kind")?.as_str() {
+            "h" => {
+                out.stored.insert(key);
+            }
+            "c" => {
+                out.cooling.insert(key, row.try_get("until")?);
+            }
+            _ => {
+                out.open.insert(key, distinct_values(&row)?);
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// One alert row: it shares its hit's id, and waits for the planner.
 #[derive(Serialize)]
@@ -104,9 +195,34 @@ pub(super) fn alerts_json(fresh: &[&HitRecord], gathered: &[bool]) -> String {
     serde_json::to_string(&rows).expect("alert rows serialise")
 }
 
-/// The alert rows' statement, as `batch::alerts_sql`: one row per hit, never a second.
-pub(super) const ALERTS_SQL: &str = "INSERT INTO alerts (id, token_id, created_at) \
+/// The alert rows' statement, as `batch::alerts_sql`: one row per hit, never a second. `$2`
+/// is the channel its commit is announced on (to every replica's delivery worker), in the same
+/// round trip: the planner has work only when a group wrote alert rows.
+pub(super) const ALERTS_SQL: &str = "WITH a AS (INSERT INTO alerts (id, token_id, created_at) \
      SELECT v.id, v.token_id, v.created_at \
      FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
          AS v(id TEXT, token_id TEXT, created_at BIGINT) \
-     ON CONFLICT (id) DO NOTHING";
+     ON CONFLICT (id) DO NOTHING) \
+     SELECT pg_notify($2, '')";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `LIMIT` a group's statement states, if any.
+    fn limit_of(sql: &str) -> Option<usize> {
+        let (_, rest) = sql.split_once(" LIMIT ")?;
+        rest.split(')').next()?.parse().ok()
+    }
+
+    #[test]
+    fn a_groups_statement_never_cuts_its_rows() {
+        for n in [1, 2, 3, 4, 5, 63, 64, 65, 1000, 4095, 4096] {
+            let limit = limit_of(insert_read_for(n)).expect("a sized statement");
+            assert!(limit >= n && limit < 2 * n, "{n} hits: LIMIT {limit}");
+        }
+        for n in [4097, 10_000, 100_000] {
+            assert_eq!(limit_of(insert_read_for(n)), None, "{n} hits");
+        }
+    }
+}
