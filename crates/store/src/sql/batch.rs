@@ -223,7 +223,7 @@ impl SqlStore {
         let mut folded = vec![false; hits.len()];
         if !candidates.is_empty() {
             // Folding writes a window's folded counts only, never the distinct values
-            // `read` holds for `gather`.
+            // `read` holds for `gather_counted`.
             for i in fold::fold(&mut tx, backend, budget, &candidates).await? {
                 new[i] = true;
                 folded[i] = true;
@@ -231,8 +231,8 @@ impl SqlStore {
         }
         let fresh_at: Vec<usize> = (0..hits.len()).filter(|i| new[*i] && !folded[*i]).collect();
         let fresh: Vec<&HitRecord> = fresh_at.iter().map(|i| &hits[*i]).collect();
-        let (cooling, open) = match read {
-            Some(read) => (read.cooling, Some(read.open)),
+        let (cooling, counted) = match read {
+            Some(read) => (read.cooling, Some(read.counted)),
             // Read after the hits went in, so SQLite already holds the write lock: the
             // windows seen here are the ones this transaction writes to.
             None => (cooling_tokens(&mut tx, backend, &fresh).await?, None),
@@ -240,7 +240,10 @@ impl SqlStore {
         let gathered = gathered(fresh.iter().copied(), &cooling);
         insert_alerts(&mut tx, backend, &fresh, &gathered).await?;
         let windows = window_hits(fresh.iter().copied(), &gathered);
-        windows::gather(&mut tx, backend, windows, open).await?;
+        match counted {
+            Some(counted) => recordset::gather_counted(&mut tx, windows, counted).await?,
+            None => windows::gather(&mut tx, backend, windows).await?,
+        }
         let to_plan = gathered.iter().filter(|g| !**g).count();
         tx.commit().await?;
         let mut windowed = folded.clone();
@@ -287,7 +290,7 @@ impl SqlStore {
                 windows.entry(token.as_str()).or_default().push(hit);
             }
         }
-        windows::gather(&mut tx, self.backend(), windows, None).await?;
+        windows::gather(&mut tx, self.backend(), windows).await?;
         tx.commit().await?;
         Ok(applied)
     }

@@ -1,5 +1,6 @@
-//! PostgreSQL: a whole group's hits in one `INSERT` (and their alert rows in another), passed as one JSON parameter and read back
-//! into rows by `jsonb_to_recordset`. sqlx's `Any` driver (the one pool both databases share)
+//! PostgreSQL: a whole group's hits in one statement (and their alert rows in another), passed
+//! as one JSON parameter and read back into rows by `jsonb_to_recordset`; the same statement
+//! counts the group into its tokens' cooldown windows, and `gather_counted` finishes them. sqlx's `Any` driver (the one pool both databases share)
 //! binds no arrays, so `UNNEST` is out; multi-row `VALUES` took a statement, and a round trip,
 //! per 64 hits, which is 64 for a group of 4,096. SQLite keeps `VALUES`: its statements cost
 //! no round trip (its writer thread, or sqlx's worker, runs them in process).
@@ -8,16 +9,17 @@
 //! escaped as JSON and arrives as the same text; the packed record travels as base64.
 //! `tests/groups.rs` sends hostile text in every field and reads it back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use base64::Engine;
 use serde::Serialize;
 use sqlx::{Any, Row as _, Transaction};
 
-use super::windows::{distinct_values, OpenWindows};
+use super::windows::{self, distinct_values};
+use super::Backend;
 use super::HIT_WRITE_COLUMNS;
-use crate::{event_hash, HitRecord, Result};
+use crate::{event_hash, Distinct, HitRecord, Result, StoreError, WindowHit};
 
 /// One hit as a JSON object whose keys are `hits`' columns (and the fold probe's two values).
 #[derive(Serialize)]
@@ -36,6 +38,8 @@ struct Row<'a> {
     /// `raw` are written empty, as by `VALUES` (see `HIT_WRITE_COLUMNS`).
     raw_packed: String,
     event_hash: i64,
+    /// The hit's place in the group: a window's last hit is the group's last of its token.
+    i: usize,
 }
 
 /// The hits (`packed[i]` is hit i's packed record) as the statement's `$1`.
@@ -44,7 +48,8 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
     let rows: Vec<Row<'_>> = hits
         .iter()
         .zip(packed)
-        .map(|(h, p)| Row {
+        .enumerate()
+        .map(|(i, (h, p))| Row {
             id: &h.id,
             token_id: h.token_id.as_str(),
             event_id: &h.event_id,
@@ -57,6 +62,7 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
             suppressed: h.suppressed.as_deref(),
             raw_packed: b64.encode(p),
             event_hash: event_hash(&h.event_id),
+            i,
         })
         .collect();
     serde_json::to_string(&rows).expect("hit rows serialise")
@@ -65,16 +71,25 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
 /// The group's first statement: `$1` the rows (`rows_json`), `$2` the fold budget. It inserts
 /// the hits with the same filters as `batch::hits_sql` (the token exists, live or as a
 /// tombstone; the event was not folded before; the token's open window has not stored its
-/// budget) and, in the same round trip, reads what the rest of the group needs: the open
-/// cooldowns of the group's tokens (no ignore list), and those tokens' windows, locked in token
-/// order. One row each, told apart by `kind`: `h` a stored hit's id, `c` a cooling token and its
-/// `cooldown_until`, `w` a window's distinct values. It replaces three round trips (the insert,
-/// the cooling read, the window read), each of which woke a backend and the server in turn.
+/// budget), and in the same round trip:
+/// - reads the open cooldowns of the group's tokens (no ignore list);
+/// - counts the new hits received inside their token's cooldown into its window (`g`, `upd`:
+///   the count, the span, the last hit and the window's end), which locks the row, and returns
+///   the window's distinct values as they were, for `gather_counted` to merge.
 ///
-/// The three parts see one snapshot. A cooldown another replica opens meanwhile is missed here
-/// as it could be missed between two statements: the hit gets an alert row, and planning it
-/// finds the window (`outbox::open_cooldown`). A window created meanwhile is not seen either:
-/// `windows::gather_one` updates the row it finds.
+/// One row each, told apart by `kind`: `h` a stored hit's id, `c` a cooling token and its
+/// `cooldown_until` (`n`), `w` a window counted into, with how many hits (`n`) and its distinct
+/// values. It replaces the five round trips of the insert, the cooling read, the window read
+/// and the window update (each woke a backend and the server in turn); the distinct values are
+/// written back only when the hits add to them.
+///
+/// The parts see one snapshot. A cooldown another replica opens meanwhile is missed here as it
+/// could be missed between two statements: the hit gets an alert row, and planning it finds the
+/// window (`outbox::open_cooldown`). A window created meanwhile is not seen by `upd` either:
+/// `windows::gather_one` updates the row it finds. `batch::gathered` picks the same hits by the
+/// same test (new, and received before the cooldown's end; of hits sharing a row id, only the
+/// first, as `batch::insert_read` reads them), and `gather_counted` checks each window's count
+/// against it.
 ///
 /// The planner guesses 100 rows for `jsonb_to_recordset`, and for 100 rows it reads the whole of
 /// `tokens` and `alert_windows` into hash tables rather than probe their keys: each group cost
@@ -88,7 +103,7 @@ fn insert_read_sql(limit: Option<usize>) -> String {
         "WITH v AS MATERIALIZED (SELECT * FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
              AS r(id TEXT, token_id TEXT, event_id TEXT, event_time BIGINT, \
              received_at BIGINT, event_name TEXT, source_ip TEXT, path TEXT, note TEXT, \
-             suppressed TEXT, raw_packed TEXT, event_hash BIGINT){limit}), \
+             suppressed TEXT, raw_packed TEXT, event_hash BIGINT, i BIGINT){limit}), \
          ins AS (INSERT INTO hits ({HIT_WRITE_COLUMNS}) \
              SELECT v.id, v.token_id, v.event_id, v.event_time, v.received_at, v.event_name, \
                  v.source_ip, v.path, v.note, v.suppressed, decode(v.raw_packed, 'base64'), \
@@ -103,15 +118,26 @@ fn insert_read_sql(limit: Option<usize>) -> String {
              ON CONFLICT (event_id) DO NOTHING RETURNING id), \
          cool AS (SELECT id, cooldown_until FROM tokens WHERE cooldown_until IS NOT NULL \
              AND ignore_sources = '' AND id IN (SELECT token_id FROM v)), \
-         win AS (SELECT token_id, addresses, other_addresses, events, other_events \
-             FROM alert_windows WHERE token_id IN (SELECT id FROM cool) \
-             ORDER BY token_id FOR UPDATE) \
-         SELECT 'h' AS kind, id AS key, CAST(0 AS BIGINT) AS until, '' AS addresses, \
+         g AS (SELECT v.token_id, COUNT(*) AS n, MIN(v.event_time) AS earliest, \
+                 MAX(v.event_time) AS latest, (array_agg(v.id ORDER BY v.i DESC))[1] AS last_id, \
+                 MAX(c.cooldown_until) AS until \
+             FROM (SELECT DISTINCT ON (v.id) v.* FROM v JOIN ins ON ins.id = v.id \
+                 ORDER BY v.id, v.i) v \
+             JOIN cool c ON c.id = v.token_id \
+             WHERE c.cooldown_until > v.received_at GROUP BY v.token_id), \
+         upd AS (UPDATE alert_windows w SET hits = w.hits + g.n, \
+                 first_event_time = LEAST(w.first_event_time, g.earliest), \
+                 last_event_time = GREATEST(w.last_event_time, g.latest), \
+                 last_hit_id = g.last_id, closes_at = g.until \
+             FROM g WHERE w.token_id = g.token_id \
+             RETURNING w.token_id, g.n, w.addresses, w.other_addresses, w.events, \
+                 w.other_events) \
+         SELECT 'h' AS kind, id AS key, CAST(0 AS BIGINT) AS n, '' AS addresses, \
              CAST(0 AS BIGINT) AS other_addresses, '' AS events, \
              CAST(0 AS BIGINT) AS other_events FROM ins \
          UNION ALL SELECT 'c', id, cooldown_until, '', 0, '', 0 FROM cool \
-         UNION ALL SELECT 'w', token_id, 0, addresses, other_addresses, events, other_events \
-             FROM win"
+         UNION ALL SELECT 'w', token_id, n, addresses, other_addresses, events, other_events \
+             FROM upd"
     )
 }
 
@@ -139,8 +165,8 @@ pub(super) struct InsertRead {
     pub stored: HashSet<String>,
     /// The open cooldowns of the group's tokens: token id → `cooldown_until`.
     pub cooling: HashMap<String, i64>,
-    /// The windows of those tokens, locked until the commit.
-    pub open: OpenWindows,
+    /// The windows the statement counted the group's hits into, locked until the commit.
+    pub counted: BTreeMap<String, Counted>,
 }
 
 /// Runs the group's first statement (`insert_read_sql`) for the whole group.
@@ -163,14 +189,78 @@ pub(super) async fn insert_read(
                 out.stored.insert(key);
             }
             "c" => {
-                out.cooling.insert(key, row.try_get("until")?);
+                out.cooling.insert(key, row.try_get("n")?);
             }
             _ => {
-                out.open.insert(key, distinct_values(&row)?);
+                let (addresses, events) = distinct_values(&row)?;
+                let hits = row.try_get("n")?;
+                out.counted.insert(
+                    key,
+                    Counted {
+                        hits,
+                        addresses,
+                        events,
+                    },
+                );
             }
         }
     }
     Ok(out)
+}
+
+/// PostgreSQL: a group's hits into the windows whose count, span and last hit the group's
+/// first statement already added (`counted`: each window's distinct values before the group,
+/// and how many hits the statement counted into it). The distinct values are written back, in
+/// one statement, only for windows the hits add to: a flood from one address calling one API
+/// writes none, and its group is three round trips. A window the statement did not find (none
+/// yet, or one another commit created meanwhile) goes through `windows::gather_one`.
+pub(super) async fn gather_counted(
+    tx: &mut Transaction<'_, Any>,
+    hits: BTreeMap<&str, Vec<WindowHit>>,
+    mut counted: BTreeMap<String, Counted>,
+) -> Result<()> {
+    let mut changed = Vec::new();
+    for (token, hits) in hits.iter().filter(|(_, h)| !h.is_empty()) {
+        let Some(Counted {
+            hits: n,
+            addresses,
+            events,
+        }) = counted.remove(*token)
+        else {
+            windows::gather_one(tx, Backend::Postgres, token, hits).await?;
+            continue;
+        };
+        // The statement and this side pick the gathered hits by the same test (new, and
+        // received before the cooldown's end); never a count that disagrees, silently.
+        if n != windows::count(hits.len() as u64) {
+            return Err(StoreError::Corrupt(format!(
+                "the cooldown window of token {token} counted {n} hits for {}",
+                hits.len()
+            )));
+        }
+        let (mut after_addresses, mut after_events) = (addresses.clone(), events.clone());
+        windows::add_distinct(hits, &mut after_addresses, &mut after_events);
+        if (&after_addresses, &after_events) != (&addresses, &events) {
+            changed.push((*token, after_addresses, after_events));
+        }
+    }
+    if let Some(token) = counted.keys().next() {
+        return Err(StoreError::Corrupt(format!(
+            "the cooldown window of token {token} counted hits it was not given"
+        )));
+    }
+    for chunk in changed.chunks(windows::GATHER_CHUNK) {
+        windows::write_distinct(tx, Backend::Postgres, chunk).await?;
+    }
+    Ok(())
+}
+
+/// A window as the PostgreSQL group's first statement left it: the hits it counted in, and
+/// its distinct values from before them.
+pub(super) struct Counted {
+    pub hits: i64,
+    pub addresses: Distinct,
+    pub events: Distinct,
 }
 
 /// One alert row: it shares its hit's id, and waits for the planner.

@@ -113,10 +113,7 @@ impl<'a> WindowUpdate<'a> {
         mut addresses: Distinct,
         mut events: Distinct,
     ) -> Self {
-        for h in hits {
-            addresses.add(&h.source_ip);
-            events.add(&h.event_name);
-        }
+        add_distinct(hits, &mut addresses, &mut events);
         let (earliest, latest) = span(hits);
         Self {
             token,
@@ -142,26 +139,18 @@ pub(super) async fn gather(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     hits: BTreeMap<&str, Vec<WindowHit>>,
-    mut known: Option<OpenWindows>,
 ) -> Result<()> {
     let tokens: Vec<(&str, Vec<WindowHit>)> =
         hits.into_iter().filter(|(_, h)| !h.is_empty()).collect();
     for chunk in tokens.chunks(GATHER_CHUNK) {
-        // Read (and locked) already by the group's first statement on PostgreSQL, which
-        // read every window of a token that was cooling: one round trip fewer a group.
-        let mut open = match known.as_mut() {
-            Some(known) => (chunk.iter())
-                .filter_map(|(token, _)| known.remove_entry(*token))
-                .collect(),
-            None => read_open(tx, backend, chunk).await?,
-        };
+        let mut open = read_open(tx, backend, chunk).await?;
         let mut updates = Vec::new();
         for (token, hits) in chunk {
             match open.remove(*token) {
                 Some((addresses, events)) => {
                     updates.push(WindowUpdate::merge(token, hits, addresses, events));
                 }
-                None => gather_one(tx, token, hits).await?,
+                None => gather_one(tx, backend, token, hits).await?,
             }
         }
         if updates.is_empty() {
@@ -228,6 +217,47 @@ pub(super) fn distinct_values(row: &AnyRow) -> Result<(Distinct, Distinct)> {
     Ok((addresses, events))
 }
 
+/// Adds `hits`' addresses and event names to a window's distinct values.
+pub(super) fn add_distinct(hits: &[WindowHit], addresses: &mut Distinct, events: &mut Distinct) {
+    for h in hits {
+        addresses.add(&h.source_ip);
+        events.add(&h.event_name);
+    }
+}
+
+/// Writes windows' distinct values (token, addresses, events), each row locked already by this
+/// transaction; fails rather than leave one unwritten.
+pub(super) async fn write_distinct(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    windows: &[(&str, Distinct, Distinct)],
+) -> Result<()> {
+    // token, addresses, others, events, others
+    let ints = [false, false, true, false, true];
+    let sql = format!(
+        "UPDATE alert_windows SET addresses = v.column2, other_addresses = v.column3, \
+         events = v.column4, other_events = v.column5 \
+         FROM (VALUES {}) AS v WHERE alert_windows.token_id = v.column1",
+        super::batch::typed_values(windows.len(), &ints, backend)
+    );
+    let mut q = sqlx::query(&sql);
+    for (token, addresses, events) in windows {
+        q = q
+            .bind(*token)
+            .bind(addresses.encode())
+            .bind(count(addresses.others))
+            .bind(events.encode())
+            .bind(count(events.others));
+    }
+    let done = q.execute(&mut **tx).await?.rows_affected();
+    if usize::try_from(done).ok() != Some(windows.len()) {
+        return Err(StoreError::Corrupt(
+            "a cooldown window changed under its lock".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// The earliest and latest event times of `hits`.
 fn span(hits: &[WindowHit]) -> (i64, i64) {
     let earliest = hits.iter().map(|h| h.event_time).min().unwrap_or(0);
@@ -239,7 +269,12 @@ fn span(hits: &[WindowHit]) -> (i64, i64) {
 /// another replica's commit created it meanwhile, updated. One `UPDATE … RETURNING` adds the
 /// count and span and locks the row; the distinct values it returns are written back only when
 /// the hits add to them.
-async fn gather_one(tx: &mut Transaction<'_, Any>, token: &str, hits: &[WindowHit]) -> Result<()> {
+pub(super) async fn gather_one(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    token: &str,
+    hits: &[WindowHit],
+) -> Result<()> {
     let (Some(first), Some(last)) = (hits.first(), hits.last()) else {
         return Ok(());
     };
@@ -265,22 +300,9 @@ async fn gather_one(tx: &mut Transaction<'_, Any>, token: &str, hits: &[WindowHi
         if let Some(row) = row {
             let (mut addresses, mut events) = distinct_values(&row)?;
             let before = (addresses.clone(), events.clone());
-            for h in hits {
-                addresses.add(&h.source_ip);
-                events.add(&h.event_name);
-            }
+            add_distinct(hits, &mut addresses, &mut events);
             if before != (addresses.clone(), events.clone()) {
-                sqlx::query(
-                    "UPDATE alert_windows SET addresses = $2, other_addresses = $3, \
-                     events = $4, other_events = $5 WHERE token_id = $1",
-                )
-                .bind(token)
-                .bind(addresses.encode())
-                .bind(count(addresses.others))
-                .bind(events.encode())
-                .bind(count(events.others))
-                .execute(&mut **tx)
-                .await?;
+                write_distinct(tx, backend, &[(token, addresses, events)]).await?;
             }
             return Ok(());
         }
