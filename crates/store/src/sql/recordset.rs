@@ -74,8 +74,11 @@ pub(super) fn rows_json(hits: &[HitRecord], packed: &[Vec<u8>]) -> String {
 /// budget), and in the same round trip:
 /// - reads the open cooldowns of the group's tokens (no ignore list);
 /// - counts the new hits received inside their token's cooldown into its window (`g`, `upd`:
-///   the count, the span, the last hit and the window's end), which locks the row, and returns
-///   the window's distinct values as they were, for `gather_counted` to merge.
+///   the count, the span, the last hit and the window's end) and returns the window's distinct
+///   values as they were, for `gather_counted` to merge. The windows are locked in token order
+///   (`lk`, the update's only source, so it writes no row `lk` did not lock first), as every
+///   commit takes them: an `UPDATE … FROM` alone locks in whatever order its join yields, and
+///   two groups over the same tokens could each hold one the other waits for.
 ///
 /// One row each, told apart by `kind`: `h` a stored hit's id, `c` a cooling token and its
 /// `cooldown_until` (`n`), `w` a window counted into, with how many hits (`n`) and its distinct
@@ -125,12 +128,14 @@ fn insert_read_sql(limit: Option<usize>) -> String {
                  ORDER BY v.id, v.i) v \
              JOIN cool c ON c.id = v.token_id \
              WHERE c.cooldown_until > v.received_at GROUP BY v.token_id), \
-         upd AS (UPDATE alert_windows w SET hits = w.hits + g.n, \
-                 first_event_time = LEAST(w.first_event_time, g.earliest), \
-                 last_event_time = GREATEST(w.last_event_time, g.latest), \
-                 last_hit_id = g.last_id, closes_at = g.until \
-             FROM g WHERE w.token_id = g.token_id \
-             RETURNING w.token_id, g.n, w.addresses, w.other_addresses, w.events, \
+         lk AS (SELECT g.* FROM g JOIN alert_windows w ON w.token_id = g.token_id \
+             ORDER BY g.token_id FOR UPDATE OF w), \
+         upd AS (UPDATE alert_windows w SET hits = w.hits + lk.n, \
+                 first_event_time = LEAST(w.first_event_time, lk.earliest), \
+                 last_event_time = GREATEST(w.last_event_time, lk.latest), \
+                 last_hit_id = lk.last_id, closes_at = lk.until \
+             FROM lk WHERE w.token_id = lk.token_id \
+             RETURNING w.token_id, lk.n, w.addresses, w.other_addresses, w.events, \
                  w.other_events) \
          SELECT 'h' AS kind, id AS key, CAST(0 AS BIGINT) AS n, '' AS addresses, \
              CAST(0 AS BIGINT) AS other_addresses, '' AS events, \
