@@ -534,8 +534,6 @@ async fn cooling_tokens(
     Ok(cooling)
 }
 
-/// Per hit, whether it falls inside its token's open cooldown window (`cooling`: token id →
-/// `cooldown_until`), and so is gathered into the window instead of alerting on its own.
 /// The hits' tokens, each once, in order (the order rows are locked in on PostgreSQL).
 pub(super) fn token_ids<'a>(hits: impl IntoIterator<Item = &'a HitRecord>) -> Vec<&'a str> {
     hits.into_iter()
@@ -545,6 +543,8 @@ pub(super) fn token_ids<'a>(hits: impl IntoIterator<Item = &'a HitRecord>) -> Ve
         .collect()
 }
 
+/// Per hit, whether it falls inside its token's open cooldown window (`cooling`: token id →
+/// `cooldown_until`), and so is gathered into the window instead of alerting on its own.
 pub(super) fn gathered<'a>(
     hits: impl Iterator<Item = &'a HitRecord>,
     cooling: &HashMap<String, i64>,
