@@ -18,9 +18,10 @@ impl HitStore for SqlStore {
 
     /// PostgreSQL: a few. Each group is three or four round trips to a backend process (BEGIN,
     /// the hits counted into their windows, the alert rows if any, COMMIT); one at a time, the
-    /// writer waited on each in turn while the database sat idle between them. Concurrent transactions share WAL flushes and lock only the rows they
-    /// touch, as two replicas' groups already do. Four of the pool's ten connections at most,
-    /// so planning, delivery and reads keep the rest.
+    /// writer waited on each in turn while the database sat idle between them. Concurrent
+    /// transactions share WAL flushes and lock only the rows they touch, as two replicas'
+    /// groups already do. Four of the pool's ten connections at most, so planning, delivery
+    /// and reads keep the rest.
     fn concurrent_groups(&self) -> usize {
         match self.backend() {
             super::Backend::Sqlite => 1,
